@@ -1,0 +1,1 @@
+//! Benchmark harness for pool: the same workloads side by side with rayon, threads, MPIRE and multiprocessing.

@@ -1,0 +1,1 @@
+//! The worker pool itself: tasks, chunking, scheduling, worker life cycle, errors, thread back end.

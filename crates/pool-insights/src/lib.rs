@@ -1,0 +1,1 @@
+//! Worker insights for pool: timing statistics, percentiles, tables and JSON.

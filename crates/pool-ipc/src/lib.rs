@@ -1,0 +1,1 @@
+//! Process workers for pool: fork and spawn start methods, shared-memory transport, fault detection.

@@ -1,0 +1,1 @@
+//! Progress bars for pool: indicatif bars, plain log lines, hooks.

@@ -1,0 +1,1 @@
+//! pool: worker pools of processes or threads.
