@@ -1,1 +1,71 @@
-//! pool: worker pools of processes or threads.
+//! # pool: worker pools of processes or threads, made easy
+//!
+//! `pool` runs a function over many inputs on a pool of workers (forked processes, re-executed
+//! processes, or threads) with MPIRE's conveniences: `map` / `imap` / `apply_async`, progress
+//! bars, per-worker state, init and exit hooks, shared objects, timeouts, restarts and
+//! insights into where the time goes.
+//!
+//! ```
+//! use pool::{StartMethod, WorkerPool};
+//!
+//! let mut pool = WorkerPool::builder()
+//!     .n_jobs(2)
+//!     .start_method(StartMethod::Threading)
+//!     .build()
+//!     .unwrap();
+//! let squares: Vec<u64> = pool.map(|x: u64| x * x, 0..100u64).unwrap();
+//! assert_eq!(squares[10], 100);
+//! ```
+//!
+//! The layers: `pool-core` (the pool, threads), `pool-ipc` (process workers),
+//! `pool-progress` (bars), `pool-insights` (statistics). This crate wires them together.
+
+pub use pool_core::chunking::{ChunkSpec, chunk_slice, chunk_tasks};
+pub use pool_core::{
+    ApplyOptions, AsyncResult, Cause, ErrorPolicy, Failure, MapIter, MapOptions, Outcome, Phase,
+    PoolError, ProgressSink, ProgressSpec, ProgressStyle, StartMethod, Status, StatusHandle,
+    WorkerContext, WorkerTimings, cpu_count,
+};
+pub use pool_insights::Insights;
+
+use pool_core::{Backend, CallInfo, Extensions, SharedObjects, ThreadBackend};
+
+/// The layers this crate plugs into `pool_core`: process workers, progress bars, insights.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Layers;
+
+impl Extensions for Layers {
+    type Insights = Insights;
+
+    fn default_start_method() -> StartMethod {
+        StartMethod::Threading
+    }
+
+    fn backend<Sh: SharedObjects, St: 'static>(
+        method: StartMethod,
+        n_jobs: usize,
+        _daemon: bool,
+    ) -> Result<Box<dyn Backend<Sh, St>>, PoolError> {
+        match method {
+            StartMethod::Threading => Ok(Box::new(ThreadBackend::new(n_jobs))),
+            other => Err(PoolError::InvalidConfig(format!(
+                "start method {} is not available yet",
+                other.name()
+            ))),
+        }
+    }
+
+    fn progress(info: &CallInfo) -> Option<Box<dyn ProgressSink>> {
+        pool_progress::sink_for(info)
+    }
+
+    fn insights(timings: &[WorkerTimings]) -> Insights {
+        Insights::from_timings(timings)
+    }
+}
+
+/// A pool of workers; see [`pool_core::WorkerPool`] for every method.
+pub type WorkerPool<Sh = (), St = ()> = pool_core::WorkerPool<Sh, St, Layers>;
+
+/// Builds a [`WorkerPool`].
+pub type Builder<Sh = (), St = ()> = pool_core::Builder<Sh, St, Layers>;

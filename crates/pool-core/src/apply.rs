@@ -1,0 +1,325 @@
+//! `apply` and `apply_async`: single tasks, each with its own function, results delivered
+//! through an [`AsyncResult`] and optional callbacks.
+//!
+//! While apply tasks are outstanding, a collector thread owns the event stream: it hands
+//! queued tasks to idle workers, completes results, runs callbacks and enforces timeouts. It
+//! exits when nothing is outstanding; map calls wait for that before they start.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::backend::Command;
+use crate::counters::monotonic_ns;
+use crate::error::{Cause, PoolError};
+use crate::job::Data;
+use crate::supervisor::{Delivery, Supervisor};
+
+pub(crate) type Completion = Box<dyn FnOnce(Result<Data, PoolError>) + Send>;
+
+pub(crate) struct Pending<Sh, St> {
+    pub(crate) cmd: Command<Sh, St>,
+    pub(crate) call: u64,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) complete: Completion,
+}
+
+struct Outstanding {
+    timeout: Option<Duration>,
+    complete: Completion,
+}
+
+struct Queue<Sh, St> {
+    waiting: VecDeque<Pending<Sh, St>>,
+    outstanding: HashMap<u64, Outstanding>,
+    running: bool,
+}
+
+pub(crate) struct Applier<Sh, St> {
+    sup: Arc<Mutex<Supervisor<Sh, St>>>,
+    queue: Arc<Mutex<Queue<Sh, St>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl<Sh, St> fmt::Debug for Applier<Sh, St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Applier").finish_non_exhaustive()
+    }
+}
+
+const TICK: Duration = Duration::from_millis(20);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl<Sh: Send + Sync + 'static, St: 'static> Applier<Sh, St> {
+    pub(crate) fn new(sup: Arc<Mutex<Supervisor<Sh, St>>>) -> Self {
+        let queue = Queue {
+            waiting: VecDeque::new(),
+            outstanding: HashMap::new(),
+            running: false,
+        };
+        Applier {
+            sup,
+            queue: Arc::new(Mutex::new(queue)),
+            thread: Mutex::new(None),
+        }
+    }
+
+    /// Queues a task and makes sure the collector runs.
+    pub(crate) fn submit(&self, p: Pending<Sh, St>) {
+        let mut q = lock(&self.queue);
+        q.waiting.push_back(p);
+        if !q.running {
+            q.running = true;
+            drop(q);
+            if let Some(old) = lock(&self.thread).take() {
+                let _ = old.join();
+            }
+            let (sup, queue) = (self.sup.clone(), self.queue.clone());
+            let handle = std::thread::Builder::new()
+                .name("pool-apply".into())
+                .spawn(move || collect(&sup, &queue))
+                .expect("cannot start the apply collector thread");
+            *lock(&self.thread) = Some(handle);
+        }
+    }
+
+    /// Blocks until no apply task is outstanding.
+    pub(crate) fn wait_idle(&self) {
+        if let Some(h) = lock(&self.thread).take() {
+            let _ = h.join();
+        }
+    }
+
+    /// Fails every outstanding task with `Terminated`.
+    pub(crate) fn cancel_all(&self) {
+        let completions: Vec<Completion> = {
+            let mut q = lock(&self.queue);
+            let mut c: Vec<Completion> = q.waiting.drain(..).map(|p| p.complete).collect();
+            c.extend(q.outstanding.drain().map(|(_, o)| o.complete));
+            c
+        };
+        for c in completions {
+            c(Err(PoolError::Terminated));
+        }
+        self.wait_idle();
+    }
+}
+
+impl<Sh, St> Applier<Sh, St> {
+    pub(crate) fn shutdown(&self) {
+        if let Some(h) = lock(&self.thread).take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// The collector thread's loop.
+fn collect<Sh, St>(sup: &Mutex<Supervisor<Sh, St>>, queue: &Mutex<Queue<Sh, St>>) {
+    let events = lock(sup).backend.events().clone();
+    loop {
+        let ev = events.recv_timeout(TICK).ok();
+        let mut done: Vec<(Completion, Result<Data, PoolError>)> = Vec::new();
+        {
+            let mut s = lock(sup);
+            let mut q = lock(queue);
+            let mut deliveries = Vec::new();
+            if let Some(ev) = ev {
+                match s.handle(ev) {
+                    Ok(Some(d)) => deliveries.push(d),
+                    Ok(None) => {}
+                    Err(e) => fail_all(&mut q, &mut done, &e),
+                }
+            }
+            // Timeouts: each apply task has its own.
+            let now = monotonic_ns();
+            for w in 0..s.n_jobs() {
+                let Some(c) = s.inflight(w).front().copied() else {
+                    continue;
+                };
+                let Some(limit) = q.outstanding.get(&c.call).and_then(|o| o.timeout) else {
+                    continue;
+                };
+                let Some((_, started)) = s.counters().slots()[w].current() else {
+                    continue;
+                };
+                if started != 0 && Duration::from_nanos(now.saturating_sub(started)) > limit {
+                    deliveries.push(s.lose(
+                        w,
+                        Cause::Timeout(limit),
+                        format!("the task ran longer than {limit:?}"),
+                    ));
+                }
+            }
+            for d in deliveries {
+                match d {
+                    Delivery::Chunk { call, output, .. } => {
+                        if let Some(o) = q.outstanding.remove(&call) {
+                            done.push((o.complete, Ok(output)));
+                        }
+                    }
+                    Delivery::Lost {
+                        chunks, failure, ..
+                    } => {
+                        for c in chunks {
+                            if let Some(o) = q.outstanding.remove(&c.call) {
+                                done.push((o.complete, Err(failure.clone().into())));
+                            }
+                        }
+                    }
+                    Delivery::HookFailed(f) => fail_all(&mut q, &mut done, &PoolError::from(f)),
+                }
+            }
+            if s.revive().is_err() {
+                fail_all(&mut q, &mut done, &PoolError::Terminated);
+            }
+            while !q.waiting.is_empty() {
+                let Some(w) = s.pick_idle() else { break };
+                let p = q.waiting.pop_front().expect("not empty");
+                match s.dispatch(w, p.cmd) {
+                    Ok(()) => {
+                        q.outstanding.insert(
+                            p.call,
+                            Outstanding {
+                                timeout: p.timeout,
+                                complete: p.complete,
+                            },
+                        );
+                    }
+                    Err(e) => done.push((p.complete, Err(e))),
+                }
+            }
+            if q.waiting.is_empty() && q.outstanding.is_empty() {
+                q.running = false;
+                drop(q);
+                drop(s);
+                for (c, r) in done {
+                    c(r);
+                }
+                return;
+            }
+        }
+        for (c, r) in done {
+            c(r);
+        }
+    }
+}
+
+fn fail_all<Sh, St>(
+    q: &mut Queue<Sh, St>,
+    done: &mut Vec<(Completion, Result<Data, PoolError>)>,
+    e: &PoolError,
+) {
+    let msg = e.to_string();
+    for (_, o) in q.outstanding.drain() {
+        done.push((
+            o.complete,
+            Err(PoolError::backend(
+                msg.clone(),
+                std::io::ErrorKind::Other.into(),
+            )),
+        ));
+    }
+    for p in q.waiting.drain(..) {
+        done.push((
+            p.complete,
+            Err(PoolError::backend(
+                msg.clone(),
+                std::io::ErrorKind::Other.into(),
+            )),
+        ));
+    }
+}
+
+/// The result of an `apply_async` task.
+///
+/// ```
+/// use std::time::Duration;
+/// use pool_core::ThreadPool;
+///
+/// let mut pool = ThreadPool::new(2).unwrap();
+/// let r = pool.apply_async(|x: u32| x * 2, 21).unwrap();
+/// assert!(r.wait(Some(Duration::from_secs(5))));
+/// assert!(r.ready());
+/// assert_eq!(r.successful().unwrap(), true);
+/// assert_eq!(r.get(None).unwrap(), 42);
+/// ```
+#[must_use = "an AsyncResult is how the task's result is read"]
+pub struct AsyncResult<R> {
+    slot: Arc<(Mutex<Option<Result<R, PoolError>>>, Condvar)>,
+}
+
+impl<R> fmt::Debug for AsyncResult<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncResult")
+            .field("ready", &self.ready())
+            .finish()
+    }
+}
+
+impl<R> AsyncResult<R> {
+    pub(crate) fn new() -> (Self, ResultSetter<R>) {
+        let slot = Arc::new((Mutex::new(None), Condvar::new()));
+        (AsyncResult { slot: slot.clone() }, ResultSetter { slot })
+    }
+
+    /// Whether the task finished.
+    pub fn ready(&self) -> bool {
+        lock(&self.slot.0).is_some()
+    }
+
+    /// Whether it finished without error; `Err(NotReady)` while it runs.
+    pub fn successful(&self) -> Result<bool, PoolError> {
+        match &*lock(&self.slot.0) {
+            None => Err(PoolError::NotReady),
+            Some(r) => Ok(r.is_ok()),
+        }
+    }
+
+    /// Waits until the task finished or `timeout` passed; returns whether it finished.
+    pub fn wait(&self, timeout: Option<Duration>) -> bool {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut g = lock(&self.slot.0);
+        while g.is_none() {
+            match deadline {
+                None => g = self.slot.1.wait(g).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return false;
+                    }
+                    g = self
+                        .slot
+                        .1
+                        .wait_timeout(g, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            }
+        }
+        true
+    }
+
+    /// The result, waiting at most `timeout` (`Err(WaitTimeout)` then).
+    pub fn get(self, timeout: Option<Duration>) -> Result<R, PoolError> {
+        if !self.wait(timeout) {
+            return Err(PoolError::WaitTimeout(timeout.unwrap_or_default()));
+        }
+        lock(&self.slot.0).take().expect("ready")
+    }
+}
+
+pub(crate) struct ResultSetter<R> {
+    slot: Arc<(Mutex<Option<Result<R, PoolError>>>, Condvar)>,
+}
+
+impl<R> ResultSetter<R> {
+    pub(crate) fn set(self, r: Result<R, PoolError>) {
+        *lock(&self.slot.0) = Some(r);
+        self.slot.1.notify_all();
+    }
+}

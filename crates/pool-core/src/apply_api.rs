@@ -1,0 +1,189 @@
+//! The apply family on [`WorkerPool`]: `apply`, `apply_async` and their options.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::apply::{AsyncResult, Pending};
+use crate::backend::Command;
+use crate::context::WorkerContext;
+use crate::error::PoolError;
+use crate::extensions::{Extensions, SharedObjects};
+use crate::job::{ErasedJob, Input, Payload, RunSettings, TypedJob, decode_output, encode_inputs};
+use crate::options::MapOptions;
+use crate::pool::WorkerPool;
+use crate::supervisor::WorkerSpec;
+
+type Callback<R> = Box<dyn FnOnce(&R) + Send>;
+type ErrorCallback = Box<dyn FnOnce(&PoolError) + Send>;
+
+/// Options of an `apply_async` task: callbacks, timeout, and worker init/exit for workers it
+/// starts.
+///
+/// ```
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use std::sync::Arc;
+/// use pool_core::{ApplyOptions, ThreadPool};
+///
+/// let seen = Arc::new(AtomicU32::new(0));
+/// let s = seen.clone();
+/// let mut pool = ThreadPool::new(2).unwrap();
+/// let r = pool
+///     .apply_async_with(|x: u32| x + 1, 1, ApplyOptions::default().callback(move |v: &u32| {
+///         s.store(*v, Ordering::SeqCst);
+///     }))
+///     .unwrap();
+/// assert_eq!(r.get(None).unwrap(), 2);
+/// pool.join().unwrap();
+/// assert_eq!(seen.load(Ordering::SeqCst), 2);
+/// ```
+pub struct ApplyOptions<R, Sh = (), St = ()> {
+    callback: Option<Callback<R>>,
+    error_callback: Option<ErrorCallback>,
+    workers: MapOptions<Sh, St>,
+}
+
+impl<R, Sh, St> Default for ApplyOptions<R, Sh, St> {
+    fn default() -> Self {
+        ApplyOptions {
+            callback: None,
+            error_callback: None,
+            workers: MapOptions::default(),
+        }
+    }
+}
+
+impl<R, Sh, St> fmt::Debug for ApplyOptions<R, Sh, St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApplyOptions")
+            .field("callback", &self.callback.is_some())
+            .field("error_callback", &self.error_callback.is_some())
+            .field("workers", &self.workers)
+            .finish()
+    }
+}
+
+impl<R, Sh, St> ApplyOptions<R, Sh, St> {
+    /// Called with the result when the task succeeds (on the pool's collector thread).
+    pub fn callback(mut self, f: impl FnOnce(&R) + Send + 'static) -> Self {
+        self.callback = Some(Box::new(f));
+        self
+    }
+
+    /// Called with the error when the task fails.
+    pub fn error_callback(mut self, f: impl FnOnce(&PoolError) + Send + 'static) -> Self {
+        self.error_callback = Some(Box::new(f));
+        self
+    }
+
+    /// Fail the task if it runs longer than this.
+    pub fn task_timeout(mut self, d: Duration) -> Self {
+        self.workers = self.workers.task_timeout(d);
+        self
+    }
+
+    /// Init, exit and their timeouts for workers this task starts (as in `MapOptions`).
+    pub fn worker_options(mut self, opts: MapOptions<Sh, St>) -> Self {
+        self.workers = opts;
+        self
+    }
+}
+
+impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
+    /// Runs one task on a worker and waits for its result.
+    pub fn apply<T: Input, R: Payload>(
+        &mut self,
+        f: impl Fn(T) -> R + Send + Sync + 'static,
+        args: T,
+    ) -> Result<R, PoolError> {
+        self.apply_async(f, args)?.get(None)
+    }
+
+    /// Queues one task; its result comes through the returned [`AsyncResult`].
+    pub fn apply_async<T: Input, R: Payload>(
+        &mut self,
+        f: impl Fn(T) -> R + Send + Sync + 'static,
+        args: T,
+    ) -> Result<AsyncResult<R>, PoolError> {
+        self.apply_async_with(f, args, ApplyOptions::default())
+    }
+
+    /// [`Self::apply_async`] with callbacks and options.
+    pub fn apply_async_with<T: Input, R: Payload>(
+        &mut self,
+        f: impl Fn(T) -> R + Send + Sync + 'static,
+        args: T,
+        opts: ApplyOptions<R, Sh, St>,
+    ) -> Result<AsyncResult<R>, PoolError> {
+        self.apply_async_ctx_with(move |_: &mut WorkerContext<'_, Sh, St>, x| f(x), args, opts)
+    }
+
+    /// [`Self::apply_async_with`] for a task that takes the worker's [`WorkerContext`].
+    pub fn apply_async_ctx_with<T: Input, R: Payload>(
+        &mut self,
+        f: impl Fn(&mut WorkerContext<'_, Sh, St>, T) -> R + Send + Sync + 'static,
+        args: T,
+        opts: ApplyOptions<R, Sh, St>,
+    ) -> Result<AsyncResult<R>, PoolError> {
+        let job: Arc<dyn ErasedJob<Sh, St>> = Arc::new(TypedJob::new(f));
+        let (sup, applier, _) = self.parts();
+        let (call, wire) = {
+            let mut s = sup.lock().unwrap_or_else(|e| e.into_inner());
+            if !s.any_alive() {
+                s.ensure_workers(WorkerSpec {
+                    init: opts.workers.worker_init.clone(),
+                    exit: opts.workers.worker_exit.clone(),
+                    lifespan: opts.workers.worker_lifespan,
+                })?;
+            }
+            (s.new_call_id(), s.backend.wire())
+        };
+        let input =
+            encode_inputs(vec![args], wire).map_err(|message| PoolError::Serialization {
+                context: "apply_async arguments".into(),
+                message,
+            })?;
+        let timeout = opts.workers.task_timeout;
+        let settings = RunSettings {
+            stop_on_error: true,
+            retries: 0,
+            timed: timeout.is_some(),
+        };
+        let cmd = Command::Chunk {
+            job,
+            call,
+            first: 0,
+            len: 1,
+            input,
+            settings,
+        };
+        let (result, setter) = AsyncResult::new();
+        let (callback, error_callback) = (opts.callback, opts.error_callback);
+        let complete = Box::new(move |out: Result<crate::job::Data, PoolError>| {
+            let r: Result<R, PoolError> = out.and_then(|data| {
+                let mut o =
+                    decode_output::<R>(data).map_err(|message| PoolError::Serialization {
+                        context: "apply_async result".into(),
+                        message,
+                    })?;
+                match o.failures.pop() {
+                    Some((_, f)) => Err(f.into()),
+                    None => o.values.pop().ok_or(PoolError::Terminated),
+                }
+            });
+            match (&r, callback, error_callback) {
+                (Ok(v), Some(cb), _) => cb(v),
+                (Err(e), _, Some(cb)) => cb(e),
+                _ => {}
+            }
+            setter.set(r);
+        });
+        applier.submit(Pending {
+            cmd,
+            call,
+            timeout,
+            complete,
+        });
+        Ok(result)
+    }
+}

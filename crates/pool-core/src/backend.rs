@@ -1,0 +1,239 @@
+//! The seam between the pool and whatever runs its workers (threads here; processes in
+//! `pool-ipc`).
+//!
+//! The parent talks to a [`Backend`] with [`Command`]s and hears [`Event`]s; a worker, wherever
+//! it runs, is [`crate::worker::run_worker`] reading commands from a [`WorkerLink`]. Everything
+//! typed (the task function, its inputs and results) travels inside [`Data`] and an
+//! [`ErasedJob`], so back ends are object-safe and know nothing of user types.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::Receiver;
+
+use crate::counters::{CounterBlock, CounterRef};
+use crate::error::{Failure, PoolError};
+use crate::job::{Data, ErasedJob, RunSettings, Wire};
+use crate::options::{ExitFn, InitFn};
+use crate::timing::WorkerTimings;
+
+/// How workers are started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StartMethod {
+    /// Forked processes: copy-on-write shared objects, any closure as task. The default.
+    #[default]
+    Fork,
+    /// Fresh executions of the current binary: tasks must be `fn` items or non-capturing
+    /// closures, and `pool::entry()` must run first in `main`.
+    Spawn,
+    /// Threads of this process.
+    Threading,
+}
+
+impl StartMethod {
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            StartMethod::Fork => "fork",
+            StartMethod::Spawn => "spawn",
+            StartMethod::Threading => "threading",
+        }
+    }
+}
+
+/// Builds the user's per-worker state.
+pub type StateFn<St> = Arc<dyn Fn() -> St + Send + Sync>;
+
+/// Everything a new worker needs.
+pub struct WorkerSetup<Sh, St> {
+    /// Slot id, `0..n_jobs`.
+    pub id: usize,
+    /// Incremented each time the slot gets a new worker; events of older ones are ignored.
+    pub generation: u64,
+    /// The pool's shared objects.
+    pub shared: Arc<Sh>,
+    /// Makes the worker's state.
+    pub make_state: StateFn<St>,
+    /// Runs before the first task.
+    pub init: Option<InitFn<Sh, St>>,
+    /// Runs when the worker stops.
+    pub exit: Option<ExitFn<Sh, St>>,
+    /// Stop after this many tasks.
+    pub lifespan: Option<u64>,
+    /// Record timings.
+    pub insights: bool,
+    /// The slot's counters.
+    pub counters: CounterRef,
+    /// CPUs to pin the worker to.
+    pub cpus: Option<Vec<usize>>,
+    /// When the pool asked for this worker (for the start-up time).
+    pub requested_ns: u64,
+}
+
+impl<Sh, St> Clone for WorkerSetup<Sh, St> {
+    fn clone(&self) -> Self {
+        WorkerSetup {
+            id: self.id,
+            generation: self.generation,
+            shared: self.shared.clone(),
+            make_state: self.make_state.clone(),
+            init: self.init.clone(),
+            exit: self.exit.clone(),
+            lifespan: self.lifespan,
+            insights: self.insights,
+            counters: self.counters.clone(),
+            cpus: self.cpus.clone(),
+            requested_ns: self.requested_ns,
+        }
+    }
+}
+
+impl<Sh, St> fmt::Debug for WorkerSetup<Sh, St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerSetup")
+            .field("id", &self.id)
+            .field("generation", &self.generation)
+            .field("init", &self.init.is_some())
+            .field("exit", &self.exit.is_some())
+            .field("lifespan", &self.lifespan)
+            .field("insights", &self.insights)
+            .field("cpus", &self.cpus)
+            .finish()
+    }
+}
+
+/// Parent → worker.
+pub enum Command<Sh, St> {
+    /// Run a chunk of tasks.
+    Chunk {
+        /// The call's function.
+        job: Arc<dyn ErasedJob<Sh, St>>,
+        /// Which call.
+        call: u64,
+        /// Index of the chunk's first task.
+        first: u64,
+        /// How many tasks.
+        len: u32,
+        /// The inputs.
+        input: Data,
+        /// How to run them.
+        settings: RunSettings,
+    },
+    /// Send back the timings recorded so far.
+    Flush,
+    /// Run `worker_exit` and stop.
+    Exit,
+}
+
+impl<Sh, St> fmt::Debug for Command<Sh, St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Command::Chunk {
+                call, first, len, ..
+            } => {
+                write!(f, "Chunk {{ call: {call}, first: {first}, len: {len} }}")
+            }
+            Command::Flush => f.write_str("Flush"),
+            Command::Exit => f.write_str("Exit"),
+        }
+    }
+}
+
+/// Why a worker stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ExitReason {
+    /// The parent asked it to.
+    Asked,
+    /// It reached its lifespan.
+    Lifespan,
+    /// Its init failed.
+    InitFailed,
+}
+
+/// Worker → parent.
+#[derive(Debug)]
+pub enum Event {
+    /// The worker finished its init and waits for work.
+    Ready {
+        /// Slot.
+        worker: usize,
+        /// Generation.
+        generation: u64,
+    },
+    /// A chunk is done.
+    ChunkDone {
+        /// Slot.
+        worker: usize,
+        /// Generation.
+        generation: u64,
+        /// Which call.
+        call: u64,
+        /// Index of the chunk's first task.
+        first: u64,
+        /// The encoded `ChunkOutput`.
+        output: Data,
+    },
+    /// `worker_init` or `worker_exit` failed.
+    Failed {
+        /// Generation.
+        generation: u64,
+        /// What happened.
+        failure: Failure,
+    },
+    /// Timings recorded since the last report.
+    Timings {
+        /// Generation.
+        generation: u64,
+        /// The timings.
+        timings: WorkerTimings,
+    },
+    /// The worker stopped.
+    Exited {
+        /// Slot.
+        worker: usize,
+        /// Generation.
+        generation: u64,
+        /// Why.
+        reason: ExitReason,
+        /// What `worker_exit` returned (postcard bytes), if it ran and succeeded.
+        exit_result: Option<Vec<u8>>,
+    },
+    /// The worker died without saying goodbye (process back ends).
+    Died {
+        /// Slot.
+        worker: usize,
+        /// Generation.
+        generation: u64,
+        /// How: signal, exit code, likely OOM.
+        message: String,
+    },
+}
+
+/// A worker's end of its connection to the parent.
+pub trait WorkerLink<Sh, St> {
+    /// The next command; `None` when the parent is gone.
+    fn recv(&mut self) -> Option<Command<Sh, St>>;
+    /// Sends an event; errors (parent gone) are ignored by the worker, which stops at its next
+    /// `recv`.
+    fn send(&mut self, event: Event);
+}
+
+/// Runs workers for a pool.
+pub trait Backend<Sh, St>: Send {
+    /// Which face of [`Data`] this back end's workers use.
+    fn wire(&self) -> Wire;
+    /// The per-slot counters of this back end.
+    fn counters(&self) -> Arc<dyn CounterBlock>;
+    /// Starts a worker in slot `setup.id` (the previous one there is gone).
+    fn start_worker(&mut self, setup: WorkerSetup<Sh, St>) -> Result<(), PoolError>;
+    /// Sends a command to the worker in `slot`.
+    fn send(&mut self, slot: usize, cmd: Command<Sh, St>) -> Result<(), PoolError>;
+    /// Events of all workers.
+    fn events(&self) -> &Receiver<Event>;
+    /// Stops the worker in `slot` now, without its exit function. A back end that cannot stop
+    /// it (threads) abandons it: its later events are ignored by generation.
+    fn kill(&mut self, slot: usize);
+    /// Stops and reaps every worker; waits at most `grace` for graceful ones.
+    fn shutdown(&mut self, grace: Duration);
+}

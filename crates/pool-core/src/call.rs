@@ -1,0 +1,417 @@
+//! One map-family call: pulls chunks from the input under back-pressure, hands them to
+//! workers, puts results back in order (or not), enforces timeouts and the error policy, and
+//! reports progress. The iterator returned by `imap` drives it; `map` just collects.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::RecvTimeoutError;
+
+use crate::backend::Command;
+use crate::chunking::Chunks;
+use crate::error::{Cause, Failure, PoolError};
+use crate::job::{ErasedJob, Input, Payload, RunSettings, Wire, decode_output, encode_inputs};
+use crate::options::ErrorPolicy;
+use crate::progress::{CallInfo, Outcome, ProgressSink, StatusHandle};
+use crate::supervisor::{Delivery, InFlight, Supervisor};
+
+/// Settings of a call, resolved from `MapOptions` and the pool.
+pub(crate) struct CallConfig {
+    pub(crate) ordered: bool,
+    pub(crate) order_tasks: bool,
+    pub(crate) keep_alive: bool,
+    pub(crate) max_active: u64,
+    pub(crate) policy: ErrorPolicy,
+    pub(crate) task_timeout: Option<Duration>,
+    pub(crate) init_timeout: Option<Duration>,
+    pub(crate) exit_timeout: Option<Duration>,
+    pub(crate) total: Option<u64>,
+}
+
+/// How often progress and timeouts are looked at while waiting.
+const TICK: Duration = Duration::from_millis(50);
+
+pub(crate) struct Call<'a, Sh, St, T, R> {
+    sup: MutexGuard<'a, Supervisor<Sh, St>>,
+    job: Arc<dyn ErasedJob<Sh, St>>,
+    id: u64,
+    chunks: Chunks<Box<dyn Iterator<Item = T> + 'a>>,
+    wire: Wire,
+    cfg: CallConfig,
+    settings: RunSettings,
+    input_done: bool,
+    active: u64,
+    rr: usize,
+    next_expected: u64,
+    reorder: BTreeMap<u64, (u64, Vec<Result<R, PoolError>>)>,
+    ready: VecDeque<Result<R, PoolError>>,
+    retained: Option<HashMap<u64, Vec<T>>>,
+    redo: VecDeque<(u64, Vec<T>)>,
+    progress: Option<Box<dyn ProgressSink>>,
+    status: StatusHandle,
+    base_done: u64,
+    returned: u64,
+    failed: u64,
+    last_tick: Instant,
+    finished: bool,
+}
+
+impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        sup: MutexGuard<'a, Supervisor<Sh, St>>,
+        job: Arc<dyn ErasedJob<Sh, St>>,
+        chunks: Chunks<Box<dyn Iterator<Item = T> + 'a>>,
+        cfg: CallConfig,
+        progress: Option<Box<dyn ProgressSink>>,
+        info: &CallInfo,
+        status: StatusHandle,
+    ) -> Self {
+        let settings = RunSettings {
+            stop_on_error: cfg.policy == ErrorPolicy::Stop,
+            retries: match cfg.policy {
+                ErrorPolicy::Continue { retries } => retries,
+                ErrorPolicy::Stop => 0,
+            },
+            timed: cfg.task_timeout.is_some(),
+        };
+        let retain =
+            matches!(cfg.policy, ErrorPolicy::Continue { .. }) || cfg.task_timeout.is_some();
+        let base_done = sup
+            .counters()
+            .slots()
+            .iter()
+            .map(|c| c.tasks_done.load(std::sync::atomic::Ordering::Relaxed))
+            .sum();
+        status.begin(cfg.total);
+        let mut progress = progress;
+        if let Some(p) = progress.as_mut() {
+            p.start(info);
+        }
+        Call {
+            wire: sup.backend.wire(),
+            id: info.call_id,
+            sup,
+            job,
+            chunks,
+            cfg,
+            settings,
+            input_done: false,
+            active: 0,
+            rr: 0,
+            next_expected: 0,
+            reorder: BTreeMap::new(),
+            ready: VecDeque::new(),
+            retained: retain.then(HashMap::new),
+            redo: VecDeque::new(),
+            progress,
+            status,
+            base_done,
+            returned: 0,
+            failed: 0,
+            last_tick: Instant::now(),
+            finished: false,
+        }
+    }
+
+    /// The next result, driving the call as needed.
+    pub(crate) fn next_result(&mut self) -> Option<Result<R, PoolError>> {
+        loop {
+            if let Some(r) = self.ready.pop_front() {
+                return Some(r);
+            }
+            if self.finished {
+                return None;
+            }
+            if let Err(e) = self.fill() {
+                self.fail(e);
+                continue;
+            }
+            if self.input_done && self.active == 0 && self.redo.is_empty() {
+                self.finish();
+                continue;
+            }
+            match self.sup.backend.events().recv_timeout(TICK) {
+                Ok(ev) => match self.sup.handle(ev) {
+                    Ok(Some(d)) => self.deliver(d),
+                    Ok(None) => {}
+                    Err(e) => self.fail(e),
+                },
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => self.fail(PoolError::backend(
+                    "all workers are gone",
+                    std::io::ErrorKind::BrokenPipe.into(),
+                )),
+            }
+            if self.last_tick.elapsed() >= TICK {
+                self.tick();
+            }
+        }
+    }
+
+    /// Sends chunks while back-pressure allows.
+    fn fill(&mut self) -> Result<(), PoolError> {
+        loop {
+            let redo = !self.redo.is_empty();
+            if !redo && self.input_done {
+                return Ok(());
+            }
+            let len = match self.redo.front() {
+                Some((_, v)) => v.len() as u64,
+                None => self.chunks.next_len(),
+            };
+            if self.active > 0 && self.active + len > self.cfg.max_active {
+                return Ok(());
+            }
+            let only = self.cfg.order_tasks.then_some(self.rr % self.sup.n_jobs());
+            let Some(worker) = self.sup.pick(only) else {
+                return Ok(());
+            };
+            let (first, tasks) = match self.redo.pop_front() {
+                Some(c) => c,
+                None => match self.chunks.next() {
+                    Some(c) => c,
+                    None => {
+                        self.input_done = true;
+                        self.status.set_total(self.chunks.taken());
+                        return Ok(());
+                    }
+                },
+            };
+            self.rr += 1;
+            let n = tasks.len() as u32;
+            if let Some(r) = self.retained.as_mut() {
+                r.insert(first, tasks.clone());
+            }
+            let input =
+                encode_inputs(tasks, self.wire).map_err(|message| PoolError::Serialization {
+                    context: format!("inputs of tasks #{first}..#{}", first + u64::from(n)),
+                    message,
+                })?;
+            self.active += u64::from(n);
+            let cmd = Command::Chunk {
+                job: self.job.clone(),
+                call: self.id,
+                first,
+                len: n,
+                input,
+                settings: self.settings,
+            };
+            self.sup.dispatch(worker, cmd)?;
+        }
+    }
+
+    fn deliver(&mut self, d: Delivery) {
+        match d {
+            Delivery::Chunk {
+                call,
+                first,
+                output,
+                ..
+            } if call == self.id => {
+                let out = match decode_output::<R>(output) {
+                    Ok(o) => o,
+                    Err(message) => {
+                        return self.fail(PoolError::Serialization {
+                            context: format!("results of the chunk at task #{first}"),
+                            message,
+                        });
+                    }
+                };
+                let len = (out.values.len() + out.failures.len()) as u64 + u64::from(out.skipped);
+                let retained = self.retained.as_mut().and_then(|r| r.remove(&first));
+                drop(retained);
+                self.active -= len;
+                self.returned += len;
+                if let Some((_, f)) = out.failures.first()
+                    && self.cfg.policy == ErrorPolicy::Stop
+                {
+                    return self.fail(f.clone().into());
+                }
+                self.failed += out.failures.len() as u64;
+                if let Some(p) = self.progress.as_mut() {
+                    for (_, f) in &out.failures {
+                        p.task_failed(&f.to_string());
+                    }
+                }
+                let mut values = out.values.into_iter();
+                let mut failures = out.failures.into_iter().peekable();
+                let mut items = Vec::with_capacity(len as usize);
+                for offset in 0..len as u32 {
+                    match failures.peek() {
+                        Some((o, _)) if *o == offset => {
+                            let (_, f) = failures.next().expect("peeked");
+                            items.push(Err(f.into()));
+                        }
+                        _ => match values.next() {
+                            Some(v) => items.push(Ok(v)),
+                            None => break,
+                        },
+                    }
+                }
+                self.put(first, len, items);
+            }
+            Delivery::Chunk { .. } => {}
+            Delivery::HookFailed(f) => self.fail(f.into()),
+            Delivery::Lost {
+                chunks,
+                current,
+                failure,
+            } => self.recover(chunks, current, failure),
+        }
+    }
+
+    /// Puts the results of tasks `first..first+len` where they belong.
+    fn put(&mut self, first: u64, len: u64, items: Vec<Result<R, PoolError>>) {
+        if !self.cfg.ordered {
+            self.ready.extend(items);
+            return;
+        }
+        self.reorder.insert(first, (len, items));
+        while let Some((len, items)) = self.reorder.remove(&self.next_expected) {
+            self.next_expected += len;
+            self.ready.extend(items);
+        }
+    }
+
+    /// A worker was lost (timeout, death): fail its current task, redo the rest when possible.
+    fn recover(&mut self, chunks: Vec<InFlight>, current: Option<u64>, mut failure: Failure) {
+        let mine: Vec<InFlight> = chunks.into_iter().filter(|c| c.call == self.id).collect();
+        let keep_going = matches!(self.cfg.policy, ErrorPolicy::Continue { .. });
+        if let (Some(t), Some(r)) = (current, self.retained.as_ref()) {
+            failure.args = r
+                .iter()
+                .find(|(f, v)| **f <= t && t < **f + v.len() as u64)
+                .map(|(f, v)| format!("{:?}", v[(t - f) as usize]));
+        }
+        if !keep_going || self.retained.is_none() {
+            return self.fail(failure.into());
+        }
+        for c in mine {
+            let Some(tasks) = self.retained.as_mut().and_then(|r| r.remove(&c.first)) else {
+                continue;
+            };
+            self.active -= u64::from(c.len);
+            let mut segment: Option<(u64, Vec<T>)> = None;
+            for (i, t) in tasks.into_iter().enumerate() {
+                let idx = c.first + i as u64;
+                if Some(idx) == current {
+                    if let Some(s) = segment.take() {
+                        self.redo.push_back(s);
+                    }
+                    self.returned += 1;
+                    self.failed += 1;
+                    if let Some(p) = self.progress.as_mut() {
+                        p.task_failed(&failure.to_string());
+                    }
+                    self.put(idx, 1, vec![Err(failure.clone().into())]);
+                } else {
+                    segment.get_or_insert_with(|| (idx, Vec::new())).1.push(t);
+                }
+            }
+            if let Some(s) = segment {
+                self.redo.push_back(s);
+            }
+        }
+        if let Err(e) = self.sup.revive() {
+            self.fail(e);
+        }
+    }
+
+    fn tick(&mut self) {
+        self.last_tick = Instant::now();
+        for (w, is_hook, limit) in self
+            .sup
+            .overdue(self.cfg.init_timeout, self.cfg.task_timeout)
+        {
+            let what = if is_hook { "worker_init" } else { "the task" };
+            let d = self.sup.lose(
+                w,
+                Cause::Timeout(limit),
+                format!("{what} ran longer than {limit:?}"),
+            );
+            self.deliver(d);
+        }
+        self.report();
+    }
+
+    fn finish(&mut self) {
+        self.finished = true;
+        let mut outcome = Outcome::Done;
+        if !self.cfg.keep_alive
+            && let Err(e) = self.sup.stop(self.cfg.exit_timeout)
+        {
+            outcome = Outcome::Failed(e.to_string());
+            self.ready.push_back(Err(e));
+        }
+        self.report();
+        self.status.end();
+        if let Some(mut p) = self.progress.take() {
+            p.finish(&self.status.snapshot(), &outcome);
+        }
+    }
+
+    /// Stops the call at `e`: workers are terminated, buffered results dropped.
+    fn fail(&mut self, e: PoolError) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        self.sup.terminate();
+        self.ready.clear();
+        self.report();
+        self.status.end();
+        if let Some(mut p) = self.progress.take() {
+            p.task_failed(&e.to_string());
+            p.finish(&self.status.snapshot(), &Outcome::Failed(e.to_string()));
+        }
+        self.ready.push_back(Err(e));
+    }
+}
+
+impl<Sh, St, T, R> Call<'_, Sh, St, T, R> {
+    fn report(&mut self) {
+        let done_now: u64 = self
+            .sup
+            .counters()
+            .slots()
+            .iter()
+            .map(|c| c.tasks_done.load(std::sync::atomic::Ordering::Relaxed))
+            .sum();
+        let submitted = self.chunks.taken();
+        let done = done_now
+            .saturating_sub(self.base_done)
+            .clamp(self.returned, submitted.max(self.returned));
+        let running = self
+            .sup
+            .counters()
+            .slots()
+            .iter()
+            .filter(|c| c.current().is_some_and(|(t, _)| t < u64::MAX - 1))
+            .count() as u64;
+        self.status.set(
+            submitted,
+            running.min(submitted - done.min(submitted)),
+            done,
+            self.failed,
+        );
+        if let Some(p) = self.progress.as_mut() {
+            p.update(&self.status.snapshot());
+        }
+    }
+
+    /// The call is abandoned before its end (iterator dropped): stop its work.
+    pub(crate) fn abandon_if_running(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        self.sup.terminate();
+        self.report();
+        self.status.end();
+        if let Some(mut p) = self.progress.take() {
+            p.finish(&self.status.snapshot(), &Outcome::Interrupted);
+        }
+    }
+}

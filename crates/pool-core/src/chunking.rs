@@ -1,0 +1,138 @@
+//! Splitting inputs into chunks, as MPIRE does: `n_splits` chunks of (possibly fractional)
+//! `len / n_splits` tasks, or a fixed `chunk_size`.
+//!
+//! With a fractional size `c`, chunk `k` ends at `ceil((k + 1) · c)`, so ten tasks in three
+//! splits become chunks of 4, 3 and 3.
+
+/// How to chunk.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ChunkSpec {
+    /// This many tasks per chunk (may be fractional, at least 1).
+    Size(f64),
+    /// This many chunks of `len` tasks.
+    Splits {
+        /// Number of chunks.
+        n_splits: usize,
+        /// Number of tasks.
+        len: usize,
+    },
+}
+
+impl ChunkSpec {
+    /// Tasks per chunk, at least 1.
+    pub fn size(self) -> f64 {
+        match self {
+            ChunkSpec::Size(s) => s.max(1.0),
+            ChunkSpec::Splits { n_splits, len } => (len as f64 / n_splits.max(1) as f64).max(1.0),
+        }
+    }
+}
+
+/// The end (exclusive) of chunk `k` for chunks of `size`.
+#[inline]
+fn chunk_end(k: u64, size: f64) -> u64 {
+    if size.fract() == 0.0 {
+        (k + 1) * size as u64
+    } else {
+        ((k + 1) as f64 * size).ceil() as u64
+    }
+}
+
+/// An iterator of chunks `(index of the first task, tasks)` over any iterator, lazily.
+#[derive(Debug)]
+pub struct Chunks<I> {
+    inner: I,
+    size: f64,
+    k: u64,
+    next_index: u64,
+    limit: Option<u64>,
+}
+
+impl<I: Iterator> Chunks<I> {
+    /// Chunks `inner` in chunks of `spec`; at most `limit` tasks are taken when given.
+    pub fn new(inner: I, spec: ChunkSpec, limit: Option<u64>) -> Self {
+        Chunks {
+            inner,
+            size: spec.size(),
+            k: 0,
+            next_index: 0,
+            limit,
+        }
+    }
+
+    /// Tasks taken so far.
+    pub fn taken(&self) -> u64 {
+        self.next_index
+    }
+
+    /// How many tasks the next chunk will have at most.
+    pub fn next_len(&self) -> u64 {
+        let end = chunk_end(self.k, self.size);
+        let end = self.limit.map_or(end, |l| end.min(l));
+        end.saturating_sub(self.next_index)
+    }
+}
+
+impl<I: Iterator> Iterator for Chunks<I> {
+    type Item = (u64, Vec<I::Item>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let want = self.next_len() as usize;
+        if want == 0 {
+            return None;
+        }
+        let first = self.next_index;
+        let chunk: Vec<I::Item> = self.inner.by_ref().take(want).collect();
+        if chunk.is_empty() {
+            return None;
+        }
+        self.next_index += chunk.len() as u64;
+        self.k += 1;
+        Some((first, chunk))
+    }
+}
+
+/// Chunks any iterable, as MPIRE's `chunk_tasks`.
+///
+/// ```
+/// use pool_core::chunking::{chunk_tasks, ChunkSpec};
+///
+/// let c: Vec<Vec<u32>> = chunk_tasks(0..10, ChunkSpec::Splits { n_splits: 3, len: 10 }).collect();
+/// assert_eq!(c, vec![vec![0, 1, 2, 3], vec![4, 5, 6], vec![7, 8, 9]]);
+/// let c: Vec<usize> = chunk_tasks(0..10, ChunkSpec::Size(2.5)).map(|c| c.len()).collect();
+/// assert_eq!(c, vec![3, 2, 3, 2]);
+/// ```
+pub fn chunk_tasks<I: IntoIterator>(
+    inputs: I,
+    spec: ChunkSpec,
+) -> impl Iterator<Item = Vec<I::Item>> {
+    Chunks::new(inputs.into_iter(), spec, None).map(|(_, c)| c)
+}
+
+/// Chunks a slice without copying it.
+///
+/// ```
+/// use pool_core::chunking::{chunk_slice, ChunkSpec};
+///
+/// let data = [0u8; 10];
+/// let sizes: Vec<usize> = chunk_slice(&data, ChunkSpec::Splits { n_splits: 6, len: 10 })
+///     .map(<[u8]>::len)
+///     .collect();
+/// assert_eq!(sizes, vec![2, 2, 1, 2, 2, 1]);
+/// ```
+pub fn chunk_slice<T>(data: &[T], spec: ChunkSpec) -> impl Iterator<Item = &[T]> {
+    let size = spec.size();
+    let len = data.len() as u64;
+    let mut start = 0u64;
+    let mut k = 0u64;
+    std::iter::from_fn(move || {
+        if start >= len {
+            return None;
+        }
+        let end = chunk_end(k, size).min(len);
+        k += 1;
+        let s = &data[start as usize..end as usize];
+        start = end;
+        Some(s)
+    })
+}

@@ -1,0 +1,156 @@
+//! Errors: one [`PoolError`] for every way a pool call can fail.
+//!
+//! A failure inside a worker (a panic, a timeout, a dead worker process) is a [`Failure`]: it says
+//! which phase (task, init, exit), which worker, which task and with which arguments, so that the
+//! message alone tells the user where to look.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Everything that can go wrong in a pool call.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PoolError {
+    /// A task, worker init or worker exit failed inside a worker.
+    #[error("{0}")]
+    Failed(Box<Failure>),
+    /// The pool's or the call's configuration is invalid; the message says what to fix.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// A lazy map (`imap`, `imap_unordered`) of this pool is still running.
+    #[error(
+        "a map call of this pool is still running: exhaust or drop its iterator before starting another"
+    )]
+    Busy,
+    /// The pool was terminated; its workers are gone.
+    #[error("the pool was terminated; remaining tasks and results are lost")]
+    Terminated,
+    /// `AsyncResult::successful` was asked before the task finished.
+    #[error("the task has not finished yet")]
+    NotReady,
+    /// Waiting for a result took longer than the caller allowed.
+    #[error("no result within {0:?}")]
+    WaitTimeout(Duration),
+    /// The run was interrupted (Ctrl-C / SIGINT / SIGTERM).
+    #[error("interrupted")]
+    Interrupted,
+    /// The worker back end failed (starting a worker, talking to it).
+    #[error("{context}: {source}")]
+    Backend {
+        /// What the pool was doing.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A value could not be serialized or deserialized on its way to or from a worker.
+    #[error("{context}: {message}")]
+    Serialization {
+        /// Which value, for which task.
+        context: String,
+        /// What the serializer said.
+        message: String,
+    },
+}
+
+impl PoolError {
+    /// The worker-side failure, if this error is one.
+    pub fn failure(&self) -> Option<&Failure> {
+        match self {
+            PoolError::Failed(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn backend(context: impl Into<String>, source: std::io::Error) -> Self {
+        PoolError::Backend {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+impl From<Failure> for PoolError {
+    fn from(f: Failure) -> Self {
+        PoolError::Failed(Box::new(f))
+    }
+}
+
+/// Which user function failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Phase {
+    /// The task function.
+    Task,
+    /// The `worker_init` function.
+    Init,
+    /// The `worker_exit` function.
+    Exit,
+}
+
+/// Why it failed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub enum Cause {
+    /// The function panicked.
+    Panic,
+    /// The function ran longer than its timeout.
+    Timeout(Duration),
+    /// The worker process died (signal, exit code, likely OOM: see the message).
+    WorkerDied,
+    /// An argument or result could not be (de)serialized.
+    Serialization,
+}
+
+/// A failure inside a worker: where it happened and what the worker said.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Failure {
+    /// Task, init or exit.
+    pub phase: Phase,
+    /// Why.
+    pub cause: Cause,
+    /// The worker that ran it (0-based).
+    pub worker: usize,
+    /// The task's index in its call's input (0-based), for task failures.
+    pub task: Option<u64>,
+    /// The task's arguments, in their `Debug` form.
+    pub args: Option<String>,
+    /// The panic message, the timeout, or how the worker died.
+    pub message: String,
+    /// Backtrace text captured in the worker, when `RUST_BACKTRACE` asked for one.
+    pub backtrace: Option<String>,
+    /// How many times the task was tried (1 + retries used).
+    pub attempts: u32,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.phase {
+            Phase::Task => match self.task {
+                Some(t) => format!("task #{t}"),
+                None => "task".to_string(),
+            },
+            Phase::Init => "worker_init".to_string(),
+            Phase::Exit => "worker_exit".to_string(),
+        };
+        let how = match &self.cause {
+            Cause::Panic => "panicked".to_string(),
+            Cause::Timeout(d) => format!("timed out after {d:?}"),
+            Cause::WorkerDied => "lost its worker".to_string(),
+            Cause::Serialization => "could not be serialized".to_string(),
+        };
+        write!(f, "{what} {how} in worker {}", self.worker)?;
+        if let Some(args) = &self.args {
+            write!(f, " (args: {args})")?;
+        }
+        if self.attempts > 1 {
+            write!(f, " after {} attempts", self.attempts)?;
+        }
+        write!(f, ": {}", self.message)?;
+        if let Some(bt) = &self.backtrace {
+            write!(f, "\nworker backtrace:\n{bt}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Failure {}

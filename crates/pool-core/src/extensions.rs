@@ -1,0 +1,77 @@
+//! How the layers above plug into the pool at compile time: the back end for each start
+//! method, the progress renderer, and the insights type.
+//!
+//! `pool_core::WorkerPool<Sh, St, E>` takes an [`Extensions`] type; the `pool` facade fixes it
+//! to one that adds process workers, progress bars and insights, so its users never see it.
+
+use crate::backend::{Backend, StartMethod};
+use crate::error::PoolError;
+use crate::progress::{CallInfo, ProgressSink};
+use crate::threads::ThreadBackend;
+use crate::timing::WorkerTimings;
+
+/// Bounds of shared objects: shared by reference between threads, or shipped to processes.
+pub trait SharedObjects:
+    serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static
+{
+}
+impl<T: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static> SharedObjects
+    for T
+{
+}
+
+/// What a pool needs from the layers above it.
+pub trait Extensions: 'static {
+    /// What `get_insights` returns.
+    type Insights;
+
+    /// The start method when the builder is not told one.
+    fn default_start_method() -> StartMethod;
+
+    /// A back end for `method` with `n_jobs` slots; `daemon` as MPIRE's.
+    fn backend<Sh: SharedObjects, St: 'static>(
+        method: StartMethod,
+        n_jobs: usize,
+        daemon: bool,
+    ) -> Result<Box<dyn Backend<Sh, St>>, PoolError>;
+
+    /// A progress renderer for a call that asked for one (`None`: no visible progress).
+    fn progress(info: &CallInfo) -> Option<Box<dyn ProgressSink>>;
+
+    /// Turns raw per-worker timings into insights.
+    fn insights(timings: &[WorkerTimings]) -> Self::Insights;
+}
+
+/// The core alone: threads only, no progress rendering, raw timings as insights.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CoreOnly;
+
+impl Extensions for CoreOnly {
+    type Insights = Vec<WorkerTimings>;
+
+    fn default_start_method() -> StartMethod {
+        StartMethod::Threading
+    }
+
+    fn backend<Sh: SharedObjects, St: 'static>(
+        method: StartMethod,
+        n_jobs: usize,
+        _daemon: bool,
+    ) -> Result<Box<dyn Backend<Sh, St>>, PoolError> {
+        match method {
+            StartMethod::Threading => Ok(Box::new(ThreadBackend::new(n_jobs))),
+            other => Err(PoolError::InvalidConfig(format!(
+                "start method {} needs process workers: use the `pool` crate, or StartMethod::Threading",
+                other.name()
+            ))),
+        }
+    }
+
+    fn progress(_info: &CallInfo) -> Option<Box<dyn ProgressSink>> {
+        None
+    }
+
+    fn insights(timings: &[WorkerTimings]) -> Self::Insights {
+        timings.to_vec()
+    }
+}

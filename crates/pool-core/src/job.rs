@@ -1,0 +1,314 @@
+//! The task function of one call, with its types erased so that long-lived workers (whose
+//! shared-object and state types are fixed by the pool) can run calls of any input and output
+//! type.
+//!
+//! A job has two faces: `Local` payloads (`Box<dyn Any>`, for workers in this process) and
+//! `Bytes` payloads (postcard, for workers in other processes). The typed code for both is
+//! generated here, so back ends never need to know `T` or `R`.
+
+use std::any::Any;
+use std::fmt::{self, Debug};
+use std::time::Instant;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::context::WorkerContext;
+use crate::counters::WorkerCounters;
+use crate::error::{Cause, Failure, Phase};
+use crate::panic;
+use crate::timing::Recorder;
+
+/// What every value crossing to or from a worker must be: sendable and serializable (so the
+/// same call runs on threads and on processes).
+pub trait Payload: Serialize + DeserializeOwned + Send + 'static {}
+impl<T: Serialize + DeserializeOwned + Send + 'static> Payload for T {}
+
+/// What task inputs must be, on top of [`Payload`]: `Clone` so the pool keeps each task's
+/// arguments until it returns (for error messages, retries and insights), `Debug` to name them.
+pub trait Input: Payload + Clone + Debug {}
+impl<T: Payload + Clone + Debug> Input for T {}
+
+/// Data in flight between the parent and a worker.
+pub enum Data {
+    /// A value for a worker in this process.
+    Local(Box<dyn Any + Send>),
+    /// Serialized bytes for a worker in another process.
+    Bytes(Vec<u8>),
+}
+
+impl Debug for Data {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Data::Local(_) => f.write_str("Data::Local(..)"),
+            Data::Bytes(b) => write!(f, "Data::Bytes({} bytes)", b.len()),
+        }
+    }
+}
+
+/// Which face a back end uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// `Data::Local`.
+    Local,
+    /// `Data::Bytes`.
+    Bytes,
+}
+
+/// The results of one chunk: the values of the tasks that succeeded, in order, and the failures
+/// (index within the chunk) of those that did not.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ChunkOutput<R> {
+    /// Successful results, in task order, failed tasks skipped.
+    pub values: Vec<R>,
+    /// Failed tasks: offset in the chunk and what happened.
+    pub failures: Vec<(u32, Failure)>,
+    /// Tasks of the chunk that were not run (the chunk stopped at a failure).
+    pub skipped: u32,
+}
+
+/// Per-chunk settings a worker runs with.
+#[derive(Debug, Clone, Copy)]
+pub struct RunSettings {
+    /// Stop the chunk at the first failure.
+    pub stop_on_error: bool,
+    /// Extra attempts per failed task.
+    pub retries: u32,
+    /// Record start times (task timeouts or insights are on).
+    pub timed: bool,
+}
+
+/// What a worker lends a job while it runs a chunk.
+#[derive(Debug)]
+pub struct TaskEnv<'a> {
+    pub(crate) counters: &'a WorkerCounters,
+    pub(crate) recorder: Option<&'a mut Recorder>,
+    pub(crate) settings: RunSettings,
+}
+
+/// A call's task function, type-erased. Implemented by [`TypedJob`] only.
+pub trait ErasedJob<Sh, St>: Send + Sync {
+    /// Runs the tasks of one chunk, whose first task has index `first`.
+    fn run_chunk(
+        &self,
+        ctx: &mut WorkerContext<'_, Sh, St>,
+        first: u64,
+        input: Data,
+        env: &mut TaskEnv<'_>,
+    ) -> Data;
+
+    /// The task function's type name.
+    fn name(&self) -> &'static str;
+
+    /// Whether the task function has no captured data (a `fn` item or non-capturing closure),
+    /// so that a freshly executed copy of this binary can rebuild it.
+    fn is_stateless(&self) -> bool;
+}
+
+/// The typed job behind [`ErasedJob`].
+pub(crate) struct TypedJob<F, T, R> {
+    f: F,
+    _types: std::marker::PhantomData<fn(T) -> R>,
+}
+
+impl<F, T, R> TypedJob<F, T, R> {
+    pub(crate) fn new(f: F) -> Self {
+        TypedJob {
+            f,
+            _types: std::marker::PhantomData,
+        }
+    }
+}
+
+/// Encodes a chunk of inputs for `wire`.
+pub(crate) fn encode_inputs<T: Input>(inputs: Vec<T>, wire: Wire) -> Result<Data, String> {
+    match wire {
+        Wire::Local => Ok(Data::Local(Box::new(inputs))),
+        Wire::Bytes => postcard::to_stdvec(&inputs)
+            .map(Data::Bytes)
+            .map_err(|e| e.to_string()),
+    }
+}
+
+/// Decodes a chunk's results.
+pub(crate) fn decode_output<R: Payload>(data: Data) -> Result<ChunkOutput<R>, String> {
+    match data {
+        Data::Local(b) => b
+            .downcast::<ChunkOutput<R>>()
+            .map(|b| *b)
+            .map_err(|_| "result of an unexpected type".to_string()),
+        Data::Bytes(b) => postcard::from_bytes(&b).map_err(|e| e.to_string()),
+    }
+}
+
+impl<Sh, St, F, T, R> ErasedJob<Sh, St> for TypedJob<F, T, R>
+where
+    F: Fn(&mut WorkerContext<'_, Sh, St>, T) -> R + Send + Sync + 'static,
+    T: Input,
+    R: Payload,
+{
+    fn run_chunk(
+        &self,
+        ctx: &mut WorkerContext<'_, Sh, St>,
+        first: u64,
+        input: Data,
+        env: &mut TaskEnv<'_>,
+    ) -> Data {
+        let bytes = matches!(input, Data::Bytes(_));
+        let t0 = Instant::now();
+        let inputs: Vec<T> = match input {
+            Data::Local(b) => match b.downcast::<Vec<T>>() {
+                Ok(v) => *v,
+                Err(_) => {
+                    return encode_error::<R>(
+                        ctx.worker_id,
+                        first,
+                        "inputs of an unexpected type",
+                        bytes,
+                    );
+                }
+            },
+            Data::Bytes(b) => match postcard::from_bytes(&b) {
+                Ok(v) => v,
+                Err(e) => {
+                    return encode_error::<R>(
+                        ctx.worker_id,
+                        first,
+                        &format!("cannot decode the inputs: {e}"),
+                        bytes,
+                    );
+                }
+            },
+        };
+        if let Some(r) = env.recorder.as_deref_mut() {
+            r.timings.data_transfer += t0.elapsed();
+        }
+        let out = run_tasks(&self.f, ctx, first, inputs, env);
+        if !bytes {
+            return Data::Local(Box::new(out));
+        }
+        let t1 = Instant::now();
+        let encoded = match postcard::to_stdvec(&out) {
+            Ok(b) => b,
+            Err(e) => {
+                return encode_error::<R>(
+                    ctx.worker_id,
+                    first,
+                    &format!("cannot serialize a result: {e}"),
+                    true,
+                );
+            }
+        };
+        if let Some(r) = env.recorder.as_deref_mut() {
+            r.timings.data_transfer += t1.elapsed();
+        }
+        Data::Bytes(encoded)
+    }
+
+    fn name(&self) -> &'static str {
+        std::any::type_name::<F>()
+    }
+
+    fn is_stateless(&self) -> bool {
+        std::mem::size_of::<F>() == 0
+    }
+}
+
+fn encode_error<R: Payload>(worker: usize, first: u64, message: &str, bytes: bool) -> Data {
+    let out: ChunkOutput<R> = ChunkOutput {
+        values: Vec::new(),
+        failures: vec![(
+            0,
+            Failure {
+                phase: Phase::Task,
+                cause: Cause::Serialization,
+                worker,
+                task: Some(first),
+                args: None,
+                message: message.to_string(),
+                backtrace: None,
+                attempts: 1,
+            },
+        )],
+        skipped: 0,
+    };
+    if bytes {
+        Data::Bytes(postcard::to_stdvec(&out).unwrap_or_default())
+    } else {
+        Data::Local(Box::new(out))
+    }
+}
+
+/// The per-task loop: the hot path of every back end.
+fn run_tasks<Sh, St, F, T, R>(
+    f: &F,
+    ctx: &mut WorkerContext<'_, Sh, St>,
+    first: u64,
+    inputs: Vec<T>,
+    env: &mut TaskEnv<'_>,
+) -> ChunkOutput<R>
+where
+    F: Fn(&mut WorkerContext<'_, Sh, St>, T) -> R,
+    T: Input,
+{
+    let n = inputs.len();
+    let mut out = ChunkOutput {
+        values: Vec::with_capacity(n),
+        failures: Vec::new(),
+        skipped: 0,
+    };
+    let s = env.settings;
+    for (offset, arg) in inputs.into_iter().enumerate() {
+        if env
+            .counters
+            .cancel
+            .load(std::sync::atomic::Ordering::Relaxed)
+            != 0
+        {
+            out.skipped = (n - offset) as u32;
+            break;
+        }
+        let task = first + offset as u64;
+        env.counters.begin(task, s.timed);
+        let started = env.recorder.is_some().then(Instant::now);
+        let mut attempts = 0;
+        let result = loop {
+            attempts += 1;
+            match panic::catch(|| f(ctx, arg.clone())) {
+                Ok(r) => break Ok(r),
+                Err(caught) if attempts > s.retries => break Err(caught),
+                Err(_) => continue,
+            }
+        };
+        if let (Some(rec), Some(t0)) = (env.recorder.as_deref_mut(), started) {
+            rec.task(task, t0.elapsed(), || format!("{arg:?}"));
+        }
+        env.counters.end(s.timed);
+        match result {
+            Ok(r) => out.values.push(r),
+            Err(caught) => {
+                env.counters
+                    .tasks_failed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                out.failures.push((
+                    offset as u32,
+                    Failure {
+                        phase: Phase::Task,
+                        cause: Cause::Panic,
+                        worker: ctx.worker_id,
+                        task: Some(task),
+                        args: Some(format!("{arg:?}")),
+                        message: caught.message,
+                        backtrace: caught.backtrace,
+                        attempts,
+                    },
+                ));
+                if s.stop_on_error {
+                    out.skipped = (n - offset - 1) as u32;
+                    break;
+                }
+            }
+        }
+    }
+    out
+}

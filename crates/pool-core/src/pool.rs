@@ -1,0 +1,398 @@
+//! [`WorkerPool`]: the map and apply families, keep-alive, join and terminate.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::panic::Location;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::de::DeserializeOwned;
+
+use crate::apply::Applier;
+use crate::backend::{Backend, StartMethod, StateFn};
+use crate::builder::Builder;
+use crate::call::{Call, CallConfig};
+use crate::chunking::{ChunkSpec, Chunks};
+use crate::context::WorkerContext;
+use crate::error::PoolError;
+use crate::extensions::{CoreOnly, Extensions, SharedObjects};
+use crate::job::{ErasedJob, Input, Payload, TypedJob};
+use crate::map_iter::MapIter;
+use crate::options::MapOptions;
+use crate::progress::{CallInfo, ProgressSpec, StatusHandle};
+use crate::supervisor::{Supervisor, WorkerSpec};
+
+/// Settings fixed when the pool is built.
+#[derive(Debug, Clone)]
+pub(crate) struct PoolConfig {
+    pub(crate) n_jobs: usize,
+    pub(crate) start_method: StartMethod,
+    pub(crate) keep_alive: bool,
+    pub(crate) order_tasks: bool,
+    pub(crate) daemon: bool,
+    pub(crate) insights: bool,
+}
+
+static POOL_IDS: AtomicU64 = AtomicU64::new(1);
+
+/// A pool of workers. `Sh` are the shared objects, `St` the per-worker state, `E` the layers
+/// plugged in (the `pool` facade fixes `E`; `pool_core` alone offers [`ThreadPool`]).
+///
+/// ```
+/// use pool_core::ThreadPool;
+///
+/// let squares: Vec<u64> = ThreadPool::new(2).unwrap().map(|x: u64| x * x, 0..1000u64).unwrap();
+/// assert_eq!(squares[999], 998_001);
+/// ```
+pub struct WorkerPool<Sh = (), St = (), E = CoreOnly> {
+    config: PoolConfig,
+    sup: Arc<Mutex<Supervisor<Sh, St>>>,
+    applier: Applier<Sh, St>,
+    status: StatusHandle,
+    pool_id: u64,
+    _e: PhantomData<E>,
+}
+
+/// A pool of threads, from `pool_core` alone.
+pub type ThreadPool<Sh = (), St = ()> = WorkerPool<Sh, St, CoreOnly>;
+
+impl<Sh, St, E> fmt::Debug for WorkerPool<Sh, St, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerPool")
+            .field("config", &self.config)
+            .field("pool_id", &self.pool_id)
+            .finish()
+    }
+}
+
+impl<E: Extensions> WorkerPool<(), (), E> {
+    /// A pool of `n_jobs` workers with the default start method.
+    pub fn new(n_jobs: usize) -> Result<Self, PoolError> {
+        Self::builder().n_jobs(n_jobs).build()
+    }
+
+    /// A builder with MPIRE's defaults.
+    pub fn builder() -> Builder<(), (), E> {
+        Builder::default()
+    }
+}
+
+macro_rules! eager {
+    ($(#[$doc:meta])* $name:ident, $name_with:ident, $ctx:ident, $ctx_with:ident, $lazy:ident, $method:literal) => {
+        $(#[$doc])*
+        #[track_caller]
+        pub fn $name<T, R, F, I>(&mut self, f: F, inputs: I) -> Result<Vec<R>, PoolError>
+        where F: Fn(T) -> R + Send + Sync + 'static, T: Input, R: Payload, I: IntoIterator<Item = T> {
+            self.$name_with(f, inputs, MapOptions::default())
+        }
+        #[doc = concat!("[`Self::", stringify!($name), "`] with options.")]
+        #[track_caller]
+        pub fn $name_with<T, R, F, I>(&mut self, f: F, inputs: I, opts: MapOptions<Sh, St>) -> Result<Vec<R>, PoolError>
+        where F: Fn(T) -> R + Send + Sync + 'static, T: Input, R: Payload, I: IntoIterator<Item = T> {
+            self.$ctx_with(move |_: &mut WorkerContext<'_, Sh, St>, x| f(x), inputs, opts)
+        }
+        #[doc = concat!("[`Self::", stringify!($name), "`] for tasks that take the worker's [`WorkerContext`].")]
+        #[track_caller]
+        pub fn $ctx<T, R, F, I>(&mut self, f: F, inputs: I) -> Result<Vec<R>, PoolError>
+        where F: Fn(&mut WorkerContext<'_, Sh, St>, T) -> R + Send + Sync + 'static, T: Input, R: Payload, I: IntoIterator<Item = T> {
+            self.$ctx_with(f, inputs, MapOptions::default())
+        }
+        #[doc = concat!("[`Self::", stringify!($ctx), "`] with options.")]
+        #[track_caller]
+        pub fn $ctx_with<T, R, F, I>(&mut self, f: F, inputs: I, opts: MapOptions<Sh, St>) -> Result<Vec<R>, PoolError>
+        where F: Fn(&mut WorkerContext<'_, Sh, St>, T) -> R + Send + Sync + 'static, T: Input, R: Payload, I: IntoIterator<Item = T> {
+            self.start(f, inputs, opts, $method, $lazy)?.collect()
+        }
+    };
+}
+
+macro_rules! lazy {
+    ($(#[$doc:meta])* $name:ident, $name_with:ident, $ctx:ident, $ctx_with:ident, $ordered:literal, $method:literal) => {
+        $(#[$doc])*
+        #[track_caller]
+        pub fn $name<'a, T, R, F, I>(&'a mut self, f: F, inputs: I) -> Result<MapIter<'a, Sh, St, T, R>, PoolError>
+        where F: Fn(T) -> R + Send + Sync + 'static, T: Input, R: Payload, I: IntoIterator<Item = T>, I::IntoIter: 'a {
+            self.$name_with(f, inputs, MapOptions::default())
+        }
+        #[doc = concat!("[`Self::", stringify!($name), "`] with options.")]
+        #[track_caller]
+        pub fn $name_with<'a, T, R, F, I>(&'a mut self, f: F, inputs: I, opts: MapOptions<Sh, St>) -> Result<MapIter<'a, Sh, St, T, R>, PoolError>
+        where F: Fn(T) -> R + Send + Sync + 'static, T: Input, R: Payload, I: IntoIterator<Item = T>, I::IntoIter: 'a {
+            self.$ctx_with(move |_: &mut WorkerContext<'_, Sh, St>, x| f(x), inputs, opts)
+        }
+        #[doc = concat!("[`Self::", stringify!($name), "`] for tasks that take the worker's [`WorkerContext`].")]
+        #[track_caller]
+        pub fn $ctx<'a, T, R, F, I>(&'a mut self, f: F, inputs: I) -> Result<MapIter<'a, Sh, St, T, R>, PoolError>
+        where F: Fn(&mut WorkerContext<'_, Sh, St>, T) -> R + Send + Sync + 'static, T: Input, R: Payload, I: IntoIterator<Item = T>, I::IntoIter: 'a {
+            self.$ctx_with(f, inputs, MapOptions::default())
+        }
+        #[doc = concat!("[`Self::", stringify!($ctx), "`] with options.")]
+        #[track_caller]
+        pub fn $ctx_with<'a, T, R, F, I>(&'a mut self, f: F, inputs: I, opts: MapOptions<Sh, St>) -> Result<MapIter<'a, Sh, St, T, R>, PoolError>
+        where F: Fn(&mut WorkerContext<'_, Sh, St>, T) -> R + Send + Sync + 'static, T: Input, R: Payload, I: IntoIterator<Item = T>, I::IntoIter: 'a {
+            self.start(f, inputs, opts, $method, $ordered)
+        }
+    };
+}
+
+impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
+    pub(crate) fn from_parts(
+        config: PoolConfig,
+        backend: Box<dyn Backend<Sh, St>>,
+        shared: Sh,
+        make_state: StateFn<St>,
+        cpu_ids: Option<Vec<Vec<usize>>>,
+    ) -> Self {
+        let sup = Supervisor::new(
+            backend,
+            config.n_jobs,
+            Arc::new(shared),
+            make_state,
+            cpu_ids,
+            config.insights,
+        );
+        let sup = Arc::new(Mutex::new(sup));
+        WorkerPool {
+            applier: Applier::new(sup.clone()),
+            sup,
+            status: StatusHandle::default(),
+            pool_id: POOL_IDS.fetch_add(1, Ordering::Relaxed),
+            config,
+            _e: PhantomData,
+        }
+    }
+
+    /// Number of workers.
+    pub fn n_jobs(&self) -> usize {
+        self.config.n_jobs
+    }
+
+    /// The start method.
+    pub fn start_method(&self) -> StartMethod {
+        self.config.start_method
+    }
+
+    /// Whether workers are daemons (may not start pools of their own, with process workers).
+    pub fn daemon(&self) -> bool {
+        self.config.daemon
+    }
+
+    /// Keep workers alive between calls (MPIRE's `set_keep_alive`).
+    pub fn set_keep_alive(&mut self, on: bool) {
+        self.config.keep_alive = on;
+    }
+
+    /// Hand chunks out round-robin (MPIRE's `set_order_tasks`).
+    pub fn set_order_tasks(&mut self, on: bool) {
+        self.config.order_tasks = on;
+    }
+
+    /// Live progress of the current or last call, readable from any thread.
+    pub fn status_handle(&self) -> StatusHandle {
+        self.status.clone()
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Supervisor<Sh, St>> {
+        self.sup.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    #[track_caller]
+    fn start<'a, T, R, F, I>(
+        &'a mut self,
+        f: F,
+        inputs: I,
+        opts: MapOptions<Sh, St>,
+        method: &'static str,
+        ordered: bool,
+    ) -> Result<MapIter<'a, Sh, St, T, R>, PoolError>
+    where
+        F: Fn(&mut WorkerContext<'_, Sh, St>, T) -> R + Send + Sync + 'static,
+        T: Input,
+        R: Payload,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: 'a,
+    {
+        let location = Location::caller();
+        self.applier.wait_idle();
+        let iter = inputs.into_iter();
+        let len = opts.iterable_len.or_else(|| match iter.size_hint() {
+            (lo, Some(hi)) if lo == hi => Some(lo),
+            _ => None,
+        });
+        let n_jobs = self.config.n_jobs;
+        let spec = match (opts.chunk_size, len) {
+            (Some(0), _) => {
+                return Err(PoolError::InvalidConfig(
+                    "chunk_size must be at least 1".into(),
+                ));
+            }
+            (Some(c), _) => ChunkSpec::Size(c as f64),
+            (None, Some(len)) => ChunkSpec::Splits {
+                n_splits: opts.n_splits.unwrap_or(64 * n_jobs),
+                len,
+            },
+            (None, None) => ChunkSpec::Size(1.0),
+        };
+        if opts.n_splits == Some(0) {
+            return Err(PoolError::InvalidConfig(
+                "n_splits must be at least 1".into(),
+            ));
+        }
+        let chunk = spec.size().ceil() as usize;
+        let max_active = opts.max_tasks_active.unwrap_or(n_jobs * chunk * 2);
+        if max_active == 0 {
+            return Err(PoolError::InvalidConfig(
+                "max_tasks_active must be at least 1".into(),
+            ));
+        }
+        if opts.worker_lifespan == Some(0) {
+            return Err(PoolError::InvalidConfig(
+                "worker_lifespan must be at least 1".into(),
+            ));
+        }
+        let job: Arc<dyn ErasedJob<Sh, St>> = Arc::new(TypedJob::<F, T, R>::new(f));
+        let mut sup = self.lock();
+        let call_id = sup.new_call_id();
+        let info = CallInfo {
+            call_id,
+            pool_id: self.pool_id,
+            method: method.to_string(),
+            function: job.name().to_string(),
+            location: format!("{}:{}", location.file(), location.line()),
+            n_jobs,
+            start_method: self.config.start_method.name().to_string(),
+            spec: opts.progress.clone().unwrap_or_else(ProgressSpec::default),
+        };
+        let mut progress = None;
+        if let Some(mut p) = opts.progress.clone() {
+            if p.total.is_none() {
+                p.total = len.map(|l| l as u64);
+            }
+            progress = E::progress(&CallInfo {
+                spec: p,
+                ..info.clone()
+            });
+        }
+        sup.ensure_workers(WorkerSpec {
+            init: opts.worker_init.clone(),
+            exit: opts.worker_exit.clone(),
+            lifespan: opts.worker_lifespan,
+        })?;
+        let limit = opts.iterable_len.map(|l| l as u64);
+        let boxed: Box<dyn Iterator<Item = T> + 'a> = Box::new(iter);
+        let chunks = Chunks::new(boxed, spec, limit);
+        let cfg = CallConfig {
+            ordered,
+            order_tasks: self.config.order_tasks,
+            keep_alive: self.config.keep_alive,
+            max_active: max_active as u64,
+            policy: opts.on_error,
+            task_timeout: opts.task_timeout,
+            init_timeout: opts.init_timeout,
+            exit_timeout: opts.exit_timeout,
+            total: len.map(|l| l as u64),
+        };
+        Ok(MapIter {
+            call: Call::new(sup, job, chunks, cfg, progress, &info, self.status.clone()),
+        })
+    }
+
+    eager!(
+        /// Applies `f` to every input in parallel; results in input order. Blocks until done.
+        map, map_with, map_ctx, map_ctx_with, true, "map"
+    );
+    eager!(
+        /// Like [`Self::map`], but results come in completion order.
+        map_unordered, map_unordered_with, map_unordered_ctx, map_unordered_ctx_with, false, "map_unordered"
+    );
+    lazy!(
+        /// Lazy [`Self::map`]: an iterator of results in input order, pulling inputs as workers
+        /// free up (at most `max_tasks_active` at a time), so inputs may be endless.
+        imap, imap_with, imap_ctx, imap_ctx_with, true, "imap"
+    );
+    lazy!(
+        /// Lazy [`Self::map_unordered`]: results as soon as they are ready.
+        imap_unordered, imap_unordered_with, imap_unordered_ctx, imap_unordered_ctx_with, false, "imap_unordered"
+    );
+
+    /// Keeps going past failed tasks: every input gets a result or its error, in input order.
+    /// `opts` should carry a [`crate::ErrorPolicy::Continue`] (else the first failure ends it).
+    #[track_caller]
+    pub fn map_results<T, R, F, I>(
+        &mut self,
+        f: F,
+        inputs: I,
+        opts: MapOptions<Sh, St>,
+    ) -> Vec<Result<R, PoolError>>
+    where
+        F: Fn(T) -> R + Send + Sync + 'static,
+        T: Input,
+        R: Payload,
+        I: IntoIterator<Item = T>,
+    {
+        match self.imap_with(f, inputs, opts) {
+            Ok(it) => it.collect(),
+            Err(e) => vec![Err(e)],
+        }
+    }
+
+    /// What the `worker_exit` functions returned, in the order workers stopped.
+    pub fn get_exit_results<X: DeserializeOwned>(&self) -> Result<Vec<X>, PoolError> {
+        let sup = self.lock();
+        sup.exit_results
+            .iter()
+            .map(|b| {
+                postcard::from_bytes(b).map_err(|e| PoolError::Serialization {
+                    context: format!("exit result as {}", std::any::type_name::<X>()),
+                    message: e.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// Insights of the calls so far (requires `enable_insights(true)`).
+    pub fn get_insights(&self) -> E::Insights {
+        let mut sup = self.lock();
+        sup.flush_timings();
+        E::insights(&sup.timings)
+    }
+
+    /// Waits for outstanding `apply_async` tasks, then stops the workers gracefully
+    /// (`worker_exit` runs). The pool can be used again afterwards.
+    pub fn join(&mut self) -> Result<(), PoolError> {
+        self.applier.wait_idle();
+        let mut sup = self.lock();
+        if sup.any_alive() {
+            sup.stop(None)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Same as [`Self::join`] (MPIRE's name).
+    pub fn stop_and_join(&mut self) -> Result<(), PoolError> {
+        self.join()
+    }
+
+    /// Stops every worker now, without `worker_exit`; outstanding `apply_async` results fail.
+    pub fn terminate(&mut self) {
+        self.applier.cancel_all();
+        self.lock().terminate();
+    }
+
+    pub(crate) fn parts(
+        &self,
+    ) -> (
+        &Arc<Mutex<Supervisor<Sh, St>>>,
+        &Applier<Sh, St>,
+        &PoolConfig,
+    ) {
+        (&self.sup, &self.applier, &self.config)
+    }
+}
+
+impl<Sh, St, E> Drop for WorkerPool<Sh, St, E> {
+    fn drop(&mut self) {
+        self.applier.shutdown();
+    }
+}

@@ -1,0 +1,454 @@
+//! The worker set of a pool: which slots run a worker, what each has in hand, restarts,
+//! graceful stops and exit results. Shared by map calls and `apply_async`.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crate::backend::{Backend, Command, Event, ExitReason, StateFn, WorkerSetup};
+use crate::counters::{CounterBlock, CounterRef, monotonic_ns};
+use crate::error::{Cause, Failure, Phase, PoolError};
+use crate::job::Data;
+use crate::options::{ExitFn, InitFn};
+use crate::timing::WorkerTimings;
+use crate::worker::IN_HOOK;
+
+/// Per-call worker settings (MPIRE's map arguments that shape workers).
+pub(crate) struct WorkerSpec<Sh, St> {
+    pub(crate) init: Option<InitFn<Sh, St>>,
+    pub(crate) exit: Option<ExitFn<Sh, St>>,
+    pub(crate) lifespan: Option<u64>,
+}
+
+impl<Sh, St> Clone for WorkerSpec<Sh, St> {
+    fn clone(&self) -> Self {
+        WorkerSpec {
+            init: self.init.clone(),
+            exit: self.exit.clone(),
+            lifespan: self.lifespan,
+        }
+    }
+}
+
+/// A chunk a worker has in hand.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct InFlight {
+    pub(crate) call: u64,
+    pub(crate) first: u64,
+    pub(crate) len: u32,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    alive: bool,
+    generation: u64,
+    exiting: bool,
+    assigned_in_life: u64,
+    inflight: VecDeque<InFlight>,
+}
+
+/// What the supervisor hands to the owner of a call.
+#[derive(Debug)]
+pub(crate) enum Delivery {
+    /// A chunk finished.
+    Chunk { call: u64, first: u64, output: Data },
+    /// A worker was lost with these chunks in hand; `failure` is for the task it was running.
+    Lost {
+        chunks: Vec<InFlight>,
+        current: Option<u64>,
+        failure: Failure,
+    },
+    /// A worker's init or exit failed.
+    HookFailed(Failure),
+}
+
+/// Chunks a worker may hold at once (one running, one queued).
+const DEPTH: usize = 2;
+
+pub(crate) struct Supervisor<Sh, St> {
+    pub(crate) backend: Box<dyn Backend<Sh, St>>,
+    counters: Arc<dyn CounterBlock>,
+    slots: Vec<Slot>,
+    pub(crate) shared: Arc<Sh>,
+    make_state: StateFn<St>,
+    cpu_ids: Option<Vec<Vec<usize>>>,
+    pub(crate) insights: bool,
+    spec: WorkerSpec<Sh, St>,
+    pub(crate) exit_results: Vec<Vec<u8>>,
+    pub(crate) timings: Vec<WorkerTimings>,
+    next_call: u64,
+}
+
+impl<Sh, St> Supervisor<Sh, St> {
+    pub(crate) fn new(
+        backend: Box<dyn Backend<Sh, St>>,
+        n_jobs: usize,
+        shared: Arc<Sh>,
+        make_state: StateFn<St>,
+        cpu_ids: Option<Vec<Vec<usize>>>,
+        insights: bool,
+    ) -> Self {
+        Supervisor {
+            counters: backend.counters(),
+            backend,
+            slots: (0..n_jobs).map(|_| Slot::default()).collect(),
+            shared,
+            make_state,
+            cpu_ids,
+            insights,
+            spec: WorkerSpec {
+                init: None,
+                exit: None,
+                lifespan: None,
+            },
+            exit_results: Vec::new(),
+            timings: (0..n_jobs).map(WorkerTimings::new).collect(),
+            next_call: 1,
+        }
+    }
+
+    pub(crate) fn n_jobs(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub(crate) fn counters(&self) -> &Arc<dyn CounterBlock> {
+        &self.counters
+    }
+
+    pub(crate) fn new_call_id(&mut self) -> u64 {
+        self.next_call += 1;
+        self.next_call
+    }
+
+    pub(crate) fn any_alive(&self) -> bool {
+        self.slots.iter().any(|s| s.alive)
+    }
+
+    /// Sets the worker settings for workers started from now on, and starts missing workers.
+    pub(crate) fn ensure_workers(&mut self, spec: WorkerSpec<Sh, St>) -> Result<(), PoolError> {
+        let fresh = !self.any_alive();
+        self.spec = spec;
+        if fresh {
+            self.exit_results.clear();
+        }
+        for id in 0..self.slots.len() {
+            if !self.slots[id].alive {
+                self.start(id)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn start(&mut self, id: usize) -> Result<(), PoolError> {
+        let slot = &mut self.slots[id];
+        slot.generation += 1;
+        slot.assigned_in_life = 0;
+        slot.exiting = false;
+        slot.inflight.clear();
+        let counters = CounterRef::new(self.counters.clone(), id);
+        counters.get().cancel.store(0, Ordering::Relaxed);
+        counters.get().current_task.store(0, Ordering::Relaxed);
+        let setup = WorkerSetup {
+            id,
+            generation: slot.generation,
+            shared: self.shared.clone(),
+            make_state: self.make_state.clone(),
+            init: self.spec.init.clone(),
+            exit: self.spec.exit.clone(),
+            lifespan: self.spec.lifespan,
+            insights: self.insights,
+            counters,
+            cpus: self.cpu_ids.as_ref().map(|c| c[id % c.len()].clone()),
+            requested_ns: monotonic_ns(),
+        };
+        self.backend.start_worker(setup)?;
+        self.slots[id].alive = true;
+        Ok(())
+    }
+
+    /// A worker that can take a chunk of `len` tasks now: `Some(w)` forces that worker.
+    pub(crate) fn pick(&self, only: Option<usize>) -> Option<usize> {
+        let can = |s: &Slot| {
+            s.alive
+                && !s.exiting
+                && s.inflight.len() < DEPTH
+                && self.spec.lifespan.is_none_or(|l| s.assigned_in_life < l)
+        };
+        match only {
+            Some(w) => can(&self.slots[w]).then_some(w),
+            None => (0..self.slots.len())
+                .filter(|&w| can(&self.slots[w]))
+                .min_by_key(|&w| self.slots[w].inflight.len()),
+        }
+    }
+
+    /// A worker with nothing in hand (apply tasks go only to idle workers).
+    pub(crate) fn pick_idle(&self) -> Option<usize> {
+        (0..self.slots.len()).find(|&w| {
+            let s = &self.slots[w];
+            s.alive
+                && !s.exiting
+                && s.inflight.is_empty()
+                && self.spec.lifespan.is_none_or(|l| s.assigned_in_life < l)
+        })
+    }
+
+    pub(crate) fn dispatch(
+        &mut self,
+        worker: usize,
+        cmd: Command<Sh, St>,
+    ) -> Result<(), PoolError> {
+        if let Command::Chunk {
+            call, first, len, ..
+        } = &cmd
+        {
+            let slot = &mut self.slots[worker];
+            slot.inflight.push_back(InFlight {
+                call: *call,
+                first: *first,
+                len: *len,
+            });
+            slot.assigned_in_life += u64::from(*len);
+        }
+        self.backend.send(worker, cmd)
+    }
+
+    /// Handles one event; returns what the call owner must see.
+    pub(crate) fn handle(&mut self, event: Event) -> Result<Option<Delivery>, PoolError> {
+        match event {
+            Event::Ready { .. } => Ok(None),
+            Event::ChunkDone {
+                worker,
+                generation,
+                call,
+                first,
+                output,
+            } => {
+                let slot = &mut self.slots[worker];
+                if slot.generation != generation {
+                    return Ok(None);
+                }
+                if let Some(pos) = slot
+                    .inflight
+                    .iter()
+                    .position(|c| c.call == call && c.first == first)
+                {
+                    slot.inflight.remove(pos);
+                }
+                Ok(Some(Delivery::Chunk {
+                    call,
+                    first,
+                    output,
+                }))
+            }
+            Event::Failed {
+                generation,
+                failure,
+            } => {
+                if self.slots[failure.worker].generation != generation {
+                    return Ok(None);
+                }
+                Ok(Some(Delivery::HookFailed(failure)))
+            }
+            Event::Timings {
+                generation: _,
+                timings,
+            } => {
+                let w = timings.worker;
+                self.timings[w].merge(&timings);
+                Ok(None)
+            }
+            Event::Exited {
+                worker,
+                generation,
+                reason,
+                exit_result,
+            } => {
+                if self.slots[worker].generation != generation {
+                    return Ok(None);
+                }
+                if let Some(r) = exit_result {
+                    self.exit_results.push(r);
+                }
+                self.slots[worker].alive = false;
+                if reason == ExitReason::Lifespan {
+                    self.start(worker)?;
+                }
+                Ok(None)
+            }
+            Event::Died {
+                worker,
+                generation,
+                message,
+            } => {
+                if self.slots[worker].generation != generation {
+                    return Ok(None);
+                }
+                Ok(Some(self.lose(worker, Cause::WorkerDied, message)))
+            }
+        }
+    }
+
+    /// Takes a worker out (killed, abandoned or dead) and says what it had in hand.
+    pub(crate) fn lose(&mut self, worker: usize, cause: Cause, message: String) -> Delivery {
+        let counters = self.counters.slots()[worker].current();
+        let in_hook = counters.is_some_and(|(t, _)| t == IN_HOOK - 1);
+        let current = counters.map(|(t, _)| t).filter(|_| !in_hook);
+        self.backend.kill(worker);
+        let slot = &mut self.slots[worker];
+        slot.alive = false;
+        let chunks: Vec<InFlight> = slot.inflight.drain(..).collect();
+        let phase = if in_hook {
+            if slot.exiting {
+                Phase::Exit
+            } else {
+                Phase::Init
+            }
+        } else {
+            Phase::Task
+        };
+        let failure = Failure {
+            phase,
+            cause,
+            worker,
+            task: current,
+            args: None,
+            message,
+            backtrace: None,
+            attempts: 1,
+        };
+        Delivery::Lost {
+            chunks,
+            current,
+            failure,
+        }
+    }
+
+    /// Restarts slots that lost their worker (after a timeout or a death, under `keep_going`).
+    pub(crate) fn revive(&mut self) -> Result<(), PoolError> {
+        for id in 0..self.slots.len() {
+            if !self.slots[id].alive {
+                self.start(id)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Tasks a worker has in hand.
+    pub(crate) fn inflight(&self, worker: usize) -> &VecDeque<InFlight> {
+        &self.slots[worker].inflight
+    }
+
+    /// Workers in init or exit for longer than `limit`, or in a task for longer than `task`.
+    pub(crate) fn overdue(
+        &self,
+        hook: Option<Duration>,
+        task: Option<Duration>,
+    ) -> Vec<(usize, bool, Duration)> {
+        let now = monotonic_ns();
+        let mut out = Vec::new();
+        for (w, s) in self.slots.iter().enumerate() {
+            if !s.alive {
+                continue;
+            }
+            let Some((t, started)) = self.counters.slots()[w].current() else {
+                continue;
+            };
+            if started == 0 {
+                continue;
+            }
+            let is_hook = t == IN_HOOK - 1;
+            let limit = if is_hook { hook } else { task };
+            if let Some(limit) = limit
+                && Duration::from_nanos(now.saturating_sub(started)) > limit
+            {
+                out.push((w, is_hook, limit));
+            }
+        }
+        out
+    }
+
+    /// Stops every worker without waiting (errors, interrupts, dropped iterators).
+    pub(crate) fn terminate(&mut self) {
+        for (w, slot) in self.slots.iter_mut().enumerate() {
+            if slot.alive {
+                self.counters.slots()[w].cancel.store(1, Ordering::Relaxed);
+                self.backend.kill(w);
+                slot.alive = false;
+                slot.inflight.clear();
+            }
+        }
+        self.backend.shutdown(Duration::from_millis(50));
+    }
+
+    /// Stops every worker gracefully: `worker_exit` runs and its results are collected.
+    /// `exit_timeout` bounds each exit function; `hook_failures` receives exit failures.
+    pub(crate) fn stop(&mut self, exit_timeout: Option<Duration>) -> Result<(), PoolError> {
+        let mut first_error = None;
+        for w in 0..self.slots.len() {
+            if self.slots[w].alive {
+                self.slots[w].exiting = true;
+                if self.backend.send(w, Command::Exit).is_err() {
+                    self.slots[w].alive = false;
+                }
+            }
+        }
+        while self.any_alive() {
+            let ev = self
+                .backend
+                .events()
+                .recv_timeout(Duration::from_millis(20));
+            match ev {
+                Ok(ev) => match self.handle(ev)? {
+                    Some(Delivery::HookFailed(f)) => {
+                        first_error.get_or_insert(PoolError::from(f));
+                    }
+                    Some(Delivery::Lost { failure, .. }) => {
+                        first_error.get_or_insert(PoolError::from(failure));
+                    }
+                    _ => {}
+                },
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+            }
+            for (w, _, limit) in self.overdue(exit_timeout, None) {
+                let d = self.lose(
+                    w,
+                    Cause::Timeout(limit),
+                    format!("worker_exit ran longer than {limit:?}"),
+                );
+                if let Delivery::Lost { mut failure, .. } = d {
+                    failure.phase = Phase::Exit;
+                    first_error.get_or_insert(PoolError::from(failure));
+                }
+            }
+        }
+        self.backend.shutdown(Duration::from_secs(5));
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Asks every worker for the timings recorded so far (insights of a kept-alive pool).
+    pub(crate) fn flush_timings(&mut self) {
+        if !self.insights {
+            return;
+        }
+        for w in 0..self.slots.len() {
+            if self.slots[w].alive {
+                let _ = self.backend.send(w, Command::Flush);
+            }
+        }
+    }
+}
+
+impl<Sh, St> Drop for Supervisor<Sh, St> {
+    fn drop(&mut self) {
+        if self.any_alive() {
+            let _ = self.stop(Some(Duration::from_secs(5)));
+        }
+        self.backend.shutdown(Duration::from_millis(100));
+    }
+}

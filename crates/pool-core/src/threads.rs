@@ -1,0 +1,177 @@
+//! The thread back end (`StartMethod::Threading`): each worker is an OS thread with its own
+//! command channel; all workers share one event channel to the parent.
+//!
+//! A thread cannot be killed. A worker whose task times out is *abandoned*: its channel is
+//! closed, its later events are dropped, and it ends by itself when the stuck task returns (the
+//! pool never waits for it). A task that never returns keeps its thread until the process
+//! exits; use a process start method when that matters.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, unbounded};
+
+use crate::backend::{Backend, Command, Event, WorkerLink, WorkerSetup};
+use crate::counters::{CounterBlock, WorkerCounters};
+use crate::error::PoolError;
+use crate::job::Wire;
+use crate::worker::run_worker;
+
+struct Slot<Sh, St> {
+    commands: Sender<Command<Sh, St>>,
+    handle: JoinHandle<()>,
+    cancelled: Arc<AtomicBool>,
+}
+
+/// Workers as threads of this process.
+pub struct ThreadBackend<Sh, St> {
+    counters: Arc<Vec<WorkerCounters>>,
+    slots: Vec<Option<Slot<Sh, St>>>,
+    events_tx: Sender<Event>,
+    events_rx: Receiver<Event>,
+    abandoned: Vec<JoinHandle<()>>,
+}
+
+impl<Sh, St> fmt::Debug for ThreadBackend<Sh, St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadBackend")
+            .field("slots", &self.slots.len())
+            .field("abandoned", &self.abandoned.len())
+            .finish()
+    }
+}
+
+impl<Sh, St> ThreadBackend<Sh, St> {
+    /// A back end with `n_jobs` worker slots.
+    pub fn new(n_jobs: usize) -> Self {
+        let (events_tx, events_rx) = unbounded();
+        ThreadBackend {
+            counters: Arc::new((0..n_jobs).map(|_| WorkerCounters::default()).collect()),
+            slots: (0..n_jobs).map(|_| None).collect(),
+            events_tx,
+            events_rx,
+            abandoned: Vec::new(),
+        }
+    }
+}
+
+struct ThreadLink<Sh, St> {
+    commands: Receiver<Command<Sh, St>>,
+    events: Sender<Event>,
+    cancelled: Arc<AtomicBool>,
+}
+
+impl<Sh, St> WorkerLink<Sh, St> for ThreadLink<Sh, St> {
+    fn recv(&mut self) -> Option<Command<Sh, St>> {
+        if self.cancelled.load(Ordering::Acquire) {
+            return None;
+        }
+        self.commands.recv().ok()
+    }
+
+    fn send(&mut self, event: Event) {
+        if !self.cancelled.load(Ordering::Acquire) {
+            let _ = self.events.send(event);
+        }
+    }
+}
+
+impl<Sh, St> Backend<Sh, St> for ThreadBackend<Sh, St>
+where
+    Sh: Send + Sync + 'static,
+    St: 'static,
+{
+    fn wire(&self) -> Wire {
+        Wire::Local
+    }
+
+    fn counters(&self) -> Arc<dyn CounterBlock> {
+        self.counters.clone()
+    }
+
+    fn start_worker(&mut self, setup: WorkerSetup<Sh, St>) -> Result<(), PoolError> {
+        let id = setup.id;
+        if let Some(old) = self.slots[id].take() {
+            // The previous worker said `Exited`; it is returning from its loop.
+            drop(old.commands);
+            let _ = old.handle.join();
+        }
+        let (tx, rx) = unbounded();
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let mut link = ThreadLink {
+            commands: rx,
+            events: self.events_tx.clone(),
+            cancelled: cancelled.clone(),
+        };
+        let handle = std::thread::Builder::new()
+            .name(format!("pool-worker-{id}"))
+            .spawn(move || run_worker(setup, &mut link))
+            .map_err(|e| PoolError::backend(format!("cannot start worker thread {id}"), e))?;
+        self.slots[id] = Some(Slot {
+            commands: tx,
+            handle,
+            cancelled,
+        });
+        Ok(())
+    }
+
+    fn send(&mut self, slot: usize, cmd: Command<Sh, St>) -> Result<(), PoolError> {
+        let s = self.slots[slot].as_ref().ok_or_else(|| {
+            PoolError::backend(
+                format!("worker {slot} is not running"),
+                std::io::ErrorKind::NotConnected.into(),
+            )
+        })?;
+        s.commands.send(cmd).map_err(|_| {
+            PoolError::backend(
+                format!("worker {slot} has stopped"),
+                std::io::ErrorKind::BrokenPipe.into(),
+            )
+        })
+    }
+
+    fn events(&self) -> &Receiver<Event> {
+        &self.events_rx
+    }
+
+    fn kill(&mut self, slot: usize) {
+        if let Some(s) = self.slots[slot].take() {
+            s.cancelled.store(true, Ordering::Release);
+            drop(s.commands);
+            self.abandoned.push(s.handle);
+        }
+    }
+
+    fn shutdown(&mut self, grace: Duration) {
+        for s in self.slots.iter().flatten() {
+            let _ = s.commands.send(Command::Exit);
+        }
+        let deadline = Instant::now() + grace;
+        let mut handles: Vec<JoinHandle<()>> = Vec::new();
+        for s in self.slots.iter_mut().filter_map(Option::take) {
+            drop(s.commands);
+            handles.push(s.handle);
+        }
+        handles.append(&mut self.abandoned);
+        for h in handles {
+            while !h.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            if h.is_finished() {
+                let _ = h.join();
+            }
+            // else: a task that never returns; the thread is detached (see module docs).
+        }
+    }
+}
+
+impl<Sh, St> Drop for ThreadBackend<Sh, St> {
+    fn drop(&mut self) {
+        for s in self.slots.iter().flatten() {
+            s.cancelled.store(true, Ordering::Release);
+        }
+    }
+}

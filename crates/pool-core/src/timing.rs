@@ -1,0 +1,152 @@
+//! Raw timing of one worker, recorded when insights are enabled: the material `pool-insights`
+//! turns into statistics.
+//!
+//! Each worker keeps its own [`WorkerTimings`] (no lock, no message per task) and hands it to
+//! the parent when it stops or when a call ends; the parent merges them per worker slot.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::Serializer as _;
+use serde::{Deserialize, Serialize};
+
+/// How many of the slowest tasks are kept with their arguments.
+pub const TOP_TASKS: usize = 5;
+
+/// One of the slowest tasks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlowTask {
+    /// How long it ran.
+    pub duration: Duration,
+    /// Its index in its call's input.
+    pub task: u64,
+    /// Its arguments, in `Debug` form.
+    pub args: String,
+}
+
+/// Raw timings of one worker slot over one or more worker lives.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkerTimings {
+    /// The worker slot.
+    pub worker: usize,
+    /// Tasks completed.
+    pub n_completed_tasks: u64,
+    /// From the pool asking for the worker to the worker being ready to init.
+    pub start_up: Duration,
+    /// In `worker_init`.
+    pub init: Duration,
+    /// Waiting for work.
+    pub waiting: Duration,
+    /// In the task function.
+    pub working: Duration,
+    /// In `worker_exit`.
+    pub exit: Duration,
+    /// Moving data: (de)serializing arguments and results, copying them through the transport.
+    pub data_transfer: Duration,
+    /// The slowest tasks, slowest first.
+    pub slowest: Vec<SlowTask>,
+    /// Task durations in nanoseconds (hdrhistogram V2 encoding, see [`WorkerTimings::histogram`]).
+    pub histogram_v2: Vec<u8>,
+}
+
+impl WorkerTimings {
+    /// Empty timings for a slot.
+    pub fn new(worker: usize) -> Self {
+        WorkerTimings {
+            worker,
+            n_completed_tasks: 0,
+            start_up: Duration::ZERO,
+            init: Duration::ZERO,
+            waiting: Duration::ZERO,
+            working: Duration::ZERO,
+            exit: Duration::ZERO,
+            data_transfer: Duration::ZERO,
+            slowest: Vec::new(),
+            histogram_v2: Vec::new(),
+        }
+    }
+
+    /// The task-duration histogram (nanoseconds, 3 significant figures).
+    pub fn histogram(&self) -> Histogram<u64> {
+        if self.histogram_v2.is_empty() {
+            return new_histogram();
+        }
+        hdrhistogram::serialization::Deserializer::new()
+            .deserialize(&mut &self.histogram_v2[..])
+            .unwrap_or_else(|_| new_histogram())
+    }
+
+    /// Adds `other` (a later life or a later call of the same slot) into `self`.
+    pub fn merge(&mut self, other: &WorkerTimings) {
+        self.n_completed_tasks += other.n_completed_tasks;
+        self.start_up += other.start_up;
+        self.init += other.init;
+        self.waiting += other.waiting;
+        self.working += other.working;
+        self.exit += other.exit;
+        self.data_transfer += other.data_transfer;
+        self.slowest.extend(other.slowest.iter().cloned());
+        self.slowest.sort_by(|a, b| b.duration.cmp(&a.duration));
+        self.slowest.truncate(TOP_TASKS);
+        if !other.histogram_v2.is_empty() {
+            let mut h = self.histogram();
+            // Both histograms share bounds, so `add` cannot fail.
+            let _ = h.add(other.histogram());
+            self.histogram_v2 = encode(&h);
+        }
+    }
+}
+
+pub(crate) fn new_histogram() -> Histogram<u64> {
+    Histogram::new(3).expect("3 significant figures is valid")
+}
+
+pub(crate) fn encode(h: &Histogram<u64>) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Serializing into a Vec cannot fail for a valid histogram.
+    let _ = hdrhistogram::serialization::V2Serializer::new().serialize(h, &mut out);
+    out
+}
+
+/// What a worker records while it runs (only when insights are on).
+#[derive(Debug)]
+pub(crate) struct Recorder {
+    pub(crate) timings: WorkerTimings,
+    hist: Histogram<u64>,
+}
+
+impl Recorder {
+    pub(crate) fn new(worker: usize) -> Self {
+        Recorder {
+            timings: WorkerTimings::new(worker),
+            hist: new_histogram(),
+        }
+    }
+
+    /// Records a finished task; `args` is asked for only when the task is among the slowest.
+    pub(crate) fn task(&mut self, task: u64, d: Duration, args: impl FnOnce() -> String) {
+        let t = &mut self.timings;
+        t.n_completed_tasks += 1;
+        t.working += d;
+        self.hist.saturating_record(d.as_nanos() as u64);
+        let slow = &mut t.slowest;
+        if slow.len() < TOP_TASKS || slow.last().is_some_and(|s| s.duration < d) {
+            slow.push(SlowTask {
+                duration: d,
+                task,
+                args: args(),
+            });
+            slow.sort_by(|a, b| b.duration.cmp(&a.duration));
+            slow.truncate(TOP_TASKS);
+        }
+    }
+
+    /// Hands over what was recorded and starts afresh.
+    pub(crate) fn take(&mut self) -> WorkerTimings {
+        let worker = self.timings.worker;
+        let mut t = std::mem::replace(&mut self.timings, WorkerTimings::new(worker));
+        t.histogram_v2 = encode(&self.hist);
+        self.hist.reset();
+        t
+    }
+}
