@@ -14,8 +14,8 @@ use crossbeam_channel::Receiver;
 
 use crate::counters::{CounterBlock, CounterRef};
 use crate::error::{Failure, PoolError};
+use crate::hook::{ExitFn, InitFn, StateFn};
 use crate::job::{Data, ErasedJob, RunSettings, Wire};
-use crate::options::{ExitFn, InitFn};
 use crate::timing::WorkerTimings;
 
 /// How workers are started.
@@ -41,9 +41,6 @@ impl StartMethod {
         }
     }
 }
-
-/// Builds the user's per-worker state.
-pub type StateFn<St> = Arc<dyn Fn() -> St + Send + Sync>;
 
 /// Everything a new worker needs.
 pub struct WorkerSetup<Sh, St> {

@@ -2,11 +2,11 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::Arc;
 
-use crate::backend::{StartMethod, StateFn};
+use crate::backend::StartMethod;
 use crate::error::PoolError;
 use crate::extensions::{Extensions, SharedObjects};
+use crate::hook::{StateFn, state_hook};
 use crate::pool::{PoolConfig, WorkerPool};
 
 /// Builds a [`WorkerPool`]. Shared objects and worker state set the pool's type parameters.
@@ -57,7 +57,7 @@ impl<E> Default for Builder<(), (), E> {
             n_jobs: None,
             start_method: None,
             shared: (),
-            make_state: Arc::new(|| ()),
+            make_state: state_hook(|| ()),
             keep_alive: false,
             order_tasks: false,
             daemon: true,
@@ -111,7 +111,7 @@ impl<Sh, St, E: Extensions> Builder<Sh, St, E> {
             n_jobs: self.n_jobs,
             start_method: self.start_method,
             shared: self.shared,
-            make_state: Arc::new(make),
+            make_state: state_hook(make),
             keep_alive: self.keep_alive,
             order_tasks: self.order_tasks,
             daemon: self.daemon,

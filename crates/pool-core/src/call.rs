@@ -348,6 +348,9 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
         self.report();
         self.status.end();
         if let Some(mut p) = self.progress.take() {
+            if self.sup.insights {
+                p.timings(&self.sup.timings);
+            }
             p.finish(&self.status.snapshot(), &outcome);
         }
     }

@@ -8,6 +8,7 @@
 
 use std::any::Any;
 use std::fmt::{self, Debug};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::de::DeserializeOwned;
@@ -100,9 +101,9 @@ pub trait ErasedJob<Sh, St>: Send + Sync {
     /// The task function's type name.
     fn name(&self) -> &'static str;
 
-    /// Whether the task function has no captured data (a `fn` item or non-capturing closure),
-    /// so that a freshly executed copy of this binary can rebuild it.
-    fn is_stateless(&self) -> bool;
+    /// When the task function captures nothing (a `fn` item or non-capturing closure): a
+    /// function that rebuilds this job in a fresh process of the same binary.
+    fn rebuilder(&self) -> Option<fn() -> Arc<dyn ErasedJob<Sh, St>>>;
 }
 
 /// The typed job behind [`ErasedJob`].
@@ -209,9 +210,18 @@ where
         std::any::type_name::<F>()
     }
 
-    fn is_stateless(&self) -> bool {
-        std::mem::size_of::<F>() == 0
+    fn rebuilder(&self) -> Option<fn() -> Arc<dyn ErasedJob<Sh, St>>> {
+        crate::hook::is_zero_sized::<F>().then_some(rebuild_job::<Sh, St, F, T, R> as _)
     }
+}
+
+fn rebuild_job<Sh, St, F, T, R>() -> Arc<dyn ErasedJob<Sh, St>>
+where
+    F: Fn(&mut WorkerContext<'_, Sh, St>, T) -> R + Send + Sync + 'static,
+    T: Input,
+    R: Payload,
+{
+    Arc::new(TypedJob::<F, T, R>::new(crate::hook::conjure::<F>()))
 }
 
 fn encode_error<R: Payload>(worker: usize, first: u64, message: &str, bytes: bool) -> Data {

@@ -41,6 +41,7 @@ mod context;
 mod counters;
 mod error;
 mod extensions;
+mod hook;
 mod job;
 mod map_iter;
 mod options;
@@ -54,14 +55,13 @@ mod worker;
 
 pub use apply::AsyncResult;
 pub use apply_api::ApplyOptions;
-pub use backend::{
-    Backend, Command, Event, ExitReason, StartMethod, StateFn, WorkerLink, WorkerSetup,
-};
+pub use backend::{Backend, Command, Event, ExitReason, StartMethod, WorkerLink, WorkerSetup};
 pub use builder::{Builder, cpu_count};
 pub use context::WorkerContext;
 pub use counters::{CounterBlock, CounterRef, WorkerCounters, monotonic_ns};
 pub use error::{Cause, Failure, Phase, PoolError};
 pub use extensions::{CoreOnly, Extensions, SharedObjects};
+pub use hook::{ExitFn, Hook, InitFn, StateFn};
 pub use job::{ChunkOutput, Data, ErasedJob, Input, Payload, RunSettings, TaskEnv, Wire};
 pub use map_iter::MapIter;
 pub use options::{ErrorPolicy, MapOptions};

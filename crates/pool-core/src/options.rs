@@ -1,15 +1,11 @@
 //! Per-call options of the map and apply families, as a builder.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::context::WorkerContext;
+use crate::hook::{ExitFn, InitFn, exit_hook, init_hook};
 use crate::progress::ProgressSpec;
-
-pub(crate) type InitFn<Sh, St> = Arc<dyn Fn(&mut WorkerContext<'_, Sh, St>) + Send + Sync>;
-pub(crate) type ExitFn<Sh, St> =
-    Arc<dyn Fn(&mut WorkerContext<'_, Sh, St>) -> Result<Vec<u8>, String> + Send + Sync>;
 
 /// What a call does when a task fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -141,7 +137,7 @@ impl<Sh, St> MapOptions<Sh, St> {
     where
         F: Fn(&mut WorkerContext<'_, Sh, St>) + Send + Sync + 'static,
     {
-        self.worker_init = Some(Arc::new(f));
+        self.worker_init = Some(init_hook(f));
         self
     }
 
@@ -149,11 +145,11 @@ impl<Sh, St> MapOptions<Sh, St> {
     pub fn worker_exit<F, E>(mut self, f: F) -> Self
     where
         F: Fn(&mut WorkerContext<'_, Sh, St>) -> E + Send + Sync + 'static,
-        E: serde::Serialize,
+        E: serde::Serialize + 'static,
+        Sh: 'static,
+        St: 'static,
     {
-        self.worker_exit = Some(Arc::new(move |ctx: &mut WorkerContext<'_, Sh, St>| {
-            postcard::to_stdvec(&f(ctx)).map_err(|e| e.to_string())
-        }));
+        self.worker_exit = Some(exit_hook(f));
         self
     }
 

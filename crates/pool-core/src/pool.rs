@@ -9,13 +9,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::de::DeserializeOwned;
 
 use crate::apply::Applier;
-use crate::backend::{Backend, StartMethod, StateFn};
+use crate::backend::{Backend, StartMethod};
 use crate::builder::Builder;
 use crate::call::{Call, CallConfig};
 use crate::chunking::{ChunkSpec, Chunks};
 use crate::context::WorkerContext;
 use crate::error::PoolError;
 use crate::extensions::{CoreOnly, Extensions, SharedObjects};
+use crate::hook::StateFn;
 use crate::job::{ErasedJob, Input, Payload, TypedJob};
 use crate::map_iter::MapIter;
 use crate::options::MapOptions;

@@ -162,6 +162,8 @@ pub trait ProgressSink: Send {
     fn update(&mut self, status: &Status);
     /// A task failed (under `keep_going`, or the failure that stops the call).
     fn task_failed(&mut self, _message: &str) {}
+    /// Raw worker timings at the end of a call (when insights are enabled).
+    fn timings(&mut self, _timings: &[crate::timing::WorkerTimings]) {}
     /// The call ended; the sink must leave the terminal clean.
     fn finish(&mut self, status: &Status, outcome: &Outcome);
 }

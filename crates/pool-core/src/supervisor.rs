@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::backend::{Backend, Command, Event, ExitReason, StateFn, WorkerSetup};
+use crate::backend::{Backend, Command, Event, ExitReason, WorkerSetup};
 use crate::counters::{CounterBlock, CounterRef, monotonic_ns};
 use crate::error::{Cause, Failure, Phase, PoolError};
+use crate::hook::{ExitFn, InitFn, StateFn};
 use crate::job::Data;
-use crate::options::{ExitFn, InitFn};
 use crate::timing::WorkerTimings;
 use crate::worker::IN_HOOK;
 

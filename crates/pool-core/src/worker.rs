@@ -34,14 +34,14 @@ pub fn run_worker<Sh, St>(setup: WorkerSetup<Sh, St>, link: &mut dyn WorkerLink<
         r.timings.start_up =
             Duration::from_nanos(monotonic_ns().saturating_sub(setup.requested_ns));
     }
-    let mut state = (setup.make_state)();
+    let mut state = (setup.make_state.get())();
     let mut ctx = WorkerContext::new(id, &*setup.shared, &mut state);
 
     if let Some(init) = &setup.init {
         let t0 = Instant::now();
         counters.started_ns.store(monotonic_ns(), Ordering::Relaxed);
         counters.current_task.store(IN_HOOK, Ordering::Relaxed);
-        let result = panic::catch(|| init(&mut ctx));
+        let result = panic::catch(|| (init.get())(&mut ctx));
         counters.current_task.store(0, Ordering::Relaxed);
         counters.started_ns.store(0, Ordering::Relaxed);
         if let Some(r) = recorder.as_mut() {
@@ -117,7 +117,7 @@ pub fn run_worker<Sh, St>(setup: WorkerSetup<Sh, St>, link: &mut dyn WorkerLink<
         let t0 = Instant::now();
         counters.started_ns.store(monotonic_ns(), Ordering::Relaxed);
         counters.current_task.store(IN_HOOK, Ordering::Relaxed);
-        let result = panic::catch(|| exit(&mut ctx));
+        let result = panic::catch(|| (exit.get())(&mut ctx));
         counters.current_task.store(0, Ordering::Relaxed);
         counters.started_ns.store(0, Ordering::Relaxed);
         if let Some(r) = recorder.as_mut() {
