@@ -1,1 +1,3 @@
+//! The integration suite of the `pool` facade: one test body, run against every start method.
 
+mod suite;

@@ -125,6 +125,7 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
                 return None;
             }
             if let Err(e) = self.fill() {
+                let e = self.explain(e);
                 self.fail(e);
                 continue;
             }
@@ -165,6 +166,9 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
                 return Ok(());
             }
             let only = self.cfg.order_tasks.then_some(self.rr % self.sup.n_jobs());
+            if self.sup.pick(only).is_none() && self.sup.any_dead() {
+                self.sup.revive()?;
+            }
             let Some(worker) = self.sup.pick(only) else {
                 return Ok(());
             };
@@ -222,7 +226,6 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
                 let len = (out.values.len() + out.failures.len()) as u64 + u64::from(out.skipped);
                 let retained = self.retained.as_mut().and_then(|r| r.remove(&first));
                 drop(retained);
-                self.active -= len;
                 self.returned += len;
                 if let Some((_, f)) = out.failures.first()
                     && self.cfg.policy == ErrorPolicy::Stop
@@ -263,14 +266,35 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
     }
 
     /// Puts the results of tasks `first..first+len` where they belong.
+    /// A worker refused a command: it has most likely just failed (init panic, death), and
+    /// its own report says more than the refusal. Look for it briefly.
+    fn explain(&mut self, e: PoolError) -> PoolError {
+        let deadline = Instant::now() + Duration::from_millis(200);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let Ok(ev) = self.sup.backend.events().recv_timeout(left) else {
+                break;
+            };
+            match self.sup.handle(ev) {
+                Ok(Some(Delivery::HookFailed(f))) => return f.into(),
+                Ok(Some(Delivery::Lost { failure, .. })) => return failure.into(),
+                _ => {}
+            }
+        }
+        e
+    }
+
+    /// Tasks stay counted as active until their results can be handed out, so that results
+    /// waiting behind a slow task (ordered calls) are bounded by `max_tasks_active` too.
     fn put(&mut self, first: u64, len: u64, items: Vec<Result<R, PoolError>>) {
         if !self.cfg.ordered {
+            self.active -= len;
             self.ready.extend(items);
             return;
         }
         self.reorder.insert(first, (len, items));
         while let Some((len, items)) = self.reorder.remove(&self.next_expected) {
             self.next_expected += len;
+            self.active -= len;
             self.ready.extend(items);
         }
     }
@@ -292,7 +316,11 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
             let Some(tasks) = self.retained.as_mut().and_then(|r| r.remove(&c.first)) else {
                 continue;
             };
-            self.active -= u64::from(c.len);
+            // Tasks sent again are counted again when dispatched; the failed one is settled by
+            // `put`.
+            let failed_here =
+                current.is_some_and(|t| c.first <= t && t < c.first + u64::from(c.len));
+            self.active -= u64::from(c.len) - u64::from(failed_here);
             let mut segment: Option<(u64, Vec<T>)> = None;
             for (i, t) in tasks.into_iter().enumerate() {
                 let idx = c.first + i as u64;

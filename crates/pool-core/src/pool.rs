@@ -188,6 +188,12 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
         self.config.order_tasks = on;
     }
 
+    /// Default call options typed for this pool, so that `worker_init` / `worker_exit`
+    /// closures know the context type: `pool.options().worker_init(|ctx| ...)`.
+    pub fn options(&self) -> MapOptions<Sh, St> {
+        MapOptions::default()
+    }
+
     /// Live progress of the current or last call, readable from any thread.
     pub fn status_handle(&self) -> StatusHandle {
         self.status.clone()

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::backend::{Backend, Command, Event, ExitReason, WorkerSetup};
+use crate::backend::{Backend, Command, Event, WorkerSetup};
 use crate::counters::{CounterBlock, CounterRef, monotonic_ns};
 use crate::error::{Cause, Failure, Phase, PoolError};
 use crate::hook::{ExitFn, InitFn, StateFn};
@@ -63,8 +63,9 @@ pub(crate) enum Delivery {
     HookFailed(Failure),
 }
 
-/// Chunks a worker may hold at once (one running, one queued).
-const DEPTH: usize = 2;
+/// Chunks a worker may hold at once: one, so a chunk never waits behind a slow one while
+/// another worker is idle (no head-of-line blocking in skewed workloads).
+const DEPTH: usize = 1;
 
 pub(crate) struct Supervisor<Sh, St> {
     pub(crate) backend: Box<dyn Backend<Sh, St>>,
@@ -262,8 +263,8 @@ impl<Sh, St> Supervisor<Sh, St> {
             Event::Exited {
                 worker,
                 generation,
-                reason,
                 exit_result,
+                ..
             } => {
                 if self.slots[worker].generation != generation {
                     return Ok(None);
@@ -271,10 +272,9 @@ impl<Sh, St> Supervisor<Sh, St> {
                 if let Some(r) = exit_result {
                     self.exit_results.push(r);
                 }
+                // A worker at the end of its lifespan is replaced when there is work for it
+                // (see `revive`), so a call's last lives do not start idle successors.
                 self.slots[worker].alive = false;
-                if reason == ExitReason::Lifespan {
-                    self.start(worker)?;
-                }
                 Ok(None)
             }
             Event::Died {
@@ -325,7 +325,12 @@ impl<Sh, St> Supervisor<Sh, St> {
         }
     }
 
-    /// Restarts slots that lost their worker (after a timeout or a death, under `keep_going`).
+    /// Whether some slot has no worker.
+    pub(crate) fn any_dead(&self) -> bool {
+        self.slots.iter().any(|s| !s.alive)
+    }
+
+    /// Restarts slots that have no worker (lifespan reached; lost under `keep_going`).
     pub(crate) fn revive(&mut self) -> Result<(), PoolError> {
         for id in 0..self.slots.len() {
             if !self.slots[id].alive {

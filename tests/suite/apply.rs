@@ -1,0 +1,89 @@
+//! apply, apply_async, AsyncResult and callbacks.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pool::{ApplyOptions, PoolError, StartMethod};
+
+use super::pool;
+
+fn apply_and_async_results(m: StartMethod) {
+    let mut p = pool(m, 2);
+    assert_eq!(p.apply(|x: u64| x + 1, 41).unwrap(), 42);
+    let slow = p
+        .apply_async(
+            |x: u64| {
+                std::thread::sleep(Duration::from_millis(300));
+                x
+            },
+            7,
+        )
+        .unwrap();
+    assert!(!slow.ready());
+    assert!(matches!(slow.successful(), Err(PoolError::NotReady)));
+    assert!(!slow.wait(Some(Duration::from_millis(10))));
+    assert!(slow.wait(Some(Duration::from_secs(10))));
+    assert!(slow.successful().unwrap());
+    assert_eq!(slow.get(None).unwrap(), 7);
+    let many: Vec<_> = (0..20u64)
+        .map(|i| p.apply_async(|x: u64| x * x, i).unwrap())
+        .collect();
+    let got: Vec<u64> = many
+        .into_iter()
+        .map(|r| r.get(Some(Duration::from_secs(10))).unwrap())
+        .collect();
+    assert_eq!(got, (0..20u64).map(|x| x * x).collect::<Vec<_>>());
+}
+
+fn apply_async_callbacks(m: StartMethod) {
+    let mut p = pool(m, 2);
+    let ok = Arc::new(Mutex::new(Vec::new()));
+    let bad = Arc::new(Mutex::new(Vec::new()));
+    let mut handles = Vec::new();
+    for i in 0..10u32 {
+        let (ok, bad) = (ok.clone(), bad.clone());
+        let opts = ApplyOptions::default()
+            .callback(move |v: &u32| ok.lock().unwrap().push(*v))
+            .error_callback(move |e: &PoolError| bad.lock().unwrap().push(e.to_string()));
+        handles.push(
+            p.apply_async_with(|x: u32| if x == 3 { panic!("three") } else { x }, i, opts)
+                .unwrap(),
+        );
+    }
+    p.join().unwrap();
+    let mut ok = ok.lock().unwrap().clone();
+    ok.sort();
+    assert_eq!(ok, vec![0, 1, 2, 4, 5, 6, 7, 8, 9]);
+    let bad = bad.lock().unwrap().clone();
+    assert_eq!(bad.len(), 1);
+    assert!(
+        bad[0].contains("three") && bad[0].contains("(args: 3)"),
+        "{bad:?}"
+    );
+    assert!(!handles.remove(3).successful().unwrap());
+    // A map after apply tasks works on the same pool.
+    assert_eq!(p.map(|x: u8| x, 0..3u8).unwrap(), vec![0, 1, 2]);
+}
+
+fn apply_async_timeout(m: StartMethod) {
+    let mut p = pool(m, 2);
+    let r = p
+        .apply_async_with(
+            |x: u64| {
+                std::thread::sleep(Duration::from_secs(3));
+                x
+            },
+            1,
+            ApplyOptions::default().task_timeout(Duration::from_millis(200)),
+        )
+        .unwrap();
+    let e = r.get(Some(Duration::from_secs(10))).unwrap_err();
+    assert!(e.to_string().contains("timed out"), "{e}");
+    assert_eq!(p.apply(|x: u64| x, 5).unwrap(), 5);
+}
+
+for_each_start_method!(
+    apply_and_async_results,
+    apply_async_callbacks,
+    apply_async_timeout
+);

@@ -1,0 +1,91 @@
+//! imap is lazy: endless inputs, bounded memory, and a dropped iterator stops the work.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use pool::{MapOptions, StartMethod};
+
+use super::pool;
+
+fn imap_over_an_endless_input(m: StartMethod) {
+    let mut p = pool(m, 2);
+    let first: Vec<u64> = p
+        .imap_with(|x: u64| x * 10, 0u64.., MapOptions::default().chunk_size(3))
+        .unwrap()
+        .take(25)
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(first, (0..25u64).map(|x| x * 10).collect::<Vec<_>>());
+    // The pool is usable again once the iterator is gone.
+    assert_eq!(p.map(|x: u8| x, 0..3u8).unwrap(), vec![0, 1, 2]);
+}
+
+fn imap_unordered_over_an_endless_input(m: StartMethod) {
+    let mut p = pool(m, 2);
+    let mut got: Vec<u64> = p
+        .imap_unordered(|x: u64| x, (0u64..).map(|x| x * 2))
+        .unwrap()
+        .take(10)
+        .map(Result::unwrap)
+        .collect();
+    got.sort();
+    assert!(got.iter().all(|x| x % 2 == 0));
+    assert_eq!(got.len(), 10);
+}
+
+/// Never more than `max_tasks_active` tasks are taken from the input and not yet finished.
+fn back_pressure_bounds_tasks_in_flight(m: StartMethod) {
+    let mut p = pool(m, 2);
+    let pulled = Arc::new(AtomicU64::new(0));
+    let max_seen = Arc::new(AtomicU64::new(0));
+    let (pl, ms) = (pulled.clone(), max_seen.clone());
+    let returned = Arc::new(AtomicU64::new(0));
+    let rt = returned.clone();
+    let input = (0..400u64).inspect(move |_| {
+        let now = pl.fetch_add(1, Ordering::SeqCst) + 1;
+        let in_flight = now - rt.load(Ordering::SeqCst);
+        ms.fetch_max(in_flight, Ordering::SeqCst);
+    });
+    let opts = MapOptions::default().chunk_size(2).max_tasks_active(6);
+    let mut n = 0;
+    for r in p.imap_with(|x: u64| x, input, opts).unwrap() {
+        r.unwrap();
+        returned.fetch_add(1, Ordering::SeqCst);
+        n += 1;
+    }
+    assert_eq!(n, 400);
+    let max = max_seen.load(Ordering::SeqCst);
+    assert!(
+        max <= 6,
+        "{max} tasks were in flight with max_tasks_active = 6"
+    );
+    assert!(max >= 4, "the pool should use its allowance, saw {max}");
+}
+
+/// Dropping a lazy map early stops it: the input is not drained.
+fn dropping_imap_stops_the_call(m: StartMethod) {
+    let mut p = pool(m, 2);
+    let pulled = Arc::new(AtomicU64::new(0));
+    let pl = pulled.clone();
+    {
+        let mut it = p
+            .imap_with(
+                |x: u64| x,
+                (0..1_000_000u64).inspect(move |_| {
+                    pl.fetch_add(1, Ordering::SeqCst);
+                }),
+                MapOptions::default().chunk_size(10),
+            )
+            .unwrap();
+        assert_eq!(it.next().unwrap().unwrap(), 0);
+    }
+    assert!(pulled.load(Ordering::SeqCst) < 1000);
+    assert_eq!(p.map(|x: u8| x + 1, 0..2u8).unwrap(), vec![1, 2]);
+}
+
+for_each_start_method!(
+    imap_over_an_endless_input,
+    imap_unordered_over_an_endless_input,
+    back_pressure_bounds_tasks_in_flight,
+    dropping_imap_stops_the_call,
+);

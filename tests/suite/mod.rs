@@ -1,0 +1,35 @@
+//! Each test body takes the start method; `for_each_start_method!` instantiates it once per
+//! back end, so every behaviour is checked on threads and on processes alike.
+
+use pool::{Builder, StartMethod, WorkerPool};
+
+/// Generates `mod $name { #[test] fn threading() ... }` for each start method.
+macro_rules! for_each_start_method {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn threading() {
+                    super::$name(pool::StartMethod::Threading);
+                }
+            }
+        )*
+    };
+}
+
+/// A builder for `n` workers of start method `m`.
+pub(crate) fn builder(m: StartMethod, n: usize) -> Builder {
+    WorkerPool::builder().n_jobs(n).start_method(m)
+}
+
+/// A pool of `n` workers of start method `m`.
+pub(crate) fn pool(m: StartMethod, n: usize) -> WorkerPool {
+    builder(m, n).build().expect("pool builds")
+}
+
+mod apply;
+mod errors;
+mod lazy;
+mod lifecycle;
+mod ordering;
+mod timeouts;

@@ -1,0 +1,105 @@
+//! map keeps input order; map_unordered returns in completion order; order_tasks is round-robin.
+
+use std::time::Duration;
+
+use pool::{MapOptions, StartMethod};
+
+use super::{builder, pool};
+
+fn map_keeps_input_order(m: StartMethod) {
+    let mut p = pool(m, 2);
+    let out = p.map(|x: u64| x * x, 0..10_000u64).unwrap();
+    assert_eq!(out, (0..10_000u64).map(|x| x * x).collect::<Vec<_>>());
+    // Inputs that finish in reverse order still come back in input order.
+    let out = p
+        .map_with(
+            |x: u64| {
+                std::thread::sleep(Duration::from_millis(40 - 10 * x));
+                x
+            },
+            0..4u64,
+            MapOptions::default().chunk_size(1),
+        )
+        .unwrap();
+    assert_eq!(out, vec![0, 1, 2, 3]);
+}
+
+fn map_unordered_returns_in_completion_order(m: StartMethod) {
+    let mut p = pool(m, 2);
+    // Task 0 is slow; with two workers, 1..4 finish before it.
+    let out = p
+        .map_unordered_with(
+            |x: u64| {
+                std::thread::sleep(Duration::from_millis(if x == 0 { 300 } else { 10 }));
+                x
+            },
+            0..4u64,
+            MapOptions::default().chunk_size(1),
+        )
+        .unwrap();
+    assert_eq!(out.len(), 4);
+    assert_eq!(*out.last().unwrap(), 0, "the slow task comes last: {out:?}");
+    let mut sorted = out.clone();
+    sorted.sort();
+    assert_eq!(sorted, vec![0, 1, 2, 3]);
+}
+
+fn order_tasks_is_round_robin(m: StartMethod) {
+    let mut p = builder(m, 3).order_tasks(true).build().unwrap();
+    let ids = p
+        .map_ctx_with(
+            |ctx, _x: u32| ctx.worker_id(),
+            0..12u32,
+            MapOptions::default().chunk_size(1),
+        )
+        .unwrap();
+    assert_eq!(ids, (0..12).map(|i| i % 3).collect::<Vec<_>>());
+    // With chunks of 2, tasks go to workers two at a time.
+    let ids = p
+        .map_ctx_with(
+            |ctx, _x: u32| ctx.worker_id(),
+            0..12u32,
+            MapOptions::default().chunk_size(2),
+        )
+        .unwrap();
+    assert_eq!(ids, (0..12).map(|i| (i / 2) % 3).collect::<Vec<_>>());
+}
+
+fn chunking_options_give_the_same_results(m: StartMethod) {
+    let mut p = pool(m, 2);
+    let expect: Vec<u32> = (0..1000u32).map(|x| x + 1).collect();
+    for opts in [
+        MapOptions::default().chunk_size(1),
+        MapOptions::default().chunk_size(7),
+        MapOptions::default().n_splits(3),
+        MapOptions::default().iterable_len(1000).n_splits(5),
+        MapOptions::default().max_tasks_active(1),
+    ] {
+        let out = p
+            .map_with(|x: u32| x + 1, (0..1000u32).filter(|_| true), opts.clone())
+            .unwrap();
+        assert_eq!(out, expect, "{opts:?}");
+    }
+    let empty: Vec<u32> = p.map(|x: u32| x, Vec::<u32>::new()).unwrap();
+    assert!(empty.is_empty());
+}
+
+fn cpu_ids_pin_workers(m: StartMethod) {
+    let cpus = pool_core::current_affinity();
+    let last = *cpus.last().unwrap();
+    let mut p = builder(m, 2).cpu_ids(vec![vec![last]]).build().unwrap();
+    let seen = p
+        .map(|_: u8| pool_core::current_affinity(), 0..4u8)
+        .unwrap();
+    assert!(seen.iter().all(|s| s == &vec![last]), "{seen:?}");
+    let bad = builder(m, 2).cpu_ids(vec![vec![100_000]]).build();
+    assert!(bad.unwrap_err().to_string().contains("CPU 100000"));
+}
+
+for_each_start_method!(
+    map_keeps_input_order,
+    map_unordered_returns_in_completion_order,
+    order_tasks_is_round_robin,
+    chunking_options_give_the_same_results,
+    cpu_ids_pin_workers,
+);
