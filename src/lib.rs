@@ -69,3 +69,7 @@ pub type WorkerPool<Sh = (), St = ()> = pool_core::WorkerPool<Sh, St, Layers>;
 
 /// Builds a [`WorkerPool`].
 pub type Builder<Sh = (), St = ()> = pool_core::Builder<Sh, St, Layers>;
+
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+struct ReadmeDoctests;

@@ -250,7 +250,7 @@ fn fail_all<Sh, St>(
 /// ```
 #[must_use = "an AsyncResult is how the task's result is read"]
 pub struct AsyncResult<R> {
-    slot: Arc<(Mutex<Option<Result<R, PoolError>>>, Condvar)>,
+    slot: Slot<R>,
 }
 
 impl<R> fmt::Debug for AsyncResult<R> {
@@ -313,8 +313,11 @@ impl<R> AsyncResult<R> {
     }
 }
 
+/// Where a result lands, and how its waiters are woken.
+type Slot<R> = Arc<(Mutex<Option<Result<R, PoolError>>>, Condvar)>;
+
 pub(crate) struct ResultSetter<R> {
-    slot: Arc<(Mutex<Option<Result<R, PoolError>>>, Condvar)>,
+    slot: Slot<R>,
 }
 
 impl<R> ResultSetter<R> {

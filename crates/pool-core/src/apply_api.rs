@@ -126,7 +126,7 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
         opts: ApplyOptions<R, Sh, St>,
     ) -> Result<AsyncResult<R>, PoolError> {
         let job: Arc<dyn ErasedJob<Sh, St>> = Arc::new(TypedJob::new(f));
-        let (sup, applier, _) = self.parts();
+        let (sup, applier) = (self.supervisor(), self.applier());
         let (call, wire) = {
             let mut s = sup.lock().unwrap_or_else(|e| e.into_inner());
             if !s.any_alive() {

@@ -16,6 +16,24 @@ use crate::options::ErrorPolicy;
 use crate::progress::{CallInfo, Outcome, ProgressSink, StatusHandle};
 use crate::supervisor::{Delivery, InFlight, Supervisor};
 
+/// Results of a chunk: plain values when every task succeeded (the common case, moved in
+/// whole), or one result per task.
+pub(crate) enum Batch<R> {
+    Values(std::vec::IntoIter<R>),
+    Items(std::vec::IntoIter<Result<R, PoolError>>),
+}
+
+impl<R> Iterator for Batch<R> {
+    type Item = Result<R, PoolError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Batch::Values(v) => v.next().map(Ok),
+            Batch::Items(i) => i.next(),
+        }
+    }
+}
+
 /// Settings of a call, resolved from `MapOptions` and the pool.
 pub(crate) struct CallConfig {
     pub(crate) ordered: bool,
@@ -44,10 +62,10 @@ pub(crate) struct Call<'a, Sh, St, T, R> {
     active: u64,
     rr: usize,
     next_expected: u64,
-    reorder: BTreeMap<u64, (u64, Vec<Result<R, PoolError>>)>,
-    ready: VecDeque<Result<R, PoolError>>,
+    reorder: BTreeMap<u64, (u64, Batch<R>)>,
+    ready: VecDeque<Batch<R>>,
     retained: Option<HashMap<u64, Vec<T>>>,
-    redo: VecDeque<(u64, Vec<T>)>,
+    staged: VecDeque<(u64, Vec<T>)>,
     progress: Option<Box<dyn ProgressSink>>,
     status: StatusHandle,
     base_done: u64,
@@ -104,7 +122,7 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
             reorder: BTreeMap::new(),
             ready: VecDeque::new(),
             retained: retain.then(HashMap::new),
-            redo: VecDeque::new(),
+            staged: VecDeque::new(),
             progress,
             status,
             base_done,
@@ -118,8 +136,41 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
     /// The next result, driving the call as needed.
     pub(crate) fn next_result(&mut self) -> Option<Result<R, PoolError>> {
         loop {
-            if let Some(r) = self.ready.pop_front() {
-                return Some(r);
+            while let Some(b) = self.ready.front_mut() {
+                match b.next() {
+                    Some(r) => return Some(r),
+                    None => {
+                        self.ready.pop_front();
+                    }
+                }
+            }
+            let b = self.next_batch()?;
+            self.ready.push_front(b);
+        }
+    }
+
+    /// All remaining results in order, stopping at the first error (the eager `map`s):
+    /// successful chunks are moved in whole, without a per-item step.
+    pub(crate) fn collect_all(&mut self) -> Result<Vec<R>, PoolError> {
+        let mut out = Vec::with_capacity(self.cfg.total.unwrap_or(0) as usize);
+        while let Some(b) = self.next_batch() {
+            match b {
+                Batch::Values(v) => out.extend(v),
+                Batch::Items(items) => {
+                    for r in items {
+                        out.push(r?);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The next batch of results, driving the call as needed.
+    fn next_batch(&mut self) -> Option<Batch<R>> {
+        loop {
+            if let Some(b) = self.ready.pop_front() {
+                return Some(b);
             }
             if self.finished {
                 return None;
@@ -129,7 +180,7 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
                 self.fail(e);
                 continue;
             }
-            if self.input_done && self.active == 0 && self.redo.is_empty() {
+            if self.input_done && self.active == 0 {
                 self.finish();
                 continue;
             }
@@ -152,58 +203,64 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
     }
 
     /// Sends chunks while back-pressure allows.
+    ///
+    /// Chunks are staged (pulled from the input, counted as active) ahead of need, up to one
+    /// per worker, so a worker that frees up gets its next chunk at once instead of waiting
+    /// for the input to be read.
     fn fill(&mut self) -> Result<(), PoolError> {
         loop {
-            let redo = !self.redo.is_empty();
-            if !redo && self.input_done {
+            if !self.staged.is_empty() {
+                let only = self.cfg.order_tasks.then_some(self.rr % self.sup.n_jobs());
+                if self.sup.pick(only).is_none() && self.sup.any_dead() {
+                    self.sup.revive()?;
+                }
+                if let Some(worker) = self.sup.pick(only) {
+                    let (first, tasks) = self.staged.pop_front().expect("not empty");
+                    self.send(worker, first, tasks)?;
+                    continue;
+                }
+            }
+            if self.input_done || self.staged.len() >= self.sup.n_jobs() {
                 return Ok(());
             }
-            let len = match self.redo.front() {
-                Some((_, v)) => v.len() as u64,
-                None => self.chunks.next_len(),
-            };
+            let len = self.chunks.next_len();
             if self.active > 0 && self.active + len > self.cfg.max_active {
                 return Ok(());
             }
-            let only = self.cfg.order_tasks.then_some(self.rr % self.sup.n_jobs());
-            if self.sup.pick(only).is_none() && self.sup.any_dead() {
-                self.sup.revive()?;
+            match self.chunks.next() {
+                Some((first, tasks)) => {
+                    self.active += tasks.len() as u64;
+                    self.staged.push_back((first, tasks));
+                }
+                None => {
+                    self.input_done = true;
+                    self.status.set_total(self.chunks.taken());
+                    return Ok(());
+                }
             }
-            let Some(worker) = self.sup.pick(only) else {
-                return Ok(());
-            };
-            let (first, tasks) = match self.redo.pop_front() {
-                Some(c) => c,
-                None => match self.chunks.next() {
-                    Some(c) => c,
-                    None => {
-                        self.input_done = true;
-                        self.status.set_total(self.chunks.taken());
-                        return Ok(());
-                    }
-                },
-            };
-            self.rr += 1;
-            let n = tasks.len() as u32;
-            if let Some(r) = self.retained.as_mut() {
-                r.insert(first, tasks.clone());
-            }
-            let input =
-                encode_inputs(tasks, self.wire).map_err(|message| PoolError::Serialization {
-                    context: format!("inputs of tasks #{first}..#{}", first + u64::from(n)),
-                    message,
-                })?;
-            self.active += u64::from(n);
-            let cmd = Command::Chunk {
-                job: self.job.clone(),
-                call: self.id,
-                first,
-                len: n,
-                input,
-                settings: self.settings,
-            };
-            self.sup.dispatch(worker, cmd)?;
         }
+    }
+
+    fn send(&mut self, worker: usize, first: u64, tasks: Vec<T>) -> Result<(), PoolError> {
+        self.rr += 1;
+        let n = tasks.len() as u32;
+        if let Some(r) = self.retained.as_mut() {
+            r.insert(first, tasks.clone());
+        }
+        let input =
+            encode_inputs(tasks, self.wire).map_err(|message| PoolError::Serialization {
+                context: format!("inputs of tasks #{first}..#{}", first + u64::from(n)),
+                message,
+            })?;
+        let cmd = Command::Chunk {
+            job: self.job.clone(),
+            call: self.id,
+            first,
+            len: n,
+            input,
+            settings: self.settings,
+        };
+        self.sup.dispatch(worker, cmd)
     }
 
     fn deliver(&mut self, d: Delivery) {
@@ -238,6 +295,9 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
                         p.task_failed(&f.to_string());
                     }
                 }
+                if out.failures.is_empty() {
+                    return self.put(first, len, Batch::Values(out.values.into_iter()));
+                }
                 let mut values = out.values.into_iter();
                 let mut failures = out.failures.into_iter().peekable();
                 let mut items = Vec::with_capacity(len as usize);
@@ -253,7 +313,7 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
                         },
                     }
                 }
-                self.put(first, len, items);
+                self.put(first, len, Batch::Items(items.into_iter()));
             }
             Delivery::Chunk { .. } => {}
             Delivery::HookFailed(f) => self.fail(f.into()),
@@ -285,17 +345,17 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
 
     /// Tasks stay counted as active until their results can be handed out, so that results
     /// waiting behind a slow task (ordered calls) are bounded by `max_tasks_active` too.
-    fn put(&mut self, first: u64, len: u64, items: Vec<Result<R, PoolError>>) {
+    fn put(&mut self, first: u64, len: u64, batch: Batch<R>) {
         if !self.cfg.ordered {
             self.active -= len;
-            self.ready.extend(items);
+            self.ready.push_back(batch);
             return;
         }
-        self.reorder.insert(first, (len, items));
-        while let Some((len, items)) = self.reorder.remove(&self.next_expected) {
+        self.reorder.insert(first, (len, batch));
+        while let Some((len, batch)) = self.reorder.remove(&self.next_expected) {
             self.next_expected += len;
             self.active -= len;
-            self.ready.extend(items);
+            self.ready.push_back(batch);
         }
     }
 
@@ -316,30 +376,30 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
             let Some(tasks) = self.retained.as_mut().and_then(|r| r.remove(&c.first)) else {
                 continue;
             };
-            // Tasks sent again are counted again when dispatched; the failed one is settled by
-            // `put`.
-            let failed_here =
-                current.is_some_and(|t| c.first <= t && t < c.first + u64::from(c.len));
-            self.active -= u64::from(c.len) - u64::from(failed_here);
+            // Tasks to run again stay active (staged); the failed one is settled by `put`.
             let mut segment: Option<(u64, Vec<T>)> = None;
             for (i, t) in tasks.into_iter().enumerate() {
                 let idx = c.first + i as u64;
                 if Some(idx) == current {
                     if let Some(s) = segment.take() {
-                        self.redo.push_back(s);
+                        self.staged.push_front(s);
                     }
                     self.returned += 1;
                     self.failed += 1;
                     if let Some(p) = self.progress.as_mut() {
                         p.task_failed(&failure.to_string());
                     }
-                    self.put(idx, 1, vec![Err(failure.clone().into())]);
+                    self.put(
+                        idx,
+                        1,
+                        Batch::Items(vec![Err(failure.clone().into())].into_iter()),
+                    );
                 } else {
                     segment.get_or_insert_with(|| (idx, Vec::new())).1.push(t);
                 }
             }
             if let Some(s) = segment {
-                self.redo.push_back(s);
+                self.staged.push_front(s);
             }
         }
         if let Err(e) = self.sup.revive() {
@@ -371,7 +431,7 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
             && let Err(e) = self.sup.stop(self.cfg.exit_timeout)
         {
             outcome = Outcome::Failed(e.to_string());
-            self.ready.push_back(Err(e));
+            self.ready.push_back(Batch::Items(vec![Err(e)].into_iter()));
         }
         self.report();
         self.status.end();
@@ -397,7 +457,7 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
             p.task_failed(&e.to_string());
             p.finish(&self.status.snapshot(), &Outcome::Failed(e.to_string()));
         }
-        self.ready.push_back(Err(e));
+        self.ready.push_back(Batch::Items(vec![Err(e)].into_iter()));
     }
 }
 

@@ -146,7 +146,8 @@ impl fmt::Display for Failure {
             write!(f, " after {} attempts", self.attempts)?;
         }
         write!(f, ": {}", self.message)?;
-        if let Some(bt) = &self.backtrace {
+        // The worker's backtrace is long: shown with `{:#}` only.
+        if let (true, Some(bt)) = (f.alternate(), &self.backtrace) {
             write!(f, "\nworker backtrace:\n{bt}")?;
         }
         Ok(())

@@ -64,8 +64,9 @@ pub(crate) fn conjure<F>() -> F {
         "only zero-sized functions can be rebuilt"
     );
     // SAFETY: `F` is zero-sized (checked above) and a function type (closure or fn item), so it
-    // has no bytes and no invariants: its only value needs no initialization.
-    unsafe { std::mem::MaybeUninit::<F>::uninit().assume_init() }
+    // has no bytes and no invariants: reading it from an aligned dangling pointer reads nothing
+    // and yields its only value.
+    unsafe { std::ptr::NonNull::<F>::dangling().as_ptr().read() }
 }
 
 pub(crate) fn is_zero_sized<F>() -> bool {
@@ -123,18 +124,18 @@ where
     move |ctx| postcard::to_stdvec(&f(ctx)).map_err(|e| e.to_string())
 }
 
-fn rebuild_exit<Sh: 'static, St: 'static, F, E: 'static>() -> Arc<ExitDyn<Sh, St>>
+fn rebuild_exit<Sh: 'static, St: 'static, F, E>() -> Arc<ExitDyn<Sh, St>>
 where
     F: Fn(&mut WorkerContext<'_, Sh, St>) -> E + Send + Sync + 'static,
-    E: serde::Serialize,
+    E: serde::Serialize + 'static,
 {
     Arc::new(encode_exit(conjure::<F>()))
 }
 
-pub(crate) fn exit_hook<Sh: 'static, St: 'static, F, E: 'static>(f: F) -> ExitFn<Sh, St>
+pub(crate) fn exit_hook<Sh: 'static, St: 'static, F, E>(f: F) -> ExitFn<Sh, St>
 where
     F: Fn(&mut WorkerContext<'_, Sh, St>) -> E + Send + Sync + 'static,
-    E: serde::Serialize,
+    E: serde::Serialize + 'static,
 {
     Hook {
         f: Arc::new(encode_exit(f)),

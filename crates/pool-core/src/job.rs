@@ -9,6 +9,7 @@
 use std::any::Any;
 use std::fmt::{self, Debug};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use serde::de::DeserializeOwned;
@@ -87,6 +88,9 @@ pub struct TaskEnv<'a> {
     pub(crate) settings: RunSettings,
 }
 
+/// Rebuilds a job in a fresh process of the same binary (see [`ErasedJob::rebuilder`]).
+pub type JobRebuilder<Sh, St> = fn() -> Arc<dyn ErasedJob<Sh, St>>;
+
 /// A call's task function, type-erased. Implemented by [`TypedJob`] only.
 pub trait ErasedJob<Sh, St>: Send + Sync {
     /// Runs the tasks of one chunk, whose first task has index `first`.
@@ -103,7 +107,7 @@ pub trait ErasedJob<Sh, St>: Send + Sync {
 
     /// When the task function captures nothing (a `fn` item or non-capturing closure): a
     /// function that rebuilds this job in a fresh process of the same binary.
-    fn rebuilder(&self) -> Option<fn() -> Arc<dyn ErasedJob<Sh, St>>>;
+    fn rebuilder(&self) -> Option<JobRebuilder<Sh, St>>;
 }
 
 /// The typed job behind [`ErasedJob`].
@@ -210,7 +214,7 @@ where
         std::any::type_name::<F>()
     }
 
-    fn rebuilder(&self) -> Option<fn() -> Arc<dyn ErasedJob<Sh, St>>> {
+    fn rebuilder(&self) -> Option<JobRebuilder<Sh, St>> {
         crate::hook::is_zero_sized::<F>().then_some(rebuild_job::<Sh, St, F, T, R> as _)
     }
 }
@@ -250,6 +254,11 @@ fn encode_error<R: Payload>(worker: usize, first: u64, message: &str, bytes: boo
 }
 
 /// The per-task loop: the hot path of every back end.
+///
+/// A panic is caught once per run of tasks, not once per task: the loop runs inside one
+/// `catch_unwind`, and after a panic it records the failure (retrying the task if asked) and
+/// resumes with the next task in a fresh one. Each task's arguments are kept (cloned) until it
+/// returns, so a failure can name them.
 fn run_tasks<Sh, St, F, T, R>(
     f: &F,
     ctx: &mut WorkerContext<'_, Sh, St>,
@@ -268,54 +277,77 @@ where
         skipped: 0,
     };
     let s = env.settings;
-    for (offset, arg) in inputs.into_iter().enumerate() {
-        if env
-            .counters
-            .cancel
-            .load(std::sync::atomic::Ordering::Relaxed)
-            != 0
-        {
-            out.skipped = (n - offset) as u32;
-            break;
-        }
-        let task = first + offset as u64;
-        env.counters.begin(task, s.timed);
-        let started = env.recorder.is_some().then(Instant::now);
-        let mut attempts = 0;
-        let result = loop {
-            attempts += 1;
-            match panic::catch(|| f(ctx, arg.clone())) {
-                Ok(r) => break Ok(r),
-                Err(caught) if attempts > s.retries => break Err(caught),
-                Err(_) => continue,
+    let counters = env.counters;
+    let mut done = counters.tasks_done.load(Ordering::Relaxed);
+    let mut iter = inputs.into_iter().enumerate();
+    let mut held: Option<(usize, T)> = None;
+    loop {
+        let run = panic::catch(|| {
+            for (offset, arg) in iter.by_ref() {
+                if counters.cancel.load(Ordering::Relaxed) != 0 {
+                    return Some(offset);
+                }
+                let task = first + offset as u64;
+                counters.begin(task, s.timed);
+                let started = env.recorder.is_some().then(Instant::now);
+                held = Some((offset, arg.clone()));
+                out.values.push(f(ctx, arg));
+                if let (Some(rec), Some(t0), Some((_, arg))) =
+                    (env.recorder.as_deref_mut(), started, &held)
+                {
+                    rec.task(task, t0.elapsed(), || format!("{arg:?}"));
+                }
+                done += 1;
+                counters.end(done, s.timed);
             }
-        };
-        if let (Some(rec), Some(t0)) = (env.recorder.as_deref_mut(), started) {
-            rec.task(task, t0.elapsed(), || format!("{arg:?}"));
-        }
-        env.counters.end(s.timed);
-        match result {
-            Ok(r) => out.values.push(r),
+            None
+        });
+        match run {
+            Ok(None) => break,
+            Ok(Some(cancelled_at)) => {
+                out.skipped = (n - cancelled_at) as u32;
+                break;
+            }
             Err(caught) => {
-                env.counters
-                    .tasks_failed
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                out.failures.push((
-                    offset as u32,
-                    Failure {
-                        phase: Phase::Task,
-                        cause: Cause::Panic,
-                        worker: ctx.worker_id,
-                        task: Some(task),
-                        args: Some(format!("{arg:?}")),
-                        message: caught.message,
-                        backtrace: caught.backtrace,
-                        attempts,
-                    },
-                ));
-                if s.stop_on_error {
-                    out.skipped = (n - offset - 1) as u32;
-                    break;
+                let (offset, arg) = held.take().expect("a task was running");
+                let task = first + offset as u64;
+                let mut attempts = 1;
+                let mut last = caught;
+                let mut recovered = None;
+                while attempts <= s.retries {
+                    attempts += 1;
+                    match panic::catch(|| f(ctx, arg.clone())) {
+                        Ok(r) => {
+                            recovered = Some(r);
+                            break;
+                        }
+                        Err(c) => last = c,
+                    }
+                }
+                done += 1;
+                counters.end(done, s.timed);
+                match recovered {
+                    Some(r) => out.values.push(r),
+                    None => {
+                        counters.tasks_failed.fetch_add(1, Ordering::Relaxed);
+                        out.failures.push((
+                            offset as u32,
+                            Failure {
+                                phase: Phase::Task,
+                                cause: Cause::Panic,
+                                worker: ctx.worker_id,
+                                task: Some(task),
+                                args: Some(format!("{arg:?}")),
+                                message: last.message,
+                                backtrace: last.backtrace,
+                                attempts,
+                            },
+                        ));
+                        if s.stop_on_error {
+                            out.skipped = (n - offset - 1) as u32;
+                            break;
+                        }
+                    }
                 }
             }
         }

@@ -62,7 +62,9 @@ pub use counters::{CounterBlock, CounterRef, WorkerCounters, monotonic_ns};
 pub use error::{Cause, Failure, Phase, PoolError};
 pub use extensions::{CoreOnly, Extensions, SharedObjects};
 pub use hook::{ExitFn, Hook, InitFn, StateFn};
-pub use job::{ChunkOutput, Data, ErasedJob, Input, Payload, RunSettings, TaskEnv, Wire};
+pub use job::{
+    ChunkOutput, Data, ErasedJob, Input, JobRebuilder, Payload, RunSettings, TaskEnv, Wire,
+};
 pub use map_iter::MapIter;
 pub use options::{ErrorPolicy, MapOptions};
 pub use pool::{ThreadPool, WorkerPool};

@@ -36,6 +36,13 @@ impl<Sh, St, T: Input, R: Payload> Iterator for MapIter<'_, Sh, St, T, R> {
     }
 }
 
+impl<Sh, St, T: Input, R: Payload> MapIter<'_, Sh, St, T, R> {
+    /// All results in order, or the first error (used by the eager `map`s).
+    pub(crate) fn collect_all(mut self) -> Result<Vec<R>, PoolError> {
+        self.call.collect_all()
+    }
+}
+
 impl<Sh, St, T, R> fmt::Debug for MapIter<'_, Sh, St, T, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MapIter").finish_non_exhaustive()

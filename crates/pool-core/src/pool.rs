@@ -20,7 +20,7 @@ use crate::hook::StateFn;
 use crate::job::{ErasedJob, Input, Payload, TypedJob};
 use crate::map_iter::MapIter;
 use crate::options::MapOptions;
-use crate::progress::{CallInfo, ProgressSpec, StatusHandle};
+use crate::progress::{CallInfo, StatusHandle};
 use crate::supervisor::{Supervisor, WorkerSpec};
 
 /// Settings fixed when the pool is built.
@@ -102,7 +102,7 @@ macro_rules! eager {
         #[track_caller]
         pub fn $ctx_with<T, R, F, I>(&mut self, f: F, inputs: I, opts: MapOptions<Sh, St>) -> Result<Vec<R>, PoolError>
         where F: Fn(&mut WorkerContext<'_, Sh, St>, T) -> R + Send + Sync + 'static, T: Input, R: Payload, I: IntoIterator<Item = T> {
-            self.start(f, inputs, opts, $method, $lazy)?.collect()
+            self.start(f, inputs, opts, $method, $lazy)?.collect_all()
         }
     };
 }
@@ -268,7 +268,7 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
             location: format!("{}:{}", location.file(), location.line()),
             n_jobs,
             start_method: self.config.start_method.name().to_string(),
-            spec: opts.progress.clone().unwrap_or_else(ProgressSpec::default),
+            spec: opts.progress.clone().unwrap_or_default(),
         };
         let mut progress = None;
         if let Some(mut p) = opts.progress.clone() {
@@ -387,14 +387,12 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
         self.lock().terminate();
     }
 
-    pub(crate) fn parts(
-        &self,
-    ) -> (
-        &Arc<Mutex<Supervisor<Sh, St>>>,
-        &Applier<Sh, St>,
-        &PoolConfig,
-    ) {
-        (&self.sup, &self.applier, &self.config)
+    pub(crate) fn supervisor(&self) -> &Arc<Mutex<Supervisor<Sh, St>>> {
+        &self.sup
+    }
+
+    pub(crate) fn applier(&self) -> &Applier<Sh, St> {
+        &self.applier
     }
 }
 

@@ -36,7 +36,6 @@ impl<Sh, St> Clone for WorkerSpec<Sh, St> {
 pub(crate) struct InFlight {
     pub(crate) call: u64,
     pub(crate) first: u64,
-    pub(crate) len: u32,
 }
 
 #[derive(Debug, Default)]
@@ -208,7 +207,6 @@ impl<Sh, St> Supervisor<Sh, St> {
             slot.inflight.push_back(InFlight {
                 call: *call,
                 first: *first,
-                len: *len,
             });
             slot.assigned_in_life += u64::from(*len);
         }

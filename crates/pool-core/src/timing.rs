@@ -86,7 +86,7 @@ impl WorkerTimings {
         self.exit += other.exit;
         self.data_transfer += other.data_transfer;
         self.slowest.extend(other.slowest.iter().cloned());
-        self.slowest.sort_by(|a, b| b.duration.cmp(&a.duration));
+        self.slowest.sort_by_key(|s| std::cmp::Reverse(s.duration));
         self.slowest.truncate(TOP_TASKS);
         if !other.histogram_v2.is_empty() {
             let mut h = self.histogram();
@@ -136,7 +136,7 @@ impl Recorder {
                 task,
                 args: args(),
             });
-            slow.sort_by(|a, b| b.duration.cmp(&a.duration));
+            slow.sort_by_key(|s| std::cmp::Reverse(s.duration));
             slow.truncate(TOP_TASKS);
         }
     }

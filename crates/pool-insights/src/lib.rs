@@ -18,3 +18,16 @@ impl Insights {
         }
     }
 }
+
+impl std::fmt::Display for Insights {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for w in &self.workers {
+            writeln!(
+                f,
+                "worker {}: {} tasks, working {:?}, waiting {:?}",
+                w.worker, w.n_completed_tasks, w.working, w.waiting
+            )?;
+        }
+        Ok(())
+    }
+}
