@@ -14,7 +14,12 @@ const WIDTH: u64 = 2_000;
 /// Counts the primes in `[lo, hi)` by trial division: a task of a few milliseconds.
 fn count_primes((lo, hi): (u64, u64)) -> u64 {
     (lo..hi)
-        .filter(|&n| n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| !n.is_multiple_of(d)))
+        .filter(|&n| {
+            n >= 2
+                && (2..)
+                    .take_while(|d| d * d <= n)
+                    .all(|d| !n.is_multiple_of(d))
+        })
         .count() as u64
 }
 
