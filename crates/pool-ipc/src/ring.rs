@@ -1,0 +1,514 @@
+//! A single-producer single-consumer ring of variable-length byte frames in shared memory.
+//!
+//! Why: pipes and sockets cost a syscall per message and a wake-up per message; a ring in a
+//! `MAP_SHARED` region costs a copy, two atomics and a fence, and a syscall only when the peer
+//! actually sleeps. Frames of any size pass: frames larger than the ring are streamed in chunks.
+//!
+//! # Layout (offsets from the ring's base, each line 64 bytes apart so the producer's and the
+//! consumer's hot words never share a cache line)
+//! | offset | word | written by |
+//! |---|---|---|
+//! | 0 | `tail: u64`, total bytes ever published | producer |
+//! | 64 | `head: u64`, total bytes ever consumed | consumer |
+//! | 128 | `rx_sleep: u32`, 1 = consumer is (about to be) asleep on this futex | both |
+//! | 192 | `tx_sleep: u32`, 1 = producer is (about to be) asleep waiting for space | both |
+//! | 256 | `closed: u32`, 1 = either side hung up; `cap: u64` at 264 | closer / init |
+//! | 384.. | `cap` data bytes, `cap` a power of two | producer writes, consumer reads |
+//!
+//! A chunk is an 8-byte header (`len: u32`, `flags: u32`: bit 0 `MORE` = the frame continues in
+//! the next chunk, bits 8..16 a user `kind` byte) followed by `len` bytes, padded to 8; positions
+//! are 8-aligned so a header never straddles the end; payloads may wrap around.
+//!
+//! # Protocol
+//! 1. **Publish** (producer): copy the chunk into `[tail, tail+n)` (it knows the bytes are free
+//!    because it loaded `head` with Acquire), then `tail.store(tail+n, Release)`.
+//! 2. **Consume** (consumer): `tail.load(Acquire)`; copy out; `head.store(head+n, Release)`.
+//! 3. **Sleep** (consumer, after spinning `spins` times and yielding `yields` times):
+//!    `rx_sleep.store(1)`, `fence(SeqCst)`, re-load `tail` and `closed`; if still nothing,
+//!    `futex_wait(rx_sleep, 1, timeout)`.
+//! 4. **Wake** (producer, after each publish): `fence(SeqCst)`; only if `rx_sleep == 1`:
+//!    `rx_sleep.swap(0)` and if it was 1, `futex_wake`. The two fences make this a Dekker pair:
+//!    either the consumer sees the new tail before sleeping, or the producer sees the flag. A
+//!    stream of messages to an awake consumer therefore costs no syscall at all.
+//! 5. **Back-pressure**: the producer waits for space exactly like 3 on `tx_sleep` and `head`;
+//!    the consumer wakes it like 4 after advancing `head`.
+//! 6. **Hang-up**: `close()` (by either end, on drop, or by a third party that saw the peer
+//!    process die, through a [`RingCloser`]) sets `closed`, then clears both sleep words and wakes
+//!    every sleeper. A consumer still drains what was published, then gets `Disconnected`; a
+//!    producer gets `Disconnected` at once. Nobody sleeps forever on a dead peer as long as someone
+//!    (the death watcher in the parent; `PR_SET_PDEATHSIG` in a worker) reacts to the death.
+//! 7. **Timeouts** apply until the first chunk of a frame moved; once a frame is in flight the
+//!    call finishes it (or sees the hang-up), so a frame is never torn by a timeout.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+use std::time::{Duration, Instant};
+
+use crate::futex;
+use crate::shm::SharedRegion;
+
+const TAIL: usize = 0;
+const HEAD: usize = 64;
+const RX_SLEEP: usize = 128;
+const TX_SLEEP: usize = 192;
+const CLOSED: usize = 256;
+const CAP: usize = 264;
+/// Bytes of header before the ring's data.
+pub const HEADER_LEN: usize = 384;
+const CHUNK_HDR: usize = 8;
+const MORE: u32 = 1;
+
+/// How long a waiting side spins and yields before it sleeps on the futex.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WaitPolicy {
+    /// Busy-wait iterations (`spin_loop` hint) before yielding.
+    pub spins: u32,
+    /// `sched_yield` calls before sleeping. On a 2-core machine a spinning peer steals a core from
+    /// the workers, so keep both small.
+    pub yields: u32,
+}
+
+impl Default for WaitPolicy {
+    fn default() -> Self {
+        Self {
+            spins: 200,
+            yields: 10,
+        }
+    }
+}
+
+/// Sending failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The ring was closed (the receiver hung up or its process died).
+    #[error("ring closed: the receiving side is gone")]
+    Disconnected,
+    /// No space before the deadline; nothing was sent.
+    #[error("timed out waiting for space in the ring")]
+    Timeout,
+}
+
+/// Receiving failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RecvError {
+    /// The ring is closed and drained.
+    #[error("ring closed: the sending side is gone")]
+    Disconnected,
+    /// No frame before the deadline.
+    #[error("timed out waiting for a frame")]
+    Timeout,
+}
+
+/// Bytes a region needs to hold a ring of `cap` data bytes.
+pub fn ring_len(cap: usize) -> usize {
+    HEADER_LEN + cap
+}
+
+/// Initializes a ring of `cap` bytes (a power of two, at least 64) at `base` (64-aligned) in
+/// `region`. Call once, before any endpoint attaches.
+pub fn init(region: &SharedRegion, base: usize, cap: usize) {
+    assert!(
+        cap.is_power_of_two() && cap >= 64,
+        "ring capacity must be a power of two >= 64"
+    );
+    assert_eq!(base % 64, 0, "ring base must be 64-aligned");
+    assert!(
+        base + ring_len(cap) <= region.len(),
+        "ring does not fit in region"
+    );
+    for off in [TAIL, HEAD, CAP] {
+        region.atomic_u64(base + off).store(0, Ordering::Relaxed);
+    }
+    for off in [RX_SLEEP, TX_SLEEP, CLOSED] {
+        region.atomic_u32(base + off).store(0, Ordering::Relaxed);
+    }
+    region
+        .atomic_u64(base + CAP)
+        .store(cap as u64, Ordering::Release);
+}
+
+/// What both endpoints share: the region and where the ring is in it.
+#[derive(Debug, Clone)]
+struct Ring {
+    region: Arc<SharedRegion>,
+    base: usize,
+    cap: usize,
+}
+
+impl Ring {
+    fn attach(region: Arc<SharedRegion>, base: usize) -> Self {
+        let cap = region.atomic_u64(base + CAP).load(Ordering::Acquire) as usize;
+        assert!(
+            cap.is_power_of_two() && cap >= 64,
+            "no initialized ring at offset {base}"
+        );
+        assert!(
+            base + ring_len(cap) <= region.len(),
+            "ring does not fit in region"
+        );
+        Self { region, base, cap }
+    }
+    fn u64(&self, off: usize) -> &AtomicU64 {
+        self.region.atomic_u64(self.base + off)
+    }
+    fn u32(&self, off: usize) -> &AtomicU32 {
+        self.region.atomic_u32(self.base + off)
+    }
+    fn closed(&self) -> bool {
+        self.u32(CLOSED).load(Ordering::Acquire) != 0
+    }
+    fn close(&self) {
+        self.u32(CLOSED).store(1, Ordering::SeqCst);
+        for off in [RX_SLEEP, TX_SLEEP] {
+            self.u32(off).store(0, Ordering::SeqCst);
+            futex::wake(self.u32(off), i32::MAX);
+        }
+    }
+    /// Copies `data` into the data area at stream position `pos`, wrapping around.
+    fn copy_in(&self, pos: u64, data: &[u8]) {
+        let at = (pos as usize) & (self.cap - 1);
+        let first = data.len().min(self.cap - at);
+        self.region
+            .write_at(self.base + HEADER_LEN + at, &data[..first]);
+        self.region.write_at(self.base + HEADER_LEN, &data[first..]);
+    }
+    fn copy_out(&self, pos: u64, out: &mut [u8]) {
+        let at = (pos as usize) & (self.cap - 1);
+        let first = out.len().min(self.cap - at);
+        let (a, b) = out.split_at_mut(first);
+        self.region.read_at(self.base + HEADER_LEN + at, a);
+        self.region.read_at(self.base + HEADER_LEN, b);
+    }
+    /// Like `copy_out`, into raw (possibly uninitialized) memory.
+    ///
+    /// # Safety
+    /// `dst` must be valid for `len` bytes of writes and not overlap the region.
+    unsafe fn copy_out_raw(&self, pos: u64, dst: *mut u8, len: usize) {
+        let at = (pos as usize) & (self.cap - 1);
+        let first = len.min(self.cap - at);
+        // SAFETY: the caller guarantees `dst` is valid for `len` bytes; `first <= len`.
+        unsafe {
+            self.region
+                .read_raw(self.base + HEADER_LEN + at, dst, first);
+            self.region
+                .read_raw(self.base + HEADER_LEN, dst.add(first), len - first);
+        }
+    }
+    /// Wakes the peer sleeping on `word`, if it announced it sleeps (protocol step 4).
+    fn notify(&self, word: usize) {
+        fence(Ordering::SeqCst);
+        let w = self.u32(word);
+        if w.load(Ordering::Relaxed) == 1 && w.swap(0, Ordering::SeqCst) == 1 {
+            futex::wake(w, 1);
+        }
+    }
+    /// Waits until `ready()` or the ring closes or `deadline` passes (protocol steps 3 and 5).
+    /// Returns Ok(true) when ready, Ok(false) when closed, Err(()) on timeout.
+    fn wait(
+        &self,
+        word: usize,
+        policy: WaitPolicy,
+        deadline: Option<Instant>,
+        mut ready: impl FnMut() -> bool,
+    ) -> Result<bool, ()> {
+        for _ in 0..policy.spins {
+            if ready() {
+                return Ok(true);
+            }
+            std::hint::spin_loop();
+        }
+        for _ in 0..policy.yields {
+            if ready() {
+                return Ok(true);
+            }
+            std::thread::yield_now();
+        }
+        let w = self.u32(word);
+        loop {
+            w.store(1, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            if ready() {
+                w.store(0, Ordering::Relaxed);
+                return Ok(true);
+            }
+            if self.closed() {
+                w.store(0, Ordering::Relaxed);
+                return Ok(ready());
+            }
+            let timeout = match deadline {
+                None => None,
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => {
+                        w.store(0, Ordering::Relaxed);
+                        return Err(());
+                    }
+                },
+            };
+            futex::wait(w, 1, timeout);
+        }
+    }
+}
+
+fn pad8(n: usize) -> usize {
+    (n + 7) & !7
+}
+
+/// Closes a ring from anywhere (e.g. a death watcher thread), waking both ends.
+#[derive(Debug, Clone)]
+pub struct RingCloser(Ring);
+
+impl RingCloser {
+    /// A closer for the ring initialized at `base` in `region`.
+    pub fn attach(region: Arc<SharedRegion>, base: usize) -> Self {
+        Self(Ring::attach(region, base))
+    }
+    /// Marks the ring closed and wakes every sleeper.
+    pub fn close(&self) {
+        self.0.close();
+    }
+    /// Whether the ring was closed.
+    pub fn is_closed(&self) -> bool {
+        self.0.closed()
+    }
+}
+
+/// The producing end. Closes the ring on drop.
+#[derive(Debug)]
+pub struct RingSender {
+    ring: Ring,
+    tail: u64,
+    head_cache: u64,
+    policy: WaitPolicy,
+}
+
+impl RingSender {
+    /// Attaches the producer to the ring initialized at `base`. Only one producer may exist.
+    pub fn attach(region: Arc<SharedRegion>, base: usize, policy: WaitPolicy) -> Self {
+        let ring = Ring::attach(region, base);
+        let tail = ring.u64(TAIL).load(Ordering::Acquire);
+        let head_cache = ring.u64(HEAD).load(Ordering::Acquire);
+        Self {
+            ring,
+            tail,
+            head_cache,
+            policy,
+        }
+    }
+
+    /// Data capacity in bytes.
+    pub fn capacity(&self) -> usize {
+        self.ring.cap
+    }
+
+    /// A handle that can close this ring from another thread.
+    pub fn closer(&self) -> RingCloser {
+        RingCloser(self.ring.clone())
+    }
+
+    fn wait_free(&mut self, need: usize, deadline: Option<Instant>) -> Result<usize, SendError> {
+        if self.ring.closed() {
+            return Err(SendError::Disconnected);
+        }
+        let cached = self.ring.cap - (self.tail - self.head_cache) as usize;
+        if cached >= need {
+            return Ok(cached);
+        }
+        let ring = &self.ring;
+        let tail = self.tail;
+        let mut head = self.head_cache;
+        let r = ring.wait(TX_SLEEP, self.policy, deadline, || {
+            head = ring.u64(HEAD).load(Ordering::Acquire);
+            ring.cap - (tail - head) as usize >= need
+        });
+        self.head_cache = head;
+        let free = ring.cap - (tail - head) as usize;
+        match r {
+            Ok(true) if !ring.closed() => Ok(free),
+            Ok(_) => Err(SendError::Disconnected),
+            Err(()) => Err(SendError::Timeout),
+        }
+    }
+
+    /// Sends one frame, blocking while the ring is full.
+    pub fn send(&mut self, data: &[u8], kind: u8) -> Result<(), SendError> {
+        self.send_deadline(data, kind, None)
+    }
+
+    /// Sends one frame, giving up with [`SendError::Timeout`] if its first chunk found no room
+    /// before `timeout` (then nothing was sent).
+    pub fn send_timeout(
+        &mut self,
+        data: &[u8],
+        kind: u8,
+        timeout: Duration,
+    ) -> Result<(), SendError> {
+        self.send_deadline(data, kind, Some(Instant::now() + timeout))
+    }
+
+    fn send_deadline(
+        &mut self,
+        data: &[u8],
+        kind: u8,
+        mut deadline: Option<Instant>,
+    ) -> Result<(), SendError> {
+        let cap = self.ring.cap;
+        let mut off = 0;
+        loop {
+            let rest = data.len() - off;
+            let whole = CHUNK_HDR + pad8(rest);
+            // Small frames go in one piece; big ones stream in chunks of whatever is free (but
+            // at least a quarter ring, so chunks stay large).
+            let need = if whole <= cap / 2 {
+                whole
+            } else {
+                whole.min(cap / 4)
+            };
+            let free = self.wait_free(need, deadline)?;
+            deadline = None;
+            let n = rest.min((free - CHUNK_HDR) & !7);
+            let more = n < rest;
+            let flags = (u32::from(kind) << 8) | if more { MORE } else { 0 };
+            let mut hdr = [0u8; CHUNK_HDR];
+            hdr[..4].copy_from_slice(&(n as u32).to_ne_bytes());
+            hdr[4..].copy_from_slice(&flags.to_ne_bytes());
+            self.ring.copy_in(self.tail, &hdr);
+            self.ring
+                .copy_in(self.tail + CHUNK_HDR as u64, &data[off..off + n]);
+            self.tail += (CHUNK_HDR + pad8(n)) as u64;
+            self.ring.u64(TAIL).store(self.tail, Ordering::Release);
+            self.ring.notify(RX_SLEEP);
+            off += n;
+            if !more {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Closes the ring: the receiver drains what was sent, then sees `Disconnected`.
+    pub fn close(&self) {
+        self.ring.close();
+    }
+}
+
+impl Drop for RingSender {
+    fn drop(&mut self) {
+        self.ring.close();
+    }
+}
+
+/// The consuming end. Closes the ring on drop.
+#[derive(Debug)]
+pub struct RingReceiver {
+    ring: Ring,
+    head: u64,
+    tail_cache: u64,
+    policy: WaitPolicy,
+}
+
+impl RingReceiver {
+    /// Attaches the consumer to the ring initialized at `base`. Only one consumer may exist.
+    pub fn attach(region: Arc<SharedRegion>, base: usize, policy: WaitPolicy) -> Self {
+        let ring = Ring::attach(region, base);
+        let head = ring.u64(HEAD).load(Ordering::Acquire);
+        Self {
+            ring,
+            head,
+            tail_cache: head,
+            policy,
+        }
+    }
+
+    /// A handle that can close this ring from another thread.
+    pub fn closer(&self) -> RingCloser {
+        RingCloser(self.ring.clone())
+    }
+
+    /// Receives one frame into `out` (cleared first) and returns its `kind`. Blocks until a frame
+    /// arrives or the ring is closed and drained.
+    pub fn recv(&mut self, out: &mut Vec<u8>) -> Result<u8, RecvError> {
+        self.recv_deadline(out, None)
+    }
+
+    /// Like [`RingReceiver::recv`], giving up if no frame started before `timeout`.
+    pub fn recv_timeout(&mut self, out: &mut Vec<u8>, timeout: Duration) -> Result<u8, RecvError> {
+        self.recv_deadline(out, Some(Instant::now() + timeout))
+    }
+
+    /// Receives a frame only if one is already there.
+    pub fn try_recv(&mut self, out: &mut Vec<u8>) -> Result<Option<u8>, RecvError> {
+        match self.recv_deadline(out, Some(Instant::now())) {
+            Ok(k) => Ok(Some(k)),
+            Err(RecvError::Timeout) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn wait_data(&mut self, deadline: Option<Instant>) -> Result<(), RecvError> {
+        if self.tail_cache != self.head {
+            return Ok(());
+        }
+        let ring = &self.ring;
+        let head = self.head;
+        let mut tail = head;
+        let r = ring.wait(RX_SLEEP, self.policy, deadline, || {
+            tail = ring.u64(TAIL).load(Ordering::Acquire);
+            tail != head
+        });
+        self.tail_cache = tail;
+        match r {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(RecvError::Disconnected),
+            Err(()) => Err(RecvError::Timeout),
+        }
+    }
+
+    fn recv_deadline(
+        &mut self,
+        out: &mut Vec<u8>,
+        mut deadline: Option<Instant>,
+    ) -> Result<u8, RecvError> {
+        out.clear();
+        loop {
+            self.wait_data(deadline)?;
+            deadline = None;
+            let mut hdr = [0u8; CHUNK_HDR];
+            self.ring.copy_out(self.head, &mut hdr);
+            let len = u32::from_ne_bytes(hdr[..4].try_into().expect("4 bytes")) as usize;
+            let flags = u32::from_ne_bytes(hdr[4..].try_into().expect("4 bytes"));
+            assert!(
+                len <= self.ring.cap - CHUNK_HDR,
+                "corrupt ring: chunk of {len} bytes"
+            );
+            let start = out.len();
+            out.reserve(len);
+            // SAFETY: `reserve` made room for `len` more bytes; `copy_out_raw` writes exactly
+            // `len` bytes into that spare capacity before `set_len` exposes them.
+            unsafe {
+                self.ring.copy_out_raw(
+                    self.head + CHUNK_HDR as u64,
+                    out.as_mut_ptr().add(start),
+                    len,
+                );
+                out.set_len(start + len);
+            }
+            self.head += (CHUNK_HDR + pad8(len)) as u64;
+            self.ring.u64(HEAD).store(self.head, Ordering::Release);
+            self.ring.notify(TX_SLEEP);
+            if flags & MORE == 0 {
+                return Ok((flags >> 8) as u8);
+            }
+        }
+    }
+
+    /// Closes the ring: the sender's next send fails with `Disconnected`.
+    pub fn close(&self) {
+        self.ring.close();
+    }
+}
+
+impl Drop for RingReceiver {
+    fn drop(&mut self) {
+        self.ring.close();
+    }
+}
