@@ -12,10 +12,13 @@
 
 pub mod channel;
 pub mod child;
+pub mod entry;
 pub mod fds;
+pub mod fnid;
 pub mod fork;
 pub mod futex;
 pub mod process;
 pub mod ring;
 pub mod shm;
+pub mod spawn;
 pub mod watcher;
