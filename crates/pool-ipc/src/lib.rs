@@ -10,6 +10,7 @@
 //! - [`entry`] and [`fnid`]: what a re-executed worker runs, and how a `fn` crosses the exec;
 //! - [`affinity`]: CPU pinning; [`fds`]: fd and zombie counting for leak tests.
 
+pub mod affinity;
 pub mod channel;
 pub mod child;
 pub mod entry;
@@ -17,6 +18,7 @@ pub mod fds;
 pub mod fnid;
 pub mod fork;
 pub mod futex;
+pub mod oom;
 pub mod process;
 pub mod ring;
 pub mod shm;
