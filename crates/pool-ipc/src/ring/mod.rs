@@ -42,21 +42,27 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::futex;
 use crate::shm::SharedRegion;
 
-const TAIL: usize = 0;
-const HEAD: usize = 64;
-const RX_SLEEP: usize = 128;
-const TX_SLEEP: usize = 192;
+mod receiver;
+mod sender;
+
+pub use receiver::RingReceiver;
+pub use sender::RingSender;
+
+pub(super) const TAIL: usize = 0;
+pub(super) const HEAD: usize = 64;
+pub(super) const RX_SLEEP: usize = 128;
+pub(super) const TX_SLEEP: usize = 192;
 const CLOSED: usize = 256;
 const CAP: usize = 264;
 /// Bytes of header before the ring's data.
 pub const HEADER_LEN: usize = 384;
-const CHUNK_HDR: usize = 8;
-const MORE: u32 = 1;
+pub(super) const CHUNK_HDR: usize = 8;
+pub(super) const MORE: u32 = 1;
 
 /// How long a waiting side spins and yields before it sleeps on the futex.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,14 +135,14 @@ pub fn init(region: &SharedRegion, base: usize, cap: usize) {
 
 /// What both endpoints share: the region and where the ring is in it.
 #[derive(Debug, Clone)]
-struct Ring {
-    region: Arc<SharedRegion>,
-    base: usize,
-    cap: usize,
+pub(super) struct Ring {
+    pub(super) region: Arc<SharedRegion>,
+    pub(super) base: usize,
+    pub(super) cap: usize,
 }
 
 impl Ring {
-    fn attach(region: Arc<SharedRegion>, base: usize) -> Self {
+    pub(super) fn attach(region: Arc<SharedRegion>, base: usize) -> Self {
         let cap = region.atomic_u64(base + CAP).load(Ordering::Acquire) as usize;
         assert!(
             cap.is_power_of_two() && cap >= 64,
@@ -148,16 +154,16 @@ impl Ring {
         );
         Self { region, base, cap }
     }
-    fn u64(&self, off: usize) -> &AtomicU64 {
+    pub(super) fn u64(&self, off: usize) -> &AtomicU64 {
         self.region.atomic_u64(self.base + off)
     }
-    fn u32(&self, off: usize) -> &AtomicU32 {
+    pub(super) fn u32(&self, off: usize) -> &AtomicU32 {
         self.region.atomic_u32(self.base + off)
     }
-    fn closed(&self) -> bool {
+    pub(super) fn closed(&self) -> bool {
         self.u32(CLOSED).load(Ordering::Acquire) != 0
     }
-    fn close(&self) {
+    pub(super) fn close(&self) {
         self.u32(CLOSED).store(1, Ordering::SeqCst);
         for off in [RX_SLEEP, TX_SLEEP] {
             self.u32(off).store(0, Ordering::SeqCst);
@@ -165,14 +171,14 @@ impl Ring {
         }
     }
     /// Copies `data` into the data area at stream position `pos`, wrapping around.
-    fn copy_in(&self, pos: u64, data: &[u8]) {
+    pub(super) fn copy_in(&self, pos: u64, data: &[u8]) {
         let at = (pos as usize) & (self.cap - 1);
         let first = data.len().min(self.cap - at);
         self.region
             .write_at(self.base + HEADER_LEN + at, &data[..first]);
         self.region.write_at(self.base + HEADER_LEN, &data[first..]);
     }
-    fn copy_out(&self, pos: u64, out: &mut [u8]) {
+    pub(super) fn copy_out(&self, pos: u64, out: &mut [u8]) {
         let at = (pos as usize) & (self.cap - 1);
         let first = out.len().min(self.cap - at);
         let (a, b) = out.split_at_mut(first);
@@ -183,7 +189,7 @@ impl Ring {
     ///
     /// # Safety
     /// `dst` must be valid for `len` bytes of writes and not overlap the region.
-    unsafe fn copy_out_raw(&self, pos: u64, dst: *mut u8, len: usize) {
+    pub(super) unsafe fn copy_out_raw(&self, pos: u64, dst: *mut u8, len: usize) {
         let at = (pos as usize) & (self.cap - 1);
         let first = len.min(self.cap - at);
         // SAFETY: the caller guarantees `dst` is valid for `len` bytes; `first <= len`.
@@ -195,7 +201,7 @@ impl Ring {
         }
     }
     /// Wakes the peer sleeping on `word`, if it announced it sleeps (protocol step 4).
-    fn notify(&self, word: usize) {
+    pub(super) fn notify(&self, word: usize) {
         fence(Ordering::SeqCst);
         let w = self.u32(word);
         if w.load(Ordering::Relaxed) == 1 && w.swap(0, Ordering::SeqCst) == 1 {
@@ -204,7 +210,7 @@ impl Ring {
     }
     /// Waits until `ready()` or the ring closes or `deadline` passes (protocol steps 3 and 5).
     /// Returns Ok(true) when ready, Ok(false) when closed, Err(()) on timeout.
-    fn wait(
+    pub(super) fn wait(
         &self,
         word: usize,
         policy: WaitPolicy,
@@ -250,13 +256,13 @@ impl Ring {
     }
 }
 
-fn pad8(n: usize) -> usize {
+pub(super) fn pad8(n: usize) -> usize {
     (n + 7) & !7
 }
 
 /// Closes a ring from anywhere (e.g. a death watcher thread), waking both ends.
 #[derive(Debug, Clone)]
-pub struct RingCloser(Ring);
+pub struct RingCloser(pub(super) Ring);
 
 impl RingCloser {
     /// A closer for the ring initialized at `base` in `region`.
@@ -270,245 +276,5 @@ impl RingCloser {
     /// Whether the ring was closed.
     pub fn is_closed(&self) -> bool {
         self.0.closed()
-    }
-}
-
-/// The producing end. Closes the ring on drop.
-#[derive(Debug)]
-pub struct RingSender {
-    ring: Ring,
-    tail: u64,
-    head_cache: u64,
-    policy: WaitPolicy,
-}
-
-impl RingSender {
-    /// Attaches the producer to the ring initialized at `base`. Only one producer may exist.
-    pub fn attach(region: Arc<SharedRegion>, base: usize, policy: WaitPolicy) -> Self {
-        let ring = Ring::attach(region, base);
-        let tail = ring.u64(TAIL).load(Ordering::Acquire);
-        let head_cache = ring.u64(HEAD).load(Ordering::Acquire);
-        Self {
-            ring,
-            tail,
-            head_cache,
-            policy,
-        }
-    }
-
-    /// Data capacity in bytes.
-    pub fn capacity(&self) -> usize {
-        self.ring.cap
-    }
-
-    /// A handle that can close this ring from another thread.
-    pub fn closer(&self) -> RingCloser {
-        RingCloser(self.ring.clone())
-    }
-
-    fn wait_free(&mut self, need: usize, deadline: Option<Instant>) -> Result<usize, SendError> {
-        if self.ring.closed() {
-            return Err(SendError::Disconnected);
-        }
-        let cached = self.ring.cap - (self.tail - self.head_cache) as usize;
-        if cached >= need {
-            return Ok(cached);
-        }
-        let ring = &self.ring;
-        let tail = self.tail;
-        let mut head = self.head_cache;
-        let r = ring.wait(TX_SLEEP, self.policy, deadline, || {
-            head = ring.u64(HEAD).load(Ordering::Acquire);
-            ring.cap - (tail - head) as usize >= need
-        });
-        self.head_cache = head;
-        let free = ring.cap - (tail - head) as usize;
-        match r {
-            Ok(true) if !ring.closed() => Ok(free),
-            Ok(_) => Err(SendError::Disconnected),
-            Err(()) => Err(SendError::Timeout),
-        }
-    }
-
-    /// Sends one frame, blocking while the ring is full.
-    pub fn send(&mut self, data: &[u8], kind: u8) -> Result<(), SendError> {
-        self.send_deadline(data, kind, None)
-    }
-
-    /// Sends one frame, giving up with [`SendError::Timeout`] if its first chunk found no room
-    /// before `timeout` (then nothing was sent).
-    pub fn send_timeout(
-        &mut self,
-        data: &[u8],
-        kind: u8,
-        timeout: Duration,
-    ) -> Result<(), SendError> {
-        self.send_deadline(data, kind, Some(Instant::now() + timeout))
-    }
-
-    fn send_deadline(
-        &mut self,
-        data: &[u8],
-        kind: u8,
-        mut deadline: Option<Instant>,
-    ) -> Result<(), SendError> {
-        let cap = self.ring.cap;
-        let mut off = 0;
-        loop {
-            let rest = data.len() - off;
-            let whole = CHUNK_HDR + pad8(rest);
-            // Small frames go in one piece; big ones stream in chunks of whatever is free (but
-            // at least a quarter ring, so chunks stay large).
-            let need = if whole <= cap / 2 {
-                whole
-            } else {
-                whole.min(cap / 4)
-            };
-            let free = self.wait_free(need, deadline)?;
-            deadline = None;
-            let n = rest.min((free - CHUNK_HDR) & !7);
-            let more = n < rest;
-            let flags = (u32::from(kind) << 8) | if more { MORE } else { 0 };
-            let mut hdr = [0u8; CHUNK_HDR];
-            hdr[..4].copy_from_slice(&(n as u32).to_ne_bytes());
-            hdr[4..].copy_from_slice(&flags.to_ne_bytes());
-            self.ring.copy_in(self.tail, &hdr);
-            self.ring
-                .copy_in(self.tail + CHUNK_HDR as u64, &data[off..off + n]);
-            self.tail += (CHUNK_HDR + pad8(n)) as u64;
-            self.ring.u64(TAIL).store(self.tail, Ordering::Release);
-            self.ring.notify(RX_SLEEP);
-            off += n;
-            if !more {
-                return Ok(());
-            }
-        }
-    }
-
-    /// Closes the ring: the receiver drains what was sent, then sees `Disconnected`.
-    pub fn close(&self) {
-        self.ring.close();
-    }
-}
-
-impl Drop for RingSender {
-    fn drop(&mut self) {
-        self.ring.close();
-    }
-}
-
-/// The consuming end. Closes the ring on drop.
-#[derive(Debug)]
-pub struct RingReceiver {
-    ring: Ring,
-    head: u64,
-    tail_cache: u64,
-    policy: WaitPolicy,
-}
-
-impl RingReceiver {
-    /// Attaches the consumer to the ring initialized at `base`. Only one consumer may exist.
-    pub fn attach(region: Arc<SharedRegion>, base: usize, policy: WaitPolicy) -> Self {
-        let ring = Ring::attach(region, base);
-        let head = ring.u64(HEAD).load(Ordering::Acquire);
-        Self {
-            ring,
-            head,
-            tail_cache: head,
-            policy,
-        }
-    }
-
-    /// A handle that can close this ring from another thread.
-    pub fn closer(&self) -> RingCloser {
-        RingCloser(self.ring.clone())
-    }
-
-    /// Receives one frame into `out` (cleared first) and returns its `kind`. Blocks until a frame
-    /// arrives or the ring is closed and drained.
-    pub fn recv(&mut self, out: &mut Vec<u8>) -> Result<u8, RecvError> {
-        self.recv_deadline(out, None)
-    }
-
-    /// Like [`RingReceiver::recv`], giving up if no frame started before `timeout`.
-    pub fn recv_timeout(&mut self, out: &mut Vec<u8>, timeout: Duration) -> Result<u8, RecvError> {
-        self.recv_deadline(out, Some(Instant::now() + timeout))
-    }
-
-    /// Receives a frame only if one is already there.
-    pub fn try_recv(&mut self, out: &mut Vec<u8>) -> Result<Option<u8>, RecvError> {
-        match self.recv_deadline(out, Some(Instant::now())) {
-            Ok(k) => Ok(Some(k)),
-            Err(RecvError::Timeout) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    fn wait_data(&mut self, deadline: Option<Instant>) -> Result<(), RecvError> {
-        if self.tail_cache != self.head {
-            return Ok(());
-        }
-        let ring = &self.ring;
-        let head = self.head;
-        let mut tail = head;
-        let r = ring.wait(RX_SLEEP, self.policy, deadline, || {
-            tail = ring.u64(TAIL).load(Ordering::Acquire);
-            tail != head
-        });
-        self.tail_cache = tail;
-        match r {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(RecvError::Disconnected),
-            Err(()) => Err(RecvError::Timeout),
-        }
-    }
-
-    fn recv_deadline(
-        &mut self,
-        out: &mut Vec<u8>,
-        mut deadline: Option<Instant>,
-    ) -> Result<u8, RecvError> {
-        out.clear();
-        loop {
-            self.wait_data(deadline)?;
-            deadline = None;
-            let mut hdr = [0u8; CHUNK_HDR];
-            self.ring.copy_out(self.head, &mut hdr);
-            let len = u32::from_ne_bytes(hdr[..4].try_into().expect("4 bytes")) as usize;
-            let flags = u32::from_ne_bytes(hdr[4..].try_into().expect("4 bytes"));
-            assert!(
-                len <= self.ring.cap - CHUNK_HDR,
-                "corrupt ring: chunk of {len} bytes"
-            );
-            let start = out.len();
-            out.reserve(len);
-            // SAFETY: `reserve` made room for `len` more bytes; `copy_out_raw` writes exactly
-            // `len` bytes into that spare capacity before `set_len` exposes them.
-            unsafe {
-                self.ring.copy_out_raw(
-                    self.head + CHUNK_HDR as u64,
-                    out.as_mut_ptr().add(start),
-                    len,
-                );
-                out.set_len(start + len);
-            }
-            self.head += (CHUNK_HDR + pad8(len)) as u64;
-            self.ring.u64(HEAD).store(self.head, Ordering::Release);
-            self.ring.notify(TX_SLEEP);
-            if flags & MORE == 0 {
-                return Ok((flags >> 8) as u8);
-            }
-        }
-    }
-
-    /// Closes the ring: the sender's next send fails with `Disconnected`.
-    pub fn close(&self) {
-        self.ring.close();
-    }
-}
-
-impl Drop for RingReceiver {
-    fn drop(&mut self) {
-        self.ring.close();
     }
 }

@@ -1,0 +1,135 @@
+//! The producing end of a ring: publishes chunks, waits for space (see the protocol in
+//! [`crate::ring`]).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::{
+    CHUNK_HDR, HEAD, MORE, RX_SLEEP, Ring, RingCloser, SendError, TAIL, TX_SLEEP, WaitPolicy, pad8,
+};
+use crate::shm::SharedRegion;
+
+/// The producing end. Closes the ring on drop.
+#[derive(Debug)]
+pub struct RingSender {
+    ring: Ring,
+    tail: u64,
+    head_cache: u64,
+    policy: WaitPolicy,
+}
+
+impl RingSender {
+    /// Attaches the producer to the ring initialized at `base`. Only one producer may exist.
+    pub fn attach(region: Arc<SharedRegion>, base: usize, policy: WaitPolicy) -> Self {
+        let ring = Ring::attach(region, base);
+        let tail = ring.u64(TAIL).load(Ordering::Acquire);
+        let head_cache = ring.u64(HEAD).load(Ordering::Acquire);
+        Self {
+            ring,
+            tail,
+            head_cache,
+            policy,
+        }
+    }
+
+    /// Data capacity in bytes.
+    pub fn capacity(&self) -> usize {
+        self.ring.cap
+    }
+
+    /// A handle that can close this ring from another thread.
+    pub fn closer(&self) -> RingCloser {
+        RingCloser(self.ring.clone())
+    }
+
+    fn wait_free(&mut self, need: usize, deadline: Option<Instant>) -> Result<usize, SendError> {
+        if self.ring.closed() {
+            return Err(SendError::Disconnected);
+        }
+        let cached = self.ring.cap - (self.tail - self.head_cache) as usize;
+        if cached >= need {
+            return Ok(cached);
+        }
+        let ring = &self.ring;
+        let tail = self.tail;
+        let mut head = self.head_cache;
+        let r = ring.wait(TX_SLEEP, self.policy, deadline, || {
+            head = ring.u64(HEAD).load(Ordering::Acquire);
+            ring.cap - (tail - head) as usize >= need
+        });
+        self.head_cache = head;
+        let free = ring.cap - (tail - head) as usize;
+        match r {
+            Ok(true) if !ring.closed() => Ok(free),
+            Ok(_) => Err(SendError::Disconnected),
+            Err(()) => Err(SendError::Timeout),
+        }
+    }
+
+    /// Sends one frame, blocking while the ring is full.
+    pub fn send(&mut self, data: &[u8], kind: u8) -> Result<(), SendError> {
+        self.send_deadline(data, kind, None)
+    }
+
+    /// Sends one frame, giving up with [`SendError::Timeout`] if its first chunk found no room
+    /// before `timeout` (then nothing was sent).
+    pub fn send_timeout(
+        &mut self,
+        data: &[u8],
+        kind: u8,
+        timeout: Duration,
+    ) -> Result<(), SendError> {
+        self.send_deadline(data, kind, Some(Instant::now() + timeout))
+    }
+
+    fn send_deadline(
+        &mut self,
+        data: &[u8],
+        kind: u8,
+        mut deadline: Option<Instant>,
+    ) -> Result<(), SendError> {
+        let cap = self.ring.cap;
+        let mut off = 0;
+        loop {
+            let rest = data.len() - off;
+            let whole = CHUNK_HDR + pad8(rest);
+            // Small frames go in one piece; big ones stream in chunks of whatever is free (but
+            // at least a quarter ring, so chunks stay large).
+            let need = if whole <= cap / 2 {
+                whole
+            } else {
+                whole.min(cap / 4)
+            };
+            let free = self.wait_free(need, deadline)?;
+            deadline = None;
+            let n = rest.min((free - CHUNK_HDR) & !7);
+            let more = n < rest;
+            let flags = (u32::from(kind) << 8) | if more { MORE } else { 0 };
+            let mut hdr = [0u8; CHUNK_HDR];
+            hdr[..4].copy_from_slice(&(n as u32).to_ne_bytes());
+            hdr[4..].copy_from_slice(&flags.to_ne_bytes());
+            self.ring.copy_in(self.tail, &hdr);
+            self.ring
+                .copy_in(self.tail + CHUNK_HDR as u64, &data[off..off + n]);
+            self.tail += (CHUNK_HDR + pad8(n)) as u64;
+            self.ring.u64(TAIL).store(self.tail, Ordering::Release);
+            self.ring.notify(RX_SLEEP);
+            off += n;
+            if !more {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Closes the ring: the receiver drains what was sent, then sees `Disconnected`.
+    pub fn close(&self) {
+        self.ring.close();
+    }
+}
+
+impl Drop for RingSender {
+    fn drop(&mut self) {
+        self.ring.close();
+    }
+}
