@@ -192,9 +192,24 @@ impl Channel {
         self.tx.send_bytes(bytes)
     }
 
+    /// Sends a value without waking a sleeping peer; call [`Channel::flush`] after the batch.
+    pub fn send_deferred<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ChannelError> {
+        self.tx.send_deferred(value)
+    }
+
+    /// Wakes the peer for everything sent with `send_deferred`.
+    pub fn flush(&mut self) {
+        self.tx.flush();
+    }
+
     /// Receives a value; blocks until one arrives or the peer is gone.
     pub fn recv<T: DeserializeOwned>(&mut self) -> Result<T, ChannelError> {
         self.rx.recv()
+    }
+
+    /// Receives a value only if one is already there.
+    pub fn try_recv<T: DeserializeOwned>(&mut self) -> Result<Option<T>, ChannelError> {
+        self.rx.try_recv()
     }
 
     /// Receives a value, waiting at most `timeout`.
@@ -230,12 +245,24 @@ pub struct MsgSender {
 impl MsgSender {
     /// Sends a value; blocks while the ring is full.
     pub fn send<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ChannelError> {
+        self.send_deferred(value)?;
+        self.ring.flush();
+        Ok(())
+    }
+
+    /// Sends a value without waking a sleeping peer; call [`MsgSender::flush`] after the batch.
+    pub fn send_deferred<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ChannelError> {
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
         let buf = postcard::to_extend(value, buf).map_err(ChannelError::Encode)?;
-        let r = self.ring.send(&buf, KIND_MSG);
+        let r = self.ring.send_deferred(&buf, KIND_MSG);
         self.buf = buf;
         Ok(r?)
+    }
+
+    /// Wakes the peer for everything sent with `send_deferred`.
+    pub fn flush(&mut self) {
+        self.ring.flush();
     }
 
     /// Sends raw bytes (one copy, no serde).

@@ -177,3 +177,33 @@ fn echo_across_fork() {
     assert_eq!(rx.recv(&mut buf), Err(RecvError::Disconnected));
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn deferred_frames_reach_a_sleeping_receiver_on_flush() {
+    let region = Arc::new(SharedRegion::create("test-ring", ring::ring_len(1024)).unwrap());
+    ring::init(&region, 0, 1024);
+    let sleepy = WaitPolicy {
+        spins: 0,
+        yields: 0,
+    };
+    let mut tx = RingSender::attach(Arc::clone(&region), 0, sleepy);
+    let mut rx = RingReceiver::attach(region, 0, sleepy);
+    let t = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let mut got = Vec::new();
+        for _ in 0..100 {
+            rx.recv(&mut buf).unwrap();
+            got.push(buf[0]);
+        }
+        got
+    });
+    // Batches larger than the ring force flushes while blocked for space; the tail is flushed.
+    for round in 0..4u8 {
+        std::thread::sleep(Duration::from_millis(10));
+        for i in 0..25u8 {
+            tx.send_deferred(&[round * 25 + i; 60], 0).unwrap();
+        }
+        tx.flush();
+    }
+    assert_eq!(t.join().unwrap(), (0..100).collect::<Vec<u8>>());
+}

@@ -31,13 +31,19 @@
 //!    either the consumer sees the new tail before sleeping, or the producer sees the flag. A
 //!    stream of messages to an awake consumer therefore costs no syscall at all.
 //! 5. **Back-pressure**: the producer waits for space exactly like 3 on `tx_sleep` and `head`;
-//!    the consumer wakes it like 4 after advancing `head`.
-//! 6. **Hang-up**: `close()` (by either end, on drop, or by a third party that saw the peer
+//!    the consumer wakes it like 4 after advancing `head`. The consumer publishes `head` in
+//!    batches (every `cap / 8` bytes, after each chunk of a streamed frame, and always before it
+//!    waits), so the fence of step 4 is paid once per batch, and a producer can never wait on
+//!    space the consumer holds while it sleeps.
+//! 6. **Batching** (producer): [`RingSender::send_deferred`] publishes `tail` but skips step 4;
+//!    [`RingSender::flush`] (or the next `send`, or the producer blocking for space, which always
+//!    flushes first) does it once for the whole batch.
+//! 7. **Hang-up**: `close()` (by either end, on drop, or by a third party that saw the peer
 //!    process die, through a [`RingCloser`]) sets `closed`, then clears both sleep words and wakes
 //!    every sleeper. A consumer still drains what was published, then gets `Disconnected`; a
 //!    producer gets `Disconnected` at once. Nobody sleeps forever on a dead peer as long as someone
 //!    (the death watcher in the parent; `PR_SET_PDEATHSIG` in a worker) reacts to the death.
-//! 7. **Timeouts** apply until the first chunk of a frame moved; once a frame is in flight the
+//! 8. **Timeouts** apply until the first chunk of a frame moved; once a frame is in flight the
 //!    call finishes it (or sees the hang-up), so a frame is never torn by a timeout.
 
 use std::sync::Arc;

@@ -16,6 +16,9 @@ pub struct RingReceiver {
     ring: Ring,
     head: u64,
     tail_cache: u64,
+    /// The `head` value the producer can see; consumed space is handed back in batches of
+    /// `cap / 8` (and always before waiting), so a stream costs one fence per batch.
+    published: u64,
     policy: WaitPolicy,
 }
 
@@ -28,6 +31,7 @@ impl RingReceiver {
             ring,
             head,
             tail_cache: head,
+            published: head,
             policy,
         }
     }
@@ -61,6 +65,8 @@ impl RingReceiver {
         if self.tail_cache != self.head {
             return Ok(());
         }
+        // About to wait for the producer: hand back all consumed space first.
+        self.publish();
         let ring = &self.ring;
         let head = self.head;
         let mut tail = head;
@@ -106,11 +112,22 @@ impl RingReceiver {
                 out.set_len(start + len);
             }
             self.head += (CHUNK_HDR + pad8(len)) as u64;
-            self.ring.u64(HEAD).store(self.head, Ordering::Release);
-            self.ring.notify(TX_SLEEP);
+            // A streamed frame needs its space back at once for the next chunk.
+            if flags & MORE != 0 || self.head - self.published >= (self.ring.cap / 8) as u64 {
+                self.publish();
+            }
             if flags & MORE == 0 {
                 return Ok((flags >> 8) as u8);
             }
+        }
+    }
+
+    /// Makes consumed space visible to the producer (protocol step 2) and wakes it if it waits.
+    fn publish(&mut self) {
+        if self.published != self.head {
+            self.published = self.head;
+            self.ring.u64(HEAD).store(self.head, Ordering::Release);
+            self.ring.notify(TX_SLEEP);
         }
     }
 

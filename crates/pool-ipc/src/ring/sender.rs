@@ -17,6 +17,8 @@ pub struct RingSender {
     tail: u64,
     head_cache: u64,
     policy: WaitPolicy,
+    /// Frames were published without the wake-up check (see [`RingSender::send_deferred`]).
+    unflushed: bool,
 }
 
 impl RingSender {
@@ -30,6 +32,7 @@ impl RingSender {
             tail,
             head_cache,
             policy,
+            unflushed: false,
         }
     }
 
@@ -51,6 +54,8 @@ impl RingSender {
         if cached >= need {
             return Ok(cached);
         }
+        // About to wait for the consumer: it must know about everything published so far.
+        self.flush();
         let ring = &self.ring;
         let tail = self.tail;
         let mut head = self.head_cache;
@@ -69,7 +74,24 @@ impl RingSender {
 
     /// Sends one frame, blocking while the ring is full.
     pub fn send(&mut self, data: &[u8], kind: u8) -> Result<(), SendError> {
+        self.send_deadline(data, kind, None)?;
+        self.flush();
+        Ok(())
+    }
+
+    /// Publishes one frame but skips the wake-up check (a fence and a load): a sleeping
+    /// receiver is not woken until [`RingSender::flush`], a later [`RingSender::send`], or this
+    /// sender blocking for space. Use it for a batch of small frames, then `flush` once.
+    pub fn send_deferred(&mut self, data: &[u8], kind: u8) -> Result<(), SendError> {
         self.send_deadline(data, kind, None)
+    }
+
+    /// Wakes the receiver if it sleeps and frames were published with `send_deferred`.
+    pub fn flush(&mut self) {
+        if self.unflushed {
+            self.unflushed = false;
+            self.ring.notify(RX_SLEEP);
+        }
     }
 
     /// Sends one frame, giving up with [`SendError::Timeout`] if its first chunk found no room
@@ -80,7 +102,9 @@ impl RingSender {
         kind: u8,
         timeout: Duration,
     ) -> Result<(), SendError> {
-        self.send_deadline(data, kind, Some(Instant::now() + timeout))
+        self.send_deadline(data, kind, Some(Instant::now() + timeout))?;
+        self.flush();
+        Ok(())
     }
 
     fn send_deadline(
@@ -114,8 +138,12 @@ impl RingSender {
                 .copy_in(self.tail + CHUNK_HDR as u64, &data[off..off + n]);
             self.tail += (CHUNK_HDR + pad8(n)) as u64;
             self.ring.u64(TAIL).store(self.tail, Ordering::Release);
-            self.ring.notify(RX_SLEEP);
+            self.unflushed = true;
             off += n;
+            if more {
+                // The receiver must drain the first chunks for the rest to fit.
+                self.flush();
+            }
             if !more {
                 return Ok(());
             }

@@ -1,0 +1,167 @@
+//! Measures the ring parent ⇄ forked child: 64-byte stream, 64-byte ping-pong, typed `u64`
+//! messages, and 1 MiB frames. Run: `cargo run --release -p pool-ipc --example ring_throughput`.
+
+use std::time::Instant;
+
+use pool_ipc::channel::Link;
+use pool_ipc::child::ChildOptions;
+use pool_ipc::process::WorkerProcess;
+use pool_ipc::ring::WaitPolicy;
+
+fn fork(f: impl FnOnce() -> i32) -> WorkerProcess {
+    // SAFETY: this example forks before it starts any thread.
+    unsafe { pool_ipc::fork::fork_worker(ChildOptions::default(), f) }.expect("fork")
+}
+
+/// Parent streams `n` frames of `size` bytes; the child counts them and answers once at the end.
+fn stream(cap: usize, size: usize, n: u64) -> f64 {
+    let link = Link::new(cap).unwrap();
+    let l2 = link.clone();
+    let mut w = fork(move || {
+        let mut ch = l2.worker_end(WaitPolicy::default());
+        let mut buf = Vec::new();
+        let mut bytes = 0u64;
+        for _ in 0..n {
+            ch.recv_bytes(&mut buf).unwrap();
+            bytes += buf.len() as u64;
+        }
+        ch.send(&bytes).unwrap();
+        0
+    });
+    let mut ch = link.parent_end(WaitPolicy::default());
+    let payload = vec![7u8; size];
+    let t = Instant::now();
+    for _ in 0..n {
+        ch.send_bytes(&payload).unwrap();
+    }
+    let total: u64 = ch.recv().unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(total, n * size as u64);
+    assert!(w.wait().unwrap().success());
+    secs
+}
+
+fn typed(n: u64) -> f64 {
+    let link = Link::new(1 << 16).unwrap();
+    let l2 = link.clone();
+    let mut w = fork(move || {
+        let mut ch = l2.worker_end(WaitPolicy::default());
+        let mut sum = 0u64;
+        for _ in 0..n {
+            sum = sum.wrapping_add(ch.recv::<u64>().unwrap());
+        }
+        ch.send(&sum).unwrap();
+        0
+    });
+    let mut ch = link.parent_end(WaitPolicy::default());
+    let t = Instant::now();
+    for i in 0..n {
+        ch.send(&i).unwrap();
+    }
+    let sum: u64 = ch.recv().unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(sum, n * (n - 1) / 2);
+    assert!(w.wait().unwrap().success());
+    secs
+}
+
+fn ping_pong(n: u64, policy: WaitPolicy, pinned: bool) -> f64 {
+    let link = Link::new(1 << 12).unwrap();
+    let l2 = link.clone();
+    let mut w = fork(move || {
+        if pinned {
+            pool_ipc::affinity::pin_current_thread(&[1]).unwrap();
+        }
+        let mut ch = l2.worker_end(policy);
+        let mut buf = Vec::new();
+        while ch.recv_bytes(&mut buf).is_ok() {
+            ch.send_bytes(&buf).unwrap();
+        }
+        0
+    });
+    if pinned {
+        pool_ipc::affinity::pin_current_thread(&[0]).unwrap();
+    }
+    let mut ch = link.parent_end(policy);
+    let payload = [1u8; 64];
+    let mut buf = Vec::new();
+    let t = Instant::now();
+    for _ in 0..n {
+        ch.send_bytes(&payload).unwrap();
+        ch.recv_bytes(&mut buf).unwrap();
+    }
+    let secs = t.elapsed().as_secs_f64();
+    drop(ch);
+    if pinned {
+        let all = pool_ipc::affinity::online_cpus().unwrap();
+        pool_ipc::affinity::pin_current_thread(&all).unwrap();
+    }
+    assert!(w.wait().unwrap().success());
+    secs
+}
+
+fn main() {
+    let n = 5_000_000;
+    let s = stream(1 << 16, 64, n);
+    println!(
+        "64 B stream, 64 KiB ring:     {:7.2} M msg/s ({:.0} MB/s)",
+        n as f64 / s / 1e6,
+        n as f64 * 64.0 / s / 1e6
+    );
+    let s = stream(1 << 20, 64, n);
+    println!(
+        "64 B stream, 1 MiB ring:      {:7.2} M msg/s",
+        n as f64 / s / 1e6
+    );
+    let s = typed(n);
+    println!(
+        "u64 postcard msgs, 64 KiB:    {:7.2} M msg/s",
+        n as f64 / s / 1e6
+    );
+    for cap in [1 << 18, 1 << 20, 1 << 22] {
+        let frames = 1000;
+        let s = stream(cap, 1 << 20, frames);
+        println!(
+            "1 MiB frames, {:>4} KiB ring:  {:7.2} GB/s ({:.0} frames/s)",
+            cap >> 10,
+            frames as f64 * (1 << 20) as f64 / s / 1e9,
+            frames as f64 / s
+        );
+    }
+    let rt = 100_000;
+    let cases = [
+        ("default policy", WaitPolicy::default(), false),
+        (
+            "futex only",
+            WaitPolicy {
+                spins: 0,
+                yields: 0,
+            },
+            false,
+        ),
+        (
+            "long spin",
+            WaitPolicy {
+                spins: 100_000,
+                yields: 0,
+            },
+            false,
+        ),
+        (
+            "long spin, pinned 0/1",
+            WaitPolicy {
+                spins: 100_000,
+                yields: 0,
+            },
+            true,
+        ),
+        ("default, pinned 0/1", WaitPolicy::default(), true),
+    ];
+    for (name, policy, pinned) in cases {
+        let s = ping_pong(rt, policy, pinned);
+        println!(
+            "64 B ping-pong, {name:<22} {:6.2} µs/round trip",
+            s / rt as f64 * 1e6
+        );
+    }
+}
