@@ -1,5 +1,6 @@
 //! Measures the ring parent ⇄ forked child: 64-byte stream, 64-byte ping-pong, typed `u64`
-//! messages, and 1 MiB frames. Run: `cargo run --release -p pool-ipc --example ring_throughput`.
+//! messages, and 1 MiB frames. Run: `cargo run --release -p pool-ipc --example ring_throughput`
+//! (set `PIN=1` to pin the streaming parent and child to CPUs 0 and 1).
 
 use std::time::Instant;
 
@@ -14,10 +15,14 @@ fn fork(f: impl FnOnce() -> i32) -> WorkerProcess {
 }
 
 /// Parent streams `n` frames of `size` bytes; the child counts them and answers once at the end.
-fn stream(cap: usize, size: usize, n: u64) -> f64 {
+fn stream(cap: usize, size: usize, n: u64, batch: u64) -> f64 {
+    let pinned = std::env::var_os("PIN").is_some();
     let link = Link::new(cap).unwrap();
     let l2 = link.clone();
     let mut w = fork(move || {
+        if pinned {
+            pool_ipc::affinity::pin_current_thread(&[1]).unwrap();
+        }
         let mut ch = l2.worker_end(WaitPolicy::default());
         let mut buf = Vec::new();
         let mut bytes = 0u64;
@@ -28,15 +33,31 @@ fn stream(cap: usize, size: usize, n: u64) -> f64 {
         ch.send(&bytes).unwrap();
         0
     });
-    let mut ch = link.parent_end(WaitPolicy::default());
+    if pinned {
+        pool_ipc::affinity::pin_current_thread(&[0]).unwrap();
+    }
+    let ch = link.parent_end(WaitPolicy::default());
     let payload = vec![7u8; size];
     let t = Instant::now();
-    for _ in 0..n {
-        ch.send_bytes(&payload).unwrap();
+    let (mut tx, mut rx) = ch.split();
+    for i in 0..n {
+        if batch > 1 {
+            tx.send_bytes_deferred(&payload).unwrap();
+            if i % batch == batch - 1 {
+                tx.flush();
+            }
+        } else {
+            tx.send_bytes(&payload).unwrap();
+        }
     }
-    let total: u64 = ch.recv().unwrap();
+    tx.flush();
+    let total: u64 = rx.recv().unwrap();
     let secs = t.elapsed().as_secs_f64();
     assert_eq!(total, n * size as u64);
+    if pinned {
+        let all = pool_ipc::affinity::online_cpus().unwrap();
+        pool_ipc::affinity::pin_current_thread(&all).unwrap();
+    }
     assert!(w.wait().unwrap().success());
     secs
 }
@@ -102,13 +123,18 @@ fn ping_pong(n: u64, policy: WaitPolicy, pinned: bool) -> f64 {
 
 fn main() {
     let n = 5_000_000;
-    let s = stream(1 << 16, 64, n);
+    let s = stream(1 << 16, 64, n, 1);
     println!(
         "64 B stream, 64 KiB ring:     {:7.2} M msg/s ({:.0} MB/s)",
         n as f64 / s / 1e6,
         n as f64 * 64.0 / s / 1e6
     );
-    let s = stream(1 << 20, 64, n);
+    let s = stream(1 << 16, 64, n, 256);
+    println!(
+        "64 B stream, flush every 256: {:7.2} M msg/s",
+        n as f64 / s / 1e6
+    );
+    let s = stream(1 << 20, 64, n, 1);
     println!(
         "64 B stream, 1 MiB ring:      {:7.2} M msg/s",
         n as f64 / s / 1e6
@@ -120,7 +146,7 @@ fn main() {
     );
     for cap in [1 << 18, 1 << 20, 1 << 22] {
         let frames = 1000;
-        let s = stream(cap, 1 << 20, frames);
+        let s = stream(cap, 1 << 20, frames, 1);
         println!(
             "1 MiB frames, {:>4} KiB ring:  {:7.2} GB/s ({:.0} frames/s)",
             cap >> 10,

@@ -41,6 +41,12 @@ pub enum ChannelError {
     /// Nothing arrived (or no space freed) in time.
     #[error("timed out")]
     Timeout,
+    /// The peer corrupted the shared memory; the link is closed.
+    #[error("corrupt link: a frame announced {len} bytes")]
+    Corrupt {
+        /// The announced length.
+        len: usize,
+    },
     /// The value could not be encoded.
     #[error("cannot encode message: {0}")]
     Encode(#[source] postcard::Error),
@@ -71,6 +77,7 @@ impl From<RecvError> for ChannelError {
         match e {
             RecvError::Disconnected => Self::Disconnected,
             RecvError::Timeout => Self::Timeout,
+            RecvError::Corrupt { len } => Self::Corrupt { len },
         }
     }
 }
@@ -258,6 +265,11 @@ impl MsgSender {
         let r = self.ring.send_deferred(&buf, KIND_MSG);
         self.buf = buf;
         Ok(r?)
+    }
+
+    /// Sends raw bytes without waking a sleeping peer; call [`MsgSender::flush`] after the batch.
+    pub fn send_bytes_deferred(&mut self, bytes: &[u8]) -> Result<(), ChannelError> {
+        Ok(self.ring.send_deferred(bytes, KIND_BYTES)?)
     }
 
     /// Wakes the peer for everything sent with `send_deferred`.

@@ -4,7 +4,7 @@
 //! whatever the parent does (tokio, rayon, the pool's own threads), at the price of a start-up
 //! (exec + the program's `main` up to [`crate::entry::run_if_worker`]) and of sending what the
 //! worker needs explicitly: shared regions go as inherited fds, the entry function as a
-//! [`FnId`](crate::fnid::FnId).
+//! [`FnId`].
 //!
 //! fds are duplicated close-on-exec in the parent and made inheritable only in the child, between
 //! its fork and its exec, so workers started concurrently by other threads never receive each

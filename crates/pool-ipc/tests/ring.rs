@@ -207,3 +207,18 @@ fn deferred_frames_reach_a_sleeping_receiver_on_flush() {
     }
     assert_eq!(t.join().unwrap(), (0..100).collect::<Vec<u8>>());
 }
+
+#[test]
+fn a_corrupted_header_is_an_error_not_a_panic() {
+    let region = Arc::new(SharedRegion::create("test-ring", ring::ring_len(256)).unwrap());
+    ring::init(&region, 0, 256);
+    let p = WaitPolicy::default();
+    let mut tx = RingSender::attach(Arc::clone(&region), 0, p);
+    let mut rx = RingReceiver::attach(Arc::clone(&region), 0, p);
+    tx.send(b"hello", 0).unwrap();
+    // Scribble over the chunk's length, as a worker with a wild pointer might.
+    region.write_at(ring::HEADER_LEN, &u32::MAX.to_ne_bytes());
+    let mut buf = Vec::new();
+    assert!(matches!(rx.recv(&mut buf), Err(RecvError::Corrupt { .. })));
+    assert_eq!(tx.send(b"x", 0), Err(SendError::Disconnected));
+}

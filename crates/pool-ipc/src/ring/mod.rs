@@ -103,6 +103,13 @@ pub enum SendError {
 /// Receiving failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum RecvError {
+    /// A chunk header announced more bytes than the ring holds: the peer corrupted the shared
+    /// memory (a worker with a memory bug). The ring is closed.
+    #[error("corrupt ring: a chunk header announced {len} bytes")]
+    Corrupt {
+        /// The announced length.
+        len: usize,
+    },
     /// The ring is closed and drained.
     #[error("ring closed: the sending side is gone")]
     Disconnected,

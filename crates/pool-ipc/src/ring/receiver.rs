@@ -95,10 +95,11 @@ impl RingReceiver {
             self.ring.copy_out(self.head, &mut hdr);
             let len = u32::from_ne_bytes(hdr[..4].try_into().expect("4 bytes")) as usize;
             let flags = u32::from_ne_bytes(hdr[4..].try_into().expect("4 bytes"));
-            assert!(
-                len <= self.ring.cap - CHUNK_HDR,
-                "corrupt ring: chunk of {len} bytes"
-            );
+            if len > self.ring.cap - CHUNK_HDR {
+                // Only a peer scribbling over shared memory gets here; stop using the ring.
+                self.ring.close();
+                return Err(RecvError::Corrupt { len });
+            }
             let start = out.len();
             out.reserve(len);
             // SAFETY: `reserve` made room for `len` more bytes; `copy_out_raw` writes exactly
