@@ -151,10 +151,15 @@ impl WorkerProcess {
                 exit: None,
             }),
             Err(e) => {
-                // Still reap it so it cannot linger as a zombie.
+                // Without a pidfd we cannot manage it: kill it and reap it, so it can neither run
+                // unsupervised nor linger as a zombie.
                 let mut st = 0;
-                // SAFETY: waitpid on our own child with a valid status pointer.
-                unsafe { libc::waitpid(pid, &mut st, 0) };
+                // SAFETY: signalling and reaping our own unreaped child (the pid cannot have been
+                // recycled while it is unreaped); valid status pointer.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, &mut st, 0);
+                }
                 Err(e)
             }
         }

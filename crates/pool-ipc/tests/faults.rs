@@ -238,3 +238,33 @@ fn a_worker_dies_with_its_parent() {
         }
     });
 }
+
+#[test]
+fn watching_an_already_reaped_worker_reports_at_once() {
+    leak_free(|| {
+        let (watcher, deaths) = DeathWatcher::new().unwrap();
+        let mut w = common::fork(|| 0);
+        assert!(w.wait().unwrap().success());
+        watcher.watch(&w, 7).unwrap();
+        assert_eq!(
+            deaths.recv_timeout(Duration::from_secs(5)).unwrap().token,
+            7
+        );
+        assert!(!watcher.unwatch(7));
+    });
+}
+
+#[test]
+fn unwatched_workers_are_not_reported() {
+    leak_free(|| {
+        let (watcher, deaths) = DeathWatcher::new().unwrap();
+        let mut w = common::fork(|| {
+            std::thread::sleep(Duration::from_millis(50));
+            0
+        });
+        watcher.watch(&w, 1).unwrap();
+        assert!(watcher.unwatch(1));
+        assert!(w.wait().unwrap().success());
+        assert!(deaths.recv_timeout(Duration::from_millis(100)).is_err());
+    });
+}
