@@ -217,7 +217,9 @@ fn a_corrupted_header_is_an_error_not_a_panic() {
     let mut rx = RingReceiver::attach(Arc::clone(&region), 0, p);
     tx.send(b"hello", 0).unwrap();
     // Scribble over the chunk's length, as a worker with a wild pointer might.
-    region.write_at(ring::HEADER_LEN, &u32::MAX.to_ne_bytes());
+    region
+        .atomic_u64(ring::HEADER_LEN)
+        .store(u64::MAX, std::sync::atomic::Ordering::SeqCst);
     let mut buf = Vec::new();
     assert!(matches!(rx.recv(&mut buf), Err(RecvError::Corrupt { .. })));
     assert_eq!(tx.send(b"x", 0), Err(SendError::Disconnected));

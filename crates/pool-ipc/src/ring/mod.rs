@@ -15,8 +15,8 @@
 //! | 256 | `closed: u32`, 1 = either side hung up; `cap: u64` at 264 | closer / init |
 //! | 384.. | `cap` data bytes, `cap` a power of two | producer writes, consumer reads |
 //!
-//! A chunk is an 8-byte header (`len: u32`, `flags: u32`: bit 0 `MORE` = the frame continues in
-//! the next chunk, bits 8..16 a user `kind` byte) followed by `len` bytes, padded to 8; positions
+//! A chunk is an 8-byte header word (`len` in the low 32 bits; `flags` in the high 32: bit 0
+//! `MORE` = the frame continues in the next chunk, bits 8..16 a user `kind` byte) followed by `len` bytes, padded to 8; positions
 //! are 8-aligned so a header never straddles the end; payloads may wrap around.
 //!
 //! # Protocol
@@ -46,6 +46,7 @@
 //! 8. **Timeouts** apply until the first chunk of a frame moved; once a frame is in flight the
 //!    call finishes it (or sees the hang-up), so a frame is never torn by a timeout.
 
+use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 use std::time::Instant;
@@ -149,13 +150,24 @@ pub fn init(region: &SharedRegion, base: usize, cap: usize) {
 /// What both endpoints share: the region and where the ring is in it.
 #[derive(Debug, Clone)]
 pub(super) struct Ring {
-    pub(super) region: Arc<SharedRegion>,
-    pub(super) base: usize,
+    /// Keeps the mapping that `ctl` and `data` point into alive.
+    _region: Arc<SharedRegion>,
+    /// Start of the ring's header (`region + base`), checked in bounds and 64-aligned.
+    ctl: NonNull<u8>,
+    /// Start of the data area (`ctl + HEADER_LEN`), `cap` bytes.
+    data: NonNull<u8>,
     pub(super) cap: usize,
 }
 
+// SAFETY: `ctl` and `data` point into the mapping kept alive by `region` (itself Send + Sync);
+// all access through them is atomic or follows the ring protocol.
+unsafe impl Send for Ring {}
+// SAFETY: as for Send.
+unsafe impl Sync for Ring {}
+
 impl Ring {
     pub(super) fn attach(region: Arc<SharedRegion>, base: usize) -> Self {
+        assert_eq!(base % 64, 0, "ring base must be 64-aligned");
         let cap = region.atomic_u64(base + CAP).load(Ordering::Acquire) as usize;
         assert!(
             cap.is_power_of_two() && cap >= 64,
@@ -165,13 +177,32 @@ impl Ring {
             base + ring_len(cap) <= region.len(),
             "ring does not fit in region"
         );
-        Self { region, base, cap }
+        // SAFETY: `base + ring_len(cap)` is within the mapping (checked above), so both offsets
+        // stay inside it; the mapping's address is non-null.
+        let (ctl, data) = unsafe {
+            let ctl = region.as_ptr().add(base);
+            (
+                NonNull::new_unchecked(ctl),
+                NonNull::new_unchecked(ctl.add(HEADER_LEN)),
+            )
+        };
+        Self {
+            _region: region,
+            ctl,
+            data,
+            cap,
+        }
     }
     pub(super) fn u64(&self, off: usize) -> &AtomicU64 {
-        self.region.atomic_u64(self.base + off)
+        debug_assert!(off < HEADER_LEN && off.is_multiple_of(8));
+        // SAFETY: `off` is one of the 8-aligned header offsets below HEADER_LEN; `ctl` is
+        // 64-aligned and in bounds; the mapping lives as long as `self.region`.
+        unsafe { AtomicU64::from_ptr(self.ctl.as_ptr().add(off).cast()) }
     }
     pub(super) fn u32(&self, off: usize) -> &AtomicU32 {
-        self.region.atomic_u32(self.base + off)
+        debug_assert!(off < HEADER_LEN && off.is_multiple_of(4));
+        // SAFETY: as in `u64`, for a 4-aligned header offset.
+        unsafe { AtomicU32::from_ptr(self.ctl.as_ptr().add(off).cast()) }
     }
     pub(super) fn closed(&self) -> bool {
         self.u32(CLOSED).load(Ordering::Acquire) != 0
@@ -184,33 +215,56 @@ impl Ring {
         }
     }
     /// Copies `data` into the data area at stream position `pos`, wrapping around.
+    /// `data.len()` must not exceed `cap` (the sender never writes more than the free space).
     pub(super) fn copy_in(&self, pos: u64, data: &[u8]) {
+        assert!(data.len() <= self.cap);
         let at = (pos as usize) & (self.cap - 1);
         let first = data.len().min(self.cap - at);
-        self.region
-            .write_at(self.base + HEADER_LEN + at, &data[..first]);
-        self.region.write_at(self.base + HEADER_LEN, &data[first..]);
+        // SAFETY: `at + first <= cap` and `data.len() - first <= cap`, so both destination
+        // ranges lie in the data area; `data` is a caller's buffer, never the mapping.
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), self.data.as_ptr().add(at), first);
+            if first < data.len() {
+                std::ptr::copy_nonoverlapping(
+                    data.as_ptr().add(first),
+                    self.data.as_ptr(),
+                    data.len() - first,
+                );
+            }
+        }
     }
-    pub(super) fn copy_out(&self, pos: u64, out: &mut [u8]) {
-        let at = (pos as usize) & (self.cap - 1);
-        let first = out.len().min(self.cap - at);
-        let (a, b) = out.split_at_mut(first);
-        self.region.read_at(self.base + HEADER_LEN + at, a);
-        self.region.read_at(self.base + HEADER_LEN, b);
+    fn header(&self, pos: u64) -> &AtomicU64 {
+        let at = (pos as usize) & (self.cap - 1) & !7;
+        // SAFETY: `at + 8 <= cap` (cap is a multiple of 8, `at` 8-aligned), inside the data
+        // area, which is 64-aligned.
+        unsafe { AtomicU64::from_ptr(self.data.as_ptr().add(at).cast()) }
     }
-    /// Like `copy_out`, into raw (possibly uninitialized) memory.
+    /// Writes a chunk header (one aligned word: never straddles the end) at position `pos`.
+    pub(super) fn store_header(&self, pos: u64, len: u32, flags: u32) {
+        let word = u64::from(len) | (u64::from(flags) << 32);
+        self.header(pos).store(word, Ordering::Relaxed);
+    }
+    /// Reads the chunk header at `pos`: `(len, flags)`.
+    pub(super) fn load_header(&self, pos: u64) -> (u32, u32) {
+        let word = self.header(pos).load(Ordering::Relaxed);
+        (word as u32, (word >> 32) as u32)
+    }
+    /// Copies `len` bytes (at most `cap`) at stream position `pos` out, wrapping around, into
+    /// raw (possibly uninitialized) memory.
     ///
     /// # Safety
     /// `dst` must be valid for `len` bytes of writes and not overlap the region.
     pub(super) unsafe fn copy_out_raw(&self, pos: u64, dst: *mut u8, len: usize) {
+        assert!(len <= self.cap);
         let at = (pos as usize) & (self.cap - 1);
         let first = len.min(self.cap - at);
-        // SAFETY: the caller guarantees `dst` is valid for `len` bytes; `first <= len`.
+        // SAFETY: both source ranges lie in the data area (as in `copy_in`); the caller
+        // guarantees `dst` is valid for `len` bytes; `first <= len`.
         unsafe {
-            self.region
-                .read_raw(self.base + HEADER_LEN + at, dst, first);
-            self.region
-                .read_raw(self.base + HEADER_LEN, dst.add(first), len - first);
+            std::ptr::copy_nonoverlapping(self.data.as_ptr().add(at), dst, first);
+            if first < len {
+                std::ptr::copy_nonoverlapping(self.data.as_ptr(), dst.add(first), len - first);
+            }
         }
     }
     /// Wakes the peer sleeping on `word`, if it announced it sleeps (protocol step 4).

@@ -91,10 +91,8 @@ impl RingReceiver {
         loop {
             self.wait_data(deadline)?;
             deadline = None;
-            let mut hdr = [0u8; CHUNK_HDR];
-            self.ring.copy_out(self.head, &mut hdr);
-            let len = u32::from_ne_bytes(hdr[..4].try_into().expect("4 bytes")) as usize;
-            let flags = u32::from_ne_bytes(hdr[4..].try_into().expect("4 bytes"));
+            let (len, flags) = self.ring.load_header(self.head);
+            let len = len as usize;
             if len > self.ring.cap - CHUNK_HDR {
                 // Only a peer scribbling over shared memory gets here; stop using the ring.
                 self.ring.close();

@@ -130,10 +130,7 @@ impl RingSender {
             let n = rest.min((free - CHUNK_HDR) & !7);
             let more = n < rest;
             let flags = (u32::from(kind) << 8) | if more { MORE } else { 0 };
-            let mut hdr = [0u8; CHUNK_HDR];
-            hdr[..4].copy_from_slice(&(n as u32).to_ne_bytes());
-            hdr[4..].copy_from_slice(&flags.to_ne_bytes());
-            self.ring.copy_in(self.tail, &hdr);
+            self.ring.store_header(self.tail, n as u32, flags);
             self.ring
                 .copy_in(self.tail + CHUNK_HDR as u64, &data[off..off + n]);
             self.tail += (CHUNK_HDR + pad8(n)) as u64;
