@@ -268,3 +268,26 @@ fn unwatched_workers_are_not_reported() {
         assert!(deaths.recv_timeout(Duration::from_millis(100)).is_err());
     });
 }
+
+#[test]
+fn a_sender_blocked_on_a_dead_worker_gets_disconnected() {
+    leak_free(|| {
+        let link = Link::new(1 << 12).unwrap();
+        let closer = link.clone();
+        let watcher = DeathWatcher::with_callback(move |_| closer.close()).unwrap();
+        let l2 = link.clone();
+        let mut w = common::fork(move || {
+            let mut ch = l2.worker_end(WaitPolicy::default());
+            let _: u32 = ch.recv().unwrap();
+            // Dies without reading the big frame that follows.
+            std::process::exit(9)
+        });
+        watcher.watch(&w, 1).unwrap();
+        let mut ch = link.parent_end(WaitPolicy::default());
+        ch.send(&1u32).unwrap();
+        let r = ch.send_bytes(&vec![0u8; 10 << 20]);
+        assert!(matches!(r, Err(ChannelError::Disconnected)), "{r:?}");
+        assert_eq!(w.wait().unwrap().code(), Some(9));
+        drop((watcher, ch, link));
+    });
+}
