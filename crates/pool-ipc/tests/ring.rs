@@ -224,3 +224,33 @@ fn a_corrupted_header_is_an_error_not_a_panic() {
     assert!(matches!(rx.recv(&mut buf), Err(RecvError::Corrupt { .. })));
     assert_eq!(tx.send(b"x", 0), Err(SendError::Disconnected));
 }
+
+#[test]
+fn tiny_ring_with_sleeping_sides_stays_correct() {
+    // Every wait goes straight to the futex, and most frames are streamed in pieces.
+    let region = Arc::new(SharedRegion::create("test-ring", ring::ring_len(64)).unwrap());
+    ring::init(&region, 0, 64);
+    let sleepy = WaitPolicy {
+        spins: 0,
+        yields: 0,
+    };
+    let mut tx = RingSender::attach(Arc::clone(&region), 0, sleepy);
+    let mut rx = RingReceiver::attach(region, 0, sleepy);
+    let n = 5000;
+    let t = std::thread::spawn(move || {
+        for i in 0..n {
+            if i % 3 == 0 {
+                tx.send_deferred(&frame(i, i % 200), 1).unwrap();
+            } else {
+                tx.send(&frame(i, i % 200), 1).unwrap();
+            }
+        }
+        tx.flush();
+    });
+    let mut buf = Vec::new();
+    for i in 0..n {
+        rx.recv(&mut buf).unwrap();
+        assert_eq!(buf, frame(i, i % 200), "frame {i}");
+    }
+    t.join().unwrap();
+}
