@@ -63,7 +63,9 @@ pub fn pin_current_thread(cpus: &[usize]) -> Result<(), AffinityError> {
     pin(0, cpus)
 }
 
-/// Pins process (or thread) `pid` to `cpus`.
+/// Pins task `pid` to `cpus`. Linux affinity is per thread: for a process id this pins its main
+/// thread, and threads it creates *afterwards* inherit the mask; a worker that already runs
+/// threads should pin itself with [`pin_current_thread`] before starting them.
 pub fn pin(pid: i32, cpus: &[usize]) -> Result<(), AffinityError> {
     if cpus.is_empty() {
         return Err(AffinityError::Empty);
