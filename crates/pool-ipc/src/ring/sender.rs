@@ -46,27 +46,35 @@ impl RingSender {
         RingCloser(self.ring.clone())
     }
 
+    /// Free bytes given the consumer's `head`. `head` comes from another process: a value that
+    /// makes no sense (ahead of `tail`, or more than `cap` behind) reads as "no space".
+    fn free_for(&self, head: u64) -> usize {
+        let used = self.tail.wrapping_sub(head);
+        if used > self.ring.cap as u64 {
+            0
+        } else {
+            self.ring.cap - used as usize
+        }
+    }
+
     fn wait_free(&mut self, need: usize, deadline: Option<Instant>) -> Result<usize, SendError> {
         if self.ring.closed() {
             return Err(SendError::Disconnected);
         }
-        let cached = self.ring.cap - (self.tail - self.head_cache) as usize;
+        let cached = self.free_for(self.head_cache);
         if cached >= need {
             return Ok(cached);
         }
         // About to wait for the consumer: it must know about everything published so far.
         self.flush();
-        let ring = &self.ring;
-        let tail = self.tail;
         let mut head = self.head_cache;
-        let r = ring.wait(TX_SLEEP, self.policy, deadline, || {
-            head = ring.u64(HEAD).load(Ordering::Acquire);
-            ring.cap - (tail - head) as usize >= need
+        let r = self.ring.wait(TX_SLEEP, self.policy, deadline, || {
+            head = self.ring.u64(HEAD).load(Ordering::Acquire);
+            self.free_for(head) >= need
         });
         self.head_cache = head;
-        let free = ring.cap - (tail - head) as usize;
         match r {
-            Ok(true) if !ring.closed() => Ok(free),
+            Ok(true) if !self.ring.closed() => Ok(self.free_for(head)),
             Ok(_) => Err(SendError::Disconnected),
             Err(()) => Err(SendError::Timeout),
         }
