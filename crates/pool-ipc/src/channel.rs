@@ -1,0 +1,353 @@
+//! A duplex parent⇄worker link: two rings in one shared region, typed messages and raw bytes.
+//!
+//! Why: one region per worker, created before the fork (or passed by fd to a spawned child),
+//! carries both directions with no syscall per message (see [`crate::ring`]). Typed values go
+//! through `serde` + `postcard` (compact, not self-describing: avoid `#[serde(flatten)]`,
+//! untagged and internally tagged enums). Bulk bytes take [`Channel::send_bytes`] /
+//! [`Channel::recv_bytes`], one `memcpy` in and one out, never serde's element-by-element path.
+//!
+//! Region layout: a 64-byte header (`magic`, per-direction capacity), then the parent→worker
+//! ring, then the worker→parent ring. Each frame carries a kind (message or bytes), so reading a
+//! message where bytes were sent is a clear [`ChannelError::UnexpectedKind`], not garbage.
+//!
+//! Endpoints close their rings on drop; create them *after* forking (each process makes its own
+//! end from the shared [`Link`]), so that the parent's copy of an end is never dropped in the child.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::ring::{self, RecvError, RingCloser, RingReceiver, RingSender, SendError, WaitPolicy};
+use crate::shm::SharedRegion;
+
+const MAGIC: u64 = 0x706f_6f6c_6970_6331; // "poolipc1"
+const RING_A: usize = 64;
+/// Frame kind of a postcard-encoded value.
+pub const KIND_MSG: u8 = 1;
+/// Frame kind of raw bytes.
+pub const KIND_BYTES: u8 = 2;
+
+/// A failed channel operation.
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    /// The peer hung up or died (and someone closed the link on its behalf).
+    #[error("the peer is gone")]
+    Disconnected,
+    /// Nothing arrived (or no space freed) in time.
+    #[error("timed out")]
+    Timeout,
+    /// The peer corrupted the shared memory; the link is closed.
+    #[error("corrupt link: a frame announced {len} bytes")]
+    Corrupt {
+        /// The announced length.
+        len: usize,
+    },
+    /// The value could not be encoded.
+    #[error("cannot encode message: {0}")]
+    Encode(#[source] postcard::Error),
+    /// The received bytes are not a valid encoding of the expected type.
+    #[error("cannot decode message: {0}")]
+    Decode(#[source] postcard::Error),
+    /// A frame of another kind arrived (e.g. bytes while a message was expected).
+    #[error("expected a frame of kind {expected}, got kind {got}")]
+    UnexpectedKind {
+        /// The kind the call expected.
+        expected: u8,
+        /// The kind that arrived.
+        got: u8,
+    },
+}
+
+impl From<SendError> for ChannelError {
+    fn from(e: SendError) -> Self {
+        match e {
+            SendError::Disconnected => Self::Disconnected,
+            SendError::Timeout => Self::Timeout,
+        }
+    }
+}
+
+impl From<RecvError> for ChannelError {
+    fn from(e: RecvError) -> Self {
+        match e {
+            RecvError::Disconnected => Self::Disconnected,
+            RecvError::Timeout => Self::Timeout,
+            RecvError::Corrupt { len } => Self::Corrupt { len },
+        }
+    }
+}
+
+/// The shared region of one parent⇄worker link. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Link {
+    region: Arc<SharedRegion>,
+    cap: usize,
+}
+
+impl Link {
+    /// Creates a link whose rings hold `cap` bytes each (a power of two, at least 64).
+    pub fn new(cap: usize) -> io::Result<Self> {
+        if !cap.is_power_of_two() || cap < 64 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "capacity must be a power of two >= 64",
+            ));
+        }
+        let region = SharedRegion::create("pool-ipc-link", RING_A + 2 * ring::ring_len(cap))?;
+        ring::init(&region, RING_A, cap);
+        ring::init(&region, RING_A + ring::ring_len(cap), cap);
+        region.atomic_u64(8).store(cap as u64, Ordering::Relaxed);
+        region.atomic_u64(0).store(MAGIC, Ordering::Release);
+        Ok(Self {
+            region: Arc::new(region),
+            cap,
+        })
+    }
+
+    /// Maps a link from an fd received by a spawned worker (see [`Link::region`] for the fd).
+    pub fn from_fd(fd: OwnedFd) -> io::Result<Self> {
+        let region = SharedRegion::from_fd(fd)?;
+        if region.len() < RING_A || region.atomic_u64(0).load(Ordering::Acquire) != MAGIC {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "fd is not a pool-ipc link",
+            ));
+        }
+        let cap = region.atomic_u64(8).load(Ordering::Relaxed) as usize;
+        if !cap.is_power_of_two() || region.len() < RING_A + 2 * ring::ring_len(cap) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "corrupt pool-ipc link header",
+            ));
+        }
+        Ok(Self {
+            region: Arc::new(region),
+            cap,
+        })
+    }
+
+    /// The shared region (for its fd, to hand to a spawned worker).
+    pub fn region(&self) -> &SharedRegion {
+        &self.region
+    }
+
+    fn ring_b(&self) -> usize {
+        RING_A + ring::ring_len(self.cap)
+    }
+
+    /// The parent's end: sends on parent→worker, receives on worker→parent.
+    pub fn parent_end(&self, policy: WaitPolicy) -> Channel {
+        Channel::new(
+            RingSender::attach(Arc::clone(&self.region), RING_A, policy),
+            RingReceiver::attach(Arc::clone(&self.region), self.ring_b(), policy),
+        )
+    }
+
+    /// The worker's end: sends on worker→parent, receives on parent→worker.
+    pub fn worker_end(&self, policy: WaitPolicy) -> Channel {
+        Channel::new(
+            RingSender::attach(Arc::clone(&self.region), self.ring_b(), policy),
+            RingReceiver::attach(Arc::clone(&self.region), RING_A, policy),
+        )
+    }
+
+    /// Closes both directions, waking anyone blocked on them. Call it when the worker died.
+    pub fn close(&self) {
+        RingCloser::attach(Arc::clone(&self.region), RING_A).close();
+        RingCloser::attach(Arc::clone(&self.region), self.ring_b()).close();
+    }
+}
+
+/// One end of a [`Link`].
+#[derive(Debug)]
+pub struct Channel {
+    tx: MsgSender,
+    rx: MsgReceiver,
+}
+
+impl Channel {
+    fn new(tx: RingSender, rx: RingReceiver) -> Self {
+        Self {
+            tx: MsgSender {
+                ring: tx,
+                buf: Vec::new(),
+            },
+            rx: MsgReceiver {
+                ring: rx,
+                buf: Vec::new(),
+            },
+        }
+    }
+
+    /// Splits into independently usable halves (e.g. for a sender thread and a receiver thread).
+    pub fn split(self) -> (MsgSender, MsgReceiver) {
+        (self.tx, self.rx)
+    }
+
+    /// Sends a value; blocks while the ring is full.
+    pub fn send<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ChannelError> {
+        self.tx.send(value)
+    }
+
+    /// Sends raw bytes (one copy, no serde).
+    pub fn send_bytes(&mut self, bytes: &[u8]) -> Result<(), ChannelError> {
+        self.tx.send_bytes(bytes)
+    }
+
+    /// Sends a value without waking a sleeping peer; call [`Channel::flush`] after the batch.
+    pub fn send_deferred<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ChannelError> {
+        self.tx.send_deferred(value)
+    }
+
+    /// Wakes the peer for everything sent with `send_deferred`.
+    pub fn flush(&mut self) {
+        self.tx.flush();
+    }
+
+    /// Receives a value; blocks until one arrives or the peer is gone.
+    pub fn recv<T: DeserializeOwned>(&mut self) -> Result<T, ChannelError> {
+        self.rx.recv()
+    }
+
+    /// Receives a value only if one is already there.
+    pub fn try_recv<T: DeserializeOwned>(&mut self) -> Result<Option<T>, ChannelError> {
+        self.rx.try_recv()
+    }
+
+    /// Receives a value, waiting at most `timeout`.
+    pub fn recv_timeout<T: DeserializeOwned>(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<T, ChannelError> {
+        self.rx.recv_timeout(timeout)
+    }
+
+    /// Receives raw bytes into `out` (cleared first; its allocation is reused).
+    pub fn recv_bytes(&mut self, out: &mut Vec<u8>) -> Result<(), ChannelError> {
+        self.rx.recv_bytes(out)
+    }
+
+    /// Receives raw bytes, waiting at most `timeout` for them to start.
+    pub fn recv_bytes_timeout(
+        &mut self,
+        out: &mut Vec<u8>,
+        timeout: Duration,
+    ) -> Result<(), ChannelError> {
+        self.rx.recv_bytes_timeout(out, timeout)
+    }
+}
+
+/// The sending half of a [`Channel`].
+#[derive(Debug)]
+pub struct MsgSender {
+    ring: RingSender,
+    buf: Vec<u8>,
+}
+
+impl MsgSender {
+    /// Sends a value; blocks while the ring is full.
+    pub fn send<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ChannelError> {
+        self.send_deferred(value)?;
+        self.ring.flush();
+        Ok(())
+    }
+
+    /// Sends a value without waking a sleeping peer; call [`MsgSender::flush`] after the batch.
+    pub fn send_deferred<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ChannelError> {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        let buf = postcard::to_extend(value, buf).map_err(ChannelError::Encode)?;
+        let r = self.ring.send_deferred(&buf, KIND_MSG);
+        self.buf = buf;
+        Ok(r?)
+    }
+
+    /// Sends raw bytes without waking a sleeping peer; call [`MsgSender::flush`] after the batch.
+    pub fn send_bytes_deferred(&mut self, bytes: &[u8]) -> Result<(), ChannelError> {
+        Ok(self.ring.send_deferred(bytes, KIND_BYTES)?)
+    }
+
+    /// Wakes the peer for everything sent with `send_deferred`.
+    pub fn flush(&mut self) {
+        self.ring.flush();
+    }
+
+    /// Sends raw bytes (one copy, no serde).
+    pub fn send_bytes(&mut self, bytes: &[u8]) -> Result<(), ChannelError> {
+        Ok(self.ring.send(bytes, KIND_BYTES)?)
+    }
+
+    /// A handle to close this direction from another thread.
+    pub fn closer(&self) -> RingCloser {
+        self.ring.closer()
+    }
+}
+
+/// The receiving half of a [`Channel`].
+#[derive(Debug)]
+pub struct MsgReceiver {
+    ring: RingReceiver,
+    buf: Vec<u8>,
+}
+
+fn expect_kind(expected: u8, got: u8) -> Result<(), ChannelError> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(ChannelError::UnexpectedKind { expected, got })
+    }
+}
+
+impl MsgReceiver {
+    /// Receives a value; blocks until one arrives or the peer is gone.
+    pub fn recv<T: DeserializeOwned>(&mut self) -> Result<T, ChannelError> {
+        let kind = self.ring.recv(&mut self.buf)?;
+        self.decode(kind)
+    }
+
+    /// Receives a value, waiting at most `timeout`.
+    pub fn recv_timeout<T: DeserializeOwned>(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<T, ChannelError> {
+        let kind = self.ring.recv_timeout(&mut self.buf, timeout)?;
+        self.decode(kind)
+    }
+
+    /// Receives a value only if one is already there.
+    pub fn try_recv<T: DeserializeOwned>(&mut self) -> Result<Option<T>, ChannelError> {
+        match self.ring.try_recv(&mut self.buf)? {
+            Some(kind) => self.decode(kind).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn decode<T: DeserializeOwned>(&self, kind: u8) -> Result<T, ChannelError> {
+        expect_kind(KIND_MSG, kind)?;
+        postcard::from_bytes(&self.buf).map_err(ChannelError::Decode)
+    }
+
+    /// Receives raw bytes into `out` (cleared first; its allocation is reused).
+    pub fn recv_bytes(&mut self, out: &mut Vec<u8>) -> Result<(), ChannelError> {
+        expect_kind(KIND_BYTES, self.ring.recv(out)?)
+    }
+
+    /// Receives raw bytes, waiting at most `timeout` for them to start.
+    pub fn recv_bytes_timeout(
+        &mut self,
+        out: &mut Vec<u8>,
+        timeout: Duration,
+    ) -> Result<(), ChannelError> {
+        expect_kind(KIND_BYTES, self.ring.recv_timeout(out, timeout)?)
+    }
+
+    /// A handle to close this direction from another thread.
+    pub fn closer(&self) -> RingCloser {
+        self.ring.closer()
+    }
+}

@@ -1,0 +1,187 @@
+//! The entry hook of a re-executed (spawned) worker: finding its boot info and running its `fn`.
+//!
+//! A spawned worker is this same program started again, with an environment variable
+//! ([`ENV_BOOT`]) that carries its boot info: worker id, inherited fd numbers, a small payload,
+//! the [`FnId`] of its entry function, the parent's pid and [`ExeId`]. The program's `main` must
+//! call the hook first:
+//!
+//! ```no_run
+//! fn main() {
+//!     pool_ipc::entry::run_if_worker(); // never returns in a worker
+//!     // ... the normal program ...
+//! }
+//! ```
+//!
+//! **Everything `main` does before the hook runs again in every worker** (and so do static
+//! initializers and anything a `#[ctor]` does): keep the hook first. For finer control,
+//! [`is_worker`] and [`take_worker_boot`] give the boot info without running anything.
+//!
+//! The boot info is honoured only by a direct child of the parent that wrote it (the recorded
+//! parent pid must match `getppid()`), so programs the worker itself starts do not mistake
+//! themselves for workers even though they inherit the variable.
+
+// The example must show `main`: where the hook goes is the point.
+#![allow(clippy::needless_doctest_main)]
+
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use crate::fnid::{DifferentBinary, ExeId, FnId};
+
+/// The environment variable that marks a spawned worker and carries its boot info (hex postcard).
+pub const ENV_BOOT: &str = "POOL_IPC_WORKER_BOOT";
+/// Exit code of a worker whose boot info is unusable (different binary, bad fds, garbage).
+pub const EXIT_BAD_BOOT: i32 = 125;
+
+/// The function a spawned worker runs; its return value is the exit code.
+pub type WorkerMain = fn(WorkerBoot) -> i32;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct BootWire {
+    pub(crate) worker_id: u64,
+    pub(crate) fds: Vec<RawFd>,
+    pub(crate) payload: Vec<u8>,
+    pub(crate) entry: Option<FnId>,
+    pub(crate) parent: i32,
+    pub(crate) exe: ExeId,
+}
+
+impl BootWire {
+    pub(crate) fn encode(&self) -> String {
+        let bytes = postcard::to_stdvec(self).expect("boot info encodes");
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn decode(s: &str) -> Option<Self> {
+        if !s.len().is_multiple_of(2) {
+            return None;
+        }
+        let bytes: Option<Vec<u8>> = (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+            .collect();
+        postcard::from_bytes(&bytes?).ok()
+    }
+}
+
+/// Why a worker could not use its boot info.
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    /// The variable is set but does not decode.
+    #[error("{ENV_BOOT} is set but malformed")]
+    Malformed,
+    /// The worker runs another binary than the parent.
+    #[error(transparent)]
+    DifferentBinary(#[from] DifferentBinary),
+    /// An inherited fd is not open in this process.
+    #[error("inherited fd {fd} is not open: {source}")]
+    BadFd {
+        /// The fd number the parent announced.
+        fd: RawFd,
+        /// What `fcntl` said.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// What a spawned worker receives from its parent.
+#[derive(Debug)]
+pub struct WorkerBoot {
+    /// The id the parent gave this worker.
+    pub worker_id: u64,
+    /// The parent's bytes (keep it small: it travels in the environment).
+    pub payload: Vec<u8>,
+    fds: Vec<Option<OwnedFd>>,
+    entry: Option<FnId>,
+}
+
+impl WorkerBoot {
+    /// Takes the `i`-th inherited fd (in the order the parent passed them), once.
+    pub fn take_fd(&mut self, i: usize) -> Option<OwnedFd> {
+        self.fds.get_mut(i)?.take()
+    }
+
+    /// How many fds were inherited.
+    pub fn fd_count(&self) -> usize {
+        self.fds.len()
+    }
+}
+
+static TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// `None`: not a worker (no variable, or it was meant for another process);
+/// `Some(None)`: a worker whose variable does not decode.
+fn read_wire() -> Option<Option<BootWire>> {
+    let s = std::env::var(ENV_BOOT).ok()?;
+    let Some(wire) = BootWire::decode(&s) else {
+        return Some(None);
+    };
+    // SAFETY: getppid has no preconditions.
+    let ppid = unsafe { libc::getppid() };
+    (wire.parent == ppid).then_some(Some(wire))
+}
+
+/// Whether this process was started as a worker by its parent (does not consume the boot info).
+pub fn is_worker() -> bool {
+    read_wire().is_some()
+}
+
+/// The boot info, the first time it is asked for in a worker; `None` in any other process or
+/// on later calls. The exe identity is checked and the fds are validated and owned from here on.
+pub fn take_worker_boot() -> Option<Result<WorkerBoot, BootError>> {
+    let wire = read_wire()?;
+    if TAKEN.swap(true, Ordering::SeqCst) {
+        return None;
+    }
+    Some(wire.ok_or(BootError::Malformed).and_then(boot_from_wire))
+}
+
+fn boot_from_wire(wire: BootWire) -> Result<WorkerBoot, BootError> {
+    wire.exe.check_current()?;
+    let mut fds = Vec::with_capacity(wire.fds.len());
+    for &fd in &wire.fds {
+        // Re-arm close-on-exec so the fd does not leak into programs the worker starts.
+        crate::shm::set_cloexec(fd, true).map_err(|source| BootError::BadFd { fd, source })?;
+        // SAFETY: the parent passed this fd to us alone, it is open (fcntl succeeded), and this
+        // is the only place that takes ownership of it (guarded by TAKEN).
+        fds.push(Some(unsafe { OwnedFd::from_raw_fd(fd) }));
+    }
+    Ok(WorkerBoot {
+        worker_id: wire.worker_id,
+        payload: wire.payload,
+        fds,
+        entry: wire.entry,
+    })
+}
+
+/// The hook for `main`: in a spawned worker, runs its entry function and exits with its return
+/// value (never returns); in any other process, returns at once. A worker with unusable boot
+/// info prints why on stderr and exits with [`EXIT_BAD_BOOT`].
+pub fn run_if_worker() {
+    let Some(boot) = take_worker_boot() else {
+        return;
+    };
+    let code = match boot {
+        Err(e) => {
+            eprintln!("pool-ipc worker: {e}");
+            EXIT_BAD_BOOT
+        }
+        Ok(boot) => match boot.entry {
+            None => {
+                eprintln!("pool-ipc worker: no entry function in boot info");
+                EXIT_BAD_BOOT
+            }
+            Some(id) => {
+                // SAFETY: `boot_from_wire` checked that this is the parent's binary, and the
+                // parent made `id` from a `WorkerMain` (the only type `SpawnCommand` accepts).
+                let f = unsafe { std::mem::transmute::<*const (), WorkerMain>(id.to_ptr()) };
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(boot)));
+                r.unwrap_or(crate::process::EXIT_PANICKED)
+            }
+        },
+    };
+    std::process::exit(code)
+}

@@ -1,0 +1,144 @@
+//! The duplex link: typed messages and bulk bytes between a parent and a forked worker.
+
+mod common;
+
+use std::time::Duration;
+
+use pool_ipc::channel::{ChannelError, Link};
+use pool_ipc::ring::WaitPolicy;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Job {
+    Square(u64),
+    Concat { parts: Vec<String> },
+    Stop,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Answer {
+    Number(u64),
+    Text(String),
+}
+
+#[test]
+fn typed_requests_and_answers_across_fork() {
+    let _g = common::serial();
+    let link = Link::new(1 << 12).unwrap();
+    let l2 = link.clone();
+    let mut w = common::fork(move || {
+        let mut ch = l2.worker_end(WaitPolicy::default());
+        loop {
+            let a = match ch.recv::<Job>().unwrap() {
+                Job::Square(x) => Answer::Number(x * x),
+                Job::Concat { parts } => Answer::Text(parts.concat()),
+                Job::Stop => return 0,
+            };
+            ch.send(&a).unwrap();
+        }
+    });
+    let mut ch = link.parent_end(WaitPolicy::default());
+    for x in 0..1000u64 {
+        ch.send(&Job::Square(x)).unwrap();
+        assert_eq!(ch.recv::<Answer>().unwrap(), Answer::Number(x * x));
+    }
+    ch.send(&Job::Concat {
+        parts: vec!["a".into(), "é".repeat(5000), "z".into()],
+    })
+    .unwrap();
+    assert_eq!(
+        ch.recv::<Answer>().unwrap(),
+        Answer::Text(format!("a{}z", "é".repeat(5000)))
+    );
+    ch.send(&Job::Stop).unwrap();
+    assert!(w.wait().unwrap().success());
+    assert!(matches!(
+        ch.recv_timeout::<Answer>(Duration::from_secs(1)),
+        Err(ChannelError::Disconnected)
+    ));
+}
+
+#[test]
+fn one_mib_payloads_both_ways_across_fork() {
+    let _g = common::serial();
+    let link = Link::new(1 << 16).unwrap();
+    let l2 = link.clone();
+    let mut w = common::fork(move || {
+        let mut ch = l2.worker_end(WaitPolicy::default());
+        let mut buf = Vec::new();
+        while ch.recv_bytes(&mut buf).is_ok() {
+            for b in &mut buf {
+                *b = b.wrapping_add(1);
+            }
+            ch.send_bytes(&buf).unwrap();
+        }
+        0
+    });
+    let mut ch = link.parent_end(WaitPolicy::default());
+    let payload: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 251) as u8).collect();
+    let mut back = Vec::new();
+    for _ in 0..4 {
+        ch.send_bytes(&payload).unwrap();
+        ch.recv_bytes(&mut back).unwrap();
+        assert_eq!(back.len(), payload.len());
+        assert!(
+            back.iter()
+                .zip(&payload)
+                .all(|(b, p)| *b == p.wrapping_add(1))
+        );
+    }
+    drop(ch);
+    assert!(w.wait().unwrap().success());
+}
+
+#[test]
+fn frame_kinds_are_checked() {
+    let link = Link::new(256).unwrap();
+    let mut a = link.parent_end(WaitPolicy::default());
+    let mut b = link.worker_end(WaitPolicy::default());
+    a.send_bytes(b"raw").unwrap();
+    let r = b.recv::<u32>();
+    assert!(
+        matches!(
+            r,
+            Err(ChannelError::UnexpectedKind {
+                expected: 1,
+                got: 2
+            })
+        ),
+        "{r:?}"
+    );
+    a.send(&5u32).unwrap();
+    let mut buf = Vec::new();
+    assert!(matches!(
+        b.recv_bytes(&mut buf),
+        Err(ChannelError::UnexpectedKind { .. })
+    ));
+    assert!(matches!(
+        b.recv_timeout::<u32>(Duration::from_millis(10)),
+        Err(ChannelError::Timeout)
+    ));
+}
+
+#[test]
+fn halves_work_from_separate_threads() {
+    let link = Link::new(1024).unwrap();
+    let (mut ptx, mut prx) = link.parent_end(WaitPolicy::default()).split();
+    let mut w = link.worker_end(WaitPolicy::default());
+    let t = std::thread::spawn(move || {
+        for i in 0..5000u32 {
+            ptx.send(&i).unwrap();
+        }
+    });
+    let echo = std::thread::spawn(move || {
+        for _ in 0..5000 {
+            let v: u32 = w.recv().unwrap();
+            w.send(&(v + 1)).unwrap();
+        }
+    });
+    for i in 0..5000u32 {
+        assert_eq!(prx.recv::<u32>().unwrap(), i + 1);
+    }
+    t.join().unwrap();
+    echo.join().unwrap();
+}

@@ -1,0 +1,103 @@
+//! The spawn start method: re-executing this test binary as a worker.
+//!
+//! Each test calls `run_if_worker()` first and re-executes the binary with `--exact <itself>`,
+//! so in the worker the harness runs the same test, whose first line turns it into the worker.
+
+mod common;
+
+use std::time::Duration;
+
+use pool_ipc::channel::Link;
+use pool_ipc::entry::{self, EXIT_BAD_BOOT, WorkerBoot};
+use pool_ipc::fds::{open_fd_count, zombie_children};
+use pool_ipc::process::ExitReason;
+use pool_ipc::ring::WaitPolicy;
+use pool_ipc::spawn::SpawnCommand;
+
+fn args(test: &str) -> [&str; 4] {
+    ["--exact", test, "--nocapture", "--test-threads=1"]
+}
+
+fn square_worker(mut boot: WorkerBoot) -> i32 {
+    let link = Link::from_fd(boot.take_fd(0).expect("fd 0")).expect("link");
+    let mut ch = link.worker_end(WaitPolicy::default());
+    ch.send(&(boot.worker_id, boot.payload.clone())).unwrap();
+    while let Ok(x) = ch.recv::<u64>() {
+        ch.send(&(x * x)).unwrap();
+    }
+    0
+}
+
+#[test]
+fn spawned_worker_gets_fds_id_payload_and_serves_requests() {
+    entry::run_if_worker();
+    let _g = common::serial();
+    let fds = open_fd_count().unwrap();
+    assert!(!entry::is_worker());
+    assert!(entry::take_worker_boot().is_none());
+    let link = Link::new(1 << 12).unwrap();
+    let mut w = SpawnCommand::new(square_worker)
+        .worker_id(9)
+        .payload(b"hello".to_vec())
+        .pass_fd(link.region().fd())
+        .unwrap()
+        .args(args(
+            "spawned_worker_gets_fds_id_payload_and_serves_requests",
+        ))
+        .spawn()
+        .unwrap();
+    let mut ch = link.parent_end(WaitPolicy::default());
+    let hello: (u64, Vec<u8>) = ch.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(hello, (9, b"hello".to_vec()));
+    for x in 0..500u64 {
+        ch.send(&x).unwrap();
+        assert_eq!(ch.recv::<u64>().unwrap(), x * x);
+    }
+    drop(ch);
+    assert_eq!(w.wait().unwrap(), ExitReason::Exited { code: 0 });
+    drop((w, link));
+    assert_eq!(zombie_children().unwrap(), Vec::<i32>::new());
+    assert_eq!(open_fd_count().unwrap(), fds);
+}
+
+fn crash_worker(_boot: WorkerBoot) -> i32 {
+    common::no_core();
+    // SAFETY: deliberately faulting to test crash reporting.
+    unsafe { std::ptr::null_mut::<u64>().write_volatile(1) };
+    0
+}
+
+#[test]
+fn spawned_worker_crash_is_reported() {
+    entry::run_if_worker();
+    let _g = common::serial();
+    let mut w = SpawnCommand::new(crash_worker)
+        .args(args("spawned_worker_crash_is_reported"))
+        .spawn()
+        .unwrap();
+    let r = w
+        .wait_timeout(Duration::from_secs(10))
+        .unwrap()
+        .expect("worker did not die");
+    assert_eq!(r.signal_name(), Some("SIGSEGV"), "{r}");
+}
+
+fn never_runs(_boot: WorkerBoot) -> i32 {
+    0
+}
+
+#[test]
+fn a_different_binary_refuses_to_resolve_the_entry() {
+    entry::run_if_worker();
+    let _g = common::serial();
+    let copy = std::env::temp_dir().join(format!("pool-ipc-copy-{}", std::process::id()));
+    std::fs::copy("/proc/self/exe", &copy).unwrap();
+    let mut w = SpawnCommand::new(never_runs)
+        .program(&copy)
+        .args(args("a_different_binary_refuses_to_resolve_the_entry"))
+        .spawn()
+        .unwrap();
+    let r = w.wait().unwrap();
+    std::fs::remove_file(&copy).unwrap();
+    assert_eq!(r.code(), Some(EXIT_BAD_BOOT));
+}
