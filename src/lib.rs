@@ -29,6 +29,21 @@ pub use pool_core::{
 pub use pool_insights::Insights;
 
 use pool_core::{Backend, CallInfo, Extensions, SharedObjects, ThreadBackend};
+use pool_ipc::backend::{ProcessBackend, ProcessMethod};
+
+/// The hook a program calls first thing in `main` so that `StartMethod::Spawn` works: in a
+/// spawned worker it runs the worker and exits; elsewhere it returns at once. Code before it
+/// runs again in every spawned worker.
+///
+/// ```no_run
+/// fn main() {
+///     pool::entry();
+///     // ... the program ...
+/// }
+/// ```
+pub fn entry() {
+    pool_ipc::entry::run_if_worker();
+}
 
 /// The layers this crate plugs into `pool_core`: process workers, progress bars, insights.
 #[derive(Debug, Clone, Copy, Default)]
@@ -38,7 +53,7 @@ impl Extensions for Layers {
     type Insights = Insights;
 
     fn default_start_method() -> StartMethod {
-        StartMethod::Threading
+        StartMethod::Fork
     }
 
     fn backend<Sh: SharedObjects, St: 'static>(
@@ -48,10 +63,8 @@ impl Extensions for Layers {
     ) -> Result<Box<dyn Backend<Sh, St>>, PoolError> {
         match method {
             StartMethod::Threading => Ok(Box::new(ThreadBackend::new(n_jobs))),
-            other => Err(PoolError::InvalidConfig(format!(
-                "start method {} is not available yet",
-                other.name()
-            ))),
+            StartMethod::Fork => Ok(Box::new(ProcessBackend::new(ProcessMethod::Fork, n_jobs)?)),
+            StartMethod::Spawn => Ok(Box::new(ProcessBackend::new(ProcessMethod::Spawn, n_jobs)?)),
         }
     }
 

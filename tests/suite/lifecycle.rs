@@ -167,3 +167,27 @@ for_each_start_method!(
     without_keep_alive_workers_restart_each_call,
     worker_lifespan_restarts_workers,
 );
+
+/// Process start methods really run tasks in other processes, one per worker.
+fn workers_run_in_the_right_place(m: StartMethod) {
+    let mut p = builder(m, 2).build().unwrap();
+    let pids = p
+        .map_with(
+            |_: u8| std::process::id(),
+            0..20u8,
+            pool::MapOptions::default().chunk_size(1),
+        )
+        .unwrap();
+    let me = std::process::id();
+    if m == StartMethod::Threading {
+        assert!(pids.iter().all(|&p| p == me));
+    } else {
+        assert!(pids.iter().all(|&p| p != me), "{pids:?}");
+        let mut distinct = pids.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert!(distinct.len() <= 2, "{distinct:?}");
+    }
+}
+
+for_each_start_method!(workers_run_in_the_right_place);

@@ -12,6 +12,14 @@ macro_rules! for_each_start_method {
                 fn threading() {
                     super::$name(pool::StartMethod::Threading);
                 }
+                #[test]
+                fn fork() {
+                    super::$name(pool::StartMethod::Fork);
+                }
+                #[test]
+                fn spawn() {
+                    super::$name(pool::StartMethod::Spawn);
+                }
             }
         )*
     };

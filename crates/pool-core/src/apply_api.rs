@@ -129,14 +129,20 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
         let (sup, applier) = (self.supervisor(), self.applier());
         let (call, wire) = {
             let mut s = sup.lock().unwrap_or_else(|e| e.into_inner());
-            if !s.any_alive() {
-                s.ensure_workers(WorkerSpec {
-                    init: opts.workers.worker_init.clone(),
-                    exit: opts.workers.worker_exit.clone(),
-                    lifespan: opts.workers.worker_lifespan,
-                })?;
+            let call = s.new_call_id();
+            if s.any_alive() && !s.backend.announce_job(call, &job)? {
+                // The workers must restart to run this job: let their queued tasks finish.
+                drop(s);
+                applier.wait_idle();
+                s = sup.lock().unwrap_or_else(|e| e.into_inner());
             }
-            (s.new_call_id(), s.backend.wire())
+            let spec = WorkerSpec {
+                init: opts.workers.worker_init.clone(),
+                exit: opts.workers.worker_exit.clone(),
+                lifespan: opts.workers.worker_lifespan,
+            };
+            s.ensure_workers(spec, call, &job)?;
+            (call, s.backend.wire())
         };
         let input =
             encode_inputs(vec![args], wire).map_err(|message| PoolError::Serialization {

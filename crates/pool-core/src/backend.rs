@@ -222,6 +222,19 @@ pub trait Backend<Sh, St>: Send {
     fn wire(&self) -> Wire;
     /// The per-slot counters of this back end.
     fn counters(&self) -> Arc<dyn CounterBlock>;
+    /// Tells the back end the job of a call before workers are started for it or chunks are
+    /// sent. Returns whether the workers running now can run it; when they cannot (a forked
+    /// worker cannot receive a closure created after the fork), the pool restarts them.
+    /// An error means no worker of this back end can run it (e.g. a capturing closure under
+    /// Spawn).
+    fn announce_job(
+        &mut self,
+        _call: u64,
+        _job: &Arc<dyn ErasedJob<Sh, St>>,
+    ) -> Result<bool, PoolError> {
+        Ok(true)
+    }
+
     /// Starts a worker in slot `setup.id` (the previous one there is gone).
     fn start_worker(&mut self, setup: WorkerSetup<Sh, St>) -> Result<(), PoolError>;
     /// Sends a command to the worker in `slot`.

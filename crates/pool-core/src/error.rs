@@ -62,7 +62,8 @@ impl PoolError {
         }
     }
 
-    pub(crate) fn backend(context: impl Into<String>, source: std::io::Error) -> Self {
+    /// A back-end error with what the pool was doing.
+    pub fn backend(context: impl Into<String>, source: std::io::Error) -> Self {
         PoolError::Backend {
             context: context.into(),
             source,

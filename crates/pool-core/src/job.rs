@@ -70,7 +70,7 @@ pub struct ChunkOutput<R> {
 }
 
 /// Per-chunk settings a worker runs with.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct RunSettings {
     /// Stop the chunk at the first failure.
     pub stop_on_error: bool,

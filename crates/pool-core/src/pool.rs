@@ -280,11 +280,15 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
                 ..info.clone()
             });
         }
-        sup.ensure_workers(WorkerSpec {
-            init: opts.worker_init.clone(),
-            exit: opts.worker_exit.clone(),
-            lifespan: opts.worker_lifespan,
-        })?;
+        sup.ensure_workers(
+            WorkerSpec {
+                init: opts.worker_init.clone(),
+                exit: opts.worker_exit.clone(),
+                lifespan: opts.worker_lifespan,
+            },
+            call_id,
+            &job,
+        )?;
         let limit = opts.iterable_len.map(|l| l as u64);
         let boxed: Box<dyn Iterator<Item = T> + 'a> = Box::new(iter);
         let chunks = Chunks::new(boxed, spec, limit);

@@ -10,7 +10,7 @@ use crate::backend::{Backend, Command, Event, WorkerSetup};
 use crate::counters::{CounterBlock, CounterRef, monotonic_ns};
 use crate::error::{Cause, Failure, Phase, PoolError};
 use crate::hook::{ExitFn, InitFn, StateFn};
-use crate::job::Data;
+use crate::job::{Data, ErasedJob};
 use crate::timing::WorkerTimings;
 use crate::worker::IN_HOOK;
 
@@ -125,13 +125,22 @@ impl<Sh, St> Supervisor<Sh, St> {
         self.slots.iter().any(|s| s.alive)
     }
 
-    /// Sets the worker settings for workers started from now on, and starts missing workers.
-    pub(crate) fn ensure_workers(&mut self, spec: WorkerSpec<Sh, St>) -> Result<(), PoolError> {
-        let fresh = !self.any_alive();
-        self.spec = spec;
-        if fresh {
+    /// Prepares workers for `call`: tells the back end its job, restarts live workers that
+    /// cannot run it (gracefully: their exit functions run), sets the worker settings for
+    /// workers started from now on, and starts missing workers.
+    pub(crate) fn ensure_workers(
+        &mut self,
+        spec: WorkerSpec<Sh, St>,
+        call: u64,
+        job: &Arc<dyn ErasedJob<Sh, St>>,
+    ) -> Result<(), PoolError> {
+        let runnable = self.backend.announce_job(call, job)?;
+        if !self.any_alive() {
             self.exit_results.clear();
+        } else if !runnable {
+            self.stop(None)?;
         }
+        self.spec = spec;
         for id in 0..self.slots.len() {
             if !self.slots[id].alive {
                 self.start(id)?;

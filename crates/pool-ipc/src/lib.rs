@@ -23,6 +23,7 @@
 #![deny(missing_docs)]
 
 pub mod affinity;
+pub mod backend;
 pub mod channel;
 pub mod child;
 pub mod entry;

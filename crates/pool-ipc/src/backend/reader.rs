@@ -1,0 +1,137 @@
+//! One thread per worker process that turns its messages into `pool_core` events, in order,
+//! and reports its death last.
+//!
+//! Death is event-driven: the death watcher closes the link of a worker whose pidfd became
+//! readable, which wakes this thread; it drains what the worker sent before dying (an
+//! `Exited` there means a clean end), reaps the process, and otherwise reports `Died` with
+//! the signal or exit code and, for an unexplained SIGKILL, whether the OOM killer is the
+//! likely cause with the worker's last resident memory.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crossbeam_channel::Sender;
+use pool_core::{Data, Event};
+
+use crate::backend::wire::WireEvent;
+use crate::channel::MsgReceiver;
+use crate::oom::{self, OomProbe, RssSample};
+use crate::process::WorkerProcess;
+
+pub(crate) struct Reader {
+    pub(crate) rx: MsgReceiver,
+    pub(crate) events: Sender<Event>,
+    pub(crate) process: Arc<Mutex<WorkerProcess>>,
+    pub(crate) killed: Arc<AtomicBool>,
+    pub(crate) worker: usize,
+    pub(crate) generation: u64,
+}
+
+impl Reader {
+    pub(crate) fn run(mut self) {
+        let pid = lock(&self.process).pid();
+        let probe = OomProbe::for_pid(pid);
+        let before = probe.read();
+        let mut last_rss: Option<RssSample> = oom::sample(pid).ok();
+        let mut clean = false;
+        let mut buf = Vec::new();
+        while let Ok(ev) = self.rx.recv::<WireEvent>() {
+            let event = match ev {
+                WireEvent::ChunkDone {
+                    worker,
+                    generation,
+                    call,
+                    first,
+                } => {
+                    if self.rx.recv_bytes(&mut buf).is_err() {
+                        break;
+                    }
+                    if let Ok(s) = oom::sample(pid) {
+                        last_rss = Some(s);
+                    }
+                    Event::ChunkDone {
+                        worker,
+                        generation,
+                        call,
+                        first,
+                        output: Data::Bytes(std::mem::take(&mut buf)),
+                    }
+                }
+                WireEvent::Ready { worker, generation } => Event::Ready { worker, generation },
+                WireEvent::Failed {
+                    generation,
+                    failure,
+                } => Event::Failed {
+                    generation,
+                    failure,
+                },
+                WireEvent::Timings {
+                    generation,
+                    timings,
+                } => Event::Timings {
+                    generation,
+                    timings,
+                },
+                WireEvent::Exited {
+                    worker,
+                    generation,
+                    reason,
+                    exit_result,
+                } => {
+                    clean = true;
+                    Event::Exited {
+                        worker,
+                        generation,
+                        reason,
+                        exit_result,
+                    }
+                }
+            };
+            if self.events.send(event).is_err() {
+                break;
+            }
+        }
+        // The link is closed: the worker exited or died. Reap it (no zombie) and say how.
+        let reason = loop {
+            // Short waits, so a concurrent `kill` never waits for this lock.
+            match lock(&self.process).wait_timeout(std::time::Duration::from_millis(10)) {
+                Ok(Some(r)) => break Ok(r),
+                Ok(None) => continue,
+                Err(e) => break Err(e),
+            }
+        };
+        let killed = self.killed.load(Ordering::Acquire);
+        if clean || killed {
+            return;
+        }
+        let message = match reason {
+            Ok(r) => {
+                let verdict = oom::judge(r, false, before, probe.read(), last_rss);
+                let mut m = format!("worker process {pid} {r}");
+                if verdict.is_oom() {
+                    m.push_str(&format!(
+                        "; the kernel's OOM killer is the likely cause ({})",
+                        verdict.evidence
+                    ));
+                    if let Some(rss) = verdict.last_rss {
+                        m.push_str(&format!(
+                            "; its resident memory was {} MiB at the last sample",
+                            rss.rss_bytes >> 20
+                        ));
+                    }
+                }
+                m
+            }
+            Err(e) => format!("worker process {pid} was lost: {e}"),
+        };
+        let _ = self.events.send(Event::Died {
+            worker: self.worker,
+            generation: self.generation,
+            message,
+        });
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
