@@ -1,0 +1,7 @@
+//! Black-box tests of the dashboard: the reporting protocol, resilience of the reporter, and
+//! the page in a real headless browser.
+
+mod browser;
+mod protocol;
+mod resilience;
+mod support;
