@@ -149,10 +149,10 @@ pub struct WorkerSummary {
     pub data_transfer_s: f64,
     /// Mean task duration in seconds.
     pub task_mean_s: f64,
-    /// Median task duration in seconds.
-    pub task_p50_s: f64,
-    /// 99th percentile of task durations in seconds.
-    pub task_p99_s: f64,
+    /// Median task duration in seconds (when the histogram is usable).
+    pub task_p50_s: Option<f64>,
+    /// 99th percentile of task durations in seconds (when the histogram is usable).
+    pub task_p99_s: Option<f64>,
     /// Longest task in seconds.
     pub task_max_s: f64,
     /// The slowest tasks, slowest first.
@@ -172,18 +172,20 @@ pub struct SlowTaskSummary {
 
 impl From<&WorkerTimings> for WorkerSummary {
     fn from(t: &WorkerTimings) -> Self {
-        let h = t.histogram();
-        let ns = |v: u64| v as f64 / 1e9;
-        let (mean, p50, p99, max) = if h.is_empty() {
-            (0.0, 0.0, 0.0, 0.0)
+        let n = t.n_completed_tasks;
+        // Mean and maximum come from the exact totals; the quantiles from the histogram, used
+        // only when it agrees with the slowest task recorded (nanoseconds, as documented).
+        let mean = if n > 0 {
+            t.working.as_secs_f64() / n as f64
         } else {
-            (
-                h.mean() / 1e9,
-                ns(h.value_at_quantile(0.5)),
-                ns(h.value_at_quantile(0.99)),
-                ns(h.max()),
-            )
+            0.0
         };
+        let max = t.slowest.first().map_or(0.0, |s| s.duration.as_secs_f64());
+        let h = t.histogram();
+        let h_max = h.max() as f64 / 1e9;
+        let usable = !h.is_empty() && max > 0.0 && h_max > max * 0.5 && h_max < max * 2.0;
+        let q = |p: f64| usable.then(|| h.value_at_quantile(p) as f64 / 1e9);
+        let (p50, p99) = (q(0.5), q(0.99));
         WorkerSummary {
             worker: t.worker,
             n_completed_tasks: t.n_completed_tasks,

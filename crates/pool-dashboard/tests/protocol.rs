@@ -167,6 +167,13 @@ fn many_processes_and_pools_report_at_once_and_sse_follows() {
         s.start(i);
         s.update(&status(3, true));
     }
+    // Updates alone (no start or end to push them out) are delivered within a send interval.
+    let all_updated = eventually(Duration::from_secs(5), || {
+        let calls = all_calls(&d);
+        (calls.len() == 3 && calls.iter().all(|c| c["done"] == 3 && c["running"] == 1))
+            .then_some(())
+    });
+    assert!(all_updated.is_some(), "{:#}", crate::support::calls(&d));
     let (s0, _) = &mut sinks[0];
     s0.finish(&status(10, false), &Outcome::Done);
     let (s1, _) = &mut sinks[1];

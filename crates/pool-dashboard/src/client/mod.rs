@@ -206,10 +206,12 @@ impl Shared {
             // A later update must not move before this event.
             q.update_at.remove(&event.call_id());
         }
+        let was_empty = q.events.is_empty();
         q.events.push(event);
         q.enqueued += 1;
-        if urgent {
-            q.urgent = true;
+        q.urgent |= urgent;
+        if urgent || was_empty {
+            // The sender sleeps until its next batch is due; one wake-up per batch.
             self.wake.notify_all();
         }
     }
