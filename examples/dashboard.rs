@@ -38,7 +38,11 @@ fn main() -> Result<(), Box<dyn Error>> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(30);
     let dashboard = start_dashboard(DashboardConfig::default())?;
-    println!("dashboard on {} (token {})", dashboard.url(), dashboard.token());
+    println!(
+        "dashboard on {} (token {})",
+        dashboard.url(),
+        dashboard.token()
+    );
     connect_to_dashboard(&dashboard.addr().to_string(), dashboard.token())?;
 
     let mut pool = WorkerPool::builder()
