@@ -233,11 +233,12 @@ return {
   })),
 };"#;
 
-fn find_call<'a>(page: &'a Value, function: &str) -> Option<&'a Value> {
+/// The call of `function` in `state` (any state: "").
+fn find_call<'a>(page: &'a Value, function: &str, state: &str) -> Option<&'a Value> {
     page["calls"]
         .as_array()?
         .iter()
-        .find(|c| c["fn"].as_str() == Some(function))
+        .find(|c| c["fn"].as_str() == Some(function) && (state.is_empty() || c["state"] == state))
 }
 
 #[test]
@@ -263,6 +264,18 @@ fn the_page_shows_calls_live_while_they_run_and_after_they_fail() {
         .unwrap();
     assert_eq!(out.len(), 40);
 
+    // A lazy call abandoned after its first result: interrupted.
+    {
+        let mut it = p
+            .imap_with(
+                resize_image,
+                (0..400u64).collect::<Vec<_>>(),
+                MapOptions::default().chunk_size(1).progress_bar(true),
+            )
+            .unwrap();
+        assert_eq!(it.next().map(Result::unwrap), Some(0));
+    }
+
     // A call that runs until the gate opens, then fails.
     let runner = std::thread::spawn(move || {
         p.map_with(
@@ -275,11 +288,11 @@ fn the_page_shows_calls_live_while_they_run_and_after_they_fail() {
     // While it runs.
     let page = eventually(WAIT, || {
         let page = browser.eval(READ_PAGE);
-        let c = find_call(&page, "dashboard::browser::parse_record")?;
+        let c = find_call(&page, "dashboard::browser::parse_record", "")?;
         (c["state"] == "running" && c["progress"] == "10 / 60 tasks (17%)").then_some(page)
     })
     .unwrap_or_else(|| panic!("the running call never showed: {}", browser.eval(READ_PAGE)));
-    let running = find_call(&page, "dashboard::browser::parse_record").unwrap();
+    let running = find_call(&page, "dashboard::browser::parse_record", "").unwrap();
     assert_eq!(page["conn"], "live");
     assert_eq!(running["badge"], "running");
     assert!(
@@ -305,12 +318,21 @@ fn the_page_shows_calls_live_while_they_run_and_after_they_fail() {
     ] {
         assert!(stats.contains(s), "{stats:?} lacks {s:?}");
     }
-    let done =
-        find_call(&page, "dashboard::browser::resize_image").expect("the first call is listed");
-    assert_eq!(done["state"], "done");
+    let done = find_call(&page, "dashboard::browser::resize_image", "done")
+        .expect("the first call is listed");
     assert_eq!(done["progress"], "40 / 40 tasks (100%)");
     assert_eq!(done["workers"], 2, "insights: one row per worker");
     assert!(done["error"].is_null());
+    let interrupted = find_call(&page, "dashboard::browser::resize_image", "interrupted")
+        .unwrap_or_else(|| panic!("no interrupted call: {page}"));
+    assert_eq!(interrupted["badge"], "interrupted");
+    assert!(
+        interrupted["where"]
+            .as_str()
+            .unwrap()
+            .starts_with("imap() at "),
+        "{interrupted}"
+    );
     assert!(
         page["totals"].as_str().unwrap().contains("1 running"),
         "{page}"
@@ -326,10 +348,11 @@ fn the_page_shows_calls_live_while_they_run_and_after_they_fail() {
     );
     let page = eventually(WAIT, || {
         let page = browser.eval(READ_PAGE);
-        (find_call(&page, "dashboard::browser::parse_record")?["state"] == "failed").then_some(page)
+        (find_call(&page, "dashboard::browser::parse_record", "")?["state"] == "failed")
+            .then_some(page)
     })
     .unwrap_or_else(|| panic!("the failure never showed: {}", browser.eval(READ_PAGE)));
-    let failed = find_call(&page, "dashboard::browser::parse_record").unwrap();
+    let failed = find_call(&page, "dashboard::browser::parse_record", "").unwrap();
     assert_eq!(failed["badge"], "failed");
     let error = failed["error"].as_str().expect("the error is shown");
     assert!(error.contains("task #30 panicked"), "{error}");

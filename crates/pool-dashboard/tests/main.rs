@@ -2,6 +2,7 @@
 //! the page in a real headless browser.
 
 mod browser;
+mod config;
 mod protocol;
 mod resilience;
 mod support;

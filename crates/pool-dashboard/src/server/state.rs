@@ -321,6 +321,8 @@ pub(crate) fn short_function(name: &str) -> String {
         }
     }
     args.push(inner[start..].trim());
+    // Lifetimes (`'_`) are not type arguments.
+    args.retain(|a| !a.starts_with('\''));
     match args.get(2) {
         Some(f) if !f.is_empty() => f.to_string(),
         _ => name.to_string(),
@@ -339,6 +341,9 @@ mod tests {
         let closure = "pool_core::pool::WorkerPool<(), ()>::imap<(u8, Vec<u8>), u8, \
                        my::main::{{closure}}, alloc::vec::IntoIter<(u8, Vec<u8>)>>::{{closure}}";
         assert_eq!(short_function(closure), "my::main::{{closure}}");
+        let lazy = "pool_core::pool::WorkerPool<(), (), x::Ext>::imap_with<'_, u64, u64, \
+                    my::task, alloc::vec::Vec<u64>>::{{closure}}";
+        assert_eq!(short_function(lazy), "my::task");
         assert_eq!(short_function("my::task"), "my::task");
         assert_eq!(short_function("a::b::{{closure}}"), "a::b::{{closure}}");
     }
