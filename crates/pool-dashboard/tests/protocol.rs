@@ -269,3 +269,18 @@ fn the_page_and_the_api_are_served() {
     d.shutdown();
     assert!(start.elapsed() < Duration::from_secs(5));
 }
+
+#[test]
+fn a_call_whose_sink_is_dropped_unfinished_shows_as_interrupted() {
+    let d = dashboard();
+    let client = DashboardClient::connect(&d.addr().to_string(), "t0ken").unwrap();
+    let mut sink = client.reporter();
+    sink.start(&info(7, 1));
+    sink.update(&status(4, true));
+    drop(sink);
+    assert!(client.flush(Duration::from_secs(5)));
+    let calls = all_calls(&d);
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0]["state"], "interrupted");
+    assert_eq!(calls[0]["done"], 4);
+}

@@ -12,6 +12,7 @@
 //!    all while the dashboard is failing) so that short programs still show their last state.
 
 mod http;
+mod sink;
 
 use std::collections::HashMap;
 use std::net::ToSocketAddrs;
@@ -20,12 +21,13 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use pool_core::{CallInfo, Outcome, ProgressSink, Status, WorkerTimings};
+use pool_core::ProgressSink;
 
 pub(crate) use self::http::Target;
 use self::http::{Limits, post_json};
+use self::sink::DashboardSink;
 use crate::error::DashboardError;
-use crate::protocol::{Event, ProcessInfo, Report, WorkerSummary};
+use crate::protocol::{Event, ProcessInfo, Report};
 
 /// How often queued events are sent, at most.
 pub const SEND_INTERVAL: Duration = Duration::from_millis(200);
@@ -35,8 +37,6 @@ pub const RETRY_AFTER: Duration = Duration::from_secs(1);
 pub const MAX_QUEUED: usize = 4096;
 /// How long `finish` waits for the call's last report to be delivered.
 pub const FINISH_FLUSH: Duration = Duration::from_millis(1500);
-/// Task-failure messages sent per call; later ones are counted only by the status.
-const MAX_FAILURES_PER_CALL: u32 = 100;
 
 /// One warning per process, whatever the number of connections.
 static WARNED: AtomicBool = AtomicBool::new(false);
@@ -53,7 +53,7 @@ pub struct DashboardClient {
 }
 
 #[derive(Debug)]
-struct Shared {
+pub(crate) struct Shared {
     target: Target,
     process: ProcessInfo,
     queue: Mutex<Queue>,
@@ -138,11 +138,7 @@ impl DashboardClient {
 
     /// A progress sink that reports one call to this dashboard, from its `start` on.
     pub fn reporter(&self) -> Box<dyn ProgressSink> {
-        Box::new(DashboardSink {
-            shared: Arc::clone(&self.shared),
-            call_id: None,
-            failures_sent: 0,
-        })
+        Box::new(DashboardSink::new(Arc::clone(&self.shared)))
     }
 
     /// Waits until everything queued so far was sent (or failed to be), at most `timeout`.
@@ -182,7 +178,7 @@ impl Shared {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn push(&self, event: Event, urgent: bool) {
+    pub(crate) fn push(&self, event: Event, urgent: bool) {
         let mut q = self.lock();
         if q.closed {
             return;
@@ -216,7 +212,7 @@ impl Shared {
         }
     }
 
-    fn flush(&self, timeout: Duration) -> bool {
+    pub(crate) fn flush(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let mut q = self.lock();
         let target = q.enqueued;
@@ -327,58 +323,4 @@ fn resolve(addr: &str, token: &str) -> Result<Target, DashboardError> {
         display: hostport.to_string(),
         token: token.to_string(),
     })
-}
-
-/// The [`ProgressSink`] of one call: turns its events into queued reports.
-struct DashboardSink {
-    shared: Arc<Shared>,
-    call_id: Option<u64>,
-    failures_sent: u32,
-}
-
-impl ProgressSink for DashboardSink {
-    fn start(&mut self, info: &CallInfo) {
-        self.call_id = Some(info.call_id);
-        self.shared.push(Event::Start { info: info.clone() }, true);
-    }
-
-    fn update(&mut self, status: &Status) {
-        if let Some(call_id) = self.call_id {
-            let status = status.clone();
-            self.shared.push(Event::Update { call_id, status }, false);
-        }
-    }
-
-    fn task_failed(&mut self, message: &str) {
-        if let Some(call_id) = self.call_id
-            && self.failures_sent < MAX_FAILURES_PER_CALL
-        {
-            self.failures_sent += 1;
-            let message = message.to_string();
-            self.shared
-                .push(Event::TaskFailed { call_id, message }, false);
-        }
-    }
-
-    fn timings(&mut self, timings: &[WorkerTimings]) {
-        if let Some(call_id) = self.call_id {
-            let workers = timings.iter().map(WorkerSummary::from).collect();
-            self.shared.push(Event::Timings { call_id, workers }, false);
-        }
-    }
-
-    fn finish(&mut self, status: &Status, outcome: &Outcome) {
-        if let Some(call_id) = self.call_id.take() {
-            let (status, outcome) = (status.clone(), outcome.clone());
-            self.shared.push(
-                Event::Finish {
-                    call_id,
-                    status,
-                    outcome,
-                },
-                true,
-            );
-            self.shared.flush(FINISH_FLUSH);
-        }
-    }
 }

@@ -5,6 +5,7 @@
 //! graceful shutdown does not wait for browsers, waits at most [`SHUTDOWN_GRACE`] for requests
 //! in flight, then drops the runtime and joins the thread.
 
+mod names;
 mod routes;
 mod state;
 
