@@ -8,17 +8,18 @@
 //!   "process": {"id": "myhost-4242-9f3c", "pid": 4242, "host": "myhost", "program": "etl"},
 //!   "events": [
 //!     {"type": "start", "info": {"call_id": 1, "pool_id": 1, "method": "map", "...": "..."}},
-//!     {"type": "update", "call_id": 1, "status": {"total": 100, "done": 10, "...": "..."}},
-//!     {"type": "task_failed", "call_id": 1, "message": "task 7 panicked: ..."},
-//!     {"type": "timings", "call_id": 1, "workers": [{"worker": 0, "working_s": 1.5, "...": 0}]},
-//!     {"type": "finish", "call_id": 1, "status": {"...": 0}, "outcome": {"Failed": "..."}}
+//!     {"type": "update", "pool_id": 1, "call_id": 1, "status": {"done": 10, "...": "..."}},
+//!     {"type": "task_failed", "pool_id": 1, "call_id": 1, "message": "task 7 panicked: .."},
+//!     {"type": "timings", "pool_id": 1, "call_id": 1, "workers": [{"worker": 0, "...": 0}]},
+//!     {"type": "finish", "pool_id": 1, "call_id": 1, "status": {}, "outcome": {"Failed": ".."}}
 //!   ]
 //! }
 //! ```
 //!
 //! `info`, `status` and `outcome` are `pool_core`'s [`CallInfo`], [`Status`] and [`Outcome`]
 //! in their serde form (durations as `{"secs": .., "nanos": ..}`). Calls are keyed by
-//! `(process.id, call_id)`, so any number of processes and pools report to one dashboard.
+//! `(process.id, pool_id, call_id)`, so any number of processes and pools report to one
+//! dashboard.
 //! An empty `events` list is valid: clients send one to check the address and the token.
 
 use pool_core::{CallInfo, Outcome, Status, WorkerTimings};
@@ -84,28 +85,36 @@ pub enum Event {
     },
     /// Progress (the latest status only: clients coalesce).
     Update {
-        /// The call.
+        /// The pool.
+        pool_id: u64,
+        /// The call (numbered per pool).
         call_id: u64,
         /// Its numbers now.
         status: Status,
     },
     /// A task failed.
     TaskFailed {
-        /// The call.
+        /// The pool.
+        pool_id: u64,
+        /// The call (numbered per pool).
         call_id: u64,
         /// The error, with where it happened.
         message: String,
     },
     /// Per-worker timings at the end of a call with insights enabled.
     Timings {
-        /// The call.
+        /// The pool.
+        pool_id: u64,
+        /// The call (numbered per pool).
         call_id: u64,
         /// One entry per worker slot.
         workers: Vec<WorkerSummary>,
     },
     /// The call ended.
     Finish {
-        /// The call.
+        /// The pool.
+        pool_id: u64,
+        /// The call (numbered per pool).
         call_id: u64,
         /// Its final numbers.
         status: Status,
@@ -115,14 +124,22 @@ pub enum Event {
 }
 
 impl Event {
-    /// The call the event belongs to.
-    pub fn call_id(&self) -> u64 {
+    /// The call the event belongs to: `(pool_id, call_id)`.
+    pub fn call(&self) -> (u64, u64) {
         match self {
-            Event::Start { info } => info.call_id,
-            Event::Update { call_id, .. }
-            | Event::TaskFailed { call_id, .. }
-            | Event::Timings { call_id, .. }
-            | Event::Finish { call_id, .. } => *call_id,
+            Event::Start { info } => (info.pool_id, info.call_id),
+            Event::Update {
+                pool_id, call_id, ..
+            }
+            | Event::TaskFailed {
+                pool_id, call_id, ..
+            }
+            | Event::Timings {
+                pool_id, call_id, ..
+            }
+            | Event::Finish {
+                pool_id, call_id, ..
+            } => (*pool_id, *call_id),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod browser;
 mod config;
+mod processes;
 mod protocol;
 mod resilience;
 mod support;

@@ -95,7 +95,7 @@ fn malformed_reports_get_a_clear_error_and_the_server_goes_on() {
             "unknown variant `explode`",
         ),
         (
-            r#"{"process": {"id": "p", "pid": 1, "host": "h", "program": "x"}, "events": [{"type": "update", "call_id": 1}]}"#,
+            r#"{"process": {"id": "p", "pid": 1, "host": "h", "program": "x"}, "events": [{"type": "update", "pool_id": 1, "call_id": 1}]}"#,
             "missing field `status`",
         ),
         (
@@ -119,7 +119,7 @@ fn malformed_reports_get_a_clear_error_and_the_server_goes_on() {
     // Still serving, and events of unknown calls are ignored, not fatal.
     let body = json!({
         "process": {"id": "p", "pid": 1, "host": "h", "program": "x"},
-        "events": [{"type": "task_failed", "call_id": 9, "message": "?"}]
+        "events": [{"type": "task_failed", "pool_id": 1, "call_id": 9, "message": "?"}]
     });
     let (status, answer) = post_report(&d, auth, &body.to_string());
     assert_eq!(

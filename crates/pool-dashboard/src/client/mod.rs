@@ -65,7 +65,7 @@ pub(crate) struct Shared {
 struct Queue {
     events: Vec<Event>,
     /// Index in `events` of each call's pending update.
-    update_at: HashMap<u64, usize>,
+    update_at: HashMap<(u64, u64), usize>,
     /// Send without waiting for the interval.
     urgent: bool,
     closed: bool,
@@ -183,8 +183,8 @@ impl Shared {
         if q.closed {
             return;
         }
-        if let Event::Update { call_id, status } = &event
-            && let Some(&i) = q.update_at.get(call_id)
+        if let Event::Update { status, .. } = &event
+            && let Some(&i) = q.update_at.get(&event.call())
         {
             if let Some(Event::Update { status: s, .. }) = q.events.get_mut(i) {
                 *s = status.clone();
@@ -195,12 +195,12 @@ impl Shared {
             q.dropped += 1;
             return;
         }
-        if let Event::Update { call_id, .. } = &event {
+        if let Event::Update { .. } = &event {
             let i = q.events.len();
-            q.update_at.insert(*call_id, i);
+            q.update_at.insert(event.call(), i);
         } else {
             // A later update must not move before this event.
-            q.update_at.remove(&event.call_id());
+            q.update_at.remove(&event.call());
         }
         let was_empty = q.events.is_empty();
         q.events.push(event);

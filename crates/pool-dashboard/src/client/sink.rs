@@ -13,7 +13,8 @@ const MAX_FAILURES_PER_CALL: u32 = 100;
 /// The [`ProgressSink`] of one call: turns its events into queued reports.
 pub(crate) struct DashboardSink {
     shared: Arc<Shared>,
-    call_id: Option<u64>,
+    /// `(pool_id, call_id)` once started.
+    call: Option<(u64, u64)>,
     failures_sent: u32,
     /// The last status seen, for a sink dropped before `finish`.
     last: Option<Status>,
@@ -23,7 +24,7 @@ impl DashboardSink {
     pub(super) fn new(shared: Arc<Shared>) -> Self {
         DashboardSink {
             shared,
-            call_id: None,
+            call: None,
             failures_sent: 0,
             last: None,
         }
@@ -32,41 +33,62 @@ impl DashboardSink {
 
 impl ProgressSink for DashboardSink {
     fn start(&mut self, info: &CallInfo) {
-        self.call_id = Some(info.call_id);
+        self.call = Some((info.pool_id, info.call_id));
         self.shared.push(Event::Start { info: info.clone() }, true);
     }
 
     fn update(&mut self, status: &Status) {
-        if let Some(call_id) = self.call_id {
+        if let Some((pool_id, call_id)) = self.call {
             self.last = Some(status.clone());
             let status = status.clone();
-            self.shared.push(Event::Update { call_id, status }, false);
+            self.shared.push(
+                Event::Update {
+                    pool_id,
+                    call_id,
+                    status,
+                },
+                false,
+            );
         }
     }
 
     fn task_failed(&mut self, message: &str) {
-        if let Some(call_id) = self.call_id
+        if let Some((pool_id, call_id)) = self.call
             && self.failures_sent < MAX_FAILURES_PER_CALL
         {
             self.failures_sent += 1;
             let message = message.to_string();
-            self.shared
-                .push(Event::TaskFailed { call_id, message }, false);
+            self.shared.push(
+                Event::TaskFailed {
+                    pool_id,
+                    call_id,
+                    message,
+                },
+                false,
+            );
         }
     }
 
     fn timings(&mut self, timings: &[WorkerTimings]) {
-        if let Some(call_id) = self.call_id {
+        if let Some((pool_id, call_id)) = self.call {
             let workers = timings.iter().map(WorkerSummary::from).collect();
-            self.shared.push(Event::Timings { call_id, workers }, false);
+            self.shared.push(
+                Event::Timings {
+                    pool_id,
+                    call_id,
+                    workers,
+                },
+                false,
+            );
         }
     }
 
     fn finish(&mut self, status: &Status, outcome: &Outcome) {
-        if let Some(call_id) = self.call_id.take() {
+        if let Some((pool_id, call_id)) = self.call.take() {
             let (status, outcome) = (status.clone(), outcome.clone());
             self.shared.push(
                 Event::Finish {
+                    pool_id,
                     call_id,
                     status,
                     outcome,
@@ -82,7 +104,7 @@ impl Drop for DashboardSink {
     /// A sink dropped before `finish` (the driving thread unwound): the call is shown as
     /// interrupted rather than running forever. Nothing waits here.
     fn drop(&mut self) {
-        if let Some(call_id) = self.call_id.take() {
+        if let Some((pool_id, call_id)) = self.call.take() {
             let mut status = self.last.take().unwrap_or(Status {
                 total: None,
                 submitted: 0,
@@ -99,6 +121,7 @@ impl Drop for DashboardSink {
             let outcome = Outcome::Interrupted;
             self.shared.push(
                 Event::Finish {
+                    pool_id,
                     call_id,
                     status,
                     outcome,

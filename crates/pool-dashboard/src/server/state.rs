@@ -140,7 +140,8 @@ impl Store {
         let mut out = Applied::default();
         let mut changed: Vec<String> = Vec::new();
         for event in report.events {
-            let key = format!("{pid}/{}", event.call_id());
+            let (pool_id, call_id) = event.call();
+            let key = format!("{pid}/{pool_id}/{call_id}");
             if let Event::Start { info } = &event {
                 self.next_seq += 1;
                 let view = CallView {
