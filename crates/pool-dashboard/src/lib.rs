@@ -34,12 +34,15 @@
 //! with short timeouts; if the dashboard goes away, one warning is printed and reports are
 //! dropped.
 
+#![deny(missing_docs)]
+
 mod client;
 mod error;
 mod global;
 pub mod protocol;
 #[cfg(feature = "server")]
 mod server;
+mod tee;
 
 pub use client::{DashboardClient, FINISH_FLUSH, MAX_QUEUED, RETRY_AFTER, SEND_INTERVAL};
 pub use error::DashboardError;
@@ -52,6 +55,7 @@ pub use server::{
     DashboardConfig, DashboardHandle, MAX_REPORT_BYTES, SHUTDOWN_GRACE, parse_port_range,
     serve_blocking, start_dashboard,
 };
+pub use tee::with_dashboard;
 
 #[cfg(test)]
 mod send_sync {

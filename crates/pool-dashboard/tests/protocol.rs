@@ -284,3 +284,20 @@ fn a_call_whose_sink_is_dropped_unfinished_shows_as_interrupted() {
     assert_eq!(calls[0]["state"], "interrupted");
     assert_eq!(calls[0]["done"], 4);
 }
+
+#[test]
+fn with_dashboard_keeps_the_local_sink_when_not_connected() {
+    let _g = crate::support::global_lock();
+    pool_dashboard::disconnect();
+    struct Local;
+    impl pool_core::ProgressSink for Local {
+        fn start(&mut self, _: &CallInfo) {}
+        fn update(&mut self, _: &Status) {}
+        fn finish(&mut self, _: &Status, _: &Outcome) {}
+    }
+    let mut i = info(1, 1);
+    assert!(pool_dashboard::with_dashboard(&i, Some(Box::new(Local))).is_some());
+    assert!(pool_dashboard::with_dashboard(&i, None).is_none());
+    i.spec.style = pool_core::ProgressStyle::Dashboard;
+    assert!(pool_dashboard::with_dashboard(&i, Some(Box::new(Local))).is_none());
+}
