@@ -26,6 +26,7 @@ pub use pool_core::{
     PoolError, ProgressSink, ProgressSpec, ProgressStyle, StartMethod, Status, StatusHandle,
     WorkerContext, WorkerTimings, cpu_count,
 };
+pub use pool_dashboard::{connect_to_dashboard, disconnect as disconnect_from_dashboard};
 pub use pool_insights::Insights;
 
 use pool_core::{Backend, CallInfo, Extensions, SharedObjects, ThreadBackend};
@@ -69,7 +70,7 @@ impl Extensions for Layers {
     }
 
     fn progress(info: &CallInfo) -> Option<Box<dyn ProgressSink>> {
-        pool_progress::sink_for(info)
+        pool_dashboard::with_dashboard(info, pool_progress::sink_for(info))
     }
 
     fn insights(timings: &[WorkerTimings]) -> Insights {
