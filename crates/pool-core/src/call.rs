@@ -284,12 +284,12 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
                 let retained = self.retained.as_mut().and_then(|r| r.remove(&first));
                 drop(retained);
                 self.returned += len;
+                self.failed += out.failures.len() as u64;
                 if let Some((_, f)) = out.failures.first()
                     && self.cfg.policy == ErrorPolicy::Stop
                 {
                     return self.fail(f.clone().into());
                 }
-                self.failed += out.failures.len() as u64;
                 if let Some(p) = self.progress.as_mut() {
                     for (_, f) in &out.failures {
                         p.task_failed(&f.to_string());

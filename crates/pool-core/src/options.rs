@@ -48,6 +48,8 @@ pub struct MapOptions<Sh = (), St = ()> {
     pub(crate) exit_timeout: Option<Duration>,
     pub(crate) on_error: ErrorPolicy,
     pub(crate) progress: Option<ProgressSpec>,
+    /// The user's task function type name (plain-form calls wrap it in a closure).
+    pub(crate) fn_name: Option<&'static str>,
 }
 
 impl<Sh, St> Default for MapOptions<Sh, St> {
@@ -65,6 +67,7 @@ impl<Sh, St> Default for MapOptions<Sh, St> {
             exit_timeout: None,
             on_error: ErrorPolicy::Stop,
             progress: None,
+            fn_name: None,
         }
     }
 }

@@ -90,6 +90,7 @@ macro_rules! eager {
         #[track_caller]
         pub fn $name_with<T, R, F, I>(&mut self, f: F, inputs: I, opts: MapOptions<Sh, St>) -> Result<Vec<R>, PoolError>
         where F: Fn(T) -> R + Send + Sync + 'static, T: Input, R: Payload, I: IntoIterator<Item = T> {
+            let opts = MapOptions { fn_name: Some(std::any::type_name::<F>()), ..opts };
             self.$ctx_with(move |_: &mut WorkerContext<'_, Sh, St>, x| f(x), inputs, opts)
         }
         #[doc = concat!("[`Self::", stringify!($name), "`] for tasks that take the worker's [`WorkerContext`].")]
@@ -119,6 +120,7 @@ macro_rules! lazy {
         #[track_caller]
         pub fn $name_with<'a, T, R, F, I>(&'a mut self, f: F, inputs: I, opts: MapOptions<Sh, St>) -> Result<MapIter<'a, Sh, St, T, R>, PoolError>
         where F: Fn(T) -> R + Send + Sync + 'static, T: Input, R: Payload, I: IntoIterator<Item = T>, I::IntoIter: 'a {
+            let opts = MapOptions { fn_name: Some(std::any::type_name::<F>()), ..opts };
             self.$ctx_with(move |_: &mut WorkerContext<'_, Sh, St>, x| f(x), inputs, opts)
         }
         #[doc = concat!("[`Self::", stringify!($name), "`] for tasks that take the worker's [`WorkerContext`].")]
@@ -264,7 +266,7 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
             call_id,
             pool_id: self.pool_id,
             method: method.to_string(),
-            function: job.name().to_string(),
+            function: opts.fn_name.unwrap_or(job.name()).to_string(),
             location: format!("{}:{}", location.file(), location.line()),
             n_jobs,
             start_method: self.config.start_method.name().to_string(),

@@ -77,7 +77,6 @@ pub(crate) struct Supervisor<Sh, St> {
     spec: WorkerSpec<Sh, St>,
     pub(crate) exit_results: Vec<Vec<u8>>,
     pub(crate) timings: Vec<WorkerTimings>,
-    next_call: u64,
 }
 
 impl<Sh, St> Supervisor<Sh, St> {
@@ -104,7 +103,6 @@ impl<Sh, St> Supervisor<Sh, St> {
             },
             exit_results: Vec::new(),
             timings: (0..n_jobs).map(WorkerTimings::new).collect(),
-            next_call: 1,
         }
     }
 
@@ -116,9 +114,10 @@ impl<Sh, St> Supervisor<Sh, St> {
         &self.counters
     }
 
+    /// A call id unique in this process (the dashboard and job caches key on it).
     pub(crate) fn new_call_id(&mut self) -> u64 {
-        self.next_call += 1;
-        self.next_call
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        NEXT.fetch_add(1, Ordering::Relaxed)
     }
 
     pub(crate) fn any_alive(&self) -> bool {
