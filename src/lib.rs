@@ -37,11 +37,13 @@ use pool_ipc::backend::{ProcessBackend, ProcessMethod};
 /// runs again in every spawned worker.
 ///
 /// ```no_run
-/// fn main() {
-///     pool::entry();
-///     // ... the program ...
-/// }
+/// pool::entry(); // first thing in `main`
+/// let mut pool = pool::WorkerPool::builder().start_method(pool::StartMethod::Spawn).build()?;
+/// # Ok::<(), pool::PoolError>(())
 /// ```
+///
+/// Test binaries have no `main` of their own: run it from a constructor instead, e.g. with the
+/// `ctor` crate: `#[ctor::ctor(unsafe)] fn entry() { pool::entry() }`.
 pub fn entry() {
     pool_ipc::entry::run_if_worker();
 }

@@ -235,6 +235,17 @@ pub trait Backend<Sh, St>: Send {
         Ok(true)
     }
 
+    /// A map call starts (the process back end listens for Ctrl-C while calls run).
+    fn begin_call(&mut self) {}
+
+    /// The call that began last ended.
+    fn end_call(&mut self) {}
+
+    /// Whether the user interrupted the running call (Ctrl-C).
+    fn interrupted(&mut self) -> bool {
+        false
+    }
+
     /// Starts a worker in slot `setup.id` (the previous one there is gone).
     fn start_worker(&mut self, setup: WorkerSetup<Sh, St>) -> Result<(), PoolError>;
     /// Sends a command to the worker in `slot`.

@@ -103,6 +103,8 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
             .map(|c| c.tasks_done.load(std::sync::atomic::Ordering::Relaxed))
             .sum();
         status.begin(cfg.total);
+        let mut sup = sup;
+        sup.backend.begin_call();
         let mut progress = progress;
         if let Some(p) = progress.as_mut() {
             p.start(info);
@@ -409,6 +411,9 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
 
     fn tick(&mut self) {
         self.last_tick = Instant::now();
+        if self.sup.backend.interrupted() {
+            return self.fail(PoolError::Interrupted);
+        }
         for (w, is_hook, limit) in self
             .sup
             .overdue(self.cfg.init_timeout, self.cfg.task_timeout)
@@ -426,6 +431,7 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
 
     fn finish(&mut self) {
         self.finished = true;
+        self.sup.backend.end_call();
         let mut outcome = Outcome::Done;
         if !self.cfg.keep_alive
             && let Err(e) = self.sup.stop(self.cfg.exit_timeout)
@@ -449,6 +455,7 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
             return;
         }
         self.finished = true;
+        self.sup.backend.end_call();
         self.sup.terminate();
         self.ready.clear();
         self.report();
@@ -498,6 +505,7 @@ impl<Sh, St, T, R> Call<'_, Sh, St, T, R> {
             return;
         }
         self.finished = true;
+        self.sup.backend.end_call();
         self.sup.terminate();
         self.report();
         self.status.end();

@@ -26,7 +26,9 @@ fn install_hook() {
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
             if IN_WORKER.with(|w| *w.borrow()) {
-                let bt = Backtrace::capture();
+                // Always captured: a worker's panic is reported far from where it happened,
+                // and the cost is paid only by failing tasks.
+                let bt = Backtrace::force_capture();
                 let text = (bt.status() == BacktraceStatus::Captured).then(|| bt.to_string());
                 LAST_BACKTRACE.with(|b| *b.borrow_mut() = text);
             } else {

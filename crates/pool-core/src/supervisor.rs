@@ -397,15 +397,24 @@ impl<Sh, St> Supervisor<Sh, St> {
     /// `exit_timeout` bounds each exit function; `hook_failures` receives exit failures.
     pub(crate) fn stop(&mut self, exit_timeout: Option<Duration>) -> Result<(), PoolError> {
         let mut first_error = None;
+        // A worker that refuses `Exit` is already on its way out (lifespan reached): its own
+        // `Exited` (with its exit result) or `Died` is still to come. Wait for it, a while.
+        let mut refused = Vec::new();
         for w in 0..self.slots.len() {
             if self.slots[w].alive {
                 self.slots[w].exiting = true;
                 if self.backend.send(w, Command::Exit).is_err() {
-                    self.slots[w].alive = false;
+                    refused.push(w);
                 }
             }
         }
+        let patience = std::time::Instant::now() + Duration::from_secs(5);
         while self.any_alive() {
+            if std::time::Instant::now() > patience {
+                for &w in &refused {
+                    self.slots[w].alive = false;
+                }
+            }
             let ev = self
                 .backend
                 .events()

@@ -31,6 +31,7 @@ pub mod fds;
 pub mod fnid;
 pub mod fork;
 pub mod futex;
+pub mod interrupt;
 pub mod oom;
 pub mod process;
 pub mod ring;

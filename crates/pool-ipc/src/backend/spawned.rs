@@ -77,13 +77,13 @@ pub(crate) fn command<Sh: SharedObjects, St: 'static>(
         context: "cannot pass fds to a spawned worker".into(),
         source,
     };
-    Ok(SpawnCommand::new(spawn_main::<Sh, St>)
+    SpawnCommand::new(spawn_main::<Sh, St>)
         .worker_id(setup.id as u64)
         .payload(payload)
         .pass_fd(link.region().fd())
         .map_err(fd_err)?
         .pass_fd(counters.fd())
-        .map_err(fd_err)?)
+        .map_err(fd_err)
 }
 
 /// # Safety

@@ -1,0 +1,298 @@
+//! Faults of worker processes: each one gives a clear error naming the worker, the task and
+//! what happened, and leaves nothing behind (no zombie, no leaked fd, nothing in /dev/shm).
+//!
+//! Tests here run one at a time (they count this process's fds and children).
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use pool::{Cause, MapOptions, PoolError, StartMethod, WorkerPool};
+
+mod scenarios;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Spawned workers and scenario children re-execute this binary.
+#[ctor::ctor(unsafe)]
+fn entry() {
+    pool::entry();
+    scenarios::run_if_asked();
+}
+
+/// What must be back to where it was after a fault.
+struct Baseline {
+    fds: usize,
+    shm: Vec<String>,
+}
+
+fn dev_shm() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir("/dev/shm")
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+impl Baseline {
+    fn take() -> Self {
+        Baseline {
+            fds: pool_ipc::fds::open_fd_count().unwrap(),
+            shm: dev_shm(),
+        }
+    }
+
+    /// Asserts no zombie child, the same fd count and the same /dev/shm (allowing a moment for
+    /// reader threads to finish).
+    fn check(&self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let zombies = pool_ipc::fds::zombie_children().unwrap();
+            let fds = pool_ipc::fds::open_fd_count().unwrap();
+            if zombies.is_empty() && fds == self.fds && dev_shm() == self.shm {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "leak: zombies {zombies:?}, fds {fds} (was {}), /dev/shm {:?} (was {:?})",
+                    self.fds,
+                    dev_shm(),
+                    self.shm
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Runs `task` over 0..8 on two workers of `m`, expecting task 5 to kill its worker.
+fn fault(m: StartMethod, task: impl Fn(u32) -> u32 + Copy + Send + Sync + 'static) -> PoolError {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let base = Baseline::take();
+    let err = {
+        let mut p = WorkerPool::builder()
+            .n_jobs(2)
+            .start_method(m)
+            .build()
+            .unwrap();
+        let t0 = Instant::now();
+        let err = p
+            .map_with(task, 0..8u32, MapOptions::default().chunk_size(1))
+            .unwrap_err();
+        assert!(t0.elapsed() < Duration::from_secs(10), "no hang");
+        // The pool works again after the fault.
+        assert_eq!(p.map(|x: u32| x + 1, 0..4u32).unwrap(), vec![1, 2, 3, 4]);
+        err
+    };
+    base.check();
+    let f = err
+        .failure()
+        .unwrap_or_else(|| panic!("not a worker failure: {err}"));
+    assert_eq!(f.task, Some(5), "{err}");
+    assert!(f.worker < 2);
+    err
+}
+
+fn died(err: &PoolError, what: &str) {
+    let f = err.failure().unwrap();
+    assert_eq!(f.cause, Cause::WorkerDied, "{err}");
+    let text = err.to_string();
+    assert!(text.contains("task #5 lost its worker"), "{text}");
+    assert!(text.contains(what), "{text}");
+}
+
+fn segfaults(x: u32) -> u32 {
+    if x == 5 {
+        // SAFETY: not safe at all: this writes through a null pointer to crash the worker.
+        unsafe { std::ptr::null_mut::<u32>().write_volatile(1) };
+    }
+    x
+}
+
+fn aborts(x: u32) -> u32 {
+    if x == 5 {
+        std::process::abort();
+    }
+    x
+}
+
+fn exits(x: u32) -> u32 {
+    if x == 5 {
+        std::process::exit(3);
+    }
+    x
+}
+
+fn sigkills_itself(x: u32) -> u32 {
+    if x == 5 {
+        // SAFETY: kill(2) on our own pid.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        std::thread::sleep(Duration::from_secs(5));
+    }
+    x
+}
+
+fn panics(x: u32) -> u32 {
+    if x == 5 {
+        panic!("cannot parse record {x}");
+    }
+    x
+}
+
+macro_rules! both {
+    ($($name:ident => $body:expr;)*) => {
+        $(
+            mod $name {
+                #[test]
+                fn fork() {
+                    #[allow(clippy::redundant_closure_call)]
+                    ($body)(pool::StartMethod::Fork);
+                }
+                #[test]
+                fn spawn() {
+                    #[allow(clippy::redundant_closure_call)]
+                    ($body)(pool::StartMethod::Spawn);
+                }
+            }
+        )*
+    };
+}
+
+both! {
+    segfault => |m| super::died(&super::fault(m, super::segfaults), "killed by signal 11 (SIGSEGV)");
+    abort => |m| super::died(&super::fault(m, super::aborts), "killed by signal 6 (SIGABRT)");
+    process_exit => |m| super::died(&super::fault(m, super::exits), "exited with code 3");
+    sigkill => |m| super::died(&super::fault(m, super::sigkills_itself), "killed by signal 9 (SIGKILL)");
+    panic_carries_message_and_backtrace => |m| {
+        let err = super::fault(m, super::panics);
+        let f = err.failure().unwrap();
+        assert_eq!(f.cause, pool::Cause::Panic);
+        assert!(f.message.contains("cannot parse record 5"), "{err}");
+        let bt = f.backtrace.as_deref().expect("a backtrace");
+        assert!(bt.contains("panics"), "the backtrace names the task function: {bt}");
+    };
+    timeout_kills_and_replaces_the_worker => super::timeout;
+    unserializable_result_names_the_task => super::unserializable;
+    dead_worker_under_keep_going => super::keep_going_after_death;
+}
+
+fn timeout(m: StartMethod) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let base = Baseline::take();
+    {
+        let mut p = WorkerPool::builder()
+            .n_jobs(2)
+            .start_method(m)
+            .build()
+            .unwrap();
+        let opts = MapOptions::default()
+            .chunk_size(1)
+            .task_timeout(Duration::from_millis(300))
+            .keep_going(0);
+        let out = p.map_results(sigkills_later, 0..8u32, opts);
+        assert_eq!(out.iter().filter(|r| r.is_ok()).count(), 7);
+        let e = out[5].as_ref().unwrap_err();
+        assert!(e.to_string().contains("task #5 timed out"), "{e}");
+    }
+    base.check();
+}
+
+fn sigkills_later(x: u32) -> u32 {
+    if x == 5 {
+        std::thread::sleep(Duration::from_secs(30));
+    }
+    x
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+struct Unserializable(u32);
+
+impl serde::Serialize for Unserializable {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom(format!(
+            "value {} refuses to be serialized",
+            self.0
+        )))
+    }
+}
+
+fn unserializable(m: StartMethod) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let base = Baseline::take();
+    {
+        let mut p = WorkerPool::builder()
+            .n_jobs(2)
+            .start_method(m)
+            .build()
+            .unwrap();
+        let e = p
+            .map_with(
+                |x: u32| Unserializable(x),
+                0..8u32,
+                MapOptions::default().chunk_size(1),
+            )
+            .unwrap_err();
+        // postcard keeps no custom message; the error still names the task and what failed.
+        let text = e.to_string();
+        assert!(
+            text.contains("could not be serialized") && text.contains("cannot serialize a result"),
+            "{text}"
+        );
+        assert!(e.failure().unwrap().task.is_some(), "{text}");
+        if m != StartMethod::Threading {
+            let e = p
+                .map(|x: Unserializable| x.0, vec![Unserializable(1)])
+                .unwrap_err();
+            assert!(matches!(e, PoolError::Serialization { .. }), "{e}");
+            assert!(e.to_string().contains("inputs of tasks #0..#1"), "{e}");
+        }
+    }
+    base.check();
+}
+
+fn keep_going_after_death(m: StartMethod) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let base = Baseline::take();
+    {
+        let mut p = WorkerPool::builder()
+            .n_jobs(2)
+            .start_method(m)
+            .build()
+            .unwrap();
+        let out = p.map_results(
+            aborts,
+            0..20u32,
+            MapOptions::default().chunk_size(3).keep_going(0),
+        );
+        assert_eq!(out.len(), 20);
+        for (i, r) in out.iter().enumerate() {
+            if i == 5 {
+                let e = r.as_ref().unwrap_err();
+                assert!(e.to_string().contains("SIGABRT"), "{e}");
+            } else {
+                assert_eq!(*r.as_ref().unwrap(), i as u32);
+            }
+        }
+    }
+    base.check();
+}
+
+#[test]
+fn a_dead_parent_leaves_no_orphan_workers() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    scenarios::parent_killed_leaves_no_orphans();
+}
+
+#[test]
+fn ctrl_c_stops_the_workers_and_returns() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    scenarios::ctrl_c();
+}
+
+#[test]
+fn copy_on_write_shared_objects_are_not_copied() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    scenarios::copy_on_write();
+}

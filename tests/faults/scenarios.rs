@@ -1,0 +1,192 @@
+//! Scenarios that need a process of their own (a parent to kill, a Ctrl-C to send): the test
+//! re-executes this binary with `POOL_SCENARIO` set, and `run_if_asked` plays the part.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pool::{PoolError, StartMethod, WorkerPool};
+
+const VAR: &str = "POOL_SCENARIO";
+
+/// In a scenario child: play it and exit.
+pub(crate) fn run_if_asked() {
+    let Ok(name) = std::env::var(VAR) else { return };
+    // Scenario children must not run the scenario again in their own workers.
+    // SAFETY: single-threaded at this point (before main).
+    unsafe { std::env::remove_var(VAR) };
+    match name.as_str() {
+        "orphans" => orphans(),
+        "ctrl_c" => ctrl_c_child(),
+        other => panic!("unknown scenario {other}"),
+    }
+    std::process::exit(0);
+}
+
+fn sleep_forever(_: u32) -> u32 {
+    println!("worker {}", std::process::id());
+    std::thread::sleep(Duration::from_secs(60));
+    0
+}
+
+fn orphans() {
+    let mut p = WorkerPool::builder()
+        .n_jobs(2)
+        .start_method(StartMethod::Fork)
+        .build()
+        .unwrap();
+    let _ = p.map_with(
+        sleep_forever,
+        0..2u32,
+        pool::MapOptions::default().chunk_size(1),
+    );
+}
+
+fn ctrl_c_child() {
+    let mut p = WorkerPool::builder()
+        .n_jobs(2)
+        .start_method(StartMethod::Fork)
+        .build()
+        .unwrap();
+    let t0 = Instant::now();
+    let r = p.map_with(
+        sleep_forever,
+        0..2u32,
+        pool::MapOptions::default().chunk_size(1),
+    );
+    match r {
+        Err(PoolError::Interrupted) => println!("interrupted after {:?}", t0.elapsed()),
+        other => println!("unexpected: {other:?}"),
+    }
+}
+
+/// Starts a scenario child and reads the pids its workers print.
+fn start(
+    name: &str,
+) -> (
+    std::process::Child,
+    Vec<i32>,
+    BufReader<std::process::ChildStdout>,
+) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env(VAR, name)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut pids = Vec::new();
+    let mut line = String::new();
+    while pids.len() < 2 {
+        line.clear();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "scenario {name} ended early"
+        );
+        if let Some(pid) = line.trim().strip_prefix("worker ") {
+            pids.push(pid.parse().unwrap());
+        }
+    }
+    (child, pids, out)
+}
+
+/// Whether `pid` is gone (or a zombie waiting for init).
+fn gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(s) => s
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
+}
+
+fn all_gone_soon(pids: &[i32]) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !pids.iter().all(|&p| gone(p)) {
+        assert!(
+            Instant::now() < deadline,
+            "workers {pids:?} outlived their parent"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub(crate) fn parent_killed_leaves_no_orphans() {
+    let (mut child, pids, _out) = start("orphans");
+    child.kill().unwrap(); // SIGKILL: the parent gets no chance to clean up
+    child.wait().unwrap();
+    all_gone_soon(&pids);
+}
+
+pub(crate) fn ctrl_c() {
+    let (mut child, pids, mut out) = start("ctrl_c");
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(
+        line.starts_with("interrupted after"),
+        "the map call returns Interrupted: {line:?}"
+    );
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "the program goes on after the interrupted call: {status:?}"
+    );
+    all_gone_soon(&pids);
+}
+
+fn pss_kib() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix("Pss:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+fn touch_all(ctx: &mut pool::WorkerContext<'_, Vec<u8>, ()>, _: u8) -> (u64, u64) {
+    // Read every page of the shared table, then report this worker's proportional set size.
+    let sum: u64 = ctx
+        .shared()
+        .iter()
+        .step_by(4096)
+        .map(|&b| u64::from(b))
+        .sum();
+    (sum, pss_kib())
+}
+
+pub(crate) fn copy_on_write() {
+    const MIB: usize = 1 << 20;
+    for (m, size) in [
+        (StartMethod::Fork, 512 * MIB),
+        (StartMethod::Spawn, 64 * MIB),
+    ] {
+        let table = vec![1u8; size];
+        let mut p = WorkerPool::builder()
+            .n_jobs(2)
+            .start_method(m)
+            .shared_objects(table)
+            .build()
+            .unwrap();
+        let out = p
+            .map_ctx_with(touch_all, 0..2u8, pool::MapOptions::default().chunk_size(1))
+            .unwrap();
+        let pages = (size / 4096) as u64;
+        assert!(out.iter().all(|&(sum, _)| sum == pages));
+        let size_kib = (size / 1024) as u64;
+        let workers_pss: u64 = out.iter().map(|&(_, pss)| pss).sum();
+        match m {
+            // Parent and two workers share one copy: the workers' shares add up to at most
+            // about two thirds of it, never two copies.
+            StartMethod::Fork => assert!(
+                workers_pss < size_kib,
+                "forked workers: {workers_pss} KiB of Pss for a {size_kib} KiB table"
+            ),
+            // Each spawned worker holds its own copy.
+            _ => assert!(
+                workers_pss > 2 * size_kib * 9 / 10,
+                "spawned workers: {workers_pss} KiB of Pss for a {size_kib} KiB table"
+            ),
+        }
+    }
+}
