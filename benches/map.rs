@@ -1,5 +1,5 @@
-//! `map` against rayon's `par_iter` on the same work, side by side in one run:
-//! 10M trivial tasks (u64 → u64) and 10k tasks of ~1 ms of arithmetic.
+//! `map` against rayon's `par_iter` on the same work, side by side in one run, for each start
+//! method: 10M trivial tasks (u64 → u64) and 10k tasks of ~1 ms of arithmetic.
 //!
 //! `cargo bench --bench map` (add `-- --quick` for a fast look).
 

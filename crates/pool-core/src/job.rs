@@ -9,7 +9,6 @@
 use std::any::Any;
 use std::fmt::{self, Debug};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use serde::de::DeserializeOwned;
@@ -18,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::context::WorkerContext;
 use crate::counters::WorkerCounters;
 use crate::error::{Cause, Failure, Phase};
-use crate::panic;
+use crate::task_loop::{ArgSource, run_tasks};
 use crate::timing::Recorder;
 
 /// What every value crossing to or from a worker must be: sendable and serializable (so the
@@ -161,9 +160,9 @@ where
     ) -> Data {
         let bytes = matches!(input, Data::Bytes(_));
         let t0 = Instant::now();
-        let inputs: Vec<T> = match input {
+        let (inputs, input): (Vec<T>, Data) = match input {
             Data::Local(b) => match b.downcast::<Vec<T>>() {
-                Ok(v) => *v,
+                Ok(v) => (*v, Data::Local(Box::new(()))),
                 Err(_) => {
                     return encode_error::<R>(
                         ctx.worker_id,
@@ -174,7 +173,7 @@ where
                 }
             },
             Data::Bytes(b) => match postcard::from_bytes(&b) {
-                Ok(v) => v,
+                Ok(v) => (v, Data::Bytes(b)),
                 Err(e) => {
                     return encode_error::<R>(
                         ctx.worker_id,
@@ -188,7 +187,13 @@ where
         if let Some(r) = env.recorder.as_deref_mut() {
             r.timings.data_transfer += t0.elapsed();
         }
-        let out = run_tasks(&self.f, ctx, first, inputs, env);
+        // Arguments for error reports, retries and insights: in-process inputs are cloned while
+        // their task runs; serialized ones are decoded again from their bytes when needed.
+        let source = match &input {
+            Data::Bytes(b) => ArgSource::Encoded(b),
+            Data::Local(_) => ArgSource::Cloned,
+        };
+        let out = run_tasks(&self.f, ctx, first, inputs, &source, env);
         if !bytes {
             return Data::Local(Box::new(out));
         }
@@ -251,106 +256,4 @@ fn encode_error<R: Payload>(worker: usize, first: u64, message: &str, bytes: boo
     } else {
         Data::Local(Box::new(out))
     }
-}
-
-/// The per-task loop: the hot path of every back end.
-///
-/// A panic is caught once per run of tasks, not once per task: the loop runs inside one
-/// `catch_unwind`, and after a panic it records the failure (retrying the task if asked) and
-/// resumes with the next task in a fresh one. Each task's arguments are kept (cloned) until it
-/// returns, so a failure can name them.
-fn run_tasks<Sh, St, F, T, R>(
-    f: &F,
-    ctx: &mut WorkerContext<'_, Sh, St>,
-    first: u64,
-    inputs: Vec<T>,
-    env: &mut TaskEnv<'_>,
-) -> ChunkOutput<R>
-where
-    F: Fn(&mut WorkerContext<'_, Sh, St>, T) -> R,
-    T: Input,
-{
-    let n = inputs.len();
-    let mut out = ChunkOutput {
-        values: Vec::with_capacity(n),
-        failures: Vec::new(),
-        skipped: 0,
-    };
-    let s = env.settings;
-    let counters = env.counters;
-    let mut done = counters.tasks_done.load(Ordering::Relaxed);
-    let mut iter = inputs.into_iter().enumerate();
-    let mut held: Option<(usize, T)> = None;
-    loop {
-        let run = panic::catch(|| {
-            for (offset, arg) in iter.by_ref() {
-                if counters.cancel.load(Ordering::Relaxed) != 0 {
-                    return Some(offset);
-                }
-                let task = first + offset as u64;
-                counters.begin(task, s.timed);
-                let started = env.recorder.is_some().then(Instant::now);
-                held = Some((offset, arg.clone()));
-                out.values.push(f(ctx, arg));
-                if let (Some(rec), Some(t0), Some((_, arg))) =
-                    (env.recorder.as_deref_mut(), started, &held)
-                {
-                    rec.task(task, t0.elapsed(), || format!("{arg:?}"));
-                }
-                done += 1;
-                counters.end(done, s.timed);
-            }
-            None
-        });
-        match run {
-            Ok(None) => break,
-            Ok(Some(cancelled_at)) => {
-                out.skipped = (n - cancelled_at) as u32;
-                break;
-            }
-            Err(caught) => {
-                let (offset, arg) = held.take().expect("a task was running");
-                let task = first + offset as u64;
-                let mut attempts = 1;
-                let mut last = caught;
-                let mut recovered = None;
-                while attempts <= s.retries {
-                    attempts += 1;
-                    match panic::catch(|| f(ctx, arg.clone())) {
-                        Ok(r) => {
-                            recovered = Some(r);
-                            break;
-                        }
-                        Err(c) => last = c,
-                    }
-                }
-                done += 1;
-                counters.end(done, s.timed);
-                match recovered {
-                    Some(r) => out.values.push(r),
-                    None => {
-                        counters.tasks_failed.fetch_add(1, Ordering::Relaxed);
-                        out.failures.push((
-                            offset as u32,
-                            Failure {
-                                phase: Phase::Task,
-                                cause: Cause::Panic,
-                                worker: ctx.worker_id,
-                                task: Some(task),
-                                args: Some(format!("{arg:?}")),
-                                message: last.message,
-                                backtrace: last.backtrace,
-                                attempts,
-                            },
-                        ));
-                        if s.stop_on_error {
-                            out.skipped = (n - offset - 1) as u32;
-                            break;
-                        }
-                    }
-                }
-            }
-        }
-    }
-    out
 }

@@ -49,6 +49,7 @@ mod panic;
 mod pool;
 mod progress;
 mod supervisor;
+mod task_loop;
 mod threads;
 mod timing;
 mod worker;

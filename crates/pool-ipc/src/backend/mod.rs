@@ -42,7 +42,7 @@ use crate::ring::WaitPolicy;
 use crate::watcher::DeathWatcher;
 
 /// Bytes per direction of each worker's link.
-const LINK_CAPACITY: usize = 1 << 20;
+const LINK_CAPACITY: usize = 4 << 20;
 
 /// Which kind of process workers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
