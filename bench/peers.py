@@ -1,0 +1,304 @@
+#!/usr/bin/env python3
+"""Python peers of the pool benchmark: MPIRE and multiprocessing.Pool on the same workloads.
+
+Run by `pool-bench` (crates/pool-bench) inside bench/.venv; not meant to be run by hand, though
+`python peers.py --params params.json` works. The arithmetic mirrors
+crates/pool-bench/src/kernels.rs bit for bit (u64 wrap-around as `& M`), so the Rust harness can
+check every checksum printed here against its own serial reference before any timing counts.
+
+Output (stdout): one JSON object
+  {"python": ..., "mpire": ..., "numpy": ..., "k_per_ms": K,
+   "results": {workload: {contender: {"times_s": [...], "checksums": [...], "error": str|null,
+                                      "note": str|null}}}}
+where checksums[0] is the untimed warm-up run and checksums[1:] belong to times_s.
+Progress goes to stderr.
+"""
+
+import argparse
+import functools
+import json
+import multiprocessing as mp
+import sys
+import time
+from importlib.metadata import version
+
+import numpy as np
+from mpire import WorkerPool
+
+M = (1 << 64) - 1
+STATE_BINS = 1024
+LOOKUPS_PER_TASK = 1024
+PAYLOAD_BYTES = 1 << 20
+PAYLOAD_TABLE = bytes(((b * 167 + 13) & 0xFF) for b in range(256))
+
+
+# ---- kernels: the same functions as kernels.rs --------------------------------------------
+
+def mix(x):
+    z = (x + 0x9E3779B97F4A7C15) & M
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M
+    return z ^ (z >> 31)
+
+
+def mix_np(z):
+    """mix() over a uint64 array (numpy array arithmetic wraps modulo 2**64)."""
+    z = z + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def spin(x, k):
+    s = mix(x) | 1
+    for _ in range(k):
+        s ^= (s << 13) & M
+        s ^= s >> 7
+        s ^= (s << 17) & M
+    return s
+
+
+def square(x):
+    return (x * x) & M
+
+
+def spin_task(k, x):
+    return spin(x, k)
+
+
+def spin_packed(x):
+    return spin(x, x & 0xFFFFFFFF)
+
+
+def iterations_for(micros, k_per_ms):
+    return micros * k_per_ms // 1000
+
+
+def build_table(entries):
+    return mix_np(np.arange(entries, dtype=np.uint64))
+
+
+def table_lookup(table, i):
+    base = i * LOOKUPS_PER_TASK
+    idx = mix_np(np.arange(base, base + LOOKUPS_PER_TASK, dtype=np.uint64)) % np.uint64(len(table))
+    return int(table[idx].sum(dtype=np.uint64))
+
+
+def payload_input(i):
+    base = bytes(range(256)) * (PAYLOAD_BYTES // 256)
+    r = i % 256
+    return base[r:] + base[:r]
+
+
+def payload_task(data):
+    return data.translate(PAYLOAD_TABLE)
+
+
+def checksum_u64(values):
+    return sum((i + 1) * v for i, v in enumerate(values)) & M
+
+
+def state_checksum(state):
+    return sum((b + 1) * v for b, v in enumerate(state)) & M
+
+
+def payload_checksum(outputs):
+    import zlib
+    return sum((i + 1) * zlib.crc32(o) for i, o in enumerate(outputs)) & M
+
+
+def merge_states(states):
+    merged = [0] * STATE_BINS
+    for s in states:
+        for b, v in enumerate(s):
+            merged[b] = (merged[b] + v) & M
+    return merged
+
+
+def calibrate():
+    """Iterations of spin() per millisecond in this interpreter: best of five probes."""
+    probe = 20_000
+    best = float("inf")
+    for i in range(5):
+        t = time.perf_counter()
+        spin(i, probe)
+        best = min(best, time.perf_counter() - t)
+    return max(1, int(probe / (best * 1000)))
+
+
+# ---- per-worker functions (module level, so both pools can pickle them) --------------------
+
+def mpire_state_init(worker_state):
+    worker_state["hist"] = [0] * STATE_BINS
+
+
+def mpire_state_task(k, worker_state, i):
+    v = spin(i, k)
+    h = worker_state["hist"]
+    b = v % STATE_BINS
+    h[b] = (h[b] + v) & M
+
+
+def mpire_state_exit(worker_state):
+    return worker_state["hist"]
+
+
+def mp_state_task(k, i):
+    # multiprocessing.Pool has no per-worker state that comes back at exit: the idiomatic
+    # equivalent returns each task's contribution and the parent merges.
+    v = spin(i, k)
+    return (v % STATE_BINS, v)
+
+
+def mpire_table_init(entries, worker_state):
+    worker_state["table"] = build_table(entries)
+
+
+def mpire_table_task(worker_state, i):
+    return table_lookup(worker_state["table"], i)
+
+
+_TABLE = None
+
+
+def mp_table_init(entries):
+    global _TABLE
+    _TABLE = build_table(entries)
+
+
+def mp_table_task(i):
+    return table_lookup(_TABLE, i)
+
+
+# ---- workloads ------------------------------------------------------------------------------
+
+class Workload:
+    """What to map, over what, and how to checksum it, for one workload."""
+
+    def __init__(self, name, sizes, skewed_us, k_per_ms):
+        self.name = name
+        self.kind = "map"
+        self.mpire_kwargs, self.pool_kwargs, self.map_kwargs = {}, {}, {}
+        self.mp_init = None
+        if name == "trivial":
+            self.inputs = range(sizes["trivial_n"])
+            self.func = self.mp_func = square
+        elif name == "cpu-1ms":
+            self.inputs = range(sizes["cpu_tasks"])
+            self.func = self.mp_func = functools.partial(
+                spin_task, iterations_for(sizes["cpu_task_us"], k_per_ms))
+        elif name == "skewed":
+            self.inputs = [(i << 32) | iterations_for(us, k_per_ms) for i, us in enumerate(skewed_us)]
+            self.func = self.mp_func = spin_packed
+        elif name == "stateful":
+            k = iterations_for(sizes["stateful_task_us"], k_per_ms)
+            self.kind = "stateful"
+            self.inputs = range(sizes["stateful_tasks"])
+            self.func = functools.partial(mpire_state_task, k)
+            self.mp_func = functools.partial(mp_state_task, k)
+            self.pool_kwargs = {"use_worker_state": True}
+            self.map_kwargs = {"worker_init": mpire_state_init, "worker_exit": mpire_state_exit}
+        elif name == "expensive-init":
+            entries = sizes["table_entries"]
+            self.inputs = range(sizes["table_tasks"])
+            self.func = mpire_table_task
+            self.mp_func = mp_table_task
+            self.mp_init = (mp_table_init, (entries,))
+            self.pool_kwargs = {"use_worker_state": True}
+            self.map_kwargs = {"worker_init": functools.partial(mpire_table_init, entries)}
+        elif name == "payload":
+            self.kind = "payload"
+            self.inputs = [payload_input(i) for i in range(sizes["payload_tasks"])]
+            self.func = self.mp_func = payload_task
+        elif name == "startup":
+            self.inputs = [7]
+            self.func = self.mp_func = square
+        else:
+            raise ValueError(f"unknown workload {name!r}")
+        if not isinstance(self.inputs, list):
+            self.inputs = list(self.inputs)
+
+    def run_mpire(self, n_jobs, start_method):
+        t = time.perf_counter()
+        with WorkerPool(n_jobs=n_jobs, start_method=start_method, **self.pool_kwargs) as pool:
+            out = pool.map(self.func, self.inputs, **self.map_kwargs)
+            exits = pool.get_exit_results() if self.kind == "stateful" else None
+        elapsed = time.perf_counter() - t
+        if self.kind == "stateful":
+            return elapsed, state_checksum(merge_states(exits))
+        return elapsed, self.checksum(out)
+
+    def run_mp(self, n_jobs, start_method):
+        ctx = mp.get_context(start_method)
+        t = time.perf_counter()
+        initializer, initargs = self.mp_init if self.mp_init else (None, ())
+        pool = ctx.Pool(n_jobs, initializer=initializer, initargs=initargs)
+        try:
+            out = pool.map(self.mp_func, self.inputs)
+            pool.close()
+            pool.join()
+        finally:
+            pool.terminate()
+        elapsed = time.perf_counter() - t
+        if self.kind == "stateful":
+            merged = [0] * STATE_BINS
+            for b, v in out:
+                merged[b] = (merged[b] + v) & M
+            return elapsed, state_checksum(merged)
+        return elapsed, self.checksum(out)
+
+    def checksum(self, out):
+        return payload_checksum(out) if self.kind == "payload" else checksum_u64(out)
+
+
+NOTES = {
+    ("multiprocessing", "stateful"): "no worker state: tasks return (bin, value), parent merges",
+    ("mpire", "expensive-init"): "table built in worker_init, kept in worker_state",
+    ("multiprocessing", "expensive-init"): "table built in Pool(initializer=...)",
+}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", required=True, help="JSON written by pool-bench")
+    args = ap.parse_args()
+    with open(args.params) as f:
+        params = json.load(f)
+    n_jobs, runs = params["n_jobs"], params["runs"]
+    start_method = params.get("start_method", "fork")
+    k_per_ms = params.get("k_per_ms") or calibrate()
+    print(f"peers: spin k_per_ms={k_per_ms}", file=sys.stderr)
+
+    results = {}
+    for name in params["workloads"]:
+        w = Workload(name, params["sizes"], params["skewed_us"], k_per_ms)
+        results[name] = {}
+        for contender in params["contenders"]:
+            run = {"mpire": w.run_mpire, "multiprocessing": w.run_mp}[contender]
+            entry = {"times_s": [], "checksums": [], "error": None,
+                     "note": NOTES.get((contender, name))}
+            try:
+                for i in range(runs + 1):  # run 0: untimed warm-up, checked by the harness
+                    elapsed, checksum = run(n_jobs, start_method)
+                    entry["checksums"].append(checksum)
+                    if i > 0:
+                        entry["times_s"].append(elapsed)
+            except Exception as e:  # reported as a failed row, the others go on
+                entry["error"] = f"{type(e).__name__}: {e}"
+            results[name][contender] = entry
+            times = ", ".join(f"{t:.4f}" for t in entry["times_s"])
+            print(f"peers: {name:<15} {contender:<16} [{times}] {entry['error'] or ''}",
+                  file=sys.stderr)
+
+    json.dump({
+        "python": sys.version.split()[0],
+        "mpire": version("mpire"),
+        "numpy": version("numpy"),
+        "k_per_ms": k_per_ms,
+        "results": results,
+    }, sys.stdout)
+    print()
+
+
+if __name__ == "__main__":
+    main()

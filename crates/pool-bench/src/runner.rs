@@ -1,0 +1,137 @@
+//! Runs the Rust contenders on a workload: one checked warm-up run, then timed runs.
+//!
+//! Honesty rule: a contender's timings count only if the checksum of its results equals the
+//! serial reference on the warm-up run *and* on every timed run. Otherwise the row is marked
+//! `invalid`, the error is printed loudly, and the harness exits non-zero at the end.
+
+use std::time::Instant;
+
+use anyhow::Result;
+
+use crate::contenders::{Contender, U64Task};
+use crate::kernels;
+use crate::results::{Row, Status};
+use crate::stats::Summary;
+use crate::workload::{KPerMs, Sizes, WorkloadKind, u64_inputs};
+
+/// A workload's inputs, built once before any contender runs.
+#[derive(Debug)]
+pub struct Prepared {
+    /// Which workload.
+    pub kind: WorkloadKind,
+    u64_inputs: Vec<u64>,
+    payloads: Vec<Vec<u8>>,
+    task: U64Task,
+    stateful_k: u64,
+}
+
+impl Prepared {
+    /// Builds the inputs of `kind` for the Rust calibration `k_per_ms`.
+    pub fn new(kind: WorkloadKind, sizes: &Sizes, k_per_ms: KPerMs) -> Self {
+        let u64_inputs = u64_inputs(kind, sizes, k_per_ms);
+        let payloads = if kind == WorkloadKind::Payload {
+            u64_inputs
+                .iter()
+                .map(|&i| kernels::payload_input(i))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let task = match kind {
+            WorkloadKind::Cpu1ms => U64Task::Spin {
+                k: kernels::iterations_for(sizes.cpu_task_us, k_per_ms),
+            },
+            WorkloadKind::Skewed => U64Task::SpinPacked,
+            WorkloadKind::ExpensiveInit => U64Task::TableLookup {
+                entries: sizes.table_entries,
+            },
+            _ => U64Task::Square,
+        };
+        let stateful_k = kernels::iterations_for(sizes.stateful_task_us, k_per_ms);
+        Self {
+            kind,
+            u64_inputs,
+            payloads,
+            task,
+            stateful_k,
+        }
+    }
+
+    /// One run of `contender`: returns the wall time of the call and the checksum of its
+    /// results (computed after the clock stops).
+    pub fn run_once(&self, contender: &dyn Contender) -> Result<(f64, u64)> {
+        let start = Instant::now();
+        match self.kind {
+            WorkloadKind::Stateful => {
+                let state = contender.stateful(&self.u64_inputs, self.stateful_k)?;
+                let elapsed = start.elapsed().as_secs_f64();
+                Ok((elapsed, kernels::state_checksum(&state)))
+            }
+            WorkloadKind::Payload => {
+                let outs = contender.payload(&self.payloads)?;
+                let elapsed = start.elapsed().as_secs_f64();
+                Ok((elapsed, kernels::payload_checksum(&outs)))
+            }
+            _ => {
+                let outs = contender.map_u64(self.task, &self.u64_inputs)?;
+                let elapsed = start.elapsed().as_secs_f64();
+                Ok((elapsed, kernels::checksum_u64(&outs)))
+            }
+        }
+    }
+}
+
+/// Runs `contender` on `prepared`: a checked warm-up, then `runs` checked, timed runs.
+pub fn measure(contender: &dyn Contender, prepared: &Prepared, expected: u64, runs: usize) -> Row {
+    let name = contender.name();
+    let mut row = Row {
+        contender: name.clone(),
+        language: "rust".into(),
+        status: Status::Ok,
+        times_s: Vec::new(),
+        summary: None,
+        checksum: None,
+        expected_checksum: expected,
+        ratio_vs_rayon: None,
+        ratio_vs_mpire: None,
+        note: contender.note(prepared.kind),
+        error: None,
+    };
+    for run in 0..=runs {
+        match prepared.run_once(contender) {
+            Ok((elapsed, checksum)) => {
+                row.checksum = Some(checksum);
+                if checksum != expected {
+                    let msg = format!(
+                        "checksum mismatch on {} run: got {checksum:#018x}, expected {expected:#018x}",
+                        if run == 0 {
+                            "the warm-up".to_string()
+                        } else {
+                            format!("timed run {run}")
+                        }
+                    );
+                    eprintln!(
+                        "\n!!! INVALID: {name} on {}: {msg}; its timings are void\n",
+                        prepared.kind.name()
+                    );
+                    row.status = Status::Invalid;
+                    row.error = Some(msg);
+                    row.times_s.clear();
+                    return row;
+                }
+                if run > 0 {
+                    row.times_s.push(elapsed);
+                }
+            }
+            Err(e) => {
+                eprintln!("!!! FAILED: {name} on {}: {e:#}", prepared.kind.name());
+                row.status = Status::Failed;
+                row.error = Some(format!("{e:#}"));
+                row.times_s.clear();
+                return row;
+            }
+        }
+    }
+    row.summary = Summary::of(&row.times_s);
+    row
+}
