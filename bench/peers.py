@@ -272,23 +272,28 @@ def main():
     results = {}
     for name in params["workloads"]:
         w = Workload(name, params["sizes"], params["skewed_us"], k_per_ms)
-        results[name] = {}
-        for contender in params["contenders"]:
-            run = {"mpire": w.run_mpire, "multiprocessing": w.run_mp}[contender]
-            entry = {"times_s": [], "checksums": [], "error": None,
-                     "note": NOTES.get((contender, name))}
-            try:
-                for i in range(runs + 1):  # run 0: untimed warm-up, checked by the harness
-                    elapsed, checksum = run(n_jobs, start_method)
-                    entry["checksums"].append(checksum)
-                    if i > 0:
-                        entry["times_s"].append(elapsed)
-            except Exception as e:  # reported as a failed row, the others go on
-                entry["error"] = f"{type(e).__name__}: {e}"
-            results[name][contender] = entry
+        runners = {"mpire": w.run_mpire, "multiprocessing": w.run_mp}
+        entries = {c: {"times_s": [], "checksums": [], "error": None, "note": NOTES.get((c, name))}
+                   for c in params["contenders"]}
+        # Round 0 is the untimed warm-up, checked by the harness. Rounds interleave the
+        # contenders so that load from elsewhere on the machine is spread over both.
+        for i in range(runs + 1):
+            for contender, entry in entries.items():
+                if entry["error"]:
+                    continue
+                try:
+                    elapsed, checksum = runners[contender](n_jobs, start_method)
+                except Exception as e:  # reported as a failed row, the others go on
+                    entry["error"] = f"{type(e).__name__}: {e}"
+                    continue
+                entry["checksums"].append(checksum)
+                if i > 0:
+                    entry["times_s"].append(elapsed)
+        for contender, entry in entries.items():
             times = ", ".join(f"{t:.4f}" for t in entry["times_s"])
             print(f"peers: {name:<15} {contender:<16} [{times}] {entry['error'] or ''}",
                   file=sys.stderr)
+        results[name] = entries
 
     json.dump({
         "python": sys.version.split()[0],

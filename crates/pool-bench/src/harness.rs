@@ -11,9 +11,10 @@ use anyhow::{Result, bail};
 
 use crate::calibrate::spin_k_per_ms;
 use crate::cli::Args;
+use crate::contenders::Contender;
 use crate::python::{self, CONTENDERS, PythonWork};
 use crate::results::{Calibration, Machine, Report, Status, WorkloadResult};
-use crate::runner::{Prepared, measure};
+use crate::runner::{Prepared, measure_all};
 use crate::workload::{Sizes, WorkloadKind, reference_checksum};
 use crate::{contenders, report};
 
@@ -58,21 +59,20 @@ pub fn run(args: &Args) -> Result<Outcome> {
     for &kind in &workloads {
         let prepared = Prepared::new(kind, &sizes, rust_k);
         let expected = reference_checksum(kind, &sizes, rust_k);
-        let mut rows = Vec::new();
-        for c in contenders.iter().filter(|c| c.supports(kind)) {
-            let row = measure(c.as_ref(), &prepared, expected, runs);
-            let times = row
-                .times_s
-                .iter()
-                .map(|t| format!("{t:.4}"))
-                .collect::<Vec<_>>();
+        let selected: Vec<&dyn Contender> = contenders
+            .iter()
+            .map(|c| c.as_ref())
+            .filter(|c| c.supports(kind))
+            .collect();
+        let rows = measure_all(&selected, &prepared, expected, runs);
+        for row in &rows {
+            let times: Vec<_> = row.times_s.iter().map(|t| format!("{t:.4}")).collect();
             eprintln!(
                 "{:<15} {:<22} [{}]",
                 kind.name(),
                 row.contender,
                 times.join(", ")
             );
-            rows.push(row);
         }
         results.push(WorkloadResult {
             workload: kind.name().into(),
@@ -140,6 +140,7 @@ pub fn run(args: &Args) -> Result<Outcome> {
         sizes,
         workloads: results,
     };
+    report.machine.load_after = Machine::load_average();
     report.compute_ratios();
     report::write_all(&report, &out_dir)?;
     eprintln!(

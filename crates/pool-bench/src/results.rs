@@ -109,6 +109,11 @@ pub struct Machine {
     pub cpus: usize,
     /// First `model name` line of `/proc/cpuinfo`, when there is one.
     pub cpu_model: Option<String>,
+    /// One-minute load average when the run started: above ~0.5 something else was running,
+    /// and every figure is noisier for it.
+    pub load_before: Option<f64>,
+    /// One-minute load average when the run ended (includes the benchmark's own load).
+    pub load_after: Option<f64>,
 }
 
 impl Machine {
@@ -125,7 +130,19 @@ impl Machine {
             arch: std::env::consts::ARCH.into(),
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             cpu_model,
+            load_before: Self::load_average(),
+            load_after: None,
         }
+    }
+
+    /// The one-minute load average from `/proc/loadavg`, when there is one.
+    pub fn load_average() -> Option<f64> {
+        std::fs::read_to_string("/proc/loadavg")
+            .ok()?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
     }
 }
 

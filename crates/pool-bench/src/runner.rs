@@ -1,4 +1,4 @@
-//! Runs the Rust contenders on a workload: one checked warm-up run, then timed runs.
+//! Runs the Rust contenders on a workload: one checked warm-up run each, then timed rounds.
 //!
 //! Honesty rule: a contender's timings count only if the checksum of its results equals the
 //! serial reference on the warm-up run *and* on every timed run. Otherwise the row is marked
@@ -81,11 +81,44 @@ impl Prepared {
     }
 }
 
-/// Runs `contender` on `prepared`: a checked warm-up, then `runs` checked, timed runs.
+/// Runs every contender on `prepared`: each does one checked warm-up, then `runs` rounds in
+/// which each contender runs once, checked and timed. Rounds interleave the contenders so that a
+/// burst of load from elsewhere on the machine is spread over all of them, not pinned on one.
+pub fn measure_all(
+    contenders: &[&dyn Contender],
+    prepared: &Prepared,
+    expected: u64,
+    runs: usize,
+) -> Vec<Row> {
+    let mut rows: Vec<Row> = contenders
+        .iter()
+        .map(|c| new_row(*c, prepared.kind, expected))
+        .collect();
+    for round in 0..=runs {
+        for (c, row) in contenders.iter().zip(&mut rows) {
+            if row.status == Status::Ok {
+                run_checked(*c, prepared, round, row);
+            }
+        }
+    }
+    for row in &mut rows {
+        if row.status == Status::Ok {
+            row.summary = Summary::of(&row.times_s);
+        } else {
+            row.times_s.clear();
+        }
+    }
+    rows
+}
+
+/// Runs one contender alone: a checked warm-up, then `runs` checked, timed runs.
 pub fn measure(contender: &dyn Contender, prepared: &Prepared, expected: u64, runs: usize) -> Row {
-    let name = contender.name();
-    let mut row = Row {
-        contender: name.clone(),
+    measure_all(&[contender], prepared, expected, runs).remove(0)
+}
+
+fn new_row(contender: &dyn Contender, kind: WorkloadKind, expected: u64) -> Row {
+    Row {
+        contender: contender.name(),
         language: "rust".into(),
         status: Status::Ok,
         times_s: Vec::new(),
@@ -94,44 +127,39 @@ pub fn measure(contender: &dyn Contender, prepared: &Prepared, expected: u64, ru
         expected_checksum: expected,
         ratio_vs_rayon: None,
         ratio_vs_mpire: None,
-        note: contender.note(prepared.kind),
+        note: contender.note(kind),
         error: None,
-    };
-    for run in 0..=runs {
-        match prepared.run_once(contender) {
-            Ok((elapsed, checksum)) => {
-                row.checksum = Some(checksum);
-                if checksum != expected {
-                    let msg = format!(
-                        "checksum mismatch on {} run: got {checksum:#018x}, expected {expected:#018x}",
-                        if run == 0 {
-                            "the warm-up".to_string()
-                        } else {
-                            format!("timed run {run}")
-                        }
-                    );
-                    eprintln!(
-                        "\n!!! INVALID: {name} on {}: {msg}; its timings are void\n",
-                        prepared.kind.name()
-                    );
-                    row.status = Status::Invalid;
-                    row.error = Some(msg);
-                    row.times_s.clear();
-                    return row;
-                }
-                if run > 0 {
-                    row.times_s.push(elapsed);
-                }
-            }
-            Err(e) => {
-                eprintln!("!!! FAILED: {name} on {}: {e:#}", prepared.kind.name());
-                row.status = Status::Failed;
-                row.error = Some(format!("{e:#}"));
-                row.times_s.clear();
-                return row;
+    }
+}
+
+/// One run (round 0 is the untimed warm-up); marks the row invalid or failed when it must.
+fn run_checked(contender: &dyn Contender, prepared: &Prepared, round: usize, row: &mut Row) {
+    let name = &row.contender;
+    let workload = prepared.kind.name();
+    match prepared.run_once(contender) {
+        Ok((elapsed, checksum)) => {
+            row.checksum = Some(checksum);
+            let expected = row.expected_checksum;
+            if checksum != expected {
+                let which = if round == 0 {
+                    "the warm-up".to_string()
+                } else {
+                    format!("timed run {round}")
+                };
+                let msg = format!(
+                    "checksum mismatch on {which}: got {checksum:#018x}, expected {expected:#018x}"
+                );
+                eprintln!("\n!!! INVALID: {name} on {workload}: {msg}; its timings are void\n");
+                row.status = Status::Invalid;
+                row.error = Some(msg);
+            } else if round > 0 {
+                row.times_s.push(elapsed);
             }
         }
+        Err(e) => {
+            eprintln!("!!! FAILED: {name} on {workload}: {e:#}");
+            row.status = Status::Failed;
+            row.error = Some(format!("{e:#}"));
+        }
     }
-    row.summary = Summary::of(&row.times_s);
-    row
 }

@@ -7,8 +7,18 @@ use std::fmt::Write;
 use super::human_time;
 use crate::results::{Report, Status};
 
+/// A ratio with about three significant digits: `1.00×`, `717×`, `0.0014×`.
 fn ratio(r: Option<f64>) -> String {
-    r.map_or_else(|| "–".into(), |r| format!("{r:.2}×"))
+    match r {
+        None => "–".into(),
+        Some(r) if r >= 100.0 => format!("{r:.0}×"),
+        Some(r) if r >= 0.1 => format!("{r:.2}×"),
+        Some(r) if r > 0.0 => {
+            let decimals = (-r.log10().floor()) as usize + 1;
+            format!("{r:.decimals$}×")
+        }
+        Some(r) => format!("{r}×"),
+    }
 }
 
 /// Renders the whole report as Markdown.
@@ -36,6 +46,13 @@ pub fn render(report: &Report) -> String {
             ""
         },
     );
+    if let Some(load) = m.load_before.filter(|l| *l > 0.5) {
+        let _ = writeln!(
+            s,
+            "**The machine was busy when the run started (load average {load:.2}): other work \
+             shared the CPUs, so the figures are noisier than usual.**"
+        );
+    }
     if let Some(py) = &report.python {
         let _ = writeln!(
             s,
