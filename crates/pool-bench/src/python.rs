@@ -218,3 +218,60 @@ fn check_entry(contender: &str, kind: WorkloadKind, expected: u64, entry: Option
     row.summary = Summary::of(&row.times_s);
     row
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Entry, check_entry};
+    use crate::results::Status;
+    use crate::workload::WorkloadKind;
+
+    fn entry(checksums: Vec<u64>, error: Option<&str>) -> Entry {
+        Entry {
+            times_s: vec![0.1; checksums.len().saturating_sub(1)],
+            checksums,
+            error: error.map(String::from),
+            note: None,
+        }
+    }
+
+    #[test]
+    fn matching_checksums_count() {
+        let row = check_entry(
+            "mpire",
+            WorkloadKind::Trivial,
+            7,
+            Some(&entry(vec![7, 7, 7], None)),
+        );
+        assert_eq!(row.status, Status::Ok);
+        assert_eq!(row.times_s.len(), 2);
+        assert!(row.summary.is_some());
+    }
+
+    #[test]
+    fn one_wrong_checksum_voids_the_row() {
+        let row = check_entry(
+            "mpire",
+            WorkloadKind::Trivial,
+            7,
+            Some(&entry(vec![7, 8, 7], None)),
+        );
+        assert_eq!(row.status, Status::Invalid);
+        assert!(row.times_s.is_empty() && row.summary.is_none());
+        assert_eq!(row.checksum, Some(8));
+    }
+
+    #[test]
+    fn errors_and_missing_entries_fail() {
+        let row = check_entry(
+            "mpire",
+            WorkloadKind::Trivial,
+            7,
+            Some(&entry(vec![], Some("boom"))),
+        );
+        assert_eq!(row.status, Status::Failed);
+        assert_eq!(
+            check_entry("mpire", WorkloadKind::Trivial, 7, None).status,
+            Status::Failed
+        );
+    }
+}
