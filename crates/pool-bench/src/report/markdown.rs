@@ -29,7 +29,7 @@ pub fn render(report: &Report) -> String {
     let _ = writeln!(
         s,
         "{} on {} {} ({} CPUs{}), {} workers per contender, {} timed runs each after one checked \
-         warm-up{}.",
+         warm-up{}.\n",
         report.generator,
         m.os,
         m.arch,
@@ -56,7 +56,7 @@ pub fn render(report: &Report) -> String {
     if let Some(py) = &report.python {
         let _ = writeln!(
             s,
-            "Python {} with MPIRE {} and numpy {}; pools use the `fork` start method.",
+            "\nPython {} with MPIRE {} and numpy {}; pools use the `fork` start method.",
             py.python, py.mpire, py.numpy
         );
     }
@@ -72,7 +72,7 @@ pub fn render(report: &Report) -> String {
     if c.python_work == "same-time" {
         let _ = writeln!(
             s,
-            "CPU tasks are sized in time: a 1 ms task runs 1 ms in each language, so the Python rows \
+            "\nCPU tasks are sized in time: a 1 ms task runs 1 ms in each language, so the Python rows \
              compare pools, not interpreters. Each language's checksums are checked against a Rust \
              serial reference computed with that language's iteration counts."
         );
