@@ -1,15 +1,16 @@
 //! The `pool` contenders: one per start method (fork, spawn, threading), all in this file so
 //! they are added, changed or removed in one place.
 //!
-//! Compiled only with the `pool-contenders` feature, which is off until the facade's API lands:
-//! this file is written against the API shape in DESIGN.md (`WorkerPool::builder()`,
-//! `worker_state`, `map_ctx`, `map_with` + `MapOptions`, `get_exit_results`, `join`). When it
-//! lands, enable the feature (`cargo run -p pool-bench --release --features pool-contenders`)
-//! and fix what the compiler says here; nothing else in the harness needs to change.
+//! Compiled only with the `pool-contenders` feature, off until the facade's process back ends
+//! land and this branch is merged: `cargo run -p pool-bench --release --features
+//! pool-contenders`. Written against the facade on main as of 2026-11-23 (`WorkerPool::builder()`,
+//! `worker_state`, `map` / `map_ctx_with` + `MapOptions::worker_exit`, `get_exit_results`,
+//! `join`); a start method that is not available yet shows as a failed row with its error.
 //!
-//! Each run builds a fresh pool, maps, collects in order and joins, like every other contender.
-//! The expensive-init table lives in the worker state (built once per worker); the stateful
-//! histogram too, returned by the worker-exit hook and merged here.
+//! Every task is a non-capturing closure (what `StartMethod::Spawn` requires): values a task
+//! needs travel in its input, e.g. `(i, k)` for cpu-1ms instead of capturing `k`. The table of
+//! expensive-init and the histogram of stateful live in the worker state, made once per worker;
+//! the histograms come back through `worker_exit` and are merged here.
 
 use anyhow::Result;
 use pool::{MapOptions, StartMethod, WorkerPool};
@@ -21,18 +22,12 @@ use crate::workload::WorkloadKind;
 /// Every `pool` contender, in report order.
 pub fn contenders(n_jobs: usize) -> Vec<Box<dyn Contender>> {
     [
-        (StartMethod::Fork, "fork"),
-        (StartMethod::Spawn, "spawn"),
-        (StartMethod::Threading, "threading"),
+        StartMethod::Fork,
+        StartMethod::Spawn,
+        StartMethod::Threading,
     ]
     .into_iter()
-    .map(|(method, label)| {
-        Box::new(PoolContender {
-            n_jobs,
-            method,
-            label,
-        }) as Box<dyn Contender>
-    })
+    .map(|method| Box::new(PoolContender { n_jobs, method }) as Box<dyn Contender>)
     .collect()
 }
 
@@ -41,20 +36,36 @@ pub fn contenders(n_jobs: usize) -> Vec<Box<dyn Contender>> {
 struct PoolContender {
     n_jobs: usize,
     method: StartMethod,
-    label: &'static str,
 }
 
 impl PoolContender {
-    fn builder(&self) -> pool::WorkerPoolBuilder {
+    fn builder(&self) -> pool::Builder {
         WorkerPool::builder()
             .n_jobs(self.n_jobs)
             .start_method(self.method)
+    }
+
+    /// Starts a pool, maps `f` over `inputs`, joins: one whole run.
+    fn run<T, R>(&self, f: fn(T) -> R, inputs: Vec<T>) -> Result<Vec<R>>
+    where
+        T: serde::Serialize
+            + serde::de::DeserializeOwned
+            + Clone
+            + std::fmt::Debug
+            + Send
+            + 'static,
+        R: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+    {
+        let mut p = self.builder().build()?;
+        let out = p.map(f, inputs)?;
+        p.join()?;
+        Ok(out)
     }
 }
 
 impl Contender for PoolContender {
     fn name(&self) -> String {
-        format!("pool-{}", self.label)
+        format!("pool-{}", self.method.name())
     }
 
     fn note(&self, kind: WorkloadKind) -> Option<String> {
@@ -68,29 +79,29 @@ impl Contender for PoolContender {
     }
 
     fn map_u64(&self, task: U64Task, inputs: &[u64]) -> Result<Vec<u64>> {
-        let out = match task {
+        match task {
+            U64Task::Square => self.run(kernels::square, inputs.to_vec()),
+            U64Task::SpinPacked => self.run(kernels::spin_packed, inputs.to_vec()),
+            U64Task::Spin { k } => {
+                self.run(|(x, k): (u64, u64)| kernels::spin(x, k), with(inputs, k))
+            }
             U64Task::TableLookup { entries } => {
-                let mut p = self
-                    .builder()
-                    .worker_state(move || kernels::build_table(entries as usize))
-                    .build()?;
+                // The state starts empty and the first task on each worker fills it: the table
+                // is built once per worker, and the closures capture nothing.
+                let mut p = self.builder().worker_state(Vec::<u64>::new).build()?;
                 let out = p.map_ctx(
-                    |ctx, i: u64| kernels::table_lookup(ctx.state(), i),
-                    inputs.to_vec(),
+                    |ctx, (i, entries): (u64, u64)| {
+                        if ctx.state().is_empty() {
+                            *ctx.state_mut() = kernels::build_table(entries as usize);
+                        }
+                        kernels::table_lookup(ctx.state(), i)
+                    },
+                    with(inputs, entries),
                 )?;
                 p.join()?;
-                out
+                Ok(out)
             }
-            // Spawn re-executes the binary and may need a non-capturing function per task
-            // kind; if so, match on `task` here and pass `kernels::square` etc. directly.
-            _ => {
-                let mut p = self.builder().build()?;
-                let out = p.map(move |x: u64| task.apply(x), inputs.to_vec())?;
-                p.join()?;
-                out
-            }
-        };
-        Ok(out)
+        }
     }
 
     fn stateful(&self, inputs: &[u64], k: u64) -> Result<Vec<u64>> {
@@ -98,23 +109,25 @@ impl Contender for PoolContender {
             .builder()
             .worker_state(|| vec![0u64; kernels::STATE_BINS])
             .build()?;
-        p.map_with(
-            move |ctx, i: u64| kernels::stateful_step(ctx.state_mut(), i, k),
-            inputs.to_vec(),
+        p.map_ctx_with(
+            |ctx, (i, k): (u64, u64)| kernels::stateful_step(ctx.state_mut(), i, k),
+            with(inputs, k),
             MapOptions::default().worker_exit(|ctx| ctx.state().clone()),
         )?;
+        p.join()?;
         let mut merged = vec![0u64; kernels::STATE_BINS];
-        for state in p.get_exit_results() {
+        for state in p.get_exit_results::<Vec<u64>>()? {
             kernels::merge_state(&mut merged, &state);
         }
-        p.join()?;
         Ok(merged)
     }
 
     fn payload(&self, inputs: &[Vec<u8>]) -> Result<Vec<Vec<u8>>> {
-        let mut p = self.builder().build()?;
-        let out = p.map(|v: Vec<u8>| kernels::payload_task(&v), inputs.to_vec())?;
-        p.join()?;
-        Ok(out)
+        self.run(|v: Vec<u8>| kernels::payload_task(&v), inputs.to_vec())
     }
+}
+
+/// Pairs every input with a parameter the task would otherwise capture.
+fn with(inputs: &[u64], param: u64) -> Vec<(u64, u64)> {
+    inputs.iter().map(|&x| (x, param)).collect()
 }
