@@ -13,7 +13,7 @@
 //! the histograms come back through `worker_exit` and are merged here.
 
 use anyhow::Result;
-use pool::{MapOptions, StartMethod, WorkerPool};
+use pool::{MapOptions, StartMethod, WorkerContext, WorkerPool};
 
 use super::{Contender, U64Task};
 use crate::kernels;
@@ -112,7 +112,8 @@ impl Contender for PoolContender {
         p.map_ctx_with(
             |ctx, (i, k): (u64, u64)| kernels::stateful_step(ctx.state_mut(), i, k),
             with(inputs, k),
-            MapOptions::default().worker_exit(|ctx| ctx.state().clone()),
+            MapOptions::default()
+                .worker_exit(|ctx: &mut WorkerContext<'_, (), Vec<u64>>| ctx.state().clone()),
         )?;
         p.join()?;
         let mut merged = vec![0u64; kernels::STATE_BINS];
