@@ -185,5 +185,7 @@ fn select(only: &[String]) -> Result<Vec<WorkloadKind>> {
             out.push(kind);
         }
     }
+    // Report order, whatever order the flags gave.
+    out.sort_by_key(|k| WorkloadKind::ALL.iter().position(|w| w == k));
     Ok(out)
 }

@@ -94,10 +94,21 @@ pub fn measure_all(
         .iter()
         .map(|c| new_row(*c, prepared.kind, expected))
         .collect();
+    // Timed runs each row gets; cut to SLOW_ROW_RUNS for a row whose warm-up was slow.
+    let mut budget = vec![runs; rows.len()];
     for round in 0..=runs {
-        for (c, row) in contenders.iter().zip(&mut rows) {
-            if row.status == Status::Ok {
-                run_checked(*c, prepared, round, row);
+        for ((c, row), budget) in contenders.iter().zip(&mut rows).zip(&mut budget) {
+            if row.status == Status::Ok && round <= *budget {
+                let warm_up_s = run_checked(*c, prepared, round, row);
+                if round == 0 && warm_up_s > SLOW_ROW_S && runs > SLOW_ROW_RUNS {
+                    *budget = SLOW_ROW_RUNS;
+                    let cut = format!("{SLOW_ROW_RUNS} runs: warm-up took {warm_up_s:.0} s");
+                    row.note = Some(
+                        row.note
+                            .take()
+                            .map_or(cut.clone(), |n| format!("{n}; {cut}")),
+                    );
+                }
             }
         }
     }
@@ -132,8 +143,16 @@ fn new_row(contender: &dyn Contender, kind: WorkloadKind, expected: u64) -> Row 
     }
 }
 
+/// A row whose warm-up takes longer than this gets only [`SLOW_ROW_RUNS`] timed runs, so the
+/// full sizes finish in minutes (MPIRE spends ~10 µs per task on `trivial`'s 10 M tasks).
+/// `bench/peers.py` applies the same rule.
+pub const SLOW_ROW_S: f64 = 20.0;
+/// Timed runs of a slow row.
+pub const SLOW_ROW_RUNS: usize = 3;
+
 /// One run (round 0 is the untimed warm-up); marks the row invalid or failed when it must.
-fn run_checked(contender: &dyn Contender, prepared: &Prepared, round: usize, row: &mut Row) {
+/// Returns the run's wall time (0 when it failed).
+fn run_checked(contender: &dyn Contender, prepared: &Prepared, round: usize, row: &mut Row) -> f64 {
     let name = &row.contender;
     let workload = prepared.kind.name();
     match prepared.run_once(contender) {
@@ -155,11 +174,13 @@ fn run_checked(contender: &dyn Contender, prepared: &Prepared, round: usize, row
             } else if round > 0 {
                 row.times_s.push(elapsed);
             }
+            elapsed
         }
         Err(e) => {
             eprintln!("!!! FAILED: {name} on {workload}: {e:#}");
             row.status = Status::Failed;
             row.error = Some(format!("{e:#}"));
+            0.0
         }
     }
 }
