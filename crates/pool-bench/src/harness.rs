@@ -20,7 +20,8 @@ use crate::{contenders, report};
 
 /// The workspace root, as seen when this crate was compiled (`crates/pool-bench/../..`).
 fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.canonicalize().unwrap_or(root)
 }
 
 /// What the run produced, for `main` to turn into an exit code.
