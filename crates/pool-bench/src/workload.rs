@@ -133,10 +133,10 @@ impl Sizes {
     /// two cores.
     pub fn quick() -> Self {
         Self {
-            trivial_n: 200_000,
-            cpu_tasks: 1000,
-            skewed_tasks: 1000,
-            stateful_tasks: 4000,
+            trivial_n: 100_000,
+            cpu_tasks: 600,
+            skewed_tasks: 600,
+            stateful_tasks: 3000,
             table_tasks: 16,
             payload_tasks: 48,
             ..Self::full()
