@@ -252,6 +252,26 @@ class Workload:
             return elapsed, state_checksum(merged)
         return elapsed, self.checksum(out)
 
+    def run_serial(self, n_jobs, start_method):
+        """One interpreter, no pool: the Python work itself, for scale. Its ratio to Rust's
+        `serial` row shows how well the two calibrations agree."""
+        t = time.perf_counter()
+        if self.kind == "stateful":
+            state = {}
+            mpire_state_init(state)
+            for i in self.inputs:
+                self.func(state, i)
+            elapsed = time.perf_counter() - t
+            return elapsed, state_checksum(state["hist"])
+        if self.name == "expensive-init":
+            state = {}
+            self.map_kwargs["worker_init"](state)
+            out = [self.func(state, i) for i in self.inputs]
+        else:
+            out = [self.func(x) for x in self.inputs]
+        elapsed = time.perf_counter() - t
+        return elapsed, self.checksum(out)
+
     def checksum(self, out):
         return payload_checksum(out) if self.kind == "payload" else checksum_u64(out)
 
@@ -277,9 +297,10 @@ def main():
     results = {}
     for name in params["workloads"]:
         w = Workload(name, params["sizes"], params["skewed_us"], k_per_ms)
-        runners = {"mpire": w.run_mpire, "multiprocessing": w.run_mp}
+        runners = {"mpire": w.run_mpire, "multiprocessing": w.run_mp,
+                   "python-serial": w.run_serial}
         entries = {c: {"times_s": [], "checksums": [], "error": None, "note": NOTES.get((c, name))}
-                   for c in params["contenders"]}
+                   for c in params["contenders"] if (c, name) != ("python-serial", "startup")}
         # Round 0 is the untimed warm-up, checked by the harness. Rounds interleave the
         # contenders so that load from elsewhere on the machine is spread over both.
         budget = {c: runs for c in entries}

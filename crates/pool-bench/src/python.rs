@@ -16,8 +16,14 @@ use crate::results::{PythonInfo, Row, Status};
 use crate::stats::Summary;
 use crate::workload::{KPerMs, Sizes, WorkloadKind, reference_checksum};
 
-/// The Python contenders, in report order.
-pub const CONTENDERS: [&str; 2] = ["mpire", "multiprocessing"];
+/// The Python contenders, in report order. `python-serial` (one interpreter, no pool) gives the
+/// Python side's scale, as `serial` does for Rust; it has no `startup` row.
+pub const CONTENDERS: [&str; 3] = ["mpire", "multiprocessing", "python-serial"];
+
+/// Whether a Python contender runs a workload.
+pub fn runs_workload(contender: &str, kind: WorkloadKind) -> bool {
+    !(contender == "python-serial" && kind == WorkloadKind::Startup)
+}
 
 /// How the Python peers size their CPU work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -46,7 +52,7 @@ struct Params<'a> {
     start_method: &'static str,
     k_per_ms: Option<KPerMs>,
     workloads: Vec<&'static str>,
-    contenders: [&'static str; 2],
+    contenders: [&'static str; 3],
     sizes: &'a Sizes,
     skewed_us: Vec<u64>,
 }
@@ -140,6 +146,7 @@ pub fn run_peers(
         let entries = output.results.get(kind.name());
         let list = CONTENDERS
             .iter()
+            .filter(|c| runs_workload(c, kind))
             .map(|&c| check_entry(c, kind, expected, entries.and_then(|e| e.get(c))))
             .collect();
         rows.insert(kind.name().to_string(), list);
