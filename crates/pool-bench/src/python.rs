@@ -85,7 +85,8 @@ pub struct PythonResults {
     pub rows: BTreeMap<String, Vec<Row>>,
 }
 
-/// Makes `bench/.venv` ready (creating it on first use) and returns its interpreter.
+/// Makes `bench/.venv` (or `$POOL_BENCH_VENV`) ready, creating it on first use, and returns
+/// its interpreter.
 pub fn ensure_venv(bench_dir: &Path) -> Result<PathBuf> {
     let script = bench_dir.join("setup_venv.sh");
     let status = Command::new("bash")
@@ -98,7 +99,9 @@ pub fn ensure_venv(bench_dir: &Path) -> Result<PathBuf> {
             script.display()
         );
     }
-    Ok(bench_dir.join(".venv/bin/python"))
+    let venv =
+        std::env::var_os("POOL_BENCH_VENV").map_or_else(|| bench_dir.join(".venv"), PathBuf::from);
+    Ok(venv.join("bin/python"))
 }
 
 /// Runs `peers.py` on `workloads` and checks its checksums.
