@@ -90,10 +90,16 @@ pub fn render(report: &Report) -> String {
     );
     let _ = writeln!(
         s,
-        r##"<text x="12" y="40" fill="#555">{} · {} CPUs · {} timed runs per bar</text>"##,
+        r##"<text x="12" y="40" fill="#555">{} · {} CPUs · {} timed runs per bar · <tspan font-style="italic">italic</tspan> = Python{}</text>"##,
         esc(&report.generator),
         report.machine.cpus,
-        report.runs
+        report.runs,
+        report
+            .machine
+            .load_before
+            .filter(|l| *l > 0.5)
+            .map(|l| format!(" · machine busy at start (load {l:.1}): noisy"))
+            .unwrap_or_default()
     );
 
     // Decade grid lines and labels, top to bottom of the plot area.
@@ -125,9 +131,14 @@ pub fn render(report: &Report) -> String {
             let mid = y + BAR_H / 2.0;
             let _ = writeln!(
                 s,
-                r#"<text x="{:.1}" y="{:.1}" text-anchor="end" dominant-baseline="middle">{}</text>"#,
+                r#"<text x="{:.1}" y="{:.1}" text-anchor="end" dominant-baseline="middle"{}>{}</text>"#,
                 LABEL_W - 8.0,
                 mid,
+                if r.language == "python" {
+                    r#" font-style="italic""#
+                } else {
+                    ""
+                },
                 esc(&r.contender)
             );
             match (r.status, r.summary) {
