@@ -15,7 +15,7 @@ pub struct Args {
     #[arg(long)]
     pub quick: bool,
 
-    /// Where to write the results [default: <workspace>/bench/results].
+    /// Where to write the results [default: WORKSPACE/bench/results].
     #[arg(long)]
     pub out: Option<PathBuf>,
 
@@ -41,7 +41,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "same-time")]
     pub python_work: PythonWork,
 
-    /// The `bench/` directory holding peers.py and setup_venv.sh [default: <workspace>/bench].
+    /// The `bench/` directory holding peers.py and setup_venv.sh [default: WORKSPACE/bench].
     #[arg(long)]
     pub bench_dir: Option<PathBuf>,
 }
