@@ -21,6 +21,19 @@ fn ratio(r: Option<f64>) -> String {
     }
 }
 
+/// Python's serial cpu-1ms median over Rust's: how well the two calibrations agree.
+fn calibration_check(report: &Report) -> Option<f64> {
+    let w = report.workloads.iter().find(|w| w.workload == "cpu-1ms")?;
+    let median = |name: &str| {
+        w.rows
+            .iter()
+            .find(|r| r.contender == name && r.status == Status::Ok)
+            .and_then(|r| r.summary)
+            .map(|s| s.median_s)
+    };
+    Some(median("python-serial")? / median("serial")?)
+}
+
 /// Renders the whole report as Markdown.
 pub fn render(report: &Report) -> String {
     let mut s = String::new();
@@ -76,6 +89,14 @@ pub fn render(report: &Report) -> String {
              compare pools, not interpreters. Each language's checksums are checked against a Rust \
              serial reference computed with that language's iteration counts."
         );
+        if let Some(r) = calibration_check(report) {
+            let _ = writeln!(
+                s,
+                "Calibration check: `python-serial` took {r:.2}× as long as Rust's `serial` on \
+                 cpu-1ms (1.00× = the two calibrations agree; they drift when the machine's load \
+                 changes between the Rust and the Python phase)."
+            );
+        }
     }
     let _ = writeln!(
         s,
