@@ -1,0 +1,116 @@
+//! The Rust contenders, all behind one trait so the runner treats them alike.
+//!
+//! Every contender does a whole run per call: start its workers, map the tasks, collect the
+//! results in input order, stop its workers. That is what a user pays, and it is what the Python
+//! peers are timed doing too. Inputs are prepared before the call and checksums are taken after
+//! it, both outside the timed region.
+
+use anyhow::Result;
+
+use crate::kernels;
+use crate::workload::WorkloadKind;
+
+pub mod process;
+pub mod rayon;
+pub mod serial;
+pub mod threads;
+
+#[cfg(feature = "pool-contenders")]
+pub mod pool;
+
+/// A task that maps one `u64` to one `u64`; the shape of most workloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum U64Task {
+    /// [`kernels::square`] (trivial, startup).
+    Square,
+    /// [`kernels::spin`] with a fixed iteration count (cpu-1ms).
+    Spin {
+        /// Iterations per task.
+        k: u64,
+    },
+    /// [`kernels::spin_packed`]: the iteration count travels in the input (skewed).
+    SpinPacked,
+    /// [`kernels::table_lookup`] into a table of `entries` words that the worker must build
+    /// first (expensive-init).
+    TableLookup {
+        /// Words in the table.
+        entries: u64,
+    },
+}
+
+impl U64Task {
+    /// Runs the task in this process. `TableLookup` needs its table: see [`Self::apply_with`].
+    pub fn apply(self, x: u64) -> u64 {
+        match self {
+            Self::Square => kernels::square(x),
+            Self::Spin { k } => kernels::spin(x, k),
+            Self::SpinPacked => kernels::spin_packed(x),
+            Self::TableLookup { .. } => panic!("TableLookup needs a table: use apply_with"),
+        }
+    }
+
+    /// Runs the task with a table built beforehand (ignored by the tasks that need none).
+    pub fn apply_with(self, table: &[u64], x: u64) -> u64 {
+        match self {
+            Self::TableLookup { .. } => kernels::table_lookup(table, x),
+            other => other.apply(x),
+        }
+    }
+
+    /// Builds the table this task needs, once; empty for tasks that need none.
+    pub fn init_table(self) -> Vec<u64> {
+        match self {
+            Self::TableLookup { entries } => kernels::build_table(entries as usize),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// One way of running the workloads in parallel.
+pub trait Contender: Send + Sync {
+    /// Name in the report, e.g. `rayon`.
+    fn name(&self) -> String;
+
+    /// What this contender does differently on a workload, for the report (e.g. "one process
+    /// per batch"). `None` when it runs the workload the obvious way.
+    fn note(&self, _kind: WorkloadKind) -> Option<String> {
+        None
+    }
+
+    /// Whether this contender runs `kind` at all (the serial loop has no pool to start).
+    fn supports(&self, _kind: WorkloadKind) -> bool {
+        true
+    }
+
+    /// Maps `task` over `inputs`, results in input order.
+    fn map_u64(&self, task: U64Task, inputs: &[u64]) -> Result<Vec<u64>>;
+
+    /// Runs [`kernels::stateful_step`] for every input against a per-worker histogram, and
+    /// returns the histograms merged with [`kernels::merge_state`].
+    fn stateful(&self, inputs: &[u64], k: u64) -> Result<Vec<u64>>;
+
+    /// Maps [`kernels::payload_task`] over 1 MiB inputs, results in input order.
+    fn payload(&self, inputs: &[Vec<u8>]) -> Result<Vec<Vec<u8>>>;
+}
+
+/// Chunk size for `len` tasks over `n_jobs` workers: MPIRE's and `multiprocessing.Pool`'s
+/// default rule (about four chunks per worker), so chunked contenders batch alike.
+pub fn default_chunk_size(len: usize, n_jobs: usize) -> usize {
+    len.div_ceil(4 * n_jobs.max(1)).max(1)
+}
+
+/// The contenders of this build, in report order (the `pool` ones first when enabled).
+pub fn all(n_jobs: usize) -> Result<Vec<Box<dyn Contender>>> {
+    let baselines: Vec<Box<dyn Contender>> = vec![
+        Box::new(rayon::Rayon::new(n_jobs)),
+        Box::new(threads::Threads::new(n_jobs)),
+        Box::new(process::ProcessPerTask::new(n_jobs)?),
+        Box::new(serial::Serial),
+    ];
+    #[cfg(feature = "pool-contenders")]
+    let baselines = pool::contenders(n_jobs)
+        .into_iter()
+        .chain(baselines)
+        .collect();
+    Ok(baselines)
+}

@@ -1,0 +1,134 @@
+//! The `pool` contenders: one per start method (fork, spawn, threading), all in this file so
+//! they are added, changed or removed in one place.
+//!
+//! Compiled only with the `pool-contenders` feature, off until the facade's process back ends
+//! land and this branch is merged: `cargo run -p pool-bench --release --features
+//! pool-contenders`. Written against the facade on main as of 2026-11-23 (`WorkerPool::builder()`,
+//! `worker_state`, `map` / `map_ctx_with` + `MapOptions::worker_exit`, `get_exit_results`,
+//! `join`); a start method that is not available yet shows as a failed row with its error.
+//!
+//! Every task is a non-capturing closure (what `StartMethod::Spawn` requires): values a task
+//! needs travel in its input, e.g. `(i, k)` for cpu-1ms instead of capturing `k`. The table of
+//! expensive-init and the histogram of stateful live in the worker state, made once per worker;
+//! the histograms come back through `worker_exit` and are merged here.
+
+use anyhow::Result;
+use pool::{MapOptions, StartMethod, WorkerContext, WorkerPool};
+
+use super::{Contender, U64Task};
+use crate::kernels;
+use crate::workload::WorkloadKind;
+
+/// Every `pool` contender, in report order.
+pub fn contenders(n_jobs: usize) -> Vec<Box<dyn Contender>> {
+    [
+        StartMethod::Fork,
+        StartMethod::Spawn,
+        StartMethod::Threading,
+    ]
+    .into_iter()
+    .map(|method| Box::new(PoolContender { n_jobs, method }) as Box<dyn Contender>)
+    .collect()
+}
+
+/// `pool` with one start method.
+#[derive(Debug, Clone)]
+struct PoolContender {
+    n_jobs: usize,
+    method: StartMethod,
+}
+
+impl PoolContender {
+    fn builder(&self) -> pool::Builder {
+        WorkerPool::builder()
+            .n_jobs(self.n_jobs)
+            .start_method(self.method)
+    }
+
+    /// Starts a pool, maps `f` over `inputs`, joins: one whole run.
+    fn run<T, R>(&self, f: fn(T) -> R, inputs: Vec<T>) -> Result<Vec<R>>
+    where
+        T: serde::Serialize
+            + serde::de::DeserializeOwned
+            + Clone
+            + std::fmt::Debug
+            + Send
+            + 'static,
+        R: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+    {
+        let mut p = self.builder().build()?;
+        let out = p.map(f, inputs)?;
+        p.join()?;
+        Ok(out)
+    }
+}
+
+impl Contender for PoolContender {
+    fn name(&self) -> String {
+        format!("pool-{}", self.method.name())
+    }
+
+    fn note(&self, kind: WorkloadKind) -> Option<String> {
+        match kind {
+            WorkloadKind::ExpensiveInit => {
+                Some("table built once per worker (worker_state)".into())
+            }
+            WorkloadKind::Stateful => Some("worker_state, returned by worker_exit".into()),
+            _ => None,
+        }
+    }
+
+    fn map_u64(&self, task: U64Task, inputs: &[u64]) -> Result<Vec<u64>> {
+        match task {
+            U64Task::Square => self.run(kernels::square, inputs.to_vec()),
+            U64Task::SpinPacked => self.run(kernels::spin_packed, inputs.to_vec()),
+            U64Task::Spin { k } => {
+                self.run(|(x, k): (u64, u64)| kernels::spin(x, k), with(inputs, k))
+            }
+            U64Task::TableLookup { entries } => {
+                // The state starts empty and the first task on each worker fills it: the table
+                // is built once per worker, and the closures capture nothing.
+                let mut p = self.builder().worker_state(Vec::<u64>::new).build()?;
+                let out = p.map_ctx(
+                    |ctx, (i, entries): (u64, u64)| {
+                        if ctx.state().is_empty() {
+                            *ctx.state_mut() = kernels::build_table(entries as usize);
+                        }
+                        kernels::table_lookup(ctx.state(), i)
+                    },
+                    with(inputs, entries),
+                )?;
+                p.join()?;
+                Ok(out)
+            }
+        }
+    }
+
+    fn stateful(&self, inputs: &[u64], k: u64) -> Result<Vec<u64>> {
+        let mut p = self
+            .builder()
+            .worker_state(|| vec![0u64; kernels::STATE_BINS])
+            .build()?;
+        p.map_ctx_with(
+            |ctx, (i, k): (u64, u64)| kernels::stateful_step(ctx.state_mut(), i, k),
+            with(inputs, k),
+            MapOptions::default()
+                .worker_exit(|ctx: &mut WorkerContext<'_, (), Vec<u64>>| ctx.state().clone()),
+        )?;
+        p.join()?;
+        let mut merged = vec![0u64; kernels::STATE_BINS];
+        for state in p.get_exit_results::<Vec<u64>>()? {
+            kernels::merge_state(&mut merged, &state);
+        }
+        Ok(merged)
+    }
+
+    fn payload(&self, inputs: &[Vec<u8>]) -> Result<Vec<Vec<u8>>> {
+        self.run(|v: Vec<u8>| kernels::payload_task(&v), inputs.to_vec())
+    }
+}
+
+/// Pairs every input with a parameter the task would otherwise capture.
+fn with(inputs: &[u64], param: u64) -> Vec<(u64, u64)> {
+    inputs.iter().map(|&x| (x, param)).collect()
+}

@@ -1,0 +1,88 @@
+//! rayon: the in-process ceiling. Work stealing, no serialization, no copies.
+//!
+//! A fresh `ThreadPool` per run (not the global one), so rayon pays its start and join like
+//! every other contender; on this workload set that costs it well under a millisecond.
+
+use anyhow::{Context, Result};
+use rayon::prelude::*;
+
+use super::{Contender, U64Task};
+use crate::kernels;
+use crate::workload::WorkloadKind;
+
+/// `par_iter().map().collect()` on a pool of `n_jobs` threads.
+#[derive(Debug, Clone, Copy)]
+pub struct Rayon {
+    n_jobs: usize,
+}
+
+impl Rayon {
+    /// A contender with `n_jobs` threads.
+    pub fn new(n_jobs: usize) -> Self {
+        Self { n_jobs }
+    }
+
+    fn pool(&self) -> Result<rayon::ThreadPool> {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(self.n_jobs)
+            .build()
+            .context("building a rayon thread pool")
+    }
+}
+
+impl Contender for Rayon {
+    fn name(&self) -> String {
+        "rayon".into()
+    }
+
+    fn note(&self, kind: WorkloadKind) -> Option<String> {
+        match kind {
+            WorkloadKind::ExpensiveInit => Some("one table shared by all threads".into()),
+            WorkloadKind::Stateful => Some("fold per split, reduce".into()),
+            _ => None,
+        }
+    }
+
+    fn map_u64(&self, task: U64Task, inputs: &[u64]) -> Result<Vec<u64>> {
+        let pool = self.pool()?;
+        let table = task.init_table();
+        Ok(pool.install(|| {
+            inputs
+                .par_iter()
+                .map(|&x| task.apply_with(&table, x))
+                .collect()
+        }))
+    }
+
+    fn stateful(&self, inputs: &[u64], k: u64) -> Result<Vec<u64>> {
+        let pool = self.pool()?;
+        Ok(pool.install(|| {
+            inputs
+                .par_iter()
+                .fold(
+                    || vec![0u64; kernels::STATE_BINS],
+                    |mut state, &i| {
+                        kernels::stateful_step(&mut state, i, k);
+                        state
+                    },
+                )
+                .reduce(
+                    || vec![0u64; kernels::STATE_BINS],
+                    |mut a, b| {
+                        kernels::merge_state(&mut a, &b);
+                        a
+                    },
+                )
+        }))
+    }
+
+    fn payload(&self, inputs: &[Vec<u8>]) -> Result<Vec<Vec<u8>>> {
+        let pool = self.pool()?;
+        Ok(pool.install(|| {
+            inputs
+                .par_iter()
+                .map(|i| kernels::payload_task(i))
+                .collect()
+        }))
+    }
+}

@@ -1,0 +1,195 @@
+//! One whole benchmark run: calibrate, run the Rust contenders workload by workload, run the
+//! Python peers, check every answer, compute ratios, write the reports.
+//!
+//! Rust contenders run first, then the Python peers, never at the same time: on two cores any
+//! overlap would be measured as slowness.
+
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Result, bail};
+
+use crate::calibrate::spin_k_per_ms;
+use crate::cli::Args;
+use crate::contenders::Contender;
+use crate::python::{self, CONTENDERS, PythonWork};
+use crate::results::{Calibration, Machine, Report, Status, WorkloadResult};
+use crate::runner::{Prepared, measure_all};
+use crate::workload::{Sizes, WorkloadKind, reference_checksum};
+use crate::{contenders, report};
+
+/// The workspace root, as seen when this crate was compiled (`crates/pool-bench/../..`).
+fn workspace_root() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.canonicalize().unwrap_or(root)
+}
+
+/// What the run produced, for `main` to turn into an exit code.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The report written to disk.
+    pub report: Report,
+    /// Where it was written.
+    pub out_dir: PathBuf,
+}
+
+/// Runs the benchmark described by `args`.
+pub fn run(args: &Args) -> Result<Outcome> {
+    let started = Instant::now();
+    let root = workspace_root();
+    let bench_dir = args.bench_dir.clone().unwrap_or_else(|| root.join("bench"));
+    let out_dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| bench_dir.join("results"));
+    std::fs::create_dir_all(&out_dir)?;
+    let sizes = if args.quick {
+        Sizes::quick()
+    } else {
+        Sizes::full()
+    };
+    let runs = args.runs.unwrap_or(if args.quick { 3 } else { 5 }).max(1);
+    let machine = Machine::detect();
+    let n_jobs = args.n_jobs.unwrap_or(machine.cpus).max(1);
+    let workloads = select(&args.only)?;
+
+    let rust_k = spin_k_per_ms();
+    eprintln!("== pool-bench: {n_jobs} workers, {runs} runs, spin {rust_k} iterations/ms");
+    let contenders = contenders::all(n_jobs)?;
+    let mut results = Vec::new();
+    for &kind in &workloads {
+        let prepared = Prepared::new(kind, &sizes, rust_k);
+        let expected = reference_checksum(kind, &sizes, rust_k);
+        let selected: Vec<&dyn Contender> = contenders
+            .iter()
+            .map(|c| c.as_ref())
+            .filter(|c| c.supports(kind))
+            .collect();
+        let rows = measure_all(&selected, &prepared, expected, runs);
+        for row in &rows {
+            let times: Vec<_> = row.times_s.iter().map(|t| format!("{t:.4}")).collect();
+            eprintln!(
+                "{:<15} {:<22} [{}]",
+                kind.name(),
+                row.contender,
+                times.join(", ")
+            );
+        }
+        results.push(WorkloadResult {
+            workload: kind.name().into(),
+            description: kind.description().into(),
+            rows,
+        });
+    }
+
+    let fixed_k = (args.python_work == PythonWork::SameIterations).then_some(rust_k);
+    let mut python_info = None;
+    let mut python_k = None;
+    if args.skip_python {
+        add_python_placeholders(
+            &mut results,
+            &workloads,
+            &sizes,
+            rust_k,
+            "--skip-python",
+            Status::Skipped,
+        );
+    } else {
+        match python::run_peers(
+            &bench_dir, &out_dir, &workloads, &sizes, n_jobs, runs, fixed_k,
+        ) {
+            Ok(py) => {
+                for w in &mut results {
+                    if let Some(rows) = py.rows.get(&w.workload) {
+                        w.rows.extend(rows.iter().cloned());
+                    }
+                }
+                python_info = Some(py.info);
+                python_k = Some(py.k_per_ms);
+            }
+            Err(e) => {
+                eprintln!("!!! FAILED: python peers: {e:#}");
+                let why = format!("python peers failed: {e:#}");
+                add_python_placeholders(
+                    &mut results,
+                    &workloads,
+                    &sizes,
+                    rust_k,
+                    &why,
+                    Status::Failed,
+                );
+            }
+        }
+    }
+
+    let mut report = Report {
+        generator: format!("pool-bench {}", env!("CARGO_PKG_VERSION")),
+        started_unix_s: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            - started.elapsed().as_secs(),
+        quick: args.quick,
+        runs,
+        n_jobs,
+        machine,
+        python: python_info,
+        calibration: Calibration {
+            rust_k_per_ms: rust_k,
+            python_k_per_ms: python_k,
+            python_work: args.python_work.name().into(),
+        },
+        sizes,
+        workloads: results,
+    };
+    report.machine.load_after = Machine::load_average();
+    report.compute_ratios();
+    report::write_all(&report, &out_dir)?;
+    eprintln!(
+        "== done in {:.1} s; wrote results.json, results.md, results.svg to {}",
+        started.elapsed().as_secs_f64(),
+        out_dir.display()
+    );
+    Ok(Outcome { report, out_dir })
+}
+
+fn add_python_placeholders(
+    results: &mut [WorkloadResult],
+    workloads: &[WorkloadKind],
+    sizes: &Sizes,
+    k: u64,
+    why: &str,
+    status: Status,
+) {
+    for (w, &kind) in results.iter_mut().zip(workloads) {
+        // Placeholders carry Rust's reference; no Python run happened to check.
+        let expected = reference_checksum(kind, sizes, k);
+        for c in CONTENDERS
+            .into_iter()
+            .filter(|c| python::runs_workload(c, kind))
+        {
+            w.rows.push(python::skipped_row(c, expected, why, status));
+        }
+    }
+}
+
+fn select(only: &[String]) -> Result<Vec<WorkloadKind>> {
+    if only.is_empty() {
+        return Ok(WorkloadKind::ALL.to_vec());
+    }
+    let mut out = Vec::new();
+    for name in only {
+        let Some(kind) = WorkloadKind::from_name(name.trim()) else {
+            let names: Vec<_> = WorkloadKind::ALL.iter().map(|w| w.name()).collect();
+            bail!(
+                "unknown workload {name:?}; expected one of {}",
+                names.join(", ")
+            );
+        };
+        if !out.contains(&kind) {
+            out.push(kind);
+        }
+    }
+    // Report order, whatever order the flags gave.
+    out.sort_by_key(|k| WorkloadKind::ALL.iter().position(|w| w == k));
+    Ok(out)
+}

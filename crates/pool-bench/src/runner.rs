@@ -1,0 +1,186 @@
+//! Runs the Rust contenders on a workload: one checked warm-up run each, then timed rounds.
+//!
+//! Honesty rule: a contender's timings count only if the checksum of its results equals the
+//! serial reference on the warm-up run *and* on every timed run. Otherwise the row is marked
+//! `invalid`, the error is printed loudly, and the harness exits non-zero at the end.
+
+use std::time::Instant;
+
+use anyhow::Result;
+
+use crate::contenders::{Contender, U64Task};
+use crate::kernels;
+use crate::results::{Row, Status};
+use crate::stats::Summary;
+use crate::workload::{KPerMs, Sizes, WorkloadKind, u64_inputs};
+
+/// A workload's inputs, built once before any contender runs.
+#[derive(Debug)]
+pub struct Prepared {
+    /// Which workload.
+    pub kind: WorkloadKind,
+    u64_inputs: Vec<u64>,
+    payloads: Vec<Vec<u8>>,
+    task: U64Task,
+    stateful_k: u64,
+}
+
+impl Prepared {
+    /// Builds the inputs of `kind` for the Rust calibration `k_per_ms`.
+    pub fn new(kind: WorkloadKind, sizes: &Sizes, k_per_ms: KPerMs) -> Self {
+        let u64_inputs = u64_inputs(kind, sizes, k_per_ms);
+        let payloads = if kind == WorkloadKind::Payload {
+            u64_inputs
+                .iter()
+                .map(|&i| kernels::payload_input(i))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let task = match kind {
+            WorkloadKind::Cpu1ms => U64Task::Spin {
+                k: kernels::iterations_for(sizes.cpu_task_us, k_per_ms),
+            },
+            WorkloadKind::Skewed => U64Task::SpinPacked,
+            WorkloadKind::ExpensiveInit => U64Task::TableLookup {
+                entries: sizes.table_entries,
+            },
+            _ => U64Task::Square,
+        };
+        let stateful_k = kernels::iterations_for(sizes.stateful_task_us, k_per_ms);
+        Self {
+            kind,
+            u64_inputs,
+            payloads,
+            task,
+            stateful_k,
+        }
+    }
+
+    /// One run of `contender`: returns the wall time of the call and the checksum of its
+    /// results (computed after the clock stops).
+    pub fn run_once(&self, contender: &dyn Contender) -> Result<(f64, u64)> {
+        let start = Instant::now();
+        match self.kind {
+            WorkloadKind::Stateful => {
+                let state = contender.stateful(&self.u64_inputs, self.stateful_k)?;
+                let elapsed = start.elapsed().as_secs_f64();
+                Ok((elapsed, kernels::state_checksum(&state)))
+            }
+            WorkloadKind::Payload => {
+                let outs = contender.payload(&self.payloads)?;
+                let elapsed = start.elapsed().as_secs_f64();
+                Ok((elapsed, kernels::payload_checksum(&outs)))
+            }
+            _ => {
+                let outs = contender.map_u64(self.task, &self.u64_inputs)?;
+                let elapsed = start.elapsed().as_secs_f64();
+                Ok((elapsed, kernels::checksum_u64(&outs)))
+            }
+        }
+    }
+}
+
+/// Runs every contender on `prepared`: each does one checked warm-up, then `runs` rounds in
+/// which each contender runs once, checked and timed. Rounds interleave the contenders so that a
+/// burst of load from elsewhere on the machine is spread over all of them, not pinned on one.
+pub fn measure_all(
+    contenders: &[&dyn Contender],
+    prepared: &Prepared,
+    expected: u64,
+    runs: usize,
+) -> Vec<Row> {
+    let mut rows: Vec<Row> = contenders
+        .iter()
+        .map(|c| new_row(*c, prepared.kind, expected))
+        .collect();
+    // Timed runs each row gets; cut to SLOW_ROW_RUNS for a row whose warm-up was slow.
+    let mut budget = vec![runs; rows.len()];
+    for round in 0..=runs {
+        for ((c, row), budget) in contenders.iter().zip(&mut rows).zip(&mut budget) {
+            if row.status == Status::Ok && round <= *budget {
+                let warm_up_s = run_checked(*c, prepared, round, row);
+                if round == 0 && warm_up_s > SLOW_ROW_S && runs > SLOW_ROW_RUNS {
+                    *budget = SLOW_ROW_RUNS;
+                    let cut = format!("{SLOW_ROW_RUNS} runs: warm-up took {warm_up_s:.0} s");
+                    row.note = Some(
+                        row.note
+                            .take()
+                            .map_or(cut.clone(), |n| format!("{n}; {cut}")),
+                    );
+                }
+            }
+        }
+    }
+    for row in &mut rows {
+        if row.status == Status::Ok {
+            row.summary = Summary::of(&row.times_s);
+        } else {
+            row.times_s.clear();
+        }
+    }
+    rows
+}
+
+/// Runs one contender alone: a checked warm-up, then `runs` checked, timed runs.
+pub fn measure(contender: &dyn Contender, prepared: &Prepared, expected: u64, runs: usize) -> Row {
+    measure_all(&[contender], prepared, expected, runs).remove(0)
+}
+
+fn new_row(contender: &dyn Contender, kind: WorkloadKind, expected: u64) -> Row {
+    Row {
+        contender: contender.name(),
+        language: "rust".into(),
+        status: Status::Ok,
+        times_s: Vec::new(),
+        summary: None,
+        checksum: None,
+        expected_checksum: expected,
+        ratio_vs_rayon: None,
+        ratio_vs_mpire: None,
+        note: contender.note(kind),
+        error: None,
+    }
+}
+
+/// A row whose warm-up takes longer than this gets only [`SLOW_ROW_RUNS`] timed runs, so the
+/// full sizes finish in minutes (MPIRE spends ~10 µs per task on `trivial`'s 10 M tasks).
+/// `bench/peers.py` applies the same rule.
+pub const SLOW_ROW_S: f64 = 20.0;
+/// Timed runs of a slow row.
+pub const SLOW_ROW_RUNS: usize = 3;
+
+/// One run (round 0 is the untimed warm-up); marks the row invalid or failed when it must.
+/// Returns the run's wall time (0 when it failed).
+fn run_checked(contender: &dyn Contender, prepared: &Prepared, round: usize, row: &mut Row) -> f64 {
+    let name = &row.contender;
+    let workload = prepared.kind.name();
+    match prepared.run_once(contender) {
+        Ok((elapsed, checksum)) => {
+            row.checksum = Some(checksum);
+            let expected = row.expected_checksum;
+            if checksum != expected {
+                let which = if round == 0 {
+                    "the warm-up".to_string()
+                } else {
+                    format!("timed run {round}")
+                };
+                let msg = format!(
+                    "checksum mismatch on {which}: got {checksum:#018x}, expected {expected:#018x}"
+                );
+                eprintln!("\n!!! INVALID: {name} on {workload}: {msg}; its timings are void\n");
+                row.status = Status::Invalid;
+                row.error = Some(msg);
+            } else if round > 0 {
+                row.times_s.push(elapsed);
+            }
+            elapsed
+        }
+        Err(e) => {
+            eprintln!("!!! FAILED: {name} on {workload}: {e:#}");
+            row.status = Status::Failed;
+            row.error = Some(format!("{e:#}"));
+            0.0
+        }
+    }
+}

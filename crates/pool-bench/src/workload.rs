@@ -1,0 +1,232 @@
+//! The seven workloads of issue #5: their names, sizes, inputs, and serial reference answers.
+//!
+//! A workload is prepared once (inputs built outside any timing) and then handed to every
+//! contender. The reference checksum comes from a plain serial loop over [`crate::kernels`],
+//! never from a contender, so a contender that drops, reorders or miscomputes results is caught.
+
+use serde::Serialize;
+
+use crate::kernels;
+
+/// The workloads, in report order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WorkloadKind {
+    /// `x * x` over many integers: pure scheduling and transfer overhead.
+    Trivial,
+    /// Many tasks of ~1 ms arithmetic.
+    Cpu1ms,
+    /// Task lengths from a heavy-tailed (Pareto) distribution with a fixed seed.
+    Skewed,
+    /// Short tasks that all update a per-worker state, merged at the end.
+    Stateful,
+    /// A ~100 MB table that tasks read, built once per worker (or per task, if the contender must).
+    ExpensiveInit,
+    /// 1 MiB inputs and 1 MiB outputs per task.
+    Payload,
+    /// Pool start, one task, join.
+    Startup,
+}
+
+impl WorkloadKind {
+    /// All workloads, in report order.
+    pub const ALL: [WorkloadKind; 7] = [
+        Self::Trivial,
+        Self::Cpu1ms,
+        Self::Skewed,
+        Self::Stateful,
+        Self::ExpensiveInit,
+        Self::Payload,
+        Self::Startup,
+    ];
+
+    /// The name used on the command line, in JSON and by `bench/peers.py`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Trivial => "trivial",
+            Self::Cpu1ms => "cpu-1ms",
+            Self::Skewed => "skewed",
+            Self::Stateful => "stateful",
+            Self::ExpensiveInit => "expensive-init",
+            Self::Payload => "payload",
+            Self::Startup => "startup",
+        }
+    }
+
+    /// One line on what the workload does and what it measures.
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::Trivial => {
+                "x*x over every integer below N: per-task overhead and result transfer"
+            }
+            Self::Cpu1ms => "tasks of ~1 ms xorshift arithmetic: scaling on CPU-bound work",
+            Self::Skewed => "task lengths from a capped Pareto draw (fixed seed): load balancing",
+            Self::Stateful => {
+                "50 µs tasks adding into a per-worker 1024-bin histogram, merged at exit"
+            }
+            Self::ExpensiveInit => {
+                "a 100 MB table built per worker (or per task), 1024 lookups per task"
+            }
+            Self::Payload => "1 MiB in, 1 MiB out per task (byte-wise affine map): bulk transfer",
+            Self::Startup => "start a pool, run one task, join: fixed cost of a pool",
+        }
+    }
+
+    /// Parses a name given to `--only`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|w| w.name() == name)
+    }
+}
+
+/// How big each workload is; `--quick` picks the small set.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sizes {
+    /// Integers squared by `trivial`.
+    pub trivial_n: u64,
+    /// Tasks in `cpu-1ms`.
+    pub cpu_tasks: u64,
+    /// Length of one `cpu-1ms` task, in µs.
+    pub cpu_task_us: u64,
+    /// Tasks in `skewed`.
+    pub skewed_tasks: u64,
+    /// Pareto scale (the shortest task), in µs.
+    pub skewed_min_us: u64,
+    /// Pareto shape; smaller is heavier-tailed.
+    pub skewed_alpha: f64,
+    /// Longest task allowed, in µs (keeps one draw from dominating the run).
+    pub skewed_cap_us: u64,
+    /// Seed of the skewed draw.
+    pub skewed_seed: u64,
+    /// Tasks in `stateful`.
+    pub stateful_tasks: u64,
+    /// Length of one `stateful` task, in µs.
+    pub stateful_task_us: u64,
+    /// Words in the expensive-init table (8 bytes each).
+    pub table_entries: u64,
+    /// Tasks in `expensive-init`.
+    pub table_tasks: u64,
+    /// Tasks in `payload` (each 1 MiB in, 1 MiB out).
+    pub payload_tasks: u64,
+}
+
+impl Sizes {
+    /// The sizes named in issue #5.
+    pub fn full() -> Self {
+        Self {
+            trivial_n: 10_000_000,
+            cpu_tasks: 10_000,
+            cpu_task_us: 1000,
+            skewed_tasks: 4000,
+            skewed_min_us: 200,
+            skewed_alpha: 1.5,
+            skewed_cap_us: 200_000,
+            skewed_seed: 0x5EED,
+            stateful_tasks: 20_000,
+            stateful_task_us: 50,
+            table_entries: 12_500_000,
+            table_tasks: 200,
+            payload_tasks: 256,
+        }
+    }
+
+    /// Small enough that `--quick` runs everything, Python included, in under two minutes on
+    /// two cores.
+    pub fn quick() -> Self {
+        Self {
+            trivial_n: 100_000,
+            cpu_tasks: 600,
+            skewed_tasks: 600,
+            stateful_tasks: 3000,
+            table_tasks: 16,
+            payload_tasks: 48,
+            ..Self::full()
+        }
+    }
+
+    /// The skewed workload's task lengths in µs: Pareto(`skewed_min_us`, `skewed_alpha`),
+    /// capped, drawn with SplitMix64 from `skewed_seed`. Generated here and passed to Python
+    /// as a list, so both languages run the same draw.
+    pub fn skewed_micros(&self) -> Vec<u64> {
+        (0..self.skewed_tasks)
+            .map(|i| {
+                let bits = kernels::mix(self.skewed_seed.wrapping_add(i.wrapping_mul(0x9E37)));
+                // Uniform in (0, 1]: never zero, so the power below stays finite.
+                let u = ((bits >> 11) + 1) as f64 / (1u64 << 53) as f64;
+                let us = self.skewed_min_us as f64 / u.powf(1.0 / self.skewed_alpha);
+                (us as u64).min(self.skewed_cap_us)
+            })
+            .collect()
+    }
+}
+
+/// The calibrated speed of [`kernels::spin`] in one language: iterations per millisecond.
+pub type KPerMs = u64;
+
+/// Inputs of the workloads that map `u64 -> u64`, for one language's calibration.
+pub fn u64_inputs(kind: WorkloadKind, sizes: &Sizes, k_per_ms: KPerMs) -> Vec<u64> {
+    match kind {
+        WorkloadKind::Trivial => (0..sizes.trivial_n).collect(),
+        WorkloadKind::Cpu1ms => (0..sizes.cpu_tasks).collect(),
+        WorkloadKind::Skewed => sizes
+            .skewed_micros()
+            .iter()
+            .enumerate()
+            .map(|(i, &us)| kernels::pack_skewed(i as u64, kernels::iterations_for(us, k_per_ms)))
+            .collect(),
+        WorkloadKind::Stateful => (0..sizes.stateful_tasks).collect(),
+        WorkloadKind::ExpensiveInit => (0..sizes.table_tasks).collect(),
+        WorkloadKind::Payload => (0..sizes.payload_tasks).collect(),
+        WorkloadKind::Startup => vec![7],
+    }
+}
+
+/// The serial reference checksum of a workload, for one language's calibration.
+pub fn reference_checksum(kind: WorkloadKind, sizes: &Sizes, k_per_ms: KPerMs) -> u64 {
+    let inputs = u64_inputs(kind, sizes, k_per_ms);
+    match kind {
+        WorkloadKind::Trivial | WorkloadKind::Startup => kernels::checksum_u64(
+            &inputs
+                .iter()
+                .map(|&x| kernels::square(x))
+                .collect::<Vec<_>>(),
+        ),
+        WorkloadKind::Cpu1ms => {
+            let k = kernels::iterations_for(sizes.cpu_task_us, k_per_ms);
+            kernels::checksum_u64(
+                &inputs
+                    .iter()
+                    .map(|&x| kernels::spin(x, k))
+                    .collect::<Vec<_>>(),
+            )
+        }
+        WorkloadKind::Skewed => kernels::checksum_u64(
+            &inputs
+                .iter()
+                .map(|&x| kernels::spin_packed(x))
+                .collect::<Vec<_>>(),
+        ),
+        WorkloadKind::Stateful => {
+            let k = kernels::iterations_for(sizes.stateful_task_us, k_per_ms);
+            let mut state = vec![0u64; kernels::STATE_BINS];
+            inputs
+                .iter()
+                .for_each(|&i| kernels::stateful_step(&mut state, i, k));
+            kernels::state_checksum(&state)
+        }
+        WorkloadKind::ExpensiveInit => {
+            let table = kernels::build_table(sizes.table_entries as usize);
+            let out: Vec<u64> = inputs
+                .iter()
+                .map(|&i| kernels::table_lookup(&table, i))
+                .collect();
+            kernels::checksum_u64(&out)
+        }
+        WorkloadKind::Payload => {
+            let outs: Vec<Vec<u8>> = inputs
+                .iter()
+                .map(|&i| kernels::payload_task(&kernels::payload_input(i)))
+                .collect();
+            kernels::payload_checksum(&outs)
+        }
+    }
+}
