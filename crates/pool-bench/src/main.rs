@@ -12,9 +12,8 @@ use pool_bench::{harness, report};
 
 fn main() -> ExitCode {
     // pool's Spawn workers re-execute this binary and must be served before anything else runs.
-    // Uncomment when `pool::entry` lands on main (until then pool-spawn rows fail, loudly).
-    // #[cfg(feature = "pool-contenders")]
-    // pool::entry();
+    #[cfg(feature = "pool-contenders")]
+    pool::entry();
     // The process-per-task baseline re-executes this binary: serve that before anything else.
     let argv: Vec<String> = std::env::args().collect();
     if argv.get(1).map(String::as_str) == Some(WORKER_ARG) {

@@ -1,11 +1,8 @@
 //! The `pool` contenders: one per start method (fork, spawn, threading), all in this file so
 //! they are added, changed or removed in one place.
 //!
-//! Compiled only with the `pool-contenders` feature, off until the facade's process back ends
-//! land and this branch is merged: `cargo run -p pool-bench --release --features
-//! pool-contenders`. Written against the facade on main as of 2026-11-23 (`WorkerPool::builder()`,
-//! `worker_state`, `map` / `map_ctx_with` + `MapOptions::worker_exit`, `get_exit_results`,
-//! `join`); a start method that is not available yet shows as a failed row with its error.
+//! Compiled with the `pool-contenders` feature (on by default). A start method that fails shows
+//! as a failed row with its error.
 //!
 //! Every task is a non-capturing closure (what `StartMethod::Spawn` requires): values a task
 //! needs travel in its input, e.g. `(i, k)` for cpu-1ms instead of capturing `k`. The table of
@@ -46,8 +43,10 @@ impl PoolContender {
     }
 
     /// Starts a pool, maps `f` over `inputs`, joins: one whole run.
-    fn run<T, R>(&self, f: fn(T) -> R, inputs: Vec<T>) -> Result<Vec<R>>
+    /// `f` is generic (not a `fn` pointer) so that fn items stay zero-sized, as Spawn needs.
+    fn run<T, R, F>(&self, f: F, inputs: Vec<T>) -> Result<Vec<R>>
     where
+        F: Fn(T) -> R + Send + Sync + 'static,
         T: serde::Serialize
             + serde::de::DeserializeOwned
             + Clone
