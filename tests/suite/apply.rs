@@ -87,3 +87,24 @@ for_each_start_method!(
     apply_async_callbacks,
     apply_async_timeout
 );
+
+/// Regression: a map with `worker_lifespan` after `apply_async` tasks hung, because the
+/// workers the apply tasks started had no lifespan of their own.
+fn lifespan_map_after_apply_async_does_not_hang(m: StartMethod) {
+    let mut p = pool(m, 2);
+    let handles: Vec<_> = (0..30u64)
+        .map(|i| p.apply_async(|x: u64| x, i).unwrap())
+        .collect();
+    assert_eq!(
+        handles
+            .into_iter()
+            .map(|h| h.get(None).unwrap())
+            .sum::<u64>(),
+        435
+    );
+    let opts = pool::MapOptions::default().worker_lifespan(5).chunk_size(1);
+    let out = p.map_with(|x: u64| x * 2, 0..40u64, opts).unwrap();
+    assert_eq!(out.len(), 40);
+}
+
+for_each_start_method!(lifespan_map_after_apply_async_does_not_hang);

@@ -141,7 +141,7 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
                 exit: opts.workers.worker_exit.clone(),
                 lifespan: opts.workers.worker_lifespan,
             };
-            s.ensure_workers(spec, call, &job)?;
+            s.ensure_workers(spec, call, &job, false)?;
             (call, s.backend.wire())
         };
         let input =

@@ -290,6 +290,7 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
             },
             call_id,
             &job,
+            !self.config.keep_alive,
         )?;
         let limit = opts.iterable_len.map(|l| l as u64);
         let boxed: Box<dyn Iterator<Item = T> + 'a> = Box::new(iter);

@@ -44,6 +44,8 @@ struct Slot {
     generation: u64,
     exiting: bool,
     assigned_in_life: u64,
+    /// The lifespan this worker was started with (it stops itself there).
+    lifespan: Option<u64>,
     inflight: VecDeque<InFlight>,
 }
 
@@ -127,17 +129,21 @@ impl<Sh, St> Supervisor<Sh, St> {
     /// Prepares workers for `call`: tells the back end its job, restarts live workers that
     /// cannot run it (gracefully: their exit functions run), sets the worker settings for
     /// workers started from now on, and starts missing workers.
+    /// `fresh` asks for new workers even if some are alive (a map call without keep-alive
+    /// after `apply_async` tasks started workers).
     pub(crate) fn ensure_workers(
         &mut self,
         spec: WorkerSpec<Sh, St>,
         call: u64,
         job: &Arc<dyn ErasedJob<Sh, St>>,
+        fresh: bool,
     ) -> Result<(), PoolError> {
         let runnable = self.backend.announce_job(call, job)?;
         if !self.any_alive() {
             self.exit_results.clear();
-        } else if !runnable {
+        } else if !runnable || fresh {
             self.stop(None)?;
+            self.exit_results.clear();
         }
         self.spec = spec;
         for id in 0..self.slots.len() {
@@ -152,6 +158,7 @@ impl<Sh, St> Supervisor<Sh, St> {
         let slot = &mut self.slots[id];
         slot.generation += 1;
         slot.assigned_in_life = 0;
+        slot.lifespan = self.spec.lifespan;
         slot.exiting = false;
         slot.inflight.clear();
         let counters = CounterRef::new(self.counters.clone(), id);
@@ -181,7 +188,7 @@ impl<Sh, St> Supervisor<Sh, St> {
             s.alive
                 && !s.exiting
                 && s.inflight.len() < DEPTH
-                && self.spec.lifespan.is_none_or(|l| s.assigned_in_life < l)
+                && s.lifespan.is_none_or(|l| s.assigned_in_life < l)
         };
         match only {
             Some(w) => can(&self.slots[w]).then_some(w),
@@ -198,7 +205,7 @@ impl<Sh, St> Supervisor<Sh, St> {
             s.alive
                 && !s.exiting
                 && s.inflight.is_empty()
-                && self.spec.lifespan.is_none_or(|l| s.assigned_in_life < l)
+                && s.lifespan.is_none_or(|l| s.assigned_in_life < l)
         })
     }
 
