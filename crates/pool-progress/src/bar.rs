@@ -28,6 +28,7 @@ pub struct BarSink {
     unit: String,
     failures_shown: u64,
     last_failure: Option<String>,
+    spinner: bool,
 }
 
 /// `green` → `.green`; anything indicatif would not understand is ignored.
@@ -66,13 +67,14 @@ impl BarSink {
             unit: "tasks".into(),
             failures_shown: 0,
             last_failure: None,
+            spinner: false,
         }
     }
 
     fn message(&self, s: &Status, finished: bool) -> String {
         let counted = match s.total {
-            Some(_) => text::count(s),
-            None => format!("{} {}", s.done, self.unit),
+            Some(_) if !self.spinner => text::count(s),
+            _ => format!("{} {}", s.done, self.unit),
         };
         format!("{counted} [{}]", text::timing(s, &self.unit, finished))
     }
@@ -109,6 +111,7 @@ impl ProgressSink for BarSink {
         }
         self.label = Some(text::label(info));
         self.unit = spec.unit.clone();
+        self.spinner = spec.total.is_none();
         let (bar, slot) = board::attach(&self.target, spec.position, bar);
         let status = Status {
             total: spec.total,
@@ -128,7 +131,7 @@ impl ProgressSink for BarSink {
     fn update(&mut self, s: &Status) {
         let msg = self.message(s, false);
         let Some((bar, _)) = &self.bar else { return };
-        if bar.length().is_some() {
+        if !self.spinner {
             bar.set_length(s.total.unwrap_or(s.done).max(s.done));
         }
         bar.set_message(msg);
@@ -159,10 +162,10 @@ impl ProgressSink for BarSink {
         let Some((bar, slot)) = self.bar.take() else {
             return;
         };
-        if bar.length().is_some() {
-            bar.set_length(s.total.unwrap_or(s.done).max(s.done));
-        } else {
+        if self.spinner {
             bar.set_style(text_style());
+        } else {
+            bar.set_length(s.total.unwrap_or(s.done).max(s.done));
         }
         bar.set_position(s.done);
         bar.set_message(msg);
