@@ -29,6 +29,7 @@ pub struct BarSink {
     failures_shown: u64,
     last_failure: Option<String>,
     spinner: bool,
+    planned_total: Option<u64>,
 }
 
 /// `green` → `.green`; anything indicatif would not understand is ignored.
@@ -68,7 +69,16 @@ impl BarSink {
             failures_shown: 0,
             last_failure: None,
             spinner: false,
+            planned_total: None,
         }
+    }
+
+    /// A bar drawn to `target` for the call `info` describes: its total is used when the
+    /// `start` event does not carry one.
+    pub fn for_call(target: DrawTarget, info: &CallInfo) -> Self {
+        let mut sink = Self::new(target);
+        sink.planned_total = info.spec.total;
+        sink
     }
 
     fn message(&self, s: &Status, finished: bool) -> String {
@@ -97,7 +107,8 @@ impl BarSink {
 
 impl ProgressSink for BarSink {
     fn start(&mut self, info: &CallInfo) {
-        let spec = &info.spec;
+        let mut spec = info.spec.clone();
+        spec.total = spec.total.or(self.planned_total);
         let colour = colour_suffix(spec.colour.as_deref());
         let bar = match spec.total {
             Some(_) => ProgressBar::hidden().with_style(bar_style(&colour)),

@@ -65,8 +65,8 @@ pub use term::MemoryTerm;
 pub fn sink_for(info: &CallInfo) -> Option<Box<dyn ProgressSink>> {
     let target = draw_target();
     let visible: Option<Box<dyn ProgressSink>> = match resolve(info.spec.style, &target) {
-        Resolved::Bar => Some(Box::new(BarSink::new(target))),
-        Resolved::Plain => Some(Box::new(PlainSink::new(target))),
+        Resolved::Bar => Some(Box::new(BarSink::for_call(target, info))),
+        Resolved::Plain => Some(Box::new(PlainSink::for_call(target, info))),
         Resolved::HookOnly | Resolved::Hidden => None,
     };
     let hooked = settings::hook().and_then(|h| h(info));

@@ -26,6 +26,7 @@ pub struct PlainSink {
     unit: String,
     failures: u64,
     last_failure: Option<String>,
+    planned_total: Option<u64>,
 }
 
 impl PlainSink {
@@ -45,6 +46,16 @@ impl PlainSink {
             unit: "tasks".into(),
             failures: 0,
             last_failure: None,
+            planned_total: None,
+        }
+    }
+
+    /// Lines to `target` for the call `info` describes: its total is used when the `start`
+    /// event does not carry one.
+    pub fn for_call(target: DrawTarget, info: &CallInfo) -> Self {
+        PlainSink {
+            planned_total: info.spec.total,
+            ..Self::new(target)
         }
     }
 
@@ -76,7 +87,7 @@ impl ProgressSink for PlainSink {
     fn start(&mut self, info: &CallInfo) {
         self.label = text::label(info);
         self.unit = info.spec.unit.clone();
-        let total = match info.spec.total {
+        let total = match info.spec.total.or(self.planned_total) {
             Some(t) => format!("0/{t} {} (0%)", self.unit),
             None => format!("0 {}", self.unit),
         };
