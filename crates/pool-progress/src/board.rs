@@ -22,6 +22,7 @@ struct Entry {
 
 struct Board {
     key: usize,
+    target: DrawTarget,
     multi: MultiProgress,
     entries: Vec<Entry>,
 }
@@ -102,6 +103,7 @@ pub(crate) fn attach(
         None => {
             boards.push(Board {
                 key,
+                target: target.clone(),
                 multi: MultiProgress::with_draw_target(draw_target(target)),
                 entries: Vec::new(),
             });
@@ -154,6 +156,24 @@ pub(crate) fn detach(slot: &Slot) {
         e.active = false;
     }
     if board.entries.iter().all(|e| !e.active) {
-        boards.remove(i);
+        let board = boards.remove(i);
+        if !board.multi.is_hidden() {
+            end_line(&board.target);
+        }
+    }
+}
+
+/// Bars end padded to the last column, where a terminal leaves the cursor waiting to wrap;
+/// `\r\n` moves it to the start of the next line without a blank line, so what follows
+/// starts on a line of its own (and is not taken for a continuation of the bar).
+fn end_line(target: &DrawTarget) {
+    match target {
+        DrawTarget::Stderr => {
+            let _ = console::Term::stderr().write_str("\r\n");
+        }
+        DrawTarget::Term { term, .. } => {
+            let _ = term.write_str("\r\n");
+            let _ = term.flush();
+        }
     }
 }

@@ -223,7 +223,13 @@ fn progress_moves_task_by_task_inside_big_skewed_chunks() {
         .unwrap();
     // Two chunks of 40 tasks; the first task of each is slow, the rest take 5 ms.
     p.map_with(
-        |x: u64| sleep(Duration::from_millis(if x.is_multiple_of(40) { 100 } else { 5 })),
+        |x: u64| {
+            sleep(Duration::from_millis(if x.is_multiple_of(40) {
+                100
+            } else {
+                5
+            }))
+        },
         0..80u64,
         MapOptions::default().chunk_size(40).progress_bar(true),
     )
