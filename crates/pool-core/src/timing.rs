@@ -128,7 +128,12 @@ impl Recorder {
         let t = &mut self.timings;
         t.n_completed_tasks += 1;
         t.working += d;
-        self.hist.saturating_record(d.as_nanos() as u64);
+        // `record` grows the auto-resizing histogram; `saturating_record` would clamp every
+        // value to its current (initially tiny) upper bound.
+        let ns = d.as_nanos().min(u128::from(u64::MAX)) as u64;
+        if self.hist.record(ns).is_err() {
+            self.hist.saturating_record(ns);
+        }
         let slow = &mut t.slowest;
         if slow.len() < TOP_TASKS || slow.last().is_some_and(|s| s.duration < d) {
             slow.push(SlowTask {
