@@ -42,8 +42,8 @@
 //!
 //! Phases: `start_up` (from the pool asking for a worker to the worker being ready), `init`
 //! (`worker_init`), `waiting` (for work), `working` (in the task function), `exit`
-//! (`worker_exit`) and `data_transfer` (serializing and copying arguments and results; zero on
-//! threads).
+//! (`worker_exit`) and `data_transfer` (serializing and copying arguments and results; next to
+//! nothing on threads).
 
 mod table;
 
