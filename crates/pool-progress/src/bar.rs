@@ -32,10 +32,11 @@ pub struct BarSink {
     planned_total: Option<u64>,
 }
 
-/// `green` → `.green`; anything indicatif would not understand is ignored.
+/// `green` → `:.green` (a template key's style); anything indicatif would not understand is
+/// ignored.
 fn colour_suffix(colour: Option<&str>) -> String {
     match colour.map(|c| c.trim().to_ascii_lowercase()) {
-        Some(c) if COLOURS.contains(&c.as_str()) || c.parse::<u8>().is_ok() => format!(".{c}"),
+        Some(c) if COLOURS.contains(&c.as_str()) || c.parse::<u8>().is_ok() => format!(":.{c}"),
         _ => String::new(),
     }
 }

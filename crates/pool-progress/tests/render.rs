@@ -203,6 +203,17 @@ fn colours_never_reach_the_text_and_bad_names_are_ignored() {
         let term = MemoryTerm::new(60, 5);
         let mut bar = BarSink::new(target(&term));
         bar.start(&info(ProgressSpec::default().total(4).colour(colour)));
+        sleep(Duration::from_millis(5));
+        bar.update(&status(Some(4), 2, 0, 1, Some(1)));
+        let cells = bar_line(&term, "50%")
+            .split('|')
+            .nth(1)
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            cells.chars().filter(|c| *c == '█').count() * 2,
+            cells.chars().count()
+        );
         bar.finish(&status(Some(4), 4, 0, 1, None), &Outcome::Done);
         let line = bar_line(&term, "100%");
         assert!(
