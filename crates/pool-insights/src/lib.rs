@@ -27,18 +27,18 @@
 //! |---|---|---|
 //! | `schema_version` | int | `1` |
 //! | `n_workers` | int | worker slots |
-//! | `n_completed_tasks` | [int] | tasks completed, per worker |
+//! | `n_completed_tasks` | list of int | tasks completed, per worker |
 //! | `total_<phase>_time` | float | sum over workers, for each phase below |
 //! | `total_time` | float | sum of all phases' totals |
-//! | `<phase>_time` | [float] | per worker |
+//! | `<phase>_time` | list of float | per worker |
 //! | `<phase>_time_mean`, `<phase>_time_std` | float | over workers (population std) |
 //! | `<phase>_ratio` | float | `total_<phase>_time / total_time` (0 when nothing ran) |
-//! | `top_5_max_task_durations` | [float] | the slowest tasks, slowest first |
-//! | `top_5_max_task_args` | [string] | their arguments (`Debug` form), same order |
-//! | `top_5_max_task_ids` | [int] | their index in their call's input, same order |
-//! | `top_5_max_task_workers` | [int] | the worker that ran each, same order |
+//! | `top_5_max_task_durations` | list of float | the slowest tasks, slowest first |
+//! | `top_5_max_task_args` | list of string | their arguments (`Debug` form), same order |
+//! | `top_5_max_task_ids` | list of int | their index in their call's input, same order |
+//! | `top_5_max_task_workers` | list of int | the worker that ran each, same order |
 //! | `task_duration_percentiles` | object | all tasks: `count`, `mean`, `p50`, `p90`, `p99`, `max` |
-//! | `worker_task_duration_percentiles` | [object] | the same, per worker |
+//! | `worker_task_duration_percentiles` | list of object | the same, per worker |
 //!
 //! Phases: `start_up` (from the pool asking for a worker to the worker being ready), `init`
 //! (`worker_init`), `waiting` (for work), `working` (in the task function), `exit`
