@@ -62,6 +62,13 @@ fn main() -> Result<(), PoolError> {
         .count();
     println!("the generator gave {n} jobs");
 
+    // Leaky workers? Restart each after 25 tasks (`maxtasksperchild`).
+    let opts = MapOptions::default()
+        .worker_lifespan(25)
+        .progress(ProgressSpec::default().desc("lifespan"));
+    let squares = pool.map_with(|x: u64| x * x, 0..200u64, opts)?;
+    println!("sum of squares: {}", squares.iter().sum::<u64>());
+
     // Several jobs in flight, polled for readiness (the notes' three `map_async` calls).
     let groups: Vec<Vec<_>> = [100u64, 200, 300]
         .iter()
@@ -95,11 +102,5 @@ fn main() -> Result<(), PoolError> {
         println!("{values:?}");
     }
 
-    // Leaky workers? Restart each after 25 tasks (`maxtasksperchild`).
-    let opts = MapOptions::default()
-        .worker_lifespan(25)
-        .progress(ProgressSpec::default().desc("lifespan"));
-    let squares = pool.map_with(|x: u64| x * x, 0..200u64, opts)?;
-    println!("sum of squares: {}", squares.iter().sum::<u64>());
     pool.join()
 }
