@@ -177,3 +177,13 @@ fn end_line(target: &DrawTarget) {
         }
     }
 }
+
+/// The `MultiProgress` drawing bars on `target` now, if any.
+pub(crate) fn active(target: &DrawTarget) -> Option<MultiProgress> {
+    let key = target.key();
+    let boards = BOARDS.lock().unwrap_or_else(|e| e.into_inner());
+    boards
+        .iter()
+        .find(|b| b.key == key)
+        .map(|b| b.multi.clone())
+}

@@ -18,6 +18,9 @@
 //! with `✗ failed` or `⚠ interrupted`. Bars never hide the cursor, and a finished bar leaves the
 //! cursor at the start of the next line.
 //!
+//! To print your own lines while bars are drawn, use [`println()`] (above the bars) or
+//! [`suspend`].
+//!
 //! Tests draw into a [`MemoryTerm`] through [`with_draw_target`] and read the screen:
 //!
 //! ```
@@ -59,6 +62,28 @@ pub use settings::{
 };
 pub use tee::Tee;
 pub use term::MemoryTerm;
+
+/// Prints `line` above the bars drawn on this thread's [draw target](draw_target), so it does
+/// not tear them (plain `eprintln!` while a bar is drawn would); without bars it is written as
+/// is.
+pub fn println(line: impl AsRef<str>) {
+    let target = draw_target();
+    match board::active(&target) {
+        Some(multi) if !multi.is_hidden() => {
+            let _ = multi.println(line.as_ref());
+        }
+        _ => target.write_line(line.as_ref()),
+    }
+}
+
+/// Runs `f` with the bars of this thread's [draw target](draw_target) hidden, then redraws
+/// them: for output of your own (to stdout or stderr) while a call shows progress.
+pub fn suspend<R>(f: impl FnOnce() -> R) -> R {
+    match board::active(&draw_target()) {
+        Some(multi) => multi.suspend(f),
+        None => f(),
+    }
+}
 
 /// The renderer for a call that asked for progress, honouring its style, the global default,
 /// the draw target of this thread and the hook. `None` when nothing is to be shown.

@@ -274,3 +274,24 @@ fn plain_lines_respect_the_interval_and_say_how_a_call_ended() {
         "[cut] INTERRUPTED at 4/9 tasks (44%) [00:02, 2.00 tasks/s]"
     );
 }
+
+#[test]
+fn println_goes_above_the_bars() {
+    let term = MemoryTerm::new(80, 10);
+    let shared = target(&term);
+    pool_progress::with_draw_target(shared.clone(), || {
+        pool_progress::println("before any bar");
+        let mut bar = BarSink::new(shared.clone());
+        bar.start(&info(ProgressSpec::default().desc("p").total(4)));
+        bar.update(&status(Some(4), 1, 0, 1, Some(3)));
+        pool_progress::println("while drawing");
+        let inside = pool_progress::suspend(|| 7);
+        assert_eq!(inside, 7);
+        bar.finish(&status(Some(4), 4, 0, 1, None), &Outcome::Done);
+    });
+    let lines = term.lines();
+    assert_eq!(lines[0], "before any bar");
+    assert_eq!(lines[1], "while drawing");
+    assert!(lines[2].starts_with("p: 100%|"), "{lines:?}");
+    assert_eq!(lines.len(), 3, "{lines:?}");
+}
