@@ -129,19 +129,19 @@ fn main() -> Result<(), PoolError> {
         });
         handles.push(pool.apply_async_with(my_func, *v, opts)?);
     }
-    while handles.iter().any(|h| !h.ready()) {
-        eprint!(
-            "\rapply_async: {}/{} done",
-            done.load(Ordering::Relaxed),
-            handles.len()
-        );
+    // (For a bar over apply_async tasks, print from the callback or poll like this.)
+    let mut shown = u64::MAX;
+    loop {
+        let n = done.load(Ordering::Relaxed);
+        if n != shown {
+            println!("apply_async: {n}/{} done", handles.len());
+            shown = n;
+        }
+        if handles.iter().all(|h| h.ready()) && n == handles.len() as u64 {
+            break;
+        }
         sleep(Duration::from_millis(100));
     }
-    eprintln!(
-        "\rapply_async: {}/{} done",
-        done.load(Ordering::Relaxed),
-        handles.len()
-    );
 
     // Don't forget to join the pool after it finishes running!
     pool.join()
