@@ -18,6 +18,11 @@
 //! with `✗ failed` or `⚠ interrupted`. Bars never hide the cursor, and a finished bar leaves the
 //! cursor at the start of the next line.
 //!
+//! Process-wide settings: [`set_default_style`] (or `POOL_PROGRESS_STYLE=std|plain|none|dashboard`
+//! in the environment), [`set_plain_interval`] (or `POOL_PROGRESS_INTERVAL=<seconds>`, default 2),
+//! [`set_draw_target`] (stderr by default; [`with_draw_target`] for one thread), and
+//! [`set_hook`].
+//!
 //! To print your own lines while bars are drawn, use [`println()`] (above the bars) or
 //! [`suspend`].
 //!
