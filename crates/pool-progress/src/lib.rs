@@ -1,10 +1,122 @@
-//! Progress rendering for pool: indicatif bars on a terminal, plain log lines elsewhere, and a
-//! hook for the dashboard. (Being built: see issue #4.)
+//! Progress rendering for `pool`: indicatif bars on a terminal, plain log lines elsewhere, and a
+//! hook for the dashboard.
+//!
+//! `pool-core` counts finished *tasks* (not chunks) from per-worker counters and calls a
+//! [`ProgressSink`] about 20 times a second; this crate turns that into something to look at:
+//!
+//! | style ([`ProgressStyle`]) | what is shown |
+//! |---|---|
+//! | `Std` | a tqdm-like [`BarSink`]: `desc:  37%|████▍      | 37/100 [00:03<00:05, 12.34 tasks/s]`, a spinner and counter when the total is unknown |
+//! | `Plain` | a [`PlainSink`] log line at the start, every [`plain_interval`] and at the end |
+//! | `Hidden` | nothing (the pool's `StatusHandle` still has the numbers) |
+//! | `Dashboard` | only the [hook](set_hook) |
+//! | `Auto` | the [default style](set_default_style); if that is `Auto` too: `Std` when stderr is a terminal (and `CI` is not set, and `TERM` is not `dumb`), else `Plain` |
+//!
+//! Several bars at once (nested pools, [`ProgressSpec::position`](pool_core::ProgressSpec)) share
+//! one `indicatif::MultiProgress` per draw target and stack by position. Failed tasks are
+//! printed above the bars as `✗ label: error`; a call that fails or is interrupted ends its bar
+//! with `✗ failed` or `⚠ interrupted`. Bars never hide the cursor, and a finished bar leaves the
+//! cursor at the start of the next line.
+//!
+//! Process-wide settings: [`set_default_style`] (or `POOL_PROGRESS_STYLE=std|plain|none|dashboard`
+//! in the environment), [`set_plain_interval`] (or `POOL_PROGRESS_INTERVAL=<seconds>`, default 2),
+//! [`set_draw_target`] (stderr by default; [`with_draw_target`] for one thread), and
+//! [`set_hook`].
+//!
+//! To print your own lines while bars are drawn, use [`println()`] (above the bars) or
+//! [`suspend`].
+//!
+//! Tests draw into a [`MemoryTerm`] through [`with_draw_target`] and read the screen:
+//!
+//! ```
+//! use pool_core::{CallInfo, Outcome, ProgressSink, ProgressSpec, Status};
+//! use pool_progress::{BarSink, DrawTarget, MemoryTerm};
+//! use std::time::Duration;
+//!
+//! let term = MemoryTerm::new(80, 10);
+//! let mut bar = BarSink::new(DrawTarget::term(term.clone()));
+//! let info = CallInfo {
+//!     call_id: 1, pool_id: 1, method: "map".into(), function: "f".into(),
+//!     location: "here".into(), n_jobs: 2, start_method: "threading".into(),
+//!     spec: ProgressSpec::default().desc("squares").total(10),
+//! };
+//! bar.start(&info);
+//! let end = Status {
+//!     total: Some(10), submitted: 10, running: 0, done: 10, failed: 0,
+//!     elapsed: Duration::from_secs(2), rate: 5.0, eta: None, active: false,
+//! };
+//! bar.finish(&end, &Outcome::Done);
+//! assert!(term.contents().starts_with("squares: 100%|"));
+//! assert!(term.contents().ends_with("| 10/10 [00:02, 5.00 tasks/s]"));
+//! ```
 
-use pool_core::{CallInfo, ProgressSink};
+mod bar;
+mod board;
+mod plain;
+mod settings;
+mod tee;
+mod term;
+pub mod text;
 
-/// The renderer for a call that asked for progress, honouring its style and the global
-/// default.
-pub fn sink_for(_info: &CallInfo) -> Option<Box<dyn ProgressSink>> {
-    None
+pub use bar::BarSink;
+pub use plain::PlainSink;
+pub use pool_core::{CallInfo, Outcome, ProgressSink, ProgressSpec, ProgressStyle, Status};
+pub use settings::{
+    DrawTarget, ProgressHook, Resolved, default_style, draw_target, parse_style, plain_interval,
+    resolve, set_default_style, set_draw_target, set_hook, set_plain_interval, with_draw_target,
+};
+pub use tee::Tee;
+pub use term::MemoryTerm;
+
+/// Prints `line` above the bars drawn on this thread's [draw target](draw_target), so it does
+/// not tear them (plain `eprintln!` while a bar is drawn would); without bars it is written as
+/// is.
+pub fn println(line: impl AsRef<str>) {
+    let target = draw_target();
+    match board::active(&target) {
+        Some(multi) if !multi.is_hidden() => {
+            let _ = multi.println(line.as_ref());
+        }
+        _ => target.write_line(line.as_ref()),
+    }
+}
+
+/// Runs `f` with the bars of this thread's [draw target](draw_target) hidden, then redraws
+/// them: for output of your own (to stdout or stderr) while a call shows progress.
+pub fn suspend<R>(f: impl FnOnce() -> R) -> R {
+    match board::active(&draw_target()) {
+        Some(multi) => multi.suspend(f),
+        None => f(),
+    }
+}
+
+/// The renderer for a call that asked for progress, honouring its style, the global default,
+/// the draw target of this thread and the hook. `None` when nothing is to be shown.
+pub fn sink_for(info: &CallInfo) -> Option<Box<dyn ProgressSink>> {
+    let target = draw_target();
+    let visible: Option<Box<dyn ProgressSink>> = match resolve(info.spec.style, &target) {
+        Resolved::Bar => Some(Box::new(BarSink::for_call(target, info))),
+        Resolved::Plain => Some(Box::new(PlainSink::for_call(target, info))),
+        Resolved::HookOnly | Resolved::Hidden => None,
+    };
+    let hooked = settings::hook().and_then(|h| h(info));
+    match (visible, hooked) {
+        (Some(v), Some(h)) => Some(Box::new(Tee::new(vec![v, h]))),
+        (v, h) => v.or(h),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    fn assert_send_sync<T: Send + Sync>() {}
+    fn assert_send<T: Send>() {}
+
+    #[test]
+    fn public_types_are_thread_safe() {
+        assert_send_sync::<crate::MemoryTerm>();
+        assert_send_sync::<crate::DrawTarget>();
+        assert_send::<crate::BarSink>();
+        assert_send::<crate::PlainSink>();
+        assert_send::<crate::Tee>();
+    }
 }

@@ -1,0 +1,117 @@
+//! Insights of a real pool whose tasks, init and exit sleep for known times.
+
+use std::thread::sleep;
+use std::time::Duration;
+
+use pool_core::{
+    Backend, CallInfo, Extensions, MapOptions, PoolError, ProgressSink, SharedObjects, StartMethod,
+    ThreadBackend, WorkerTimings,
+};
+use pool_insights::Insights;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Layers;
+
+impl Extensions for Layers {
+    type Insights = Insights;
+    fn default_start_method() -> StartMethod {
+        StartMethod::Threading
+    }
+    fn backend<Sh: SharedObjects, St: 'static>(
+        _: StartMethod,
+        n: usize,
+        _: bool,
+    ) -> Result<Box<dyn Backend<Sh, St>>, PoolError> {
+        Ok(Box::new(ThreadBackend::new(n)))
+    }
+    fn progress(_: &CallInfo) -> Option<Box<dyn ProgressSink>> {
+        None
+    }
+    fn insights(t: &[WorkerTimings]) -> Insights {
+        Insights::from_timings(t)
+    }
+}
+
+/// Sleeps overshoot by a little, more on a busy machine: accept up to this much per sleep.
+const SLACK: f64 = 0.015;
+
+fn within(value: f64, expected: f64, n_sleeps: f64) -> bool {
+    value >= expected * 0.999 && value <= expected + SLACK * n_sleeps
+}
+
+#[test]
+fn known_sleeps_give_known_insights() {
+    let mut pool = pool_core::WorkerPool::<(), (), Layers>::builder()
+        .n_jobs(2)
+        .enable_insights(true)
+        .build()
+        .unwrap();
+    // 20 tasks: five each of 10, 20, 30 and 40 ms; init 30 ms and exit 20 ms per worker.
+    let ms = |x: u64| (x % 4 + 1) * 10;
+    pool.map_with(
+        move |x: u64| sleep(Duration::from_millis(ms(x))),
+        0..20u64,
+        MapOptions::default()
+            .chunk_size(1)
+            .worker_init(|_| sleep(Duration::from_millis(30)))
+            .worker_exit(|_| sleep(Duration::from_millis(20))),
+    )
+    .unwrap();
+    let i = pool.get_insights();
+    eprintln!("{i}");
+    assert_eq!(i.n_workers, 2);
+    assert_eq!(i.total_completed_tasks(), 20);
+    assert!(within(i.total_working_time, 0.5, 20.0), "{i}");
+    assert!(within(i.total_init_time, 0.06, 2.0), "{i}");
+    assert!(within(i.total_exit_time, 0.04, 2.0), "{i}");
+    assert!(i.init_time.iter().all(|t| within(*t, 0.03, 1.0)), "{i}");
+    let p = i.task_duration_percentiles;
+    assert_eq!(p.count, 20);
+    // Sorted: 5×10, 5×20, 5×30, 5×40 ms: the 10th is 20 ms, the 18th and the last 40 ms.
+    assert!(within(p.p50, 0.020, 1.0), "{p:?}");
+    assert!(within(p.p90, 0.040, 1.0), "{p:?}");
+    assert!(
+        within(p.p99, 0.040, 1.0) && within(p.max, 0.040, 1.0),
+        "{p:?}"
+    );
+    assert!(within(p.mean, 0.025, 1.0), "{p:?}");
+    // The slowest five are all 40 ms tasks: x ≡ 3 (mod 4), shown with their arguments.
+    assert_eq!(i.top_5_max_task_durations.len(), 5);
+    assert!(
+        i.top_5_max_task_durations
+            .iter()
+            .all(|d| within(*d, 0.040, 1.0)),
+        "{i}"
+    );
+    let mut args = i.top_5_max_task_args.clone();
+    args.sort_by_key(|a| a.parse::<u64>().unwrap());
+    assert_eq!(args, ["3", "7", "11", "15", "19"]);
+    let worker_counts: u64 = i
+        .worker_task_duration_percentiles
+        .iter()
+        .map(|p| p.count)
+        .sum();
+    assert_eq!(worker_counts, 20);
+    // Threads hand values over without copying: next to nothing.
+    assert!(i.total_data_transfer_time < 0.005, "{i}");
+    let sum = i.start_up_ratio
+        + i.init_ratio
+        + i.waiting_ratio
+        + i.working_ratio
+        + i.exit_ratio
+        + i.data_transfer_ratio;
+    assert!((sum - 1.0).abs() < 1e-9);
+    assert!(i.working_ratio > 0.5, "{i}");
+}
+
+#[test]
+fn insights_off_means_empty_numbers() {
+    let mut pool = pool_core::WorkerPool::<(), (), Layers>::builder()
+        .n_jobs(2)
+        .build()
+        .unwrap();
+    pool.map(|x: u64| x, 0..10u64).unwrap();
+    let i = pool.get_insights();
+    assert_eq!(i.total_completed_tasks(), 0);
+    assert_eq!(i.total_time, 0.0);
+}

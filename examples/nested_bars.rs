@@ -1,0 +1,56 @@
+//! Nested pools with one bar each, stacked by position (MPIRE's "Progress bar position").
+//!
+//! The outer pool's bar is at position 0; each outer worker runs an inner pool per job, whose
+//! bar takes line `worker_id + 1`. When a job ends, the next job of the same worker reuses
+//! its line. Run it in a terminal to see the bars (in a pipe you get plain log lines):
+//!
+//! `cargo run --example nested_bars`
+
+use std::thread::sleep;
+use std::time::Duration;
+
+use pool::{MapOptions, PoolError, ProgressSpec, StartMethod, WorkerPool};
+
+fn task(x: u64) -> u64 {
+    sleep(Duration::from_millis(5 + x % 15));
+    x * x
+}
+
+fn dispatcher(worker_id: usize, job: u64) -> u64 {
+    let mut inner = WorkerPool::builder()
+        .n_jobs(2)
+        .start_method(StartMethod::Threading)
+        .build()
+        .expect("an inner pool");
+    let spec = ProgressSpec::default()
+        .desc(format!("worker {worker_id} job {job}"))
+        .position(worker_id + 1)
+        .colour("cyan");
+    let out = inner
+        .map_with(
+            task,
+            job * 100..job * 100 + 100,
+            MapOptions::default().progress(spec),
+        )
+        .expect("inner map");
+    out.iter().sum()
+}
+
+fn main() -> Result<(), PoolError> {
+    let mut pool = WorkerPool::builder()
+        .n_jobs(3)
+        .start_method(StartMethod::Threading)
+        .daemon(false)
+        .build()?;
+    let spec = ProgressSpec::default()
+        .desc("jobs")
+        .position(0)
+        .colour("green");
+    let sums = pool.map_ctx_with(
+        |ctx, job: u64| dispatcher(ctx.worker_id(), job),
+        0..9u64,
+        MapOptions::default().chunk_size(1).progress(spec),
+    )?;
+    println!("sums: {sums:?}");
+    Ok(())
+}
