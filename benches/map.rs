@@ -52,15 +52,17 @@ fn trivial(c: &mut Criterion) {
             rayon_pool.install(|| (0..n).into_par_iter().map(|x| x * x).collect::<Vec<u64>>())
         })
     });
-    let mut p = WorkerPool::builder()
-        .n_jobs(n_jobs())
-        .start_method(StartMethod::Threading)
-        .keep_alive(true)
-        .build()
-        .unwrap();
-    g.bench_function("pool_threading", |b| {
-        b.iter(|| p.map(|x: u64| x * x, 0..n).unwrap())
-    });
+    for m in [StartMethod::Threading, StartMethod::Fork] {
+        let mut p = WorkerPool::builder()
+            .n_jobs(n_jobs())
+            .start_method(m)
+            .keep_alive(true)
+            .build()
+            .unwrap();
+        g.bench_function(format!("pool_{}", m.name()), |b| {
+            b.iter(|| p.map(|x: u64| x * x, 0..n).unwrap())
+        });
+    }
     g.finish();
 }
 
@@ -83,19 +85,21 @@ fn cpu_1ms(c: &mut Criterion) {
             })
         })
     });
-    let mut p = WorkerPool::builder()
-        .n_jobs(n_jobs())
-        .start_method(StartMethod::Threading)
-        .keep_alive(true)
-        .shared_objects(iters)
-        .build()
-        .unwrap();
-    g.bench_function("pool_threading", |b| {
-        b.iter(|| {
-            p.map_ctx(|ctx, x: u64| spin(x, *ctx.shared()), 0..n)
-                .unwrap()
-        })
-    });
+    for m in [StartMethod::Threading, StartMethod::Fork] {
+        let mut p = WorkerPool::builder()
+            .n_jobs(n_jobs())
+            .start_method(m)
+            .keep_alive(true)
+            .shared_objects(iters)
+            .build()
+            .unwrap();
+        g.bench_function(format!("pool_{}", m.name()), |b| {
+            b.iter(|| {
+                p.map_ctx(|ctx, x: u64| spin(x, *ctx.shared()), 0..n)
+                    .unwrap()
+            })
+        });
+    }
     g.finish();
 }
 

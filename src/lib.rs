@@ -27,7 +27,11 @@ pub use pool_core::{
     WorkerContext, WorkerTimings, cpu_count,
 };
 pub use pool_dashboard::{connect_to_dashboard, disconnect as disconnect_from_dashboard};
-pub use pool_insights::Insights;
+pub use pool_insights::{Insights, Percentiles};
+pub use pool_progress::{
+    DrawTarget, MemoryTerm, println, set_default_style, set_draw_target, set_plain_interval,
+    suspend,
+};
 
 use pool_core::{Backend, CallInfo, Extensions, SharedObjects, ThreadBackend};
 use pool_ipc::backend::{ProcessBackend, ProcessMethod};
@@ -62,12 +66,28 @@ impl Extensions for Layers {
     fn backend<Sh: SharedObjects, St: 'static>(
         method: StartMethod,
         n_jobs: usize,
-        _daemon: bool,
+        daemon: bool,
     ) -> Result<Box<dyn Backend<Sh, St>>, PoolError> {
+        if method != StartMethod::Threading && pool_ipc::backend::in_daemon_worker() {
+            return Err(PoolError::InvalidConfig(
+                "this code runs in a daemon worker, which may not start worker processes: build \
+                 the outer pool with .daemon(false) to nest process pools, or use \
+                 StartMethod::Threading for the inner one"
+                    .into(),
+            ));
+        }
         match method {
             StartMethod::Threading => Ok(Box::new(ThreadBackend::new(n_jobs))),
-            StartMethod::Fork => Ok(Box::new(ProcessBackend::new(ProcessMethod::Fork, n_jobs)?)),
-            StartMethod::Spawn => Ok(Box::new(ProcessBackend::new(ProcessMethod::Spawn, n_jobs)?)),
+            StartMethod::Fork => Ok(Box::new(ProcessBackend::new(
+                ProcessMethod::Fork,
+                n_jobs,
+                daemon,
+            )?)),
+            StartMethod::Spawn => Ok(Box::new(ProcessBackend::new(
+                ProcessMethod::Spawn,
+                n_jobs,
+                daemon,
+            )?)),
         }
     }
 

@@ -191,3 +191,32 @@ fn workers_run_in_the_right_place(m: StartMethod) {
 }
 
 for_each_start_method!(workers_run_in_the_right_place);
+
+fn inner_sum(n: u64) -> Result<u64, String> {
+    let mut inner = pool::WorkerPool::builder()
+        .n_jobs(2)
+        .start_method(StartMethod::Fork)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let out = inner.map(|x: u64| x * 2, 0..n).map_err(|e| e.to_string())?;
+    Ok(out.iter().sum())
+}
+
+/// A daemon worker (the default) may not start process pools; `daemon(false)` allows nesting.
+fn nested_pools_and_daemon(m: StartMethod) {
+    let mut outer = builder(m, 2).build().unwrap();
+    let r = outer.map(inner_sum, [10u64, 20]).unwrap();
+    if m == StartMethod::Threading {
+        assert_eq!(r, vec![Ok(90), Ok(380)]);
+        return;
+    }
+    let e = r[0].as_ref().unwrap_err();
+    assert!(e.contains("daemon worker"), "{e}");
+    let mut outer = builder(m, 2).daemon(false).build().unwrap();
+    assert_eq!(
+        outer.map(inner_sum, [10u64, 20]).unwrap(),
+        vec![Ok(90), Ok(380)]
+    );
+}
+
+for_each_start_method!(nested_pools_and_daemon);

@@ -22,8 +22,8 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static> 
 
 /// What a pool needs from the layers above it.
 pub trait Extensions: 'static {
-    /// What `get_insights` returns.
-    type Insights;
+    /// What `get_insights` returns; its `Display` is what `print_insights` prints.
+    type Insights: std::fmt::Display;
 
     /// The start method when the builder is not told one.
     fn default_start_method() -> StartMethod;
@@ -47,7 +47,7 @@ pub trait Extensions: 'static {
 pub struct CoreOnly;
 
 impl Extensions for CoreOnly {
-    type Insights = Vec<WorkerTimings>;
+    type Insights = RawInsights;
 
     fn default_start_method() -> StartMethod {
         StartMethod::Threading
@@ -72,6 +72,25 @@ impl Extensions for CoreOnly {
     }
 
     fn insights(timings: &[WorkerTimings]) -> Self::Insights {
-        timings.to_vec()
+        RawInsights(timings.to_vec())
+    }
+}
+
+/// The raw per-worker timings, as insights of the core alone (the `pool` crate gives
+/// statistics, percentiles and JSON).
+#[derive(Debug, Clone)]
+pub struct RawInsights(pub Vec<WorkerTimings>);
+
+impl std::fmt::Display for RawInsights {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "worker  tasks  working  waiting  init  exit")?;
+        for w in &self.0 {
+            writeln!(
+                f,
+                "{:>6}  {:>5}  {:>7.3?}  {:>7.3?}  {:.3?}  {:.3?}",
+                w.worker, w.n_completed_tasks, w.working, w.waiting, w.init, w.exit
+            )?;
+        }
+        Ok(())
     }
 }

@@ -61,7 +61,7 @@ pub use builder::{Builder, cpu_count};
 pub use context::WorkerContext;
 pub use counters::{CounterBlock, CounterRef, WorkerCounters, monotonic_ns};
 pub use error::{Cause, Failure, Phase, PoolError};
-pub use extensions::{CoreOnly, Extensions, SharedObjects};
+pub use extensions::{CoreOnly, Extensions, RawInsights, SharedObjects};
 pub use hook::{ExitFn, Hook, InitFn, StateFn};
 pub use job::{
     ChunkOutput, Data, ErasedJob, Input, JobRebuilder, Payload, RunSettings, TaskEnv, Wire,

@@ -272,16 +272,15 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
             start_method: self.config.start_method.name().to_string(),
             spec: opts.progress.clone().unwrap_or_default(),
         };
-        let mut progress = None;
-        if let Some(mut p) = opts.progress.clone() {
-            if p.total.is_none() {
-                p.total = len.map(|l| l as u64);
-            }
-            progress = E::progress(&CallInfo {
-                spec: p,
-                ..info.clone()
-            });
+        let mut info = info;
+        if info.spec.total.is_none() {
+            info.spec.total = len.map(|l| l as u64);
         }
+        let progress = opts
+            .progress
+            .is_some()
+            .then(|| E::progress(&info))
+            .flatten();
         sup.ensure_workers(
             WorkerSpec {
                 init: opts.worker_init.clone(),
@@ -362,6 +361,11 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
                 })
             })
             .collect()
+    }
+
+    /// Prints the insights as a table (MPIRE's `print_insights`).
+    pub fn print_insights(&self) {
+        println!("{}", self.get_insights());
     }
 
     /// Insights of the calls so far (requires `enable_insights(true)`).

@@ -86,7 +86,7 @@ impl WorkerTimings {
         self.exit += other.exit;
         self.data_transfer += other.data_transfer;
         self.slowest.extend(other.slowest.iter().cloned());
-        self.slowest.sort_by(|a, b| b.duration.cmp(&a.duration));
+        self.slowest.sort_by_key(|s| std::cmp::Reverse(s.duration));
         self.slowest.truncate(TOP_TASKS);
         if !other.histogram_v2.is_empty() {
             let mut h = self.histogram();
@@ -141,7 +141,7 @@ impl Recorder {
                 task,
                 args: args(),
             });
-            slow.sort_by(|a, b| b.duration.cmp(&a.duration));
+            slow.sort_by_key(|s| std::cmp::Reverse(s.duration));
             slow.truncate(TOP_TASKS);
         }
     }
@@ -153,5 +153,28 @@ impl Recorder {
         t.histogram_v2 = encode(&self.hist);
         self.hist.reset();
         t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_round_trips_through_its_encoding() {
+        let mut r = Recorder::new(0);
+        for _ in 0..10 {
+            r.task(1, Duration::from_millis(2), String::new);
+        }
+        let t = r.take();
+        let h = t.histogram();
+        assert_eq!(h.len(), 10);
+        let p50 = h.value_at_quantile(0.5);
+        assert!((1_990_000..=2_010_000).contains(&p50), "p50 = {p50} ns");
+        let mut merged = WorkerTimings::new(0);
+        merged.merge(&t);
+        merged.merge(&t);
+        assert_eq!(merged.histogram().len(), 20);
+        assert!((1_990_000..=2_010_000).contains(&merged.histogram().value_at_quantile(0.99)));
     }
 }

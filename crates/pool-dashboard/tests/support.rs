@@ -22,7 +22,7 @@ pub(crate) fn global_lock() -> MutexGuard<'static, ()> {
 pub(crate) struct WithDashboard;
 
 impl Extensions for WithDashboard {
-    type Insights = Vec<WorkerTimings>;
+    type Insights = pool_core::RawInsights;
 
     fn default_start_method() -> StartMethod {
         StartMethod::Threading
@@ -41,7 +41,7 @@ impl Extensions for WithDashboard {
     }
 
     fn insights(timings: &[WorkerTimings]) -> Self::Insights {
-        timings.to_vec()
+        pool_core::RawInsights(timings.to_vec())
     }
 }
 

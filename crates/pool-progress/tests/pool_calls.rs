@@ -200,7 +200,7 @@ impl ProgressSink for Recorder {
 struct Recording;
 
 impl Extensions for Recording {
-    type Insights = Vec<WorkerTimings>;
+    type Insights = pool_core::RawInsights;
     fn default_start_method() -> StartMethod {
         StartMethod::Threading
     }

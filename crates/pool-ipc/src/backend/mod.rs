@@ -41,6 +41,14 @@ use crate::process::WorkerProcess;
 use crate::ring::WaitPolicy;
 use crate::watcher::DeathWatcher;
 
+/// Set in worker processes of daemon pools (the default), which may not start process pools.
+static DAEMON_WORKER: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process is a worker of a daemon pool.
+pub fn in_daemon_worker() -> bool {
+    DAEMON_WORKER.load(Ordering::Relaxed)
+}
+
 /// Bytes per direction of each worker's link.
 const LINK_CAPACITY: usize = 4 << 20;
 
@@ -75,6 +83,7 @@ pub struct ProcessBackend<Sh, St> {
     watcher: DeathWatcher,
     launcher: Launcher,
     shared_bytes: Option<Arc<Vec<u8>>>,
+    daemon: bool,
     _types: PhantomData<fn() -> St>,
 }
 
@@ -96,8 +105,8 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> PoolErro
 }
 
 impl<Sh: SharedObjects, St: 'static> ProcessBackend<Sh, St> {
-    /// A back end with `n_jobs` worker slots.
-    pub fn new(method: ProcessMethod, n_jobs: usize) -> Result<Self, PoolError> {
+    /// A back end with `n_jobs` worker slots; `daemon` workers may not start process pools.
+    pub fn new(method: ProcessMethod, n_jobs: usize, daemon: bool) -> Result<Self, PoolError> {
         let counters =
             SharedCounters::new(n_jobs).map_err(io_err("cannot create the shared counters"))?;
         let links: Arc<Mutex<HashMap<u64, Link>>> = Arc::default();
@@ -120,6 +129,7 @@ impl<Sh: SharedObjects, St: 'static> ProcessBackend<Sh, St> {
             links,
             watcher,
             launcher: Launcher::new().map_err(io_err("cannot start the launcher thread"))?,
+            daemon,
             shared_bytes: None,
             _types: PhantomData,
         })
@@ -151,7 +161,9 @@ impl<Sh: SharedObjects, St: 'static> ProcessBackend<Sh, St> {
                 let jobs = self.jobs.clone();
                 let known = jobs.keys().copied().collect();
                 let (setup, link) = (setup.clone(), link.clone());
+                let daemon = self.daemon;
                 let main = Box::new(move || {
+                    DAEMON_WORKER.store(daemon, Ordering::Relaxed);
                     let (tx, rx) = link.worker_end(WaitPolicy::default()).split();
                     pool_core::run_worker(setup, &mut ChildLink { tx, rx, jobs });
                     0
@@ -172,7 +184,13 @@ impl<Sh: SharedObjects, St: 'static> ProcessBackend<Sh, St> {
                     })?;
                     self.shared_bytes = Some(Arc::new(bytes));
                 }
-                let cmd = spawned::command(setup, link, self.counters.region(), self.slots.len())?;
+                let cmd = spawned::command(
+                    setup,
+                    link,
+                    self.counters.region(),
+                    self.slots.len(),
+                    self.daemon,
+                )?;
                 let p = self
                     .launcher
                     .run(Box::new(move || cmd.spawn()))

@@ -32,6 +32,7 @@ struct SpawnBoot {
     insights: bool,
     cpus: Option<Vec<usize>>,
     requested_ns: u64,
+    daemon: bool,
 }
 
 fn rebuildable<F: ?Sized>(hook: &Hook<F>, what: &str) -> Result<FnId, PoolError> {
@@ -49,6 +50,7 @@ pub(crate) fn command<Sh: SharedObjects, St: 'static>(
     link: &Link,
     counters: &SharedRegion,
     n_slots: usize,
+    daemon: bool,
 ) -> Result<SpawnCommand, PoolError> {
     let boot = SpawnBoot {
         generation: setup.generation,
@@ -68,6 +70,7 @@ pub(crate) fn command<Sh: SharedObjects, St: 'static>(
         insights: setup.insights,
         cpus: setup.cpus.clone(),
         requested_ns: setup.requested_ns,
+        daemon,
     };
     let payload = postcard::to_stdvec(&boot).map_err(|e| PoolError::Serialization {
         context: "spawned worker boot info".into(),
@@ -104,6 +107,7 @@ fn spawn_main<Sh: SharedObjects, St: 'static>(mut boot: WorkerBoot) -> i32 {
     let Ok(b) = postcard::from_bytes::<SpawnBoot>(&boot.payload) else {
         return fail("malformed boot info");
     };
+    super::DAEMON_WORKER.store(b.daemon, std::sync::atomic::Ordering::Relaxed);
     let (Some(link_fd), Some(counters_fd)) = (boot.take_fd(0), boot.take_fd(1)) else {
         return fail("missing fds");
     };

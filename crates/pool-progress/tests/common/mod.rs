@@ -14,7 +14,7 @@ use pool_core::{
 pub struct Layers;
 
 impl Extensions for Layers {
-    type Insights = Vec<WorkerTimings>;
+    type Insights = pool_core::RawInsights;
 
     fn default_start_method() -> StartMethod {
         StartMethod::Threading
@@ -33,7 +33,7 @@ impl Extensions for Layers {
     }
 
     fn insights(timings: &[WorkerTimings]) -> Self::Insights {
-        timings.to_vec()
+        pool_core::RawInsights(timings.to_vec())
     }
 }
 
