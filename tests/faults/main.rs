@@ -25,10 +25,13 @@ struct Baseline {
     shm: Vec<String>,
 }
 
+/// Entries of /dev/shm that could be the pool's. (It uses memfds, which never appear there, and
+/// other programs on the machine, e.g. Open MPI, come and go there, so only these count.)
 fn dev_shm() -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir("/dev/shm")
         .map(|d| {
             d.filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+                .filter(|n| n.contains("pool"))
                 .collect()
         })
         .unwrap_or_default();
