@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use pool_ipc::channel::{ChannelError, Link};
+use pool_ipc::channel::{self, ChannelError, KIND_BYTES, KIND_MSG, Link};
 use pool_ipc::ring::WaitPolicy;
 use serde::{Deserialize, Serialize};
 
@@ -141,4 +141,22 @@ fn halves_work_from_separate_threads() {
     }
     t.join().unwrap();
     echo.join().unwrap();
+}
+
+#[test]
+fn mixed_frames_are_told_apart() {
+    let link = Link::new(4096).unwrap();
+    let mut a = link.parent_end(WaitPolicy::default());
+    let mut b = link.worker_end(WaitPolicy::default());
+    a.send(&Job::Square(3)).unwrap();
+    a.send_bytes(&[9; 1000]).unwrap();
+    let (kind, frame) = b.recv_frame(None).unwrap();
+    assert_eq!(kind, KIND_MSG);
+    assert_eq!(channel::decode::<Job>(frame).unwrap(), Job::Square(3));
+    let (kind, frame) = b.recv_frame(Some(Duration::from_secs(1))).unwrap();
+    assert_eq!((kind, frame.len()), (KIND_BYTES, 1000));
+    assert!(matches!(
+        b.recv_frame(Some(Duration::from_millis(5))),
+        Err(ChannelError::Timeout)
+    ));
 }
