@@ -93,6 +93,7 @@ fn one_mib_payloads_both_ways_across_fork() {
 
 #[test]
 fn frame_kinds_are_checked() {
+    let _w = common::watchdog();
     let link = Link::new(256).unwrap();
     let mut a = link.parent_end(WaitPolicy::default());
     let mut b = link.worker_end(WaitPolicy::default());
@@ -122,6 +123,7 @@ fn frame_kinds_are_checked() {
 
 #[test]
 fn halves_work_from_separate_threads() {
+    let _w = common::watchdog();
     let link = Link::new(1024).unwrap();
     let (mut ptx, mut prx) = link.parent_end(WaitPolicy::default()).split();
     let mut w = link.worker_end(WaitPolicy::default());
@@ -145,6 +147,7 @@ fn halves_work_from_separate_threads() {
 
 #[test]
 fn mixed_frames_are_told_apart() {
+    let _w = common::watchdog();
     let link = Link::new(4096).unwrap();
     let mut a = link.parent_end(WaitPolicy::default());
     let mut b = link.worker_end(WaitPolicy::default());
