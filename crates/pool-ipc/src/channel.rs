@@ -131,6 +131,11 @@ impl Link {
         })
     }
 
+    /// Bytes each direction's ring holds.
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
     /// The shared region (for its fd, to hand to a spawned worker).
     pub fn region(&self) -> &SharedRegion {
         &self.region
