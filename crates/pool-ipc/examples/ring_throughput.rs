@@ -1,6 +1,7 @@
 //! Measures the ring parent ⇄ forked child: 64-byte stream, 64-byte ping-pong, typed `u64`
 //! messages, and 1 MiB frames. Run: `cargo run --release -p pool-ipc --example ring_throughput`
-//! (set `PIN=1` to pin the streaming parent and child to CPUs 0 and 1).
+//! (set `PIN=1` to pin the streaming parent and child to CPUs 0 and 1; `ONLY_PP=1` runs only
+//! the ping-pong rows).
 
 use std::time::Instant;
 
@@ -130,11 +131,19 @@ fn median3(mut f: impl FnMut() -> f64) -> f64 {
 
 fn main() {
     let n = 2_000_000;
-    let rate = |s: f64| n as f64 / s / 1e6;
+    let only_pp = std::env::var_os("ONLY_PP").is_some();
     println!(
         "(medians of 3 runs; PIN={})",
         std::env::var_os("PIN").is_some()
     );
+    if !only_pp {
+        streams(n);
+    }
+    ping_pongs();
+}
+
+fn streams(n: u64) {
+    let rate = |s: f64| n as f64 / s / 1e6;
     let s = median3(|| stream(1 << 16, 64, n, 1));
     println!(
         "64 B stream, 64 KiB ring:       {:7.2} M msg/s ({:.0} MB/s)",
@@ -157,11 +166,24 @@ fn main() {
             frames as f64 / s
         );
     }
+}
+
+fn ping_pongs() {
     let rt = 50_000;
     let spin = |spins| WaitPolicy { spins, yields: 0 };
     let cases = [
         ("default policy", WaitPolicy::default(), false),
         ("futex only", spin(0), false),
+        ("spin 200, no yield", spin(200), false),
+        ("spin 2000, no yield", spin(2000), false),
+        (
+            "spin 0, yield 10",
+            WaitPolicy {
+                spins: 0,
+                yields: 10,
+            },
+            false,
+        ),
         ("long spin", spin(100_000), false),
         ("default, pinned 0/1", WaitPolicy::default(), true),
         ("long spin, pinned 0/1", spin(100_000), true),

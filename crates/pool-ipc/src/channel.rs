@@ -131,6 +131,11 @@ impl Link {
         })
     }
 
+    /// Bytes each direction's ring holds.
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
     /// The shared region (for its fd, to hand to a spawned worker).
     pub fn region(&self) -> &SharedRegion {
         &self.region
@@ -232,6 +237,11 @@ impl Channel {
         self.rx.recv_bytes(out)
     }
 
+    /// Receives the next frame whatever its kind (see [`MsgReceiver::recv_frame`]).
+    pub fn recv_frame(&mut self, timeout: Option<Duration>) -> Result<(u8, &[u8]), ChannelError> {
+        self.rx.recv_frame(timeout)
+    }
+
     /// Receives raw bytes, waiting at most `timeout` for them to start.
     pub fn recv_bytes_timeout(
         &mut self,
@@ -295,6 +305,11 @@ pub struct MsgReceiver {
     buf: Vec<u8>,
 }
 
+/// Decodes a message frame received with [`MsgReceiver::recv_frame`].
+pub fn decode<T: DeserializeOwned>(frame: &[u8]) -> Result<T, ChannelError> {
+    postcard::from_bytes(frame).map_err(ChannelError::Decode)
+}
+
 fn expect_kind(expected: u8, got: u8) -> Result<(), ChannelError> {
     if expected == got {
         Ok(())
@@ -329,7 +344,18 @@ impl MsgReceiver {
 
     fn decode<T: DeserializeOwned>(&self, kind: u8) -> Result<T, ChannelError> {
         expect_kind(KIND_MSG, kind)?;
-        postcard::from_bytes(&self.buf).map_err(ChannelError::Decode)
+        decode(&self.buf)
+    }
+
+    /// Receives the next frame whatever its kind, for protocols that mix messages and bytes:
+    /// returns the kind ([`KIND_MSG`] or [`KIND_BYTES`]) and the frame, valid until the next
+    /// call; decode a message with [`decode`]. `timeout: None` waits forever.
+    pub fn recv_frame(&mut self, timeout: Option<Duration>) -> Result<(u8, &[u8]), ChannelError> {
+        let kind = match timeout {
+            None => self.ring.recv(&mut self.buf)?,
+            Some(t) => self.ring.recv_timeout(&mut self.buf, t)?,
+        };
+        Ok((kind, &self.buf))
     }
 
     /// Receives raw bytes into `out` (cleared first; its allocation is reused).

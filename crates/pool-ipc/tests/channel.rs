@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use pool_ipc::channel::{ChannelError, Link};
+use pool_ipc::channel::{self, ChannelError, KIND_BYTES, KIND_MSG, Link};
 use pool_ipc::ring::WaitPolicy;
 use serde::{Deserialize, Serialize};
 
@@ -93,6 +93,7 @@ fn one_mib_payloads_both_ways_across_fork() {
 
 #[test]
 fn frame_kinds_are_checked() {
+    let _w = common::watchdog();
     let link = Link::new(256).unwrap();
     let mut a = link.parent_end(WaitPolicy::default());
     let mut b = link.worker_end(WaitPolicy::default());
@@ -122,6 +123,7 @@ fn frame_kinds_are_checked() {
 
 #[test]
 fn halves_work_from_separate_threads() {
+    let _w = common::watchdog();
     let link = Link::new(1024).unwrap();
     let (mut ptx, mut prx) = link.parent_end(WaitPolicy::default()).split();
     let mut w = link.worker_end(WaitPolicy::default());
@@ -141,4 +143,23 @@ fn halves_work_from_separate_threads() {
     }
     t.join().unwrap();
     echo.join().unwrap();
+}
+
+#[test]
+fn mixed_frames_are_told_apart() {
+    let _w = common::watchdog();
+    let link = Link::new(4096).unwrap();
+    let mut a = link.parent_end(WaitPolicy::default());
+    let mut b = link.worker_end(WaitPolicy::default());
+    a.send(&Job::Square(3)).unwrap();
+    a.send_bytes(&[9; 1000]).unwrap();
+    let (kind, frame) = b.recv_frame(None).unwrap();
+    assert_eq!(kind, KIND_MSG);
+    assert_eq!(channel::decode::<Job>(frame).unwrap(), Job::Square(3));
+    let (kind, frame) = b.recv_frame(Some(Duration::from_secs(1))).unwrap();
+    assert_eq!((kind, frame.len()), (KIND_BYTES, 1000));
+    assert!(matches!(
+        b.recv_frame(Some(Duration::from_millis(5))),
+        Err(ChannelError::Timeout)
+    ));
 }

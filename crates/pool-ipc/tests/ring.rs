@@ -24,6 +24,7 @@ fn frame(i: usize, len: usize) -> Vec<u8> {
 
 #[test]
 fn threads_stream_frames_of_varied_sizes_in_order() {
+    let _w = common::watchdog();
     let (mut tx, mut rx) = ring_pair(4096);
     let n = 20_000;
     let t = std::thread::spawn(move || {
@@ -43,6 +44,7 @@ fn threads_stream_frames_of_varied_sizes_in_order() {
 
 #[test]
 fn frames_larger_than_the_ring_are_streamed() {
+    let _w = common::watchdog();
     let (mut tx, mut rx) = ring_pair(1024);
     let sizes = [0, 1, 511, 1024, 4097, 100_000, 3];
     let t = std::thread::spawn(move || {
@@ -60,6 +62,7 @@ fn frames_larger_than_the_ring_are_streamed() {
 
 #[test]
 fn recv_times_out_on_an_empty_ring() {
+    let _w = common::watchdog();
     let (_tx, mut rx) = ring_pair(256);
     let mut buf = Vec::new();
     assert_eq!(
@@ -71,6 +74,7 @@ fn recv_times_out_on_an_empty_ring() {
 
 #[test]
 fn send_blocks_when_full_and_times_out_without_sending() {
+    let _w = common::watchdog();
     let (mut tx, mut rx) = ring_pair(256);
     tx.send(&[1; 100], 0).unwrap();
     tx.send(&[2; 100], 0).unwrap();
@@ -91,6 +95,7 @@ fn send_blocks_when_full_and_times_out_without_sending() {
 
 #[test]
 fn blocked_sender_is_released_by_the_receiver() {
+    let _w = common::watchdog();
     let (mut tx, mut rx) = ring_pair(256);
     let t = std::thread::spawn(move || {
         for i in 0..50u8 {
@@ -108,6 +113,7 @@ fn blocked_sender_is_released_by_the_receiver() {
 
 #[test]
 fn receiver_drains_then_sees_the_hang_up() {
+    let _w = common::watchdog();
     let (mut tx, mut rx) = ring_pair(256);
     tx.send(b"a", 0).unwrap();
     tx.send(b"b", 0).unwrap();
@@ -122,6 +128,7 @@ fn receiver_drains_then_sees_the_hang_up() {
 
 #[test]
 fn closer_wakes_a_sleeping_receiver_and_a_blocked_sender() {
+    let _w = common::watchdog();
     let (mut tx, mut rx) = ring_pair(256);
     let closer = rx.closer();
     let t = std::thread::spawn(move || {
@@ -180,6 +187,7 @@ fn echo_across_fork() {
 
 #[test]
 fn deferred_frames_reach_a_sleeping_receiver_on_flush() {
+    let _w = common::watchdog();
     let region = Arc::new(SharedRegion::create("test-ring", ring::ring_len(1024)).unwrap());
     ring::init(&region, 0, 1024);
     let sleepy = WaitPolicy {
@@ -210,6 +218,7 @@ fn deferred_frames_reach_a_sleeping_receiver_on_flush() {
 
 #[test]
 fn a_corrupted_header_is_an_error_not_a_panic() {
+    let _w = common::watchdog();
     let region = Arc::new(SharedRegion::create("test-ring", ring::ring_len(256)).unwrap());
     ring::init(&region, 0, 256);
     let p = WaitPolicy::default();
@@ -227,6 +236,7 @@ fn a_corrupted_header_is_an_error_not_a_panic() {
 
 #[test]
 fn tiny_ring_with_sleeping_sides_stays_correct() {
+    let _w = common::watchdog();
     // Every wait goes straight to the futex, and most frames are streamed in pieces.
     let region = Arc::new(SharedRegion::create("test-ring", ring::ring_len(64)).unwrap());
     ring::init(&region, 0, 64);

@@ -101,3 +101,47 @@ fn a_different_binary_refuses_to_resolve_the_entry() {
     std::fs::remove_file(&copy).unwrap();
     assert_eq!(r.code(), Some(EXIT_BAD_BOOT));
 }
+
+fn sleepy_worker(_boot: WorkerBoot) -> i32 {
+    std::thread::sleep(Duration::from_secs(30));
+    0
+}
+
+#[test]
+fn a_spawned_worker_dies_with_its_parent() {
+    entry::run_if_worker();
+    let _g = common::serial();
+    let region = std::sync::Arc::new(pool_ipc::shm::SharedRegion::create("pid", 4096).unwrap());
+    let r2 = std::sync::Arc::clone(&region);
+    // The middle process spawns the worker, then exits without reaping it.
+    let mut middle = common::fork(move || {
+        let w = SpawnCommand::new(sleepy_worker)
+            .args(args("a_spawned_worker_dies_with_its_parent"))
+            .spawn()
+            .unwrap();
+        r2.atomic_u32(0)
+            .store(w.pid() as u32, std::sync::atomic::Ordering::SeqCst);
+        // SAFETY: _exit ends this process at once, skipping the handle's kill-on-drop.
+        unsafe { libc::_exit(0) }
+    });
+    assert!(middle.wait().unwrap().success());
+    let pid = region
+        .atomic_u32(0)
+        .load(std::sync::atomic::Ordering::SeqCst) as i32;
+    assert!(pid > 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next());
+        if matches!(state, None | Some("Z") | Some("X")) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "worker {pid} outlived its parent"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

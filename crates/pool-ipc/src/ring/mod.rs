@@ -16,8 +16,9 @@
 //! | 384.. | `cap` data bytes, `cap` a power of two | producer writes, consumer reads |
 //!
 //! A chunk is an 8-byte header word (`len` in the low 32 bits; `flags` in the high 32: bit 0
-//! `MORE` = the frame continues in the next chunk, bits 8..16 a user `kind` byte) followed by `len` bytes, padded to 8; positions
-//! are 8-aligned so a header never straddles the end; payloads may wrap around.
+//! `MORE` = the frame continues in the next chunk, bits 8..16 a user `kind` byte) followed by
+//! `len` bytes, padded to 8; positions are 8-aligned so a header never straddles the end;
+//! payloads may wrap around.
 //!
 //! # Protocol
 //! 1. **Publish** (producer): copy the chunk into `[tail, tail+n)` (it knows the bytes are free
@@ -45,6 +46,15 @@
 //!    (the death watcher in the parent; `PR_SET_PDEATHSIG` in a worker) reacts to the death.
 //! 8. **Timeouts** apply until the first chunk of a frame moved; once a frame is in flight the
 //!    call finishes it (or sees the hang-up), so a frame is never torn by a timeout.
+//! 9. **A corrupting peer** (a worker with a wild pointer) cannot make this process touch memory
+//!    outside the ring: every copy is masked into the data area, a length larger than the ring
+//!    is [`RecvError::Corrupt`] (and closes the ring), and a nonsensical `head` reads as "no
+//!    space" (the death watcher or a timeout then ends the wait).
+//!
+//! Costs (2-vCPU VM, see `examples/ring_throughput.rs`): ~20 ns of code per 64-byte frame
+//! (send + receive), 10–14 M frames/s parent ⇄ forked child, 5–11 GB/s for 1 MiB frames, and a
+//! ping-pong of 0.2–0.7 µs when both sides are awake on different CPUs versus 6–20 µs when they
+//! share one or sleep: where workers run matters more than the wait policy.
 
 use std::ptr::NonNull;
 use std::sync::Arc;

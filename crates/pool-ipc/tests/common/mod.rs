@@ -1,16 +1,47 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code, unreachable_pub)]
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use pool_ipc::child::ChildOptions;
 use pool_ipc::process::WorkerProcess;
 
 static LOCK: Mutex<()> = Mutex::new(());
 
-/// Serializes tests that fork or count fds: fd counts and zombies are process-wide.
-pub fn serial() -> MutexGuard<'static, ()> {
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+/// Aborts the test binary if dropped later than 30 s after creation: a hang in a blocking
+/// primitive becomes a loud failure instead of a stuck CI job.
+pub struct Watchdog(Arc<AtomicBool>);
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Starts a [`Watchdog`] for the calling test.
+pub fn watchdog() -> Watchdog {
+    let done = Arc::new(AtomicBool::new(false));
+    let d2 = Arc::clone(&done);
+    let name = std::thread::current().name().unwrap_or("?").to_owned();
+    std::thread::spawn(move || {
+        for _ in 0..300 {
+            std::thread::sleep(Duration::from_millis(100));
+            if d2.load(Ordering::SeqCst) {
+                return;
+            }
+        }
+        eprintln!("test {name} hung for 30 s; aborting");
+        std::process::abort();
+    });
+    Watchdog(done)
+}
+
+/// Serializes tests that fork or count fds (fd counts and zombies are process-wide), and
+/// guards them with a [`Watchdog`].
+pub fn serial() -> (MutexGuard<'static, ()>, Watchdog) {
+    (LOCK.lock().unwrap_or_else(|e| e.into_inner()), watchdog())
 }
 
 /// Forks a worker running `f`.
