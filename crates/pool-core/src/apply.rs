@@ -15,9 +15,11 @@ use crate::backend::Command;
 use crate::counters::monotonic_ns;
 use crate::error::{Cause, PoolError};
 use crate::job::Data;
+use crate::progress::{CallInfo, Outcome, ProgressSink, StatusHandle};
 use crate::supervisor::{Delivery, Supervisor};
 
-pub(crate) type Completion = Box<dyn FnOnce(Result<Data, PoolError>) + Send>;
+/// Delivers a task's output; returns whether the task succeeded.
+pub(crate) type Completion = Box<dyn FnOnce(Result<Data, PoolError>) -> bool + Send>;
 
 pub(crate) struct Pending<Sh, St> {
     pub(crate) cmd: Command<Sh, St>,
@@ -35,6 +37,40 @@ struct Queue<Sh, St> {
     waiting: VecDeque<Pending<Sh, St>>,
     outstanding: HashMap<u64, Outstanding>,
     running: bool,
+    bar: Option<Bar>,
+}
+
+/// The progress bar of a run of apply tasks: its total grows as tasks are submitted; it ends
+/// when none is left.
+struct Bar {
+    sink: Box<dyn ProgressSink>,
+    status: StatusHandle,
+    submitted: u64,
+    done: u64,
+    failed: u64,
+    last: Instant,
+}
+
+impl Bar {
+    fn count(&mut self, ok: bool) {
+        self.done += 1;
+        self.failed += u64::from(!ok);
+    }
+
+    fn update(&mut self, force: bool) {
+        self.status.set_total(self.submitted);
+        self.status.set(self.submitted, 0, self.done, self.failed);
+        if force || self.last.elapsed() >= TICK * 2 {
+            self.last = Instant::now();
+            self.sink.update(&self.status.snapshot());
+        }
+    }
+
+    fn finish(mut self) {
+        self.update(true);
+        self.status.end();
+        self.sink.finish(&self.status.snapshot(), &Outcome::Done);
+    }
 }
 
 pub(crate) struct Applier<Sh, St> {
@@ -61,6 +97,7 @@ impl<Sh: Send + Sync + 'static, St: 'static> Applier<Sh, St> {
             waiting: VecDeque::new(),
             outstanding: HashMap::new(),
             running: false,
+            bar: None,
         };
         Applier {
             sup,
@@ -69,9 +106,36 @@ impl<Sh: Send + Sync + 'static, St: 'static> Applier<Sh, St> {
         }
     }
 
+    /// Starts a progress bar for apply tasks unless one runs (`start` makes the sink).
+    pub(crate) fn ensure_bar(
+        &self,
+        status: &StatusHandle,
+        info: &CallInfo,
+        start: impl FnOnce() -> Option<Box<dyn ProgressSink>>,
+    ) {
+        let mut q = lock(&self.queue);
+        if q.bar.is_none()
+            && let Some(mut sink) = start()
+        {
+            status.begin(None);
+            sink.start(info);
+            q.bar = Some(Bar {
+                sink,
+                status: status.clone(),
+                submitted: 0,
+                done: 0,
+                failed: 0,
+                last: Instant::now(),
+            });
+        }
+    }
+
     /// Queues a task and makes sure the collector runs.
     pub(crate) fn submit(&self, p: Pending<Sh, St>) {
         let mut q = lock(&self.queue);
+        if let Some(b) = q.bar.as_mut() {
+            b.submitted += 1;
+        }
         q.waiting.push_back(p);
         if !q.running {
             q.running = true;
@@ -193,18 +257,24 @@ fn collect<Sh, St>(sup: &Mutex<Supervisor<Sh, St>>, queue: &Mutex<Queue<Sh, St>>
                     Err(e) => done.push((p.complete, Err(e))),
                 }
             }
-            if q.waiting.is_empty() && q.outstanding.is_empty() {
+            let idle = q.waiting.is_empty() && q.outstanding.is_empty();
+            if idle {
                 q.running = false;
-                drop(q);
-                drop(s);
-                for (c, r) in done {
-                    c(r);
-                }
+            }
+            let bar = if idle { q.bar.take() } else { None };
+            drop(q);
+            drop(s);
+            // Completions (and the user's callbacks) run with no lock held.
+            let oks: Vec<bool> = done.into_iter().map(|(c, r)| c(r)).collect();
+            if let Some(mut b) = bar {
+                oks.iter().for_each(|&ok| b.count(ok));
+                b.finish();
                 return;
             }
-        }
-        for (c, r) in done {
-            c(r);
+            if let Some(b) = lock(queue).bar.as_mut() {
+                oks.iter().for_each(|&ok| b.count(ok));
+                b.update(false);
+            }
         }
     }
 }

@@ -12,6 +12,7 @@ use crate::extensions::{Extensions, SharedObjects};
 use crate::job::{ErasedJob, Input, Payload, RunSettings, TypedJob, decode_output, encode_inputs};
 use crate::options::MapOptions;
 use crate::pool::WorkerPool;
+use crate::progress::CallInfo;
 use crate::supervisor::WorkerSpec;
 
 type Callback<R> = Box<dyn FnOnce(&R) + Send>;
@@ -126,6 +127,7 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
         opts: ApplyOptions<R, Sh, St>,
     ) -> Result<AsyncResult<R>, PoolError> {
         let job: Arc<dyn ErasedJob<Sh, St>> = Arc::new(TypedJob::new(f));
+        let function = job.name();
         let (sup, applier) = (self.supervisor(), self.applier());
         let (call, wire) = {
             let mut s = sup.lock().unwrap_or_else(|e| e.into_inner());
@@ -182,8 +184,23 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
                 (Err(e), _, Some(cb)) => cb(e),
                 _ => {}
             }
+            let ok = r.is_ok();
             setter.set(r);
+            ok
         });
+        if let Some(spec) = self.apply_progress.clone() {
+            let info = CallInfo {
+                call_id: call,
+                pool_id: self.pool_id(),
+                method: "apply_async".into(),
+                function: function.to_string(),
+                location: String::new(),
+                n_jobs: self.n_jobs(),
+                start_method: self.start_method().name().to_string(),
+                spec,
+            };
+            applier.ensure_bar(&self.status_handle(), &info, || E::progress(&info));
+        }
         applier.submit(Pending {
             cmd,
             call,

@@ -20,7 +20,7 @@ use crate::hook::StateFn;
 use crate::job::{ErasedJob, Input, Payload, TypedJob};
 use crate::map_iter::MapIter;
 use crate::options::MapOptions;
-use crate::progress::{CallInfo, StatusHandle};
+use crate::progress::{CallInfo, ProgressSpec, StatusHandle};
 use crate::supervisor::{Supervisor, WorkerSpec};
 
 /// Settings fixed when the pool is built.
@@ -51,6 +51,7 @@ pub struct WorkerPool<Sh = (), St = (), E = CoreOnly> {
     applier: Applier<Sh, St>,
     status: StatusHandle,
     pool_id: u64,
+    pub(crate) apply_progress: Option<ProgressSpec>,
     _e: PhantomData<E>,
 }
 
@@ -160,6 +161,7 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
             sup,
             status: StatusHandle::default(),
             pool_id: POOL_IDS.fetch_add(1, Ordering::Relaxed),
+            apply_progress: None,
             config,
             _e: PhantomData,
         }
@@ -188,6 +190,16 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
     /// Hand chunks out round-robin (MPIRE's `set_order_tasks`).
     pub fn set_order_tasks(&mut self, on: bool) {
         self.config.order_tasks = on;
+    }
+
+    /// Shows a progress bar for `apply_async` tasks (`None`: no bar). The bar's total grows as
+    /// tasks are submitted; it finishes when none is left.
+    pub fn apply_progress_bar(&mut self, spec: Option<ProgressSpec>) {
+        self.apply_progress = spec;
+    }
+
+    pub(crate) fn pool_id(&self) -> u64 {
+        self.pool_id
     }
 
     /// Default call options typed for this pool, so that `worker_init` / `worker_exit`

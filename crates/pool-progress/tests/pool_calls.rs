@@ -252,3 +252,33 @@ fn progress_moves_task_by_task_inside_big_skewed_chunks() {
         "never backwards: {seen:?}"
     );
 }
+
+#[test]
+fn apply_async_tasks_have_a_bar_whose_total_grows() {
+    let (term, target) = screen();
+    let mut p = pool(2);
+    p.apply_progress_bar(Some(ProgressSpec::default().desc("apply")));
+    with_draw_target(target, || {
+        let handles: Vec<_> = (0..30u64)
+            .map(|i| {
+                p.apply_async(
+                    |x: u64| {
+                        if x == 4 {
+                            panic!("four")
+                        }
+                        x
+                    },
+                    i,
+                )
+                .unwrap()
+            })
+            .collect();
+        let ok = handles.into_iter().filter_map(|h| h.get(None).ok()).count();
+        assert_eq!(ok, 29);
+        p.join().unwrap();
+    });
+    // The total is not known up front, so the bar counts (and shows the failure).
+    let line = line_with(&term, "apply:");
+    assert!(line.starts_with("apply: 30 tasks ["), "{}", term.contents());
+    assert!(line.contains("1 failed"), "{}", term.contents());
+}
