@@ -3,9 +3,8 @@
 //! aborted (see [`super::registry`]).
 //!
 //! The command is spawned with `std::process::Command` and `process_group(0)`, which std
-//! implements with `posix_spawn` (no shell, no `fork` of our address space); std also gives the
-//! child an empty signal mask, so the signals we block for our own handler do not leak into
-//! jobs.
+//! implements with `posix_spawn` (no shell, no `fork` of our address space). No signal is
+//! blocked in `pool run` (see [`super::signals`]), so jobs start with a clean signal mask.
 
 use std::io::{self, Read};
 use std::os::fd::AsFd;

@@ -164,8 +164,6 @@ impl Runner {
 /// Runs `pool run`; returns the exit status.
 pub(crate) fn main(args: RunArgs) -> anyhow::Result<i32> {
     let cfg = args.validate()?;
-    // Before any thread starts, so that every thread inherits the mask.
-    let sigset = signals::block()?;
     let halt = cfg.halt.and_then(|h| h.active());
     let inputs = inputs::read(&cfg.sources, halt.is_some_and(|h| h.needs_total()))?;
     let total = inputs.total;
@@ -189,7 +187,7 @@ pub(crate) fn main(args: RunArgs) -> anyhow::Result<i32> {
 
     let registry = Registry::start()?;
     let interrupted = Arc::new(AtomicBool::new(false));
-    signals::handle(sigset, registry.clone(), interrupted.clone())?;
+    signals::handle(registry.clone(), interrupted.clone())?;
     let runner = Arc::new(Runner {
         template: cfg.template.clone(),
         timeout: cfg.timeout,
