@@ -9,6 +9,7 @@
 use std::io::{self, Read};
 use std::os::fd::AsFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -64,8 +65,31 @@ pub(crate) struct Attempt {
     pub(crate) end: End,
 }
 
-/// Runs `argv` to its end, feeding its output to `capture`.
+/// Where `program` is found in `$PATH`, looked up once per run instead of once per job (each
+/// `execvp` would try every `$PATH` entry in turn). `None` for paths and unknown programs, which
+/// are then left to `execvp`.
+pub(crate) fn resolve(program: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    if program.contains('/') || program.is_empty() {
+        return None;
+    }
+    let path = std::env::var_os("PATH")?;
+    for dir in std::env::split_paths(&path) {
+        if !dir.is_absolute() {
+            return None; // relative entries depend on the job's directory: leave it to execvp
+        }
+        let p = dir.join(program);
+        if std::fs::metadata(&p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0) {
+            return Some(p);
+        }
+    }
+    None
+}
+
+/// Runs `argv` to its end, feeding its output to `capture`. `program`, when given, is where
+/// `argv[0]` was found.
 pub(crate) fn run(
+    program: Option<&Path>,
     argv: &[String],
     timeout: Option<Duration>,
     registry: &Registry,
@@ -73,7 +97,14 @@ pub(crate) fn run(
 ) -> Attempt {
     let start = SystemTime::now();
     let t0 = Instant::now();
-    let mut cmd = Command::new(&argv[0]);
+    let mut cmd = match program {
+        Some(p) => {
+            let mut c = Command::new(p);
+            c.arg0(&argv[0]);
+            c
+        }
+        None => Command::new(&argv[0]),
+    };
     cmd.args(&argv[1..])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -195,5 +226,18 @@ fn read_some<R: Read>(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => return false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn programs_are_resolved_once_in_path() {
+        let sh = resolve("sh").expect("sh is in $PATH");
+        assert!(sh.is_absolute() && sh.ends_with("sh"), "{sh:?}");
+        assert_eq!(resolve("./sh"), None);
+        assert_eq!(resolve("no-such-program-pool-test"), None);
     }
 }

@@ -70,6 +70,7 @@ enum Verdict {
 #[derive(Debug)]
 struct Runner {
     template: Template,
+    program: Option<PathBuf>,
     timeout: Option<Duration>,
     retries: u32,
     results: Option<PathBuf>,
@@ -98,7 +99,13 @@ impl Runner {
                 );
                 capture.data(output::Stream::Err, msg.as_bytes());
             }
-            let a = job::run(&argv, self.timeout, &self.registry, &mut capture);
+            let a = job::run(
+                self.program.as_deref(),
+                &argv,
+                self.timeout,
+                &self.registry,
+                &mut capture,
+            );
             let stop = a.end.success()
                 || matches!(
                     a.end,
@@ -190,6 +197,7 @@ pub(crate) fn main(args: RunArgs) -> anyhow::Result<i32> {
     signals::handle(registry.clone(), interrupted.clone())?;
     let runner = Arc::new(Runner {
         template: cfg.template.clone(),
+        program: cfg.template.fixed_program().and_then(job::resolve),
         timeout: cfg.timeout,
         retries: cfg.retries,
         results: cfg.results.clone(),

@@ -77,6 +77,17 @@ impl Template {
         })
     }
 
+    /// The program, when it is the same for every job (it has no placeholder).
+    pub(crate) fn fixed_program(&self) -> Option<&str> {
+        if self.shell {
+            return Some("sh");
+        }
+        match self.words.first().map(Vec::as_slice) {
+            Some([Piece::Lit(p)]) => Some(p),
+            _ => None,
+        }
+    }
+
     /// The argv of one job: `args` holds one value per input source.
     pub(crate) fn render(&self, args: &[String], seq: u64, slot: usize) -> Vec<String> {
         let quote = self.shell;
