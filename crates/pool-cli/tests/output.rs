@@ -176,3 +176,33 @@ fn insights_table() {
     assert!(err.contains("slowest jobs:"), "{err}");
     assert!(err.contains("#2 0.2"), "{err}");
 }
+
+#[test]
+fn closed_stdout_stops_the_run() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    // 400 jobs of 0.1 s on 2 slots would take 20 s; the reader leaves after one line.
+    let inputs: Vec<String> = (1..=400).map(|i| i.to_string()).collect();
+    let mut args = vec!["run", "-j2", "--shell", "seq 1 1000; sleep 0.1", ":::"];
+    args.extend(inputs.iter().map(String::as_str));
+    let t0 = Instant::now();
+    let mut child = pool(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(first, "1\n");
+    // The reader is dropped here: our stdout is closed.
+    wait_timeout(&mut child, Duration::from_secs(15));
+    assert!(
+        t0.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        t0.elapsed()
+    );
+}

@@ -251,6 +251,7 @@ pub(crate) fn main(args: RunArgs) -> anyhow::Result<i32> {
         }
     }
     let wall = started.elapsed();
+    runner.printer.flush();
     registry.shutdown();
     if cfg.insights {
         let table = insights::table(&pool.get_insights(), wall);

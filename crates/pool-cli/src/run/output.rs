@@ -95,6 +95,16 @@ impl Printer {
             self.write(Stream::Err, &err);
         }
     }
+
+    /// The run is over: print what is still held back (jobs after one that never reported,
+    /// which only a bug could cause), in order.
+    pub(crate) fn flush(&self) {
+        let mut r = lock(&self.reorder);
+        for (_, (out, err)) in std::mem::take(&mut r.pending) {
+            self.write(Stream::Out, &out);
+            self.write(Stream::Err, &err);
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
