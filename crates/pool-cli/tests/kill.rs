@@ -18,6 +18,11 @@ fn timeout_kills_grandchildren() {
     );
     assert_eq!(code(&o), 1, "{}", stderr(&o));
     assert_eq!(stdout(&o), "");
+    assert!(
+        stderr(&o).contains("job 1 timed out after 500ms"),
+        "{}",
+        stderr(&o)
+    );
     assert_no_process(&m);
 }
 

@@ -123,8 +123,22 @@ impl Runner {
         let Some(a) = attempt else {
             unreachable!("at least one attempt runs")
         };
+        let shown = self.template.display(&argv);
         if let Some(log) = &self.joblog {
-            log.record(job.seq, &a, capture.received, &self.template.display(&argv));
+            log.record(job.seq, &a, capture.received, &shown);
+        }
+        if let (
+            Some(t),
+            End::Killed {
+                reason: KillReason::Timeout,
+                ..
+            },
+        ) = (self.timeout, &a.end)
+        {
+            eprintln!(
+                "pool run: job {} timed out after {t:?} and was killed: {shown}",
+                job.seq
+            );
         }
         capture.finish(job.seq);
         let verdict = match a.end {
@@ -135,13 +149,13 @@ impl Runner {
             } => Verdict::Aborted,
             _ => Verdict::Failed,
         };
-        self.count(verdict);
+        self.count(verdict, job.seq, &shown);
         verdict
     }
 
     /// Counts a finished job and applies `--halt` here, in the worker, so that this worker
     /// starts no job once the policy has triggered.
-    fn count(&self, verdict: Verdict) {
+    fn count(&self, verdict: Verdict, seq: u64, shown: &str) {
         let mut t = self.tally.lock().unwrap_or_else(|e| e.into_inner());
         match verdict {
             Verdict::Succeeded => t.succeeded += 1,
@@ -154,13 +168,14 @@ impl Runner {
         }
         if h.when == When::Now {
             eprintln!(
-                "pool run: --halt {}: stopping, killing the running jobs",
+                "pool run: --halt {}: stopping after job {seq} ({shown}), killing the running jobs",
                 h.describe()
             );
             self.registry.abort();
         } else {
             eprintln!(
-                "pool run: --halt {}: starting no more jobs, waiting for the running ones",
+                "pool run: --halt {}: after job {seq} ({shown}), starting no more jobs, \
+                 waiting for the running ones",
                 h.describe()
             );
             self.registry.stop_new();
