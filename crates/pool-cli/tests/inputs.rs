@@ -62,3 +62,28 @@ fn endless_stdin_is_streamed() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(stdout(&o).lines().count() >= 20);
 }
+
+#[test]
+fn linked_sources_like_gnu_parallel() {
+    let o = run(&[
+        "run", "-k", "echo", ":::", "a", "b", "c", ":::+", "1", "2", ":::", "x", "y",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "a 1 x\na 1 y\nb 2 x\nb 2 y\n");
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("nums");
+    fs::write(&f, "1\n2\n3\n").unwrap();
+    let o = run(&[
+        "run",
+        "-k",
+        "echo",
+        "{2}{1}",
+        ":::",
+        "a",
+        "b",
+        "c",
+        "::::+",
+        f.to_str().unwrap(),
+    ]);
+    assert_eq!(stdout(&o), "1a\n2b\n3c\n");
+}

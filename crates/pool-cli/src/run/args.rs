@@ -15,6 +15,7 @@ Examples:
   pool run echo {} ::: a b c                 # one job per argument
   ls *.png | pool run -j4 convert {} {.}.jpg # one job per stdin line
   pool run echo {1}-{2} ::: a b ::: 1 2      # every combination: a-1 a-2 b-1 b-2
+  pool run echo {1}-{2} ::: a b :::+ 1 2     # side by side: a-1 b-2
   pool run --shell 'gzip -c {} > {}.gz' :::: files.txt
   pool run --timeout 10s --retries 2 --joblog jobs.tsv ./check.sh ::: host1 host2
 
@@ -96,7 +97,9 @@ pub(crate) struct RunArgs {
     #[arg(long)]
     allow_empty: bool,
 
-    /// The command and its arguments, then input sources: `::: ARGS...` and `:::: FILES...`.
+    /// The command and its arguments, then input sources: `::: ARGS...` and `:::: FILES...`
+    /// (every combination of them), `:::+ ARGS...` and `::::+ FILES...` (side by side with the
+    /// source before).
     #[arg(
         value_name = "COMMAND",
         trailing_var_arg = true,
@@ -182,31 +185,45 @@ impl RunArgs {
     }
 }
 
-/// Splits `COMMAND ARGS... ::: A B ::: C :::: FILE` into the command words and the sources.
+/// Splits `COMMAND ARGS... ::: A B :::+ C :::: FILE` into the command words and the sources.
 fn split_sources(words: Vec<String>) -> anyhow::Result<(Vec<String>, Vec<Source>)> {
     let mut command = Vec::new();
     let mut sources = Vec::new();
     let mut current: Option<(&'static str, Vec<String>)> = None;
     let mut finish = |cur: Option<(&'static str, Vec<String>)>| -> anyhow::Result<()> {
-        match cur {
-            None => Ok(()),
-            Some((sep, vals)) if vals.is_empty() => {
-                bail!("`{sep}` must be followed by at least one {}", what(sep))
-            }
-            Some((":::", vals)) => {
-                sources.push(Source::Args(vals));
-                Ok(())
-            }
-            Some((_, vals)) => {
-                sources.extend(vals.into_iter().map(|v| Source::File(PathBuf::from(v))));
-                Ok(())
-            }
+        let Some((sep, vals)) = cur else {
+            return Ok(());
+        };
+        if vals.is_empty() {
+            bail!("`{sep}` must be followed by at least one {}", what(sep));
         }
+        let linked = sep.ends_with('+');
+        if linked && sources.is_empty() {
+            bail!("`{sep}` links to the input source before it, but there is none: use `:::`");
+        }
+        let wrap = |s: Source| {
+            if linked {
+                Source::Linked(Box::new(s))
+            } else {
+                s
+            }
+        };
+        if sep.starts_with("::::") {
+            sources.extend(
+                vals.into_iter()
+                    .map(|v| wrap(Source::File(PathBuf::from(v)))),
+            );
+        } else {
+            sources.push(wrap(Source::Args(vals)));
+        }
+        Ok(())
     };
     for w in words {
         match w.as_str() {
             ":::" => finish(current.replace((":::", Vec::new())))?,
+            ":::+" => finish(current.replace((":::+", Vec::new())))?,
             "::::" => finish(current.replace(("::::", Vec::new())))?,
+            "::::+" => finish(current.replace(("::::+", Vec::new())))?,
             _ => match &mut current {
                 Some((_, vals)) => vals.push(w),
                 None => command.push(w),
@@ -218,7 +235,7 @@ fn split_sources(words: Vec<String>) -> anyhow::Result<(Vec<String>, Vec<Source>
 }
 
 fn what(sep: &str) -> &'static str {
-    if sep == ":::" {
+    if !sep.starts_with("::::") {
         "argument (the inputs)"
     } else {
         "file name (files of inputs, one per line)"

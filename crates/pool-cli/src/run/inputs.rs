@@ -21,6 +21,8 @@ pub(crate) enum Source {
     File(PathBuf),
     /// Standard input, one input per line.
     Stdin,
+    /// A source after `:::+` or `::::+`: taken side by side with the one before it.
+    Linked(Box<Source>),
 }
 
 /// The first read error, kept for the end of the run.
@@ -54,6 +56,7 @@ fn open(source: &Source) -> anyhow::Result<(Lines, Option<usize>)> {
                 File::open(p).with_context(|| format!("cannot open input file {}", p.display()))?;
             (lines(Box::new(BufReader::new(f))), None)
         }
+        Source::Linked(inner) => return open(inner),
     })
 }
 
@@ -81,35 +84,80 @@ fn describe(s: &Source) -> String {
         Source::File(p) if p.as_os_str() == "-" => "stdin".into(),
         Source::File(p) => p.display().to_string(),
         Source::Stdin => "stdin".into(),
+        Source::Linked(inner) => describe(inner),
     }
+}
+
+/// A group of sources linked with `:::+` / `::::+`: their values are taken side by side (the
+/// shortest one ends the group), as one row.
+type Rows = Box<dyn Iterator<Item = io::Result<Vec<String>>>>;
+
+fn open_group(group: &[&Source]) -> anyhow::Result<(Rows, Option<usize>)> {
+    let mut members = Vec::with_capacity(group.len());
+    let mut len: Option<usize> = Some(usize::MAX);
+    for s in group {
+        let (it, n) = open(s)?;
+        len = match (len, n) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            _ => None,
+        };
+        members.push(it);
+    }
+    let rows = std::iter::from_fn(move || {
+        let mut row = Vec::with_capacity(members.len());
+        for m in &mut members {
+            match m.next()? {
+                Ok(v) => row.push(v),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        Some(Ok(row))
+    });
+    Ok((Box::new(rows), len))
+}
+
+fn describe_group(group: &[&Source]) -> String {
+    group
+        .iter()
+        .map(|s| describe(s))
+        .collect::<Vec<_>>()
+        .join(" + ")
 }
 
 /// Opens the sources. With `materialize`, the first source is read to its end too (so that the
 /// total is known, e.g. for percentages in `--halt`).
 pub(crate) fn read(sources: &[Source], materialize: bool) -> anyhow::Result<Inputs> {
     let error: ReadError = Arc::new(Mutex::new(None));
-    let mut rest: Vec<Vec<String>> = Vec::new();
-    for s in sources.iter().skip(1) {
-        let (it, _) = open(s)?;
-        let vals = it
-            .collect::<io::Result<Vec<_>>>()
-            .with_context(|| format!("cannot read {}", describe(s)))?;
-        rest.push(vals);
+    let mut groups: Vec<Vec<&Source>> = Vec::new();
+    for s in sources {
+        match (s, groups.last_mut()) {
+            (Source::Linked(inner), Some(last)) => last.push(inner),
+            (Source::Linked(inner), None) => groups.push(vec![inner]),
+            (other, _) => groups.push(vec![other]),
+        }
     }
-    let (first, mut first_len) = open(&sources[0])?;
-    let first: Lines = if materialize && first_len.is_none() {
-        let vals = first
+    let mut rest: Vec<Vec<Vec<String>>> = Vec::new();
+    for g in groups.iter().skip(1) {
+        let (rows, _) = open_group(g)?;
+        let rows = rows
             .collect::<io::Result<Vec<_>>>()
-            .with_context(|| format!("cannot read {}", describe(&sources[0])))?;
-        first_len = Some(vals.len());
-        Box::new(vals.into_iter().map(Ok))
+            .with_context(|| format!("cannot read {}", describe_group(g)))?;
+        rest.push(rows);
+    }
+    let (first, mut first_len) = open_group(&groups[0])?;
+    let first: Rows = if materialize && first_len.is_none() {
+        let rows = first
+            .collect::<io::Result<Vec<_>>>()
+            .with_context(|| format!("cannot read {}", describe_group(&groups[0])))?;
+        first_len = Some(rows.len());
+        Box::new(rows.into_iter().map(Ok))
     } else {
         first
     };
     let n_rest: usize = rest.iter().map(Vec::len).product();
     let total = first_len.map(|n| n * n_rest);
     let err = error.clone();
-    let what = describe(&sources[0]);
+    let what = describe_group(&groups[0]);
     let firsts = first.map_while(move |r| match r {
         Ok(v) => Some(v),
         Err(e) => {
@@ -127,16 +175,16 @@ pub(crate) fn read(sources: &[Source], materialize: bool) -> anyhow::Result<Inpu
     })
 }
 
-/// Every combination of one value of the first source with the values of the others.
+/// Every combination of one row of the first group with the rows of the others.
 struct Product {
-    first: String,
-    rest: Arc<Vec<Vec<String>>>,
+    first: Vec<String>,
+    rest: Arc<Vec<Vec<Vec<String>>>>,
     idx: Vec<usize>,
     done: bool,
 }
 
 impl Product {
-    fn new(first: String, rest: Arc<Vec<Vec<String>>>) -> Self {
+    fn new(first: Vec<String>, rest: Arc<Vec<Vec<Vec<String>>>>) -> Self {
         let done = rest.iter().any(Vec::is_empty);
         Product {
             first,
@@ -154,15 +202,11 @@ impl Iterator for Product {
         if self.done {
             return None;
         }
-        let mut out = Vec::with_capacity(self.rest.len() + 1);
-        out.push(self.first.clone());
-        out.extend(
-            self.idx
-                .iter()
-                .zip(self.rest.iter())
-                .map(|(&i, v)| v[i].clone()),
-        );
-        // Odometer: the last source varies fastest.
+        let mut out = self.first.clone();
+        for (&i, rows) in self.idx.iter().zip(self.rest.iter()) {
+            out.extend(rows[i].iter().cloned());
+        }
+        // Odometer: the last group varies fastest.
         self.done = true;
         for k in (0..self.idx.len()).rev() {
             self.idx[k] += 1;
@@ -190,5 +234,22 @@ mod tests {
         assert_eq!(inputs.total, Some(4));
         let all: Vec<String> = inputs.iter.map(|v| v.join("")).collect();
         assert_eq!(all, ["a1x", "a2x", "b1x", "b2x"]);
+    }
+
+    #[test]
+    fn linked_sources_go_side_by_side() {
+        let linked = |v: &[&str]| Source::Linked(Box::new(args(v)));
+        let inputs = read(
+            &[
+                args(&["a", "b", "c"]),
+                linked(&["1", "2"]),
+                args(&["x", "y"]),
+            ],
+            false,
+        )
+        .unwrap();
+        assert_eq!(inputs.total, Some(4));
+        let all: Vec<String> = inputs.iter.map(|v| v.join("")).collect();
+        assert_eq!(all, ["a1x", "a1y", "b2x", "b2y"]);
     }
 }
