@@ -139,3 +139,28 @@ fn sigterm_to_the_runner_also_cleans_up() {
     assert_eq!(status.code(), Some(130));
     assert_no_process(&m);
 }
+
+#[test]
+fn ctrl_c_while_waiting_for_more_stdin() {
+    use std::io::Write;
+
+    let m = marker();
+    let mut child = pool(&["run", "-j2", "sleep"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // One job runs; the runner then waits for a second line that never comes.
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{m}").unwrap();
+    wait_for_processes(&format!("sleep {m}"), 1);
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = wait_timeout(&mut child, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(130));
+    assert_no_process(&m);
+    drop(stdin);
+}

@@ -206,3 +206,12 @@ fn closed_stdout_stops_the_run() {
         t0.elapsed()
     );
 }
+
+#[test]
+fn progress_bar_leaves_stdout_alone() {
+    for flag in ["--bar", "--eta"] {
+        let o = run(&["run", "-k", flag, "echo", ":::", "a", "b"]);
+        assert_eq!(code(&o), 0);
+        assert_eq!(stdout(&o), "a\nb\n");
+    }
+}

@@ -25,6 +25,18 @@ pub(crate) enum Source {
     Linked(Box<Source>),
 }
 
+impl Source {
+    /// Whether it reads stdin.
+    pub(crate) fn is_stdin(&self) -> bool {
+        match self {
+            Source::Stdin => true,
+            Source::File(p) => p.as_os_str() == "-",
+            Source::Linked(inner) => inner.is_stdin(),
+            Source::Args(_) => false,
+        }
+    }
+}
+
 /// The first read error, kept for the end of the run.
 pub(crate) type ReadError = Arc<Mutex<Option<anyhow::Error>>>;
 

@@ -20,7 +20,7 @@ mod registry;
 mod signals;
 
 use std::fmt;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,6 +33,7 @@ pub(crate) use args::RunArgs;
 
 use self::args::Config;
 use self::halt::{HaltPolicy, Tally, When};
+use self::inputs::Source;
 use self::job::End;
 use self::joblog::JobLog;
 use self::output::{Capture, Printer};
@@ -187,6 +188,13 @@ impl Runner {
 pub(crate) fn main(args: RunArgs) -> anyhow::Result<i32> {
     let cfg = args.validate()?;
     let halt = cfg.halt.and_then(|h| h.active());
+    // Ctrl-C is ours from here on, also while we wait for the first input line.
+    let registry = Registry::start()?;
+    let interrupted = Arc::new(AtomicBool::new(false));
+    signals::handle(registry.clone(), interrupted.clone())?;
+    if cfg.sources.iter().any(Source::is_stdin) && std::io::stdin().is_terminal() {
+        eprintln!("pool run: reading inputs from the terminal (end them with Ctrl-D)");
+    }
     let inputs = inputs::read(&cfg.sources, halt.is_some_and(|h| h.needs_total()))?;
     let total = inputs.total;
     let read_error = inputs.error.clone();
@@ -207,9 +215,6 @@ pub(crate) fn main(args: RunArgs) -> anyhow::Result<i32> {
         return dry_run(&cfg, iter);
     }
 
-    let registry = Registry::start()?;
-    let interrupted = Arc::new(AtomicBool::new(false));
-    signals::handle(registry.clone(), interrupted.clone())?;
     let runner = Arc::new(Runner {
         template: cfg.template.clone(),
         program: cfg.template.fixed_program().and_then(job::resolve),

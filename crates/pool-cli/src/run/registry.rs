@@ -132,6 +132,11 @@ impl Registry {
         }
     }
 
+    /// Jobs whose leader has not exited yet.
+    pub(crate) fn running(&self) -> usize {
+        self.lock().running.len()
+    }
+
     /// Whether new jobs may still start.
     pub(crate) fn stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)

@@ -2,12 +2,14 @@
 //! self-pipe) and handled in an ordinary thread. Nothing is blocked, so jobs start with the
 //! default signal mask and dispositions. The first signal aborts the run (no new job; every
 //! running job's process group gets SIGTERM, then SIGKILL); the run then ends with 130. A second
-//! signal, or a run that has not ended 5 s later, exits at once after SIGKILL to every group.
+//! signal exits at once after SIGKILL to every group; so does a run that has not ended 1 s
+//! after its last job died (e.g. the main thread is blocked reading stdin), or 10 s after the
+//! signal.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -35,7 +37,11 @@ pub(crate) fn handle(registry: Arc<Registry>, interrupted: Arc<AtomicBool>) -> a
                 let _ = thread::Builder::new()
                     .name("pool-run-watchdog".into())
                     .spawn(move || {
-                        thread::sleep(Duration::from_secs(5));
+                        let start = Instant::now();
+                        while reg.running() > 0 && start.elapsed() < Duration::from_secs(9) {
+                            thread::sleep(Duration::from_millis(20));
+                        }
+                        thread::sleep(Duration::from_secs(1));
                         reg.kill_all_now();
                         std::process::exit(EXIT_INTERRUPTED);
                     });
