@@ -229,14 +229,16 @@ pub(crate) fn main(args: RunArgs) -> anyhow::Result<i32> {
         tally: Mutex::new(Tally::default()),
     });
 
+    // No more workers than jobs, when we know how many jobs there are.
+    let workers = total.map_or(cfg.jobs, |t| cfg.jobs.min(t).max(1));
     let mut pool = WorkerPool::builder()
-        .n_jobs(cfg.jobs)
+        .n_jobs(workers)
         .start_method(StartMethod::Threading)
         .enable_insights(cfg.insights)
         .build()?;
     let mut opts = MapOptions::default()
         .chunk_size(1)
-        .max_tasks_active(cfg.jobs * 2);
+        .max_tasks_active(workers * 2);
     if cfg.bar {
         let mut spec = ProgressSpec::default().unit("jobs").desc("pool run");
         if let Some(t) = total {
