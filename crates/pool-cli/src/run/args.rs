@@ -28,7 +28,10 @@ Exit status: 0 if every job succeeded, else the number of failed jobs (at most 1
 
 /// `pool run [OPTIONS] [--] COMMAND [ARGS...] [::: ARGS... | :::: FILES...]...`
 #[derive(Debug, clap::Args)]
-#[command(after_help = EXAMPLES)]
+#[command(
+    after_help = EXAMPLES,
+    override_usage = "pool run [OPTIONS] [--] COMMAND [ARGS...] [::: INPUTS...]... [:::: FILES...]..."
+)]
 pub(crate) struct RunArgs {
     /// Run at most N jobs at once [default: number of CPUs].
     #[arg(short = 'j', long = "jobs", value_name = "N")]
@@ -72,7 +75,7 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "FILE")]
     joblog: Option<PathBuf>,
 
-    /// Also save each job's output in DIR/<seq>/stdout and DIR/<seq>/stderr.
+    /// Also save each job's output in DIR/N/stdout and DIR/N/stderr (N: the job number, {#}).
     #[arg(long, value_name = "DIR")]
     results: Option<PathBuf>,
 
