@@ -102,19 +102,16 @@ impl Template {
                         Piece::Seq => s.push_str(&seq.to_string()),
                         Piece::Slot => s.push_str(&slot.to_string()),
                         Piece::Input { source, kind } => {
-                            let v = match source {
-                                Some(n) => apply(*kind, &args[*n]),
-                                None => args
-                                    .iter()
-                                    .map(|a| apply(*kind, a))
-                                    .collect::<Vec<_>>()
-                                    .join(" "),
+                            let one = |a: &str| {
+                                let v = apply(*kind, a);
+                                if quote { shell_quote(&v) } else { v }
                             };
-                            if quote {
-                                s.push_str(&shell_quote(&v));
-                            } else {
-                                s.push_str(&v);
-                            }
+                            // `{}` of several sources: each value (quoted apart), joined by spaces.
+                            let v = match source {
+                                Some(n) => one(&args[*n]),
+                                None => args.iter().map(|a| one(a)).collect::<Vec<_>>().join(" "),
+                            };
+                            s.push_str(&v);
                         }
                     }
                 }
