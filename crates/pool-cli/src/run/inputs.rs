@@ -1,0 +1,267 @@
+//! Input sources: stdin lines, `:::` argument lists and `::::` files, combined as a cartesian
+//! product (the first source varies slowest, as in GNU parallel).
+//!
+//! The first source is streamed (stdin can be endless; the pool pulls inputs only as workers
+//! free up); the others are read up front, since every value of the first is combined with all
+//! of theirs.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+
+/// Where inputs come from.
+#[derive(Debug, Clone)]
+pub(crate) enum Source {
+    /// The values after a `:::`.
+    Args(Vec<String>),
+    /// A file of lines (`::::` or `-a`); `-` is stdin.
+    File(PathBuf),
+    /// Standard input, one input per line.
+    Stdin,
+    /// A source after `:::+` or `::::+`: taken side by side with the one before it.
+    Linked(Box<Source>),
+}
+
+impl Source {
+    /// Whether it reads stdin.
+    pub(crate) fn is_stdin(&self) -> bool {
+        match self {
+            Source::Stdin => true,
+            Source::File(p) => p.as_os_str() == "-",
+            Source::Linked(inner) => inner.is_stdin(),
+            Source::Args(_) => false,
+        }
+    }
+}
+
+/// The first read error, kept for the end of the run.
+pub(crate) type ReadError = Arc<Mutex<Option<anyhow::Error>>>;
+
+/// The inputs of a run: one `Vec` (a value per source) per job.
+pub(crate) struct Inputs {
+    pub(crate) iter: Box<dyn Iterator<Item = Vec<String>>>,
+    /// Number of jobs, when known without reading the first source to its end.
+    pub(crate) total: Option<usize>,
+    pub(crate) error: ReadError,
+}
+
+impl std::fmt::Debug for Inputs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inputs")
+            .field("total", &self.total)
+            .finish()
+    }
+}
+
+type Lines = Box<dyn Iterator<Item = io::Result<String>>>;
+
+fn open(source: &Source) -> anyhow::Result<(Lines, Option<usize>)> {
+    Ok(match source {
+        Source::Args(v) => (Box::new(v.clone().into_iter().map(Ok)), Some(v.len())),
+        Source::Stdin => (lines(Box::new(io::stdin().lock())), None),
+        Source::File(p) if p.as_os_str() == "-" => (lines(Box::new(io::stdin().lock())), None),
+        Source::File(p) => {
+            let f =
+                File::open(p).with_context(|| format!("cannot open input file {}", p.display()))?;
+            (lines(Box::new(BufReader::new(f))), None)
+        }
+        Source::Linked(inner) => return open(inner),
+    })
+}
+
+/// Lines without their `\n`; bytes that are not UTF-8 are replaced (U+FFFD).
+fn lines(mut r: Box<dyn BufRead>) -> Lines {
+    let mut buf = Vec::new();
+    Box::new(std::iter::from_fn(move || {
+        buf.clear();
+        match r.read_until(b'\n', &mut buf) {
+            Ok(0) => None,
+            Ok(_) => {
+                if buf.last() == Some(&b'\n') {
+                    buf.pop();
+                }
+                Some(Ok(String::from_utf8_lossy(&buf).into_owned()))
+            }
+            Err(e) => Some(Err(e)),
+        }
+    }))
+}
+
+fn describe(s: &Source) -> String {
+    match s {
+        Source::Args(_) => "`:::` arguments".into(),
+        Source::File(p) if p.as_os_str() == "-" => "stdin".into(),
+        Source::File(p) => p.display().to_string(),
+        Source::Stdin => "stdin".into(),
+        Source::Linked(inner) => describe(inner),
+    }
+}
+
+/// A group of sources linked with `:::+` / `::::+`: their values are taken side by side (the
+/// shortest one ends the group), as one row.
+type Rows = Box<dyn Iterator<Item = io::Result<Vec<String>>>>;
+
+fn open_group(group: &[&Source]) -> anyhow::Result<(Rows, Option<usize>)> {
+    let mut members = Vec::with_capacity(group.len());
+    let mut len: Option<usize> = Some(usize::MAX);
+    for s in group {
+        let (it, n) = open(s)?;
+        len = match (len, n) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            _ => None,
+        };
+        members.push(it);
+    }
+    let rows = std::iter::from_fn(move || {
+        let mut row = Vec::with_capacity(members.len());
+        for m in &mut members {
+            match m.next()? {
+                Ok(v) => row.push(v),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        Some(Ok(row))
+    });
+    Ok((Box::new(rows), len))
+}
+
+fn describe_group(group: &[&Source]) -> String {
+    group
+        .iter()
+        .map(|s| describe(s))
+        .collect::<Vec<_>>()
+        .join(" + ")
+}
+
+/// Opens the sources. With `materialize`, the first source is read to its end too (so that the
+/// total is known, e.g. for percentages in `--halt`).
+pub(crate) fn read(sources: &[Source], materialize: bool) -> anyhow::Result<Inputs> {
+    let error: ReadError = Arc::new(Mutex::new(None));
+    let mut groups: Vec<Vec<&Source>> = Vec::new();
+    for s in sources {
+        match (s, groups.last_mut()) {
+            (Source::Linked(inner), Some(last)) => last.push(inner),
+            (Source::Linked(inner), None) => groups.push(vec![inner]),
+            (other, _) => groups.push(vec![other]),
+        }
+    }
+    let mut rest: Vec<Vec<Vec<String>>> = Vec::new();
+    for g in groups.iter().skip(1) {
+        let (rows, _) = open_group(g)?;
+        let rows = rows
+            .collect::<io::Result<Vec<_>>>()
+            .with_context(|| format!("cannot read {}", describe_group(g)))?;
+        rest.push(rows);
+    }
+    let (first, mut first_len) = open_group(&groups[0])?;
+    let first: Rows = if materialize && first_len.is_none() {
+        let rows = first
+            .collect::<io::Result<Vec<_>>>()
+            .with_context(|| format!("cannot read {}", describe_group(&groups[0])))?;
+        first_len = Some(rows.len());
+        Box::new(rows.into_iter().map(Ok))
+    } else {
+        first
+    };
+    let n_rest: usize = rest.iter().map(Vec::len).product();
+    let total = first_len.map(|n| n * n_rest);
+    let err = error.clone();
+    let what = describe_group(&groups[0]);
+    let firsts = first.map_while(move |r| match r {
+        Ok(v) => Some(v),
+        Err(e) => {
+            *err.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(anyhow::Error::new(e).context(format!("cannot read {what}")));
+            None
+        }
+    });
+    let rest = Arc::new(rest);
+    let iter = firsts.flat_map(move |v| Product::new(v, rest.clone()));
+    Ok(Inputs {
+        iter: Box::new(iter),
+        total,
+        error,
+    })
+}
+
+/// Every combination of one row of the first group with the rows of the others.
+struct Product {
+    first: Vec<String>,
+    rest: Arc<Vec<Vec<Vec<String>>>>,
+    idx: Vec<usize>,
+    done: bool,
+}
+
+impl Product {
+    fn new(first: Vec<String>, rest: Arc<Vec<Vec<Vec<String>>>>) -> Self {
+        let done = rest.iter().any(Vec::is_empty);
+        Product {
+            first,
+            idx: vec![0; rest.len()],
+            rest,
+            done,
+        }
+    }
+}
+
+impl Iterator for Product {
+    type Item = Vec<String>;
+
+    fn next(&mut self) -> Option<Vec<String>> {
+        if self.done {
+            return None;
+        }
+        let mut out = self.first.clone();
+        for (&i, rows) in self.idx.iter().zip(self.rest.iter()) {
+            out.extend(rows[i].iter().cloned());
+        }
+        // Odometer: the last group varies fastest.
+        self.done = true;
+        for k in (0..self.idx.len()).rev() {
+            self.idx[k] += 1;
+            if self.idx[k] < self.rest[k].len() {
+                self.done = false;
+                break;
+            }
+            self.idx[k] = 0;
+        }
+        Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: &[&str]) -> Source {
+        Source::Args(v.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn cartesian_product() {
+        let inputs = read(&[args(&["a", "b"]), args(&["1", "2"]), args(&["x"])], false).unwrap();
+        assert_eq!(inputs.total, Some(4));
+        let all: Vec<String> = inputs.iter.map(|v| v.join("")).collect();
+        assert_eq!(all, ["a1x", "a2x", "b1x", "b2x"]);
+    }
+
+    #[test]
+    fn linked_sources_go_side_by_side() {
+        let linked = |v: &[&str]| Source::Linked(Box::new(args(v)));
+        let inputs = read(
+            &[
+                args(&["a", "b", "c"]),
+                linked(&["1", "2"]),
+                args(&["x", "y"]),
+            ],
+            false,
+        )
+        .unwrap();
+        assert_eq!(inputs.total, Some(4));
+        let all: Vec<String> = inputs.iter.map(|v| v.join("")).collect();
+        assert_eq!(all, ["a1x", "a1y", "b2x", "b2y"]);
+    }
+}

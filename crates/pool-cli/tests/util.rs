@@ -1,0 +1,135 @@
+//! Running the binary and looking for leftover processes.
+
+use std::io::Write;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// The `pool` binary, with the given arguments, stdin closed.
+pub(crate) fn pool(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_pool"));
+    c.args(args).stdin(Stdio::null());
+    c
+}
+
+/// Runs `pool` to its end.
+pub(crate) fn run(args: &[&str]) -> Output {
+    pool(args).output().expect("pool runs")
+}
+
+/// Runs `pool` with `input` on stdin.
+pub(crate) fn run_stdin(args: &[&str], input: &str) -> Output {
+    let mut child = pool(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pool starts");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_string();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let out = child.wait_with_output().expect("pool runs");
+    writer.join().unwrap();
+    out
+}
+
+pub(crate) fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub(crate) fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub(crate) fn code(o: &Output) -> i32 {
+    o.status.code().expect("pool exits with a code")
+}
+
+/// Sorted lines.
+pub(crate) fn sorted_lines(s: &str) -> Vec<String> {
+    let mut v: Vec<String> = s.lines().map(str::to_string).collect();
+    v.sort();
+    v
+}
+
+/// A number no other test (or run) uses, to find our own `sleep` processes by their argv.
+pub(crate) fn marker() -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    format!("{}{:03}.{}", 7000 + std::process::id() % 1000, n, 7)
+}
+
+/// Live (non-zombie) processes whose command line contains `needle`.
+pub(crate) fn processes_with(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for e in dir.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+            .unwrap_or(true);
+        if cmd.contains(needle) && !zombie {
+            found.push(format!("{pid}: {cmd}"));
+        }
+    }
+    found
+}
+
+/// Waits (up to 3 s) until no live process has `needle` in its command line.
+pub(crate) fn assert_no_process(needle: &str) {
+    let until = Instant::now() + Duration::from_secs(3);
+    loop {
+        let left = processes_with(needle);
+        if left.is_empty() {
+            return;
+        }
+        if Instant::now() > until {
+            panic!("processes left behind: {left:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits (up to 10 s) until `n` live processes have `needle` in their command line.
+pub(crate) fn wait_for_processes(needle: &str, n: usize) {
+    let until = Instant::now() + Duration::from_secs(10);
+    while processes_with(needle).len() < n {
+        assert!(Instant::now() < until, "jobs with {needle} never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits for `child` at most `limit`.
+pub(crate) fn wait_timeout(child: &mut Child, limit: Duration) -> ExitStatus {
+    let until = Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            panic!("pool did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
