@@ -5,6 +5,8 @@
 //! parallel: 0 when every job succeeded, the number of failed jobs (at most 101) otherwise,
 //! 130 after Ctrl-C, and 255 for usage and other errors.
 
+mod bench;
+mod dashboard;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -28,6 +30,14 @@ struct Cli {
 enum Command {
     /// Run a command once per input, in parallel (GNU parallel's model).
     Run(Box<run::RunArgs>),
+    /// Serve the live dashboard that pools report their progress, errors and insights to.
+    Dashboard(dashboard::DashboardArgs),
+    /// Run the comparison benchmark harness (arguments go to `pool-bench`, e.g. `--quick`).
+    Bench {
+        /// Arguments for the harness.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() {
@@ -46,6 +56,20 @@ fn main() {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("pool run: {e:#}");
+                EXIT_ERROR
+            }
+        },
+        Command::Dashboard(args) => match dashboard::main(args) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("pool dashboard: {e:#}");
+                EXIT_ERROR
+            }
+        },
+        Command::Bench { args } => match bench::main(args) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("pool bench: {e:#}");
                 EXIT_ERROR
             }
         },

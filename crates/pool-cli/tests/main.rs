@@ -10,3 +10,4 @@ mod ordering;
 mod output;
 mod placeholders;
 mod policy;
+mod subcommands;

@@ -3,50 +3,30 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-/// The insights table as text.
+/// The insights table as text: a summary line, pool's insights table, the slowest jobs.
 pub(crate) fn table(insights: &pool::Insights, wall: Duration) -> String {
     let mut s = String::new();
-    let workers = &insights.workers;
-    let jobs: u64 = workers.iter().map(|w| w.n_completed_tasks).sum();
-    let working: Duration = workers.iter().map(|w| w.working).sum();
+    let slots = insights.n_workers;
+    let busy = if wall.is_zero() || slots == 0 {
+        0.0
+    } else {
+        100.0 * insights.total_working_time / (wall.as_secs_f64() * slots as f64)
+    };
     let _ = writeln!(
         s,
-        "pool run insights: {jobs} jobs on {} slots in {:.3}s (slots busy {:.1}%)",
-        workers.len(),
+        "pool run insights: {} jobs on {slots} slots in {:.3}s (slots busy {busy:.1}%)",
+        insights.total_completed_tasks(),
         wall.as_secs_f64(),
-        if wall.is_zero() || workers.is_empty() {
-            0.0
-        } else {
-            100.0 * working.as_secs_f64() / (wall.as_secs_f64() * workers.len() as f64)
-        }
     );
-    let _ = writeln!(
-        s,
-        "{:>5} {:>8} {:>11} {:>11} {:>11}",
-        "slot", "jobs", "working", "waiting", "mean/job"
-    );
-    for w in workers {
-        let mean = if w.n_completed_tasks == 0 {
-            Duration::ZERO
-        } else {
-            w.working / w.n_completed_tasks as u32
-        };
-        let _ = writeln!(
-            s,
-            "{:>5} {:>8} {:>10.3}s {:>10.3}s {:>9.3}ms",
-            w.worker + 1,
-            w.n_completed_tasks,
-            w.working.as_secs_f64(),
-            w.waiting.as_secs_f64(),
-            mean.as_secs_f64() * 1000.0
-        );
-    }
-    let mut slowest: Vec<_> = workers.iter().flat_map(|w| w.slowest.iter()).collect();
-    slowest.sort_by_key(|t| std::cmp::Reverse(t.duration));
-    if !slowest.is_empty() {
+    let _ = write!(s, "{insights}");
+    let slowest = insights
+        .top_5_max_task_durations
+        .iter()
+        .zip(&insights.top_5_max_task_args);
+    if !insights.top_5_max_task_durations.is_empty() {
         let _ = writeln!(s, "slowest jobs:");
-        for t in slowest.iter().take(5) {
-            let _ = writeln!(s, "  {:>9.3}s  {}", t.duration.as_secs_f64(), t.args);
+        for (d, args) in slowest {
+            let _ = writeln!(s, "  {d:>9.3}s  {args}");
         }
     }
     s
