@@ -68,6 +68,9 @@ impl Extensions for Layers {
             StartMethod::Threading => Ok(Box::new(ThreadBackend::new(n_jobs))),
             StartMethod::Fork => Ok(Box::new(ProcessBackend::new(ProcessMethod::Fork, n_jobs)?)),
             StartMethod::Spawn => Ok(Box::new(ProcessBackend::new(ProcessMethod::Spawn, n_jobs)?)),
+            StartMethod::Mpi => Err(PoolError::InvalidConfig(
+                "StartMethod::Mpi needs the `mpi` feature and mpirun".into(),
+            )),
         }
     }
 

@@ -60,6 +60,9 @@ impl Extensions for CoreOnly {
     ) -> Result<Box<dyn Backend<Sh, St>>, PoolError> {
         match method {
             StartMethod::Threading => Ok(Box::new(ThreadBackend::new(n_jobs))),
+            StartMethod::Mpi => Err(PoolError::InvalidConfig(
+                "StartMethod::Mpi needs the `mpi` feature and mpirun".into(),
+            )),
             other => Err(PoolError::InvalidConfig(format!(
                 "start method {} needs process workers: use the `pool` crate, or StartMethod::Threading",
                 other.name()
