@@ -28,6 +28,11 @@ pub trait Extensions: 'static {
     /// The start method when the builder is not told one.
     fn default_start_method() -> StartMethod;
 
+    /// `n_jobs` when the builder is not told one (`Mpi`: the worker ranks there are).
+    fn default_n_jobs(_method: StartMethod) -> usize {
+        crate::builder::cpu_count()
+    }
+
     /// A back end for `method` with `n_jobs` slots; `daemon` as MPIRE's.
     fn backend<Sh: SharedObjects, St: 'static>(
         method: StartMethod,
