@@ -209,8 +209,8 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for MpiBackend<Sh, St> {
     }
 
     fn send(&mut self, slot: usize, cmd: Command<Sh, St>) -> Result<(), PoolError> {
-        let generation = self.live[slot]
-            .ok_or_else(|| backend_err(format!("worker {slot} is not running")))?;
+        let generation =
+            self.live[slot].ok_or_else(|| backend_err(format!("worker {slot} is not running")))?;
         let (cmd, bulk) = match cmd {
             Command::Chunk {
                 job,

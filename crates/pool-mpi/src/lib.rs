@@ -10,7 +10,7 @@
 //! - Tasks, results and events travel as postcard bytes in MPI messages (one message each,
 //!   bulk bytes outside serde); the shared objects are serialized once per pool and sent once
 //!   to each worker rank.
-//! - Every MPI call of a process is made by one thread ([`pump`]): rank 0's MPI thread, or a
+//! - Every MPI call of a process is made by one thread: rank 0's MPI thread, or a
 //!   worker rank's main thread; workers run in threads beside it.
 //! - Faults: a task panic comes back as the usual error. A worker rank that stops answering
 //!   for 3 s (`POOL_MPI_DEAD_AFTER_MS`) is reported as a dead worker with the task it held.
@@ -72,8 +72,7 @@ pub fn run_if_worker() {
             }
         }
         Some(rank) => {
-            let Some((universe, _)) =
-                mpi::initialize_with_threading(mpi::Threading::Funneled)
+            let Some((universe, _)) = mpi::initialize_with_threading(mpi::Threading::Funneled)
             else {
                 eprintln!("pool-mpi: rank {rank}: MPI is already initialized");
                 std::process::exit(1);

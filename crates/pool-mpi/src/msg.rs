@@ -4,8 +4,8 @@
 
 use pool_ipc::backend::wire::{WireCommand, WireEvent};
 use pool_ipc::fnid::FnId;
-use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 /// What a worker rank needs to start a worker (the shared objects come before, once).
 #[derive(Debug, Serialize, Deserialize)]

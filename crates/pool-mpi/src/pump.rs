@@ -47,7 +47,10 @@ impl Pump {
     /// Starts sending `bytes` to `rank`. Returns false if MPI refused.
     pub(crate) fn send(&mut self, rank: i32, bytes: Vec<u8>) -> bool {
         let Ok(count) = c_int::try_from(bytes.len()) else {
-            eprintln!("pool-mpi: a message of {} bytes is over MPI's 2 GiB limit", bytes.len());
+            eprintln!(
+                "pool-mpi: a message of {} bytes is over MPI's 2 GiB limit",
+                bytes.len()
+            );
             return false;
         };
         // SAFETY: the null request is a valid value to be overwritten.

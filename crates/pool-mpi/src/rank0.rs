@@ -242,9 +242,12 @@ fn serve(mut pump: Pump, rx: Receiver<Out>, dead: Arc<Vec<AtomicBool>>) {
                         .store(slots[slot].base + done, Ordering::Release);
                     match current {
                         Some((task, elapsed)) => {
-                            c.started_ns
-                                .store(monotonic_ns().saturating_sub(elapsed).max(1), Ordering::Relaxed);
-                            c.current_task.store(task.wrapping_add(1), Ordering::Relaxed);
+                            c.started_ns.store(
+                                monotonic_ns().saturating_sub(elapsed).max(1),
+                                Ordering::Relaxed,
+                            );
+                            c.current_task
+                                .store(task.wrapping_add(1), Ordering::Relaxed);
                         }
                         None => {
                             c.current_task.store(0, Ordering::Relaxed);

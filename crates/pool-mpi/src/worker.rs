@@ -81,7 +81,10 @@ pub(crate) fn serve(mut pump: Pump) {
                 ToWorker::Shared { epoch } => shared = Some((epoch, Arc::new(bulk))),
                 ToWorker::Start { epoch, boot } => {
                     abandon(current.take());
-                    let Some(bytes) = shared.as_ref().filter(|s| s.0 == epoch).map(|s| s.1.clone())
+                    let Some(bytes) = shared
+                        .as_ref()
+                        .filter(|s| s.0 == epoch)
+                        .map(|s| s.1.clone())
                     else {
                         eprintln!("pool-mpi worker: a worker to start without shared objects");
                         continue;
@@ -105,7 +108,8 @@ pub(crate) fn serve(mut pump: Pump) {
                     });
                     // SAFETY: rank 0 made this id from `boot::<Sh, St>` (an `Entry`) of this
                     // same binary (every rank runs the program mpirun was given).
-                    let entry = unsafe { std::mem::transmute::<*const (), Entry>(boot.entry.to_ptr()) };
+                    let entry =
+                        unsafe { std::mem::transmute::<*const (), Entry>(boot.entry.to_ptr()) };
                     let name = format!("pool-mpi-worker-{}", boot.slot);
                     let spawned = std::thread::Builder::new()
                         .name(name)
@@ -289,7 +293,8 @@ impl<Sh, St> TypedLink<Sh, St> {
         }
         let id = job.rebuild?;
         // SAFETY: rank 0 made this id from a `JobRebuilder<Sh, St>` of this same binary.
-        let rebuild = unsafe { std::mem::transmute::<*const (), JobRebuilder<Sh, St>>(id.to_ptr()) };
+        let rebuild =
+            unsafe { std::mem::transmute::<*const (), JobRebuilder<Sh, St>>(id.to_ptr()) };
         let j = rebuild();
         self.jobs.insert(job.key, j.clone());
         Some(j)

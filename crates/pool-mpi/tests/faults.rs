@@ -72,7 +72,10 @@ fn under_mpirun_with(test: &str, ranks: usize, recovery: bool) -> bool {
         // Open MPI's default: one dead process ends the whole job, at once and loudly.
         assert!(!out.status.success(), "mpirun should fail the job");
         assert!(took < Duration::from_secs(30), "took {took:?}");
-        assert!(stderr.contains("signal 9"), "mpirun names the killed rank: {stderr}");
+        assert!(
+            stderr.contains("signal 9"),
+            "mpirun names the killed rank: {stderr}"
+        );
         return true;
     }
     assert!(
@@ -116,7 +119,11 @@ fn killed_rank_mid_map_is_a_clear_error_within_seconds() {
 
     let t0 = Instant::now();
     let err = pool
-        .map_with(killer, 0..200u64, pool_core::MapOptions::default().chunk_size(4))
+        .map_with(
+            killer,
+            0..200u64,
+            pool_core::MapOptions::default().chunk_size(4),
+        )
         .unwrap_err();
     let took = t0.elapsed();
     println!("error after {took:?}: {err}");
@@ -153,7 +160,11 @@ fn killed_rank_without_recovery_ends_the_job_at_once() {
         .n_jobs(2)
         .build()
         .unwrap();
-    let _ = pool.map_with(killer, 0..200u64, pool_core::MapOptions::default().chunk_size(4));
+    let _ = pool.map_with(
+        killer,
+        0..200u64,
+        pool_core::MapOptions::default().chunk_size(4),
+    );
     // Not reached: mpirun terminates rank 0 when rank 2 dies.
     std::thread::sleep(Duration::from_secs(60));
 }
