@@ -5,90 +5,12 @@
 //! inside mpirun, rank 0 runs the body and ranks 1..2 become workers (the constructor below).
 //! Without `mpirun` on the PATH the outer run says so and passes.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use pool_core::{
-    Backend, CallInfo, Cause, Extensions, PoolError, ProgressSink, SharedObjects, StartMethod,
-    WorkerPool, WorkerTimings,
-};
-use pool_mpi::MpiBackend;
+use pool_core::{Cause, PoolError, WorkerPool};
 
-#[ctor::ctor(unsafe)]
-fn mpi_entry() {
-    pool_mpi::run_if_worker();
-}
-
-/// `pool_core` with MPI workers only (the facade is above this crate).
-#[derive(Debug)]
-struct MpiOnly;
-
-impl Extensions for MpiOnly {
-    type Insights = Vec<WorkerTimings>;
-    fn default_start_method() -> StartMethod {
-        StartMethod::Mpi
-    }
-    fn backend<Sh: SharedObjects, St: 'static>(
-        _method: StartMethod,
-        n_jobs: usize,
-        _daemon: bool,
-    ) -> Result<Box<dyn Backend<Sh, St>>, PoolError> {
-        Ok(Box::new(MpiBackend::new(n_jobs)?))
-    }
-    fn progress(_info: &CallInfo) -> Option<Box<dyn ProgressSink>> {
-        None
-    }
-    fn insights(timings: &[WorkerTimings]) -> Self::Insights {
-        timings.to_vec()
-    }
-}
-
-/// Runs `test` of this binary under mpirun; true if it ran there (false: no mpirun here).
-fn under_mpirun(test: &str, ranks: usize) -> bool {
-    under_mpirun_with(test, ranks, true)
-}
-
-fn under_mpirun_with(test: &str, ranks: usize, recovery: bool) -> bool {
-    if Command::new("mpirun").arg("--version").output().is_err() {
-        eprintln!("skipped: mpirun is not installed");
-        return false;
-    }
-    let exe = std::env::current_exe().unwrap();
-    let t0 = Instant::now();
-    let out = Command::new("timeout")
-        .args(["120", "mpirun", "--allow-run-as-root", "--oversubscribe"])
-        .args(recovery.then_some("--enable-recovery"))
-        .args(["-n", &ranks.to_string()])
-        .arg(&exe)
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env("POOL_MPI_DEAD_AFTER_MS", "1500")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let took = t0.elapsed();
-    eprintln!("--- mpirun ({took:?}) stdout:\n{stdout}\n--- stderr:\n{stderr}");
-    if !recovery {
-        // Open MPI's default: one dead process ends the whole job, at once and loudly.
-        assert!(!out.status.success(), "mpirun should fail the job");
-        assert!(took < Duration::from_secs(30), "took {took:?}");
-        assert!(
-            stderr.contains("signal 9"),
-            "mpirun names the killed rank: {stderr}"
-        );
-        return true;
-    }
-    assert!(
-        stdout.contains(&format!("MPI-FAULT-OK {test}")),
-        "the body did not pass under mpirun (status {:?})",
-        out.status
-    );
-    true
-}
-
-fn inside_mpirun() -> bool {
-    pool_mpi::env_rank() == Some(0)
-}
+mod common;
+use common::{MpiOnly, inside_mpirun, under_mpirun, under_mpirun_with};
 
 fn killer(x: u64) -> u64 {
     if x == 40 {
