@@ -13,7 +13,7 @@
 //! - Every MPI call of a process is made by one thread: rank 0's MPI thread, or a
 //!   worker rank's main thread; workers run in threads beside it.
 //! - Faults: a task panic comes back as the usual error. A worker rank that stops answering
-//!   for 3 s (`POOL_MPI_DEAD_AFTER_MS`) is reported as a dead worker with the task it held.
+//!   for 5 s (`POOL_MPI_DEAD_AFTER_MS`) is reported as a dead worker with the task it held.
 //!   Whether rank 0 lives to report it depends on mpirun: by default Open MPI 4.1 terminates
 //!   the whole job when one process dies (rank 0 gets SIGTERM). Launch with
 //!   `mpirun --enable-recovery` (Open MPI's option to keep the job running after a process

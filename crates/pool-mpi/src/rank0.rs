@@ -140,7 +140,7 @@ fn silence_limit() -> Duration {
     std::env::var("POOL_MPI_DEAD_AFTER_MS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .map_or(Duration::from_secs(3), Duration::from_millis)
+        .map_or(Duration::from_secs(5), Duration::from_millis)
 }
 
 struct Live {
