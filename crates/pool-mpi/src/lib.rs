@@ -77,8 +77,11 @@ pub fn run_if_worker() {
                 eprintln!("pool-mpi: rank {rank}: MPI is already initialized");
                 std::process::exit(1);
             };
-            worker::serve(pump::Pump::new(universe.world()));
-            drop(universe); // MPI_Finalize
+            if worker::serve(pump::Pump::new(universe.world())) {
+                drop(universe); // MPI_Finalize
+            } else {
+                std::mem::forget(universe); // a rank died: MPI_Finalize would wait for it
+            }
             std::process::exit(0);
         }
     }

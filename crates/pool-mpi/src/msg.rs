@@ -39,8 +39,9 @@ pub(crate) enum ToWorker {
     /// Abandon the worker: cancel its chunk, close its link (it cannot be killed: it shares
     /// the rank with the loop that talks to rank 0).
     Kill { epoch: u64, generation: u64 },
-    /// The program is over: finalize MPI and exit.
-    Shutdown,
+    /// The program is over: exit, after `MPI_Finalize` unless a rank died (Open MPI's finalize
+    /// would wait for it forever).
+    Shutdown { finalize: bool },
 }
 
 /// Worker rank → rank 0.

@@ -37,7 +37,7 @@ pub(crate) enum Out {
     Stopped { slot: usize },
     /// Bytes for a rank.
     Send { rank: i32, bytes: Vec<u8> },
-    /// The program ends.
+    /// The program ends: release the worker ranks, finalize MPI, then say so on the sender.
     Finish(Sender<()>),
 }
 
@@ -93,8 +93,15 @@ fn start() -> Result<Rank0, String> {
             let dead: Arc<Vec<AtomicBool>> =
                 Arc::new((0..size).map(|_| AtomicBool::new(false)).collect());
             let _ = ready_tx.send(Ok((size, dead.clone())));
-            serve(pump, rx, dead);
-            drop(universe); // MPI_Finalize
+            let (finalize, done) = serve(pump, rx, dead);
+            if finalize {
+                drop(universe); // MPI_Finalize
+            } else {
+                // Open MPI's finalize waits for every rank, the dead one too.
+                eprintln!("pool-mpi: a worker rank died, so MPI is not finalized");
+                std::mem::forget(universe);
+            }
+            let _ = done.send(());
         })
         .map_err(|e| format!("cannot start the MPI thread: {e}"))?;
     let (size, dead) = ready_rx
@@ -128,11 +135,15 @@ pub fn finalize() {
     let Some(thread) = r.thread.lock().unwrap_or_else(|p| p.into_inner()).take() else {
         return;
     };
-    let (ack_tx, ack_rx) = bounded(1);
-    if r.tx.send(Out::Finish(ack_tx)).is_ok() {
-        let _ = ack_rx.recv_timeout(Duration::from_secs(10));
+    let (done_tx, done_rx) = bounded(1);
+    if r.tx.send(Out::Finish(done_tx)).is_ok()
+        && done_rx.recv_timeout(Duration::from_secs(20)).is_ok()
+    {
+        let _ = thread.join();
+    } else {
+        // Never hang the program's exit on MPI: leave the thread behind.
+        eprintln!("pool-mpi: MPI did not finalize within 20 s; exiting without it");
     }
-    let _ = thread.join();
 }
 
 /// How long a worker rank may stay silent before it is judged dead.
@@ -149,7 +160,9 @@ struct Live {
     live: bool,
 }
 
-fn serve(mut pump: Pump, rx: Receiver<Out>, dead: Arc<Vec<AtomicBool>>) {
+/// The MPI thread's loop; returns at `Finish` with whether MPI may be finalized (no rank died)
+/// and whom to tell when it is done.
+fn serve(mut pump: Pump, rx: Receiver<Out>, dead: Arc<Vec<AtomicBool>>) -> (bool, Sender<()>) {
     let size = pump.size() as usize;
     let limit = silence_limit();
     let mut route: Option<Route> = None;
@@ -190,8 +203,9 @@ fn serve(mut pump: Pump, rx: Receiver<Out>, dead: Arc<Vec<AtomicBool>>) {
                 Out::Send { rank, bytes } => {
                     pump.send(rank, bytes);
                 }
-                Out::Finish(ack) => {
-                    let bye = encode(&ToWorker::Shutdown, &[]);
+                Out::Finish(done) => {
+                    let finalize = !dead.iter().any(|d| d.load(Ordering::Relaxed));
+                    let bye = encode(&ToWorker::Shutdown { finalize }, &[]);
                     for rank in 1..size {
                         if !dead[rank].load(Ordering::Relaxed) {
                             pump.send(rank as i32, bye.clone());
@@ -203,8 +217,7 @@ fn serve(mut pump: Pump, rx: Receiver<Out>, dead: Arc<Vec<AtomicBool>>) {
                         while pump.poll().is_some() {}
                         std::thread::sleep(Duration::from_micros(100));
                     }
-                    let _ = ack.send(());
-                    return;
+                    return (finalize, done);
                 }
             }
         }

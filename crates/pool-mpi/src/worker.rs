@@ -8,7 +8,8 @@
 //! 3. `Kill` abandons the worker (cancel flag, closed link): a thread cannot be killed, so a
 //!    task stuck forever keeps its thread, as under `StartMethod::Threading`; the next worker
 //!    starts at once in a new thread.
-//! 4. `Shutdown` (rank 0's process exit) finalizes MPI and exits the process.
+//! 4. `Shutdown` (rank 0's process exit) finalizes MPI (unless a rank died) and exits the
+//!    process.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -54,8 +55,9 @@ fn host() -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
-/// The life of a worker rank; returns when rank 0 says the program is over.
-pub(crate) fn serve(mut pump: Pump) {
+/// The life of a worker rank; returns when rank 0 says the program is over, with whether to
+/// finalize MPI.
+pub(crate) fn serve(mut pump: Pump) -> bool {
     let (out_tx, out_rx) = unbounded::<Vec<u8>>();
     let mut shared: Option<(u64, Arc<Vec<u8>>)> = None;
     let mut current: Option<Current> = None;
@@ -138,7 +140,7 @@ pub(crate) fn serve(mut pump: Pump) {
                         abandon(current.take());
                     }
                 }
-                ToWorker::Shutdown => {
+                ToWorker::Shutdown { finalize } => {
                     abandon(current.take());
                     while let Ok(bytes) = out_rx.try_recv() {
                         pump.send(0, bytes);
@@ -148,7 +150,7 @@ pub(crate) fn serve(mut pump: Pump) {
                         pump.progress();
                         std::thread::sleep(Duration::from_micros(100));
                     }
-                    return;
+                    return finalize;
                 }
             }
         }

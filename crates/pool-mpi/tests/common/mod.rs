@@ -72,7 +72,7 @@ pub fn under_mpirun_with(test: &str, ranks: usize, recovery: bool) -> bool {
     let exe = std::env::current_exe().unwrap();
     let t0 = Instant::now();
     let out = Command::new("timeout")
-        .args(["120", "mpirun", "--allow-run-as-root", "--oversubscribe"])
+        .args(["60", "mpirun", "--allow-run-as-root", "--oversubscribe"])
         .args(recovery.then_some("--enable-recovery"))
         .args(["-n", &ranks.to_string()])
         .arg(&exe)
@@ -99,6 +99,9 @@ pub fn under_mpirun_with(test: &str, ranks: usize, recovery: bool) -> bool {
         "the body did not pass under mpirun (status {:?})",
         out.status
     );
+    // ... and the whole job ended, promptly (a dead rank must not hang MPI's finalize).
+    assert!(out.status.success(), "mpirun: {:?}", out.status);
+    assert!(took < Duration::from_secs(30), "mpirun took {took:?}");
     true
 }
 
