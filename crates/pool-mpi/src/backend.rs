@@ -17,9 +17,9 @@ use pool_core::{
 use pool_ipc::backend::wire::{JobRef, WireCommand};
 use pool_ipc::fnid::FnId;
 
+use crate::link::{Entry, boot};
 use crate::msg::{Boot, ToWorker, encode};
 use crate::rank0::{Out, Rank0, Route, rank0};
-use crate::worker::{Entry, boot};
 
 /// Workers on MPI ranks 1..=n_jobs, driven from rank 0.
 pub struct MpiBackend<Sh, St> {

@@ -25,6 +25,7 @@
 #![deny(missing_docs)]
 
 mod backend;
+mod link;
 mod msg;
 mod pump;
 mod rank0;

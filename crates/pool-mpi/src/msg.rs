@@ -58,6 +58,14 @@ pub(crate) enum FromWorker {
         done: u64,
         current: Option<(u64, u64)>,
     },
+    /// The worker thread ended without its `Exited` event (a bug, or a panic outside the
+    /// task): rank 0 reports the worker as dead.
+    Lost {
+        epoch: u64,
+        slot: usize,
+        generation: u64,
+        message: String,
+    },
     /// The rank is alive (sent every [`crate::HEARTBEAT`]): where it runs.
     Alive { host: String, pid: u32 },
 }

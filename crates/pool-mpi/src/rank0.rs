@@ -268,6 +268,24 @@ fn serve(mut pump: Pump, rx: Receiver<Out>, dead: Arc<Vec<AtomicBool>>) -> (bool
                         }
                     }
                 }
+                FromWorker::Lost {
+                    epoch,
+                    slot: s,
+                    generation,
+                    message,
+                } => {
+                    let Some(r) = route.as_ref().filter(|r| r.epoch == epoch) else {
+                        continue;
+                    };
+                    if s == slot && slots[slot].generation == generation && slots[slot].live {
+                        slots[slot].live = false;
+                        let _ = r.events.send(Event::Died {
+                            worker: slot,
+                            generation,
+                            message: format!("MPI rank {src}: {message}"),
+                        });
+                    }
+                }
                 FromWorker::Event { epoch, event } => {
                     let Some(r) = route.as_ref().filter(|r| r.epoch == epoch) else {
                         continue;
