@@ -87,3 +87,35 @@ pub(crate) fn decode<H: DeserializeOwned>(mut bytes: Vec<u8>) -> Option<(H, Vec<
     let bulk = bytes.split_off(4 + n);
     Some((header, bulk))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_and_bulk_round_trip() {
+        let bulk: Vec<u8> = (0..=255).collect();
+        let bytes = encode(
+            &ToWorker::Kill {
+                epoch: 3,
+                generation: 9,
+            },
+            &bulk,
+        );
+        let (h, b) = decode::<ToWorker>(bytes).unwrap();
+        assert!(matches!(
+            h,
+            ToWorker::Kill {
+                epoch: 3,
+                generation: 9
+            }
+        ));
+        assert_eq!(b, bulk);
+    }
+
+    #[test]
+    fn garbage_is_refused() {
+        assert!(decode::<FromWorker>(vec![]).is_none());
+        assert!(decode::<FromWorker>(vec![200, 0, 0, 0, 1]).is_none());
+    }
+}
