@@ -5,6 +5,13 @@
 # Ranks: the suite's bodies ask for up to 3 workers, and rank 0 runs the pool, so the default
 # is 4 ranks (`N_RANKS=3` leaves 2 worker ranks: the two 3-worker tests then fail with the
 # clear "n_jobs = 3, but mpirun started 2 worker ranks" error).
+#
+# For .ci/run: pool-mpi is a workspace member, so `--workspace` steps compile it and need the MPI
+# headers and libclang (bindgen) before clippy:
+#   command -v mpirun >/dev/null || need+=(openmpi-bin libopenmpi-dev libclang-dev)
+# then, after the workspace tests:
+#   step "MPI: the shared suite and fault tests under mpirun"
+#   crates/pool-mpi/run-tests.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/work/target-mpi}"
