@@ -50,6 +50,16 @@ use pool_ipc::backend::{ProcessBackend, ProcessMethod};
 /// `ctor` crate: `#[ctor::ctor(unsafe)] fn entry() { pool::entry() }`.
 pub fn entry() {
     pool_ipc::entry::run_if_worker();
+    // After the spawn hook: a spawned worker of rank 0 inherits mpirun's environment.
+    #[cfg(feature = "mpi")]
+    pool_mpi::run_if_worker();
+}
+
+/// Ends MPI on rank 0 and releases the worker ranks (feature `mpi`). It runs by itself when the
+/// program exits; no `StartMethod::Mpi` pool works after it.
+#[cfg(feature = "mpi")]
+pub fn finalize_mpi() {
+    pool_mpi::finalize();
 }
 
 /// The layers this crate plugs into `pool_core`: process workers, progress bars, insights.
@@ -61,6 +71,17 @@ impl Extensions for Layers {
 
     fn default_start_method() -> StartMethod {
         StartMethod::Fork
+    }
+
+    fn default_n_jobs(method: StartMethod) -> usize {
+        #[cfg(feature = "mpi")]
+        if method == StartMethod::Mpi
+            && let Some(size) = pool_mpi::env_size()
+        {
+            return size.saturating_sub(1).max(1);
+        }
+        let _ = method;
+        cpu_count()
     }
 
     fn backend<Sh: SharedObjects, St: 'static>(
@@ -88,6 +109,12 @@ impl Extensions for Layers {
                 n_jobs,
                 daemon,
             )?)),
+            #[cfg(feature = "mpi")]
+            StartMethod::Mpi => Ok(Box::new(pool_mpi::MpiBackend::new(n_jobs)?)),
+            #[cfg(not(feature = "mpi"))]
+            StartMethod::Mpi => Err(PoolError::InvalidConfig(
+                "StartMethod::Mpi needs the `mpi` feature and mpirun".into(),
+            )),
         }
     }
 

@@ -20,6 +20,17 @@ macro_rules! for_each_start_method {
                 fn spawn() {
                     super::$name(pool::StartMethod::Spawn);
                 }
+                /// Runs under `mpirun` only (`crates/pool-mpi/run-tests.sh`); passes as
+                /// skipped elsewhere.
+                #[cfg(feature = "mpi")]
+                #[test]
+                fn mpi() {
+                    if std::env::var_os("OMPI_COMM_WORLD_SIZE").is_none() {
+                        eprintln!("skipped: not under mpirun");
+                        return;
+                    }
+                    super::$name(pool::StartMethod::Mpi);
+                }
             }
         )*
     };

@@ -29,6 +29,9 @@ pub enum StartMethod {
     Spawn,
     /// Threads of this process.
     Threading,
+    /// MPI ranks under `mpirun` (feature `mpi` of the `pool` crate): rank 0 runs the program
+    /// and the pool, ranks 1.. are the workers; functions are identified as under `Spawn`.
+    Mpi,
 }
 
 impl StartMethod {
@@ -38,6 +41,7 @@ impl StartMethod {
             StartMethod::Fork => "fork",
             StartMethod::Spawn => "spawn",
             StartMethod::Threading => "threading",
+            StartMethod::Mpi => "mpi",
         }
     }
 }

@@ -157,7 +157,9 @@ impl<Sh, St, E: Extensions> Builder<Sh, St, E> {
         Sh: SharedObjects,
         St: 'static,
     {
-        let n_jobs = self.n_jobs.unwrap_or_else(cpu_count);
+        let n_jobs = self.n_jobs.unwrap_or_else(|| {
+            E::default_n_jobs(self.start_method.unwrap_or_else(E::default_start_method))
+        });
         if n_jobs == 0 {
             return Err(PoolError::InvalidConfig("n_jobs must be at least 1".into()));
         }

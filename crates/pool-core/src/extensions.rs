@@ -28,6 +28,11 @@ pub trait Extensions: 'static {
     /// The start method when the builder is not told one.
     fn default_start_method() -> StartMethod;
 
+    /// `n_jobs` when the builder is not told one (`Mpi`: the worker ranks there are).
+    fn default_n_jobs(_method: StartMethod) -> usize {
+        crate::builder::cpu_count()
+    }
+
     /// A back end for `method` with `n_jobs` slots; `daemon` as MPIRE's.
     fn backend<Sh: SharedObjects, St: 'static>(
         method: StartMethod,
@@ -60,6 +65,9 @@ impl Extensions for CoreOnly {
     ) -> Result<Box<dyn Backend<Sh, St>>, PoolError> {
         match method {
             StartMethod::Threading => Ok(Box::new(ThreadBackend::new(n_jobs))),
+            StartMethod::Mpi => Err(PoolError::InvalidConfig(
+                "StartMethod::Mpi needs the `mpi` feature and mpirun".into(),
+            )),
             other => Err(PoolError::InvalidConfig(format!(
                 "start method {} needs process workers: use the `pool` crate, or StartMethod::Threading",
                 other.name()

@@ -15,7 +15,7 @@ mod launcher;
 mod link;
 mod reader;
 mod spawned;
-mod wire;
+pub mod wire;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;

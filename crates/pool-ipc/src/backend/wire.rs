@@ -9,16 +9,17 @@ use serde::{Deserialize, Serialize};
 
 /// How a worker finds a call's task function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct JobRef {
+pub struct JobRef {
     /// The call id; the worker caches jobs by it.
-    pub(crate) key: u64,
+    pub key: u64,
     /// The rebuild function's offset (see `pool_ipc::fnid`), for jobs the worker has not got.
-    pub(crate) rebuild: Option<FnId>,
+    pub rebuild: Option<FnId>,
 }
 
 /// Parent → worker. A `Chunk` is followed by one raw-byte frame: its encoded inputs.
+#[allow(missing_docs)]
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum WireCommand {
+pub enum WireCommand {
     Chunk {
         job: JobRef,
         call: u64,
@@ -31,8 +32,9 @@ pub(crate) enum WireCommand {
 }
 
 /// Worker → parent. A `ChunkDone` is followed by one raw-byte frame: its encoded output.
+#[allow(missing_docs)]
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum WireEvent {
+pub enum WireEvent {
     Ready {
         worker: usize,
         generation: u64,

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs the shared integration suite (its `mpi` instantiations) and the MPI fault tests under
+# mpirun. Needs Open MPI (`apt-get install -y openmpi-bin libopenmpi-dev libclang-dev`).
+#
+# Ranks: the suite's bodies ask for up to 3 workers, and rank 0 runs the pool, so the default
+# is 4 ranks (`N_RANKS=3` leaves 2 worker ranks: the two 3-worker tests then fail with the
+# clear "n_jobs = 3, but mpirun started 2 worker ranks" error).
+#
+# For .ci/run: pool-mpi is a workspace member, so `--workspace` steps compile it and need the MPI
+# headers and libclang (bindgen) before clippy:
+#   command -v mpirun >/dev/null || need+=(openmpi-bin libopenmpi-dev libclang-dev)
+# then, after the workspace tests:
+#   step "MPI: the shared suite and fault tests under mpirun"
+#   crates/pool-mpi/run-tests.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/work/target-mpi}"
+N_RANKS="${N_RANKS:-4}"
+MPIRUN=(mpirun --allow-run-as-root --oversubscribe -n "$N_RANKS")
+
+bin_of() {
+    cargo test --features mpi "$@" --no-run --message-format=json 2>/dev/null |
+        sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1
+}
+
+integration="$(bin_of --test integration)"
+echo "== shared suite under ${MPIRUN[*]}: $integration"
+timeout 600 "${MPIRUN[@]}" "$integration" ::mpi --test-threads=1
+
+echo "== pool-mpi tests: faults, rank 0 (each launches mpirun itself)"
+timeout 600 cargo test -p pool-mpi --tests -- --test-threads=1
