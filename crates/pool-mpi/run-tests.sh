@@ -14,7 +14,7 @@
 #   crates/pool-mpi/run-tests.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/work/target-mpi}"
+# Uses the caller's CARGO_TARGET_DIR, or the workspace's target/.
 N_RANKS="${N_RANKS:-4}"
 MPIRUN=(mpirun --allow-run-as-root --oversubscribe -n "$N_RANKS")
 
