@@ -266,9 +266,11 @@ fn collect<Sh, St>(sup: &Mutex<Supervisor<Sh, St>>, queue: &Mutex<Queue<Sh, St>>
             drop(s);
             // Completions (and the user's callbacks) run with no lock held.
             let oks: Vec<bool> = done.into_iter().map(|(c, r)| c(r)).collect();
-            if let Some(mut b) = bar {
-                oks.iter().for_each(|&ok| b.count(ok));
-                b.finish();
+            if idle {
+                if let Some(mut b) = bar {
+                    oks.iter().for_each(|&ok| b.count(ok));
+                    b.finish();
+                }
                 return;
             }
             if let Some(b) = lock(queue).bar.as_mut() {
