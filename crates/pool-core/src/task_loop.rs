@@ -8,6 +8,7 @@ use crate::context::WorkerContext;
 use crate::error::{Cause, Failure, Phase};
 use crate::job::{ChunkOutput, Input, TaskEnv};
 use crate::panic;
+use crate::timing::Recorder;
 
 /// Where a task's arguments are found after the task consumed them (for error reports,
 /// retries and the slowest-task list of insights).
@@ -76,14 +77,17 @@ where
                 }
                 let task = first + offset as u64;
                 counters.begin(task, s.timed);
-                let started = env.recorder.is_some().then(Instant::now);
+                let timed = env.recorder.as_deref_mut().is_some_and(Recorder::sample);
+                let started = timed.then(Instant::now);
                 held = (offset, keep.then(|| arg.clone()));
                 out.values.push(f(ctx, arg));
-                if let (Some(rec), Some(t0)) = (env.recorder.as_deref_mut(), started) {
-                    rec.task(task, t0.elapsed(), || match &held.1 {
+                match (env.recorder.as_deref_mut(), started) {
+                    (Some(rec), Some(t0)) => rec.task(task, t0.elapsed(), || match &held.1 {
                         Some(a) => format!("{a:?}"),
                         None => source.debug::<T>(offset),
-                    });
+                    }),
+                    (Some(rec), None) => rec.untimed_task(),
+                    _ => {}
                 }
                 done += 1;
                 counters.end(done, s.timed);

@@ -109,30 +109,70 @@ pub(crate) fn encode(h: &Histogram<u64>) -> Vec<u8> {
 }
 
 /// What a worker records while it runs (only when insights are on).
+///
+/// Reading the clock twice costs more than a task of a few nanoseconds, so short tasks are
+/// sampled: after a task under [`SHORT_TASK`] the recorder times only every `stride`-th task
+/// (doubling up to 1024), and a timed task stands for the untimed ones before it (its duration
+/// and histogram count are weighted). Any longer task sets the stride back to 1, so tasks that
+/// take microseconds or more are all timed.
 #[derive(Debug)]
 pub(crate) struct Recorder {
     pub(crate) timings: WorkerTimings,
     hist: Histogram<u64>,
+    stride: u32,
+    countdown: u32,
+    untimed: u32,
 }
+
+/// Tasks shorter than this are timed by sampling.
+pub(crate) const SHORT_TASK: Duration = Duration::from_micros(2);
 
 impl Recorder {
     pub(crate) fn new(worker: usize) -> Self {
         Recorder {
             timings: WorkerTimings::new(worker),
             hist: new_histogram(),
+            stride: 1,
+            countdown: 0,
+            untimed: 0,
         }
     }
 
-    /// Records a finished task; `args` is asked for only when the task is among the slowest.
+    /// Whether the next task is to be timed.
+    #[inline]
+    pub(crate) fn sample(&mut self) -> bool {
+        if self.countdown == 0 {
+            return true;
+        }
+        self.countdown -= 1;
+        false
+    }
+
+    /// Counts a task that was not timed (see [`Recorder::sample`]).
+    #[inline]
+    pub(crate) fn untimed_task(&mut self) {
+        self.timings.n_completed_tasks += 1;
+        self.untimed += 1;
+    }
+
+    /// Records a timed task; `args` is asked for only when the task is among the slowest.
     pub(crate) fn task(&mut self, task: u64, d: Duration, args: impl FnOnce() -> String) {
+        let weight = self.untimed + 1;
+        self.untimed = 0;
+        self.stride = if d < SHORT_TASK {
+            (self.stride * 2).min(1024)
+        } else {
+            1
+        };
+        self.countdown = self.stride - 1;
         let t = &mut self.timings;
         t.n_completed_tasks += 1;
-        t.working += d;
-        // `record` grows the auto-resizing histogram; `saturating_record` would clamp every
+        t.working += d * weight;
+        // `record_n` grows the auto-resizing histogram; `saturating_record` would clamp every
         // value to its current (initially tiny) upper bound.
         let ns = d.as_nanos().min(u128::from(u64::MAX)) as u64;
-        if self.hist.record(ns).is_err() {
-            self.hist.saturating_record(ns);
+        if self.hist.record_n(ns, u64::from(weight)).is_err() {
+            self.hist.saturating_record_n(ns, u64::from(weight));
         }
         let slow = &mut t.slowest;
         if slow.len() < TOP_TASKS || slow.last().is_some_and(|s| s.duration < d) {
@@ -159,6 +199,43 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_tasks_are_sampled_but_all_counted() {
+        let mut r = Recorder::new(0);
+        let mut timed = 0;
+        for i in 0..10_000 {
+            if r.sample() {
+                timed += 1;
+                r.task(i, Duration::from_nanos(100), String::new);
+            } else {
+                r.untimed_task();
+            }
+        }
+        assert!(timed < 200, "most short tasks go untimed: {timed}");
+        let t = r.take();
+        assert_eq!(t.n_completed_tasks, 10_000);
+        let h = t.histogram();
+        assert!(
+            h.len() > 8_000 && h.len() <= 10_000,
+            "weighted count {}",
+            h.len()
+        );
+        // A long task resets the stride: the next one is timed again.
+        let mut r = Recorder::new(0);
+        for i in 0..100 {
+            if r.sample() {
+                r.task(i, Duration::from_nanos(100), String::new);
+            } else {
+                r.untimed_task();
+            }
+        }
+        while !r.sample() {
+            r.untimed_task();
+        }
+        r.task(100, Duration::from_millis(1), String::new);
+        assert!(r.sample());
+    }
 
     #[test]
     fn histogram_round_trips_through_its_encoding() {
