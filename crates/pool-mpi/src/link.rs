@@ -147,54 +147,10 @@ impl<Sh, St> WorkerLink<Sh, St> for TypedLink<Sh, St> {
     }
 
     fn send(&mut self, event: Event) {
-        let mut bulk = Vec::new();
-        let event = match event {
-            Event::ChunkDone {
-                worker,
-                generation,
-                call,
-                first,
-                output,
-            } => {
-                bulk = match output {
-                    Data::Bytes(b) => b,
-                    Data::Local(_) => unreachable!("MPI workers run jobs on bytes"),
-                };
-                WireEvent::ChunkDone {
-                    worker,
-                    generation,
-                    call,
-                    first,
-                }
-            }
-            Event::Ready { worker, generation } => WireEvent::Ready { worker, generation },
-            Event::Failed {
-                generation,
-                failure,
-            } => WireEvent::Failed {
-                generation,
-                failure,
-            },
-            Event::Timings {
-                generation,
-                timings,
-            } => WireEvent::Timings {
-                generation,
-                timings,
-            },
-            Event::Exited {
-                worker,
-                generation,
-                reason,
-                exit_result,
-            } => WireEvent::Exited {
-                worker,
-                generation,
-                reason,
-                exit_result,
-            },
-            Event::Died { .. } => return,
+        let Some((event, bulk)) = WireEvent::from_event(event) else {
+            return;
         };
+        let bulk = bulk.unwrap_or_default();
         let msg = FromWorker::Event {
             epoch: self.link.epoch,
             event,

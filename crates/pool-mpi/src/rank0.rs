@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use mpi::Threading;
-use pool_core::{Data, Event, WorkerCounters, monotonic_ns};
+use pool_core::{Event, WorkerCounters, monotonic_ns};
 use pool_ipc::backend::wire::WireEvent;
 
 use crate::msg::{FromWorker, ToWorker, decode, encode};
@@ -295,7 +295,7 @@ fn serve(mut pump: Pump, rx: Receiver<Out>, dead: Arc<Vec<AtomicBool>>) -> (bool
                     {
                         slots[slot].live = false;
                     }
-                    let _ = r.events.send(to_event(event, bulk));
+                    let _ = r.events.send(event.into_event(bulk));
                 }
             }
         }
@@ -335,48 +335,5 @@ fn serve(mut pump: Pump, rx: Receiver<Out>, dead: Arc<Vec<AtomicBool>>) -> (bool
         } else {
             backoff.idle();
         }
-    }
-}
-
-fn to_event(event: WireEvent, bulk: Vec<u8>) -> Event {
-    match event {
-        WireEvent::Ready { worker, generation } => Event::Ready { worker, generation },
-        WireEvent::ChunkDone {
-            worker,
-            generation,
-            call,
-            first,
-        } => Event::ChunkDone {
-            worker,
-            generation,
-            call,
-            first,
-            output: Data::Bytes(bulk),
-        },
-        WireEvent::Failed {
-            generation,
-            failure,
-        } => Event::Failed {
-            generation,
-            failure,
-        },
-        WireEvent::Timings {
-            generation,
-            timings,
-        } => Event::Timings {
-            generation,
-            timings,
-        },
-        WireEvent::Exited {
-            worker,
-            generation,
-            reason,
-            exit_result,
-        } => Event::Exited {
-            worker,
-            generation,
-            reason,
-            exit_result,
-        },
     }
 }

@@ -66,57 +66,19 @@ impl<Sh, St> WorkerLink<Sh, St> for ChildLink<Sh, St> {
     }
 
     fn send(&mut self, event: Event) {
-        let wire = match event {
-            Event::ChunkDone {
-                worker,
-                generation,
-                call,
-                first,
-                output,
-            } => {
-                let bytes = match output {
-                    Data::Bytes(b) => b,
-                    Data::Local(_) => unreachable!("process workers run jobs on bytes"),
-                };
-                let header = WireEvent::ChunkDone {
-                    worker,
-                    generation,
-                    call,
-                    first,
-                };
-                if self.tx.send_deferred(&header).is_ok() {
+        let Some((wire, bulk)) = WireEvent::from_event(event) else {
+            return;
+        };
+        match bulk {
+            // A chunk's output follows its header; one wake-up for both.
+            Some(bytes) => {
+                if self.tx.send_deferred(&wire).is_ok() {
                     let _ = self.tx.send_bytes(&bytes);
                 }
-                return;
             }
-            Event::Ready { worker, generation } => WireEvent::Ready { worker, generation },
-            Event::Failed {
-                generation,
-                failure,
-            } => WireEvent::Failed {
-                generation,
-                failure,
-            },
-            Event::Timings {
-                generation,
-                timings,
-            } => WireEvent::Timings {
-                generation,
-                timings,
-            },
-            Event::Exited {
-                worker,
-                generation,
-                reason,
-                exit_result,
-            } => WireEvent::Exited {
-                worker,
-                generation,
-                reason,
-                exit_result,
-            },
-            Event::Died { .. } => return,
-        };
-        let _ = self.tx.send(&wire);
+            None => {
+                let _ = self.tx.send(&wire);
+            }
+        }
     }
 }

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::Sender;
-use pool_core::{Data, Event};
+use pool_core::Event;
 
 use crate::backend::wire::WireEvent;
 use crate::channel::MsgReceiver;
@@ -36,57 +36,18 @@ impl Reader {
         let mut clean = false;
         let mut buf = Vec::new();
         while let Ok(ev) = self.rx.recv::<WireEvent>() {
-            let event = match ev {
-                WireEvent::ChunkDone {
-                    worker,
-                    generation,
-                    call,
-                    first,
-                } => {
-                    if self.rx.recv_bytes(&mut buf).is_err() {
-                        break;
-                    }
-                    if let Ok(s) = oom::sample(pid) {
-                        last_rss = Some(s);
-                    }
-                    Event::ChunkDone {
-                        worker,
-                        generation,
-                        call,
-                        first,
-                        output: Data::Bytes(std::mem::take(&mut buf)),
-                    }
+            let mut bulk = Vec::new();
+            if let WireEvent::ChunkDone { .. } = ev {
+                if self.rx.recv_bytes(&mut buf).is_err() {
+                    break;
                 }
-                WireEvent::Ready { worker, generation } => Event::Ready { worker, generation },
-                WireEvent::Failed {
-                    generation,
-                    failure,
-                } => Event::Failed {
-                    generation,
-                    failure,
-                },
-                WireEvent::Timings {
-                    generation,
-                    timings,
-                } => Event::Timings {
-                    generation,
-                    timings,
-                },
-                WireEvent::Exited {
-                    worker,
-                    generation,
-                    reason,
-                    exit_result,
-                } => {
-                    clean = true;
-                    Event::Exited {
-                        worker,
-                        generation,
-                        reason,
-                        exit_result,
-                    }
+                if let Ok(s) = oom::sample(pid) {
+                    last_rss = Some(s);
                 }
-            };
+                bulk = std::mem::take(&mut buf);
+            }
+            clean |= matches!(ev, WireEvent::Exited { .. });
+            let event = ev.into_event(bulk);
             if self.events.send(event).is_err() {
                 break;
             }

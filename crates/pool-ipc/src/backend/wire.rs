@@ -2,7 +2,7 @@
 //! with the task function replaced by a reference the worker can resolve, and bulk data in
 //! separate raw-byte frames (never through serde's element-by-element path).
 
-use pool_core::{ExitReason, Failure, RunSettings, WorkerTimings};
+use pool_core::{Data, Event, ExitReason, Failure, RunSettings, WorkerTimings};
 
 use crate::fnid::FnId;
 use serde::{Deserialize, Serialize};
@@ -59,4 +59,114 @@ pub enum WireEvent {
         reason: ExitReason,
         exit_result: Option<Vec<u8>>,
     },
+}
+
+impl WireEvent {
+    /// The wire form of a worker's event, and the bulk bytes that follow it (a chunk's
+    /// output); `None` for events that never cross (`Died` is the parent's own).
+    pub fn from_event(event: Event) -> Option<(WireEvent, Option<Vec<u8>>)> {
+        Some(match event {
+            Event::ChunkDone {
+                worker,
+                generation,
+                call,
+                first,
+                output,
+            } => {
+                let bytes = match output {
+                    Data::Bytes(b) => b,
+                    Data::Local(_) => unreachable!("out-of-process workers run jobs on bytes"),
+                };
+                (
+                    WireEvent::ChunkDone {
+                        worker,
+                        generation,
+                        call,
+                        first,
+                    },
+                    Some(bytes),
+                )
+            }
+            Event::Ready { worker, generation } => (WireEvent::Ready { worker, generation }, None),
+            Event::Failed {
+                generation,
+                failure,
+            } => (
+                WireEvent::Failed {
+                    generation,
+                    failure,
+                },
+                None,
+            ),
+            Event::Timings {
+                generation,
+                timings,
+            } => (
+                WireEvent::Timings {
+                    generation,
+                    timings,
+                },
+                None,
+            ),
+            Event::Exited {
+                worker,
+                generation,
+                reason,
+                exit_result,
+            } => (
+                WireEvent::Exited {
+                    worker,
+                    generation,
+                    reason,
+                    exit_result,
+                },
+                None,
+            ),
+            Event::Died { .. } => return None,
+        })
+    }
+
+    /// Back to `pool_core`'s event; `bulk` is the chunk output that followed a `ChunkDone`.
+    pub fn into_event(self, bulk: Vec<u8>) -> Event {
+        match self {
+            WireEvent::ChunkDone {
+                worker,
+                generation,
+                call,
+                first,
+            } => Event::ChunkDone {
+                worker,
+                generation,
+                call,
+                first,
+                output: Data::Bytes(bulk),
+            },
+            WireEvent::Ready { worker, generation } => Event::Ready { worker, generation },
+            WireEvent::Failed {
+                generation,
+                failure,
+            } => Event::Failed {
+                generation,
+                failure,
+            },
+            WireEvent::Timings {
+                generation,
+                timings,
+            } => Event::Timings {
+                generation,
+                timings,
+            },
+            WireEvent::Exited {
+                worker,
+                generation,
+                reason,
+                exit_result,
+            } => Event::Exited {
+                worker,
+                generation,
+                reason,
+                exit_result,
+            },
+        }
+    }
 }
