@@ -283,8 +283,10 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
                     }
                 };
                 let len = (out.values.len() + out.failures.len()) as u64 + u64::from(out.skipped);
-                let retained = self.retained.as_mut().and_then(|r| r.remove(&first));
-                drop(retained);
+                // The chunk is back: its kept copy (for re-running after a lost worker) can go.
+                if let Some(r) = self.retained.as_mut() {
+                    r.remove(&first);
+                }
                 self.returned += len;
                 self.failed += out.failures.len() as u64;
                 if let Some((_, f)) = out.failures.first()
