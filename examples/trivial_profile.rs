@@ -1,5 +1,6 @@
 //! Profiling aid: 10M trivial tasks, pool's thread back end against rayon, reporting wall
 //! time and CPU time (user + system) of each run, which stays meaningful on a busy machine.
+//! `-- rayon` or `-- pool` runs one side only (for `perf stat`).
 use std::time::Instant;
 
 use pool::{StartMethod, WorkerPool};
@@ -25,16 +26,23 @@ fn main() {
         .num_threads(2)
         .build()
         .unwrap();
+    let only = std::env::args().nth(1);
+    let run = |side: &str| only.as_deref().is_none_or(|o| o == side);
     for _ in 0..3 {
-        let (t0, c0) = (Instant::now(), cpu());
-        let v = rp.install(|| (0..n).into_par_iter().map(|x| x * x).collect::<Vec<u64>>());
-        println!(
-            "rayon {:?} cpu {:.3}s {}",
-            t0.elapsed(),
-            cpu() - c0,
-            v.len()
-        );
-        drop(v);
+        if run("rayon") {
+            let (t0, c0) = (Instant::now(), cpu());
+            let v = rp.install(|| (0..n).into_par_iter().map(|x| x * x).collect::<Vec<u64>>());
+            println!(
+                "rayon {:?} cpu {:.3}s {}",
+                t0.elapsed(),
+                cpu() - c0,
+                v.len()
+            );
+            drop(v);
+        }
+        if !run("pool") {
+            continue;
+        }
         let (t0, c0) = (Instant::now(), cpu());
         let v = p.map(|x: u64| x * x, 0..n).unwrap();
         println!(

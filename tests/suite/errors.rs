@@ -1,7 +1,7 @@
 //! Panics become errors naming the worker, the task and its arguments; keep-going collects
 //! them in place, with retries; the pool is usable after an error.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 
 use pool::{Cause, MapOptions, Phase, PoolError, StartMethod};
 
@@ -138,7 +138,85 @@ fn init_and_exit_panics_are_reported(m: StartMethod) {
     assert_eq!(p.map(|x: u8| x, 0..2u8).unwrap(), vec![0, 1]);
 }
 
+/// Results alive in this process, per start method (the instantiations run concurrently).
+static LIVE: [AtomicI64; 4] = [const { AtomicI64::new(0) }; 4];
+
+/// A result that counts its live copies in [`LIVE`]: made by a task (in this process on
+/// threads) or by deserialization (process workers).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(from = "(usize, u64)", into = "(usize, u64)")]
+struct Tracked(usize, u64);
+
+impl Tracked {
+    fn new(tag: usize, v: u64) -> Self {
+        LIVE[tag].fetch_add(1, Ordering::SeqCst);
+        Tracked(tag, v)
+    }
+}
+
+impl Clone for Tracked {
+    fn clone(&self) -> Self {
+        Tracked::new(self.0, self.1)
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        LIVE[self.0].fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl From<(usize, u64)> for Tracked {
+    fn from((tag, v): (usize, u64)) -> Self {
+        Tracked::new(tag, v)
+    }
+}
+
+impl From<Tracked> for (usize, u64) {
+    fn from(t: Tracked) -> Self {
+        (t.0, t.1)
+    }
+}
+
+fn a_failed_map_drops_each_result_once(m: StartMethod) {
+    let tag = m as usize;
+    let mut p = pool(m, 2);
+    let inputs = move || (0..20_000u64).map(move |x| (tag, x));
+    let err = p
+        .map(
+            |(tag, x): (usize, u64)| {
+                if x == 12_345 {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    panic!("bad input {x}");
+                }
+                Tracked::new(tag, x)
+            },
+            inputs(),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("bad input 12345"), "{err}");
+    // Workers still finishing their chunks hold results until they stop.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while LIVE[tag].load(Ordering::SeqCst) != 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(
+        LIVE[tag].load(Ordering::SeqCst),
+        0,
+        "results leaked or dropped twice"
+    );
+    let out = p
+        .map(|(tag, x): (usize, u64)| Tracked::new(tag, x), inputs())
+        .unwrap();
+    assert_eq!(out.len(), 20_000);
+    assert!(out.iter().enumerate().all(|(i, t)| t.1 == i as u64));
+    assert_eq!(LIVE[tag].load(Ordering::SeqCst), 20_000);
+    drop(out);
+    assert_eq!(LIVE[tag].load(Ordering::SeqCst), 0);
+}
+
 for_each_start_method!(
+    a_failed_map_drops_each_result_once,
     a_panic_names_task_arguments_and_message,
     keep_going_puts_errors_in_place,
     keep_going_retries_flaky_tasks,

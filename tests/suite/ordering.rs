@@ -96,7 +96,47 @@ fn cpu_ids_pin_workers(m: StartMethod) {
     assert!(bad.unwrap_err().to_string().contains("CPU 100000"));
 }
 
+/// An iterator that claims an exact length it does not have.
+struct Liar {
+    next: u64,
+    end: u64,
+    claim: usize,
+}
+
+impl Iterator for Liar {
+    type Item = u64;
+
+    fn next(&mut self) -> Option<u64> {
+        (self.next < self.end).then(|| {
+            self.next += 1;
+            self.next - 1
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.claim, Some(self.claim))
+    }
+}
+
+fn map_survives_a_wrong_size_hint(m: StartMethod) {
+    let mut p = pool(m, 2);
+    for (end, claim) in [(500, 1000), (1000, 500), (1000, 0)] {
+        let liar = Liar {
+            next: 0,
+            end,
+            claim,
+        };
+        let out = p.map(|x: u64| x + 1, liar).unwrap();
+        assert_eq!(
+            out,
+            (1..=end).collect::<Vec<_>>(),
+            "{end} items, {claim} claimed"
+        );
+    }
+}
+
 for_each_start_method!(
+    map_survives_a_wrong_size_hint,
     map_keeps_input_order,
     map_unordered_returns_in_completion_order,
     order_tasks_is_round_robin,

@@ -146,11 +146,12 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
             s.ensure_workers(spec, call, &job, false)?;
             (call, s.backend.wire())
         };
-        let input =
-            encode_inputs(vec![args], wire).map_err(|message| PoolError::Serialization {
+        let input = encode_inputs::<T, R>(vec![args], wire, None).map_err(|message| {
+            PoolError::Serialization {
                 context: "apply_async arguments".into(),
                 message,
-            })?;
+            }
+        })?;
         let timeout = opts.workers.task_timeout;
         let settings = RunSettings {
             stop_on_error: true,

@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::RecvTimeoutError;
 
 use crate::backend::Command;
-use crate::chunking::Chunks;
+use crate::chunking::ChunkSource;
 use crate::error::{Cause, Failure, PoolError};
 use crate::job::{ErasedJob, Input, Payload, RunSettings, Wire, decode_output, encode_inputs};
 use crate::options::ErrorPolicy;
 use crate::progress::{CallInfo, Outcome, ProgressSink, StatusHandle};
+use crate::slab::Slab;
 use crate::supervisor::{Delivery, InFlight, Supervisor};
 
 /// Results of a chunk: plain values when every task succeeded (the common case, moved in
@@ -54,8 +55,13 @@ pub(crate) struct Call<'a, Sh, St, T, R> {
     sup: MutexGuard<'a, Supervisor<Sh, St>>,
     job: Arc<dyn ErasedJob<Sh, St>>,
     id: u64,
-    chunks: Chunks<Box<dyn Iterator<Item = T> + 'a>>,
+    chunks: Box<dyn ChunkSource<T> + 'a>,
     wire: Wire,
+    /// The output that workers write into directly (in-process ordered `map`).
+    slab: Option<Arc<Slab<R>>>,
+    /// The first task whose result did not fit in the slab (the input was longer than its
+    /// size hint said); it and later ones come back in chunk vectors.
+    spilled_at: Option<u64>,
     cfg: CallConfig,
     settings: RunSettings,
     input_done: bool,
@@ -80,7 +86,7 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
     pub(crate) fn new(
         sup: MutexGuard<'a, Supervisor<Sh, St>>,
         job: Arc<dyn ErasedJob<Sh, St>>,
-        chunks: Chunks<Box<dyn Iterator<Item = T> + 'a>>,
+        chunks: Box<dyn ChunkSource<T> + 'a>,
         cfg: CallConfig,
         progress: Option<Box<dyn ProgressSink>>,
         info: &CallInfo,
@@ -115,6 +121,8 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
             sup,
             job,
             chunks,
+            slab: None,
+            spilled_at: None,
             cfg,
             settings,
             input_done: false,
@@ -152,9 +160,19 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
     }
 
     /// All remaining results in order, stopping at the first error (the eager `map`s):
-    /// successful chunks are moved in whole, without a per-item step.
+    /// successful chunks are moved in whole, without a per-item step. In-process workers of
+    /// an ordered call of known length write their results straight into the output.
     pub(crate) fn collect_all(&mut self) -> Result<Vec<R>, PoolError> {
-        let mut out = Vec::with_capacity(self.cfg.total.unwrap_or(0) as usize);
+        let total = self.cfg.total.unwrap_or(0) as usize;
+        let in_place = self.wire == Wire::Local
+            && self.cfg.ordered
+            && self.cfg.policy == ErrorPolicy::Stop
+            && self.cfg.total.is_some()
+            && self.chunks.taken() == 0;
+        if in_place {
+            self.slab = Some(Slab::new(total));
+        }
+        let mut out = Vec::with_capacity(if in_place { 0 } else { total });
         while let Some(b) = self.next_batch() {
             match b {
                 Batch::Values(v) => out.extend(v),
@@ -165,7 +183,18 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
                 }
             }
         }
-        Ok(out)
+        let Some(slab) = self.slab.take() else {
+            return Ok(out);
+        };
+        let in_place = self.spilled_at.unwrap_or_else(|| self.chunks.taken());
+        let mut all = Slab::into_vec(slab, in_place as usize).map_err(|_| {
+            PoolError::backend(
+                "results are missing from the output of the call",
+                std::io::ErrorKind::InvalidData.into(),
+            )
+        })?;
+        all.append(&mut out);
+        Ok(all)
     }
 
     /// The next batch of results, driving the call as needed.
@@ -229,7 +258,7 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
             if self.active > 0 && self.active + len > self.cfg.max_active {
                 return Ok(());
             }
-            match self.chunks.next() {
+            match self.chunks.next_chunk() {
                 Some((first, tasks)) => {
                     self.active += tasks.len() as u64;
                     self.staged.push_back((first, tasks));
@@ -249,8 +278,19 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
         if let Some(r) = self.retained.as_mut() {
             r.insert(first, tasks.clone());
         }
+        let dest = match &self.slab {
+            Some(s) if self.spilled_at.is_none() && first + u64::from(n) <= s.capacity() as u64 => {
+                Some(s.writer(first as usize, n as usize))
+            }
+            // More inputs than the length announced: the rest comes back the usual way.
+            Some(_) => {
+                self.spilled_at.get_or_insert(first);
+                None
+            }
+            None => None,
+        };
         let input =
-            encode_inputs(tasks, self.wire).map_err(|message| PoolError::Serialization {
+            encode_inputs(tasks, self.wire, dest).map_err(|message| PoolError::Serialization {
                 context: format!("inputs of tasks #{first}..#{}", first + u64::from(n)),
                 message,
             })?;
@@ -282,7 +322,7 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
                         });
                     }
                 };
-                let len = (out.values.len() + out.failures.len()) as u64 + u64::from(out.skipped);
+                let len = out.len();
                 // The chunk is back: its kept copy (for re-running after a lost worker) can go.
                 if let Some(r) = self.retained.as_mut() {
                     r.remove(&first);

@@ -92,6 +92,31 @@ impl<I: Iterator> Iterator for Chunks<I> {
     }
 }
 
+/// A source of chunks whose iterator type is erased: one virtual call per chunk rather than
+/// one per task, so pulling a chunk out of a range or a vector stays a tight loop.
+pub(crate) trait ChunkSource<T> {
+    /// See [`Chunks::next_len`].
+    fn next_len(&self) -> u64;
+    /// The next chunk: `(index of its first task, tasks)`.
+    fn next_chunk(&mut self) -> Option<(u64, Vec<T>)>;
+    /// See [`Chunks::taken`].
+    fn taken(&self) -> u64;
+}
+
+impl<I: Iterator> ChunkSource<I::Item> for Chunks<I> {
+    fn next_len(&self) -> u64 {
+        Chunks::next_len(self)
+    }
+
+    fn next_chunk(&mut self) -> Option<(u64, Vec<I::Item>)> {
+        self.next()
+    }
+
+    fn taken(&self) -> u64 {
+        Chunks::taken(self)
+    }
+}
+
 /// Chunks any iterable, as MPIRE's `chunk_tasks`.
 ///
 /// ```

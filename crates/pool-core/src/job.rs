@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use crate::context::WorkerContext;
 use crate::counters::WorkerCounters;
 use crate::error::{Cause, Failure, Phase};
-use crate::task_loop::{ArgSource, run_tasks};
+use crate::slab::SlabWriter;
+use crate::task_loop::{ArgSource, Settled, run_tasks};
 use crate::timing::Recorder;
 
 /// What every value crossing to or from a worker must be: sendable and serializable (so the
@@ -66,6 +67,39 @@ pub struct ChunkOutput<R> {
     pub failures: Vec<(u32, Failure)>,
     /// Tasks of the chunk that were not run (the chunk stopped at a failure).
     pub skipped: u32,
+    /// Results written straight into the call's output instead of `values` (in-process
+    /// ordered maps).
+    pub in_place: u32,
+}
+
+impl<R> ChunkOutput<R> {
+    fn new(values: Vec<R>, in_place: usize, settled: Settled) -> Self {
+        ChunkOutput {
+            values,
+            failures: settled.failures,
+            skipped: settled.skipped,
+            in_place: in_place as u32,
+        }
+    }
+
+    /// How many tasks of the chunk this accounts for.
+    pub fn len(&self) -> u64 {
+        (self.values.len() + self.failures.len()) as u64
+            + u64::from(self.skipped)
+            + u64::from(self.in_place)
+    }
+
+    /// Whether it accounts for no task at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A chunk for a worker in this process: its inputs and, when the call writes results in
+/// place, the writer of its range of the output.
+pub(crate) struct LocalChunk<T, R> {
+    inputs: Vec<T>,
+    dest: Option<SlabWriter<R>>,
 }
 
 /// Per-chunk settings a worker runs with.
@@ -124,10 +158,14 @@ impl<F, T, R> TypedJob<F, T, R> {
     }
 }
 
-/// Encodes a chunk of inputs for `wire`.
-pub(crate) fn encode_inputs<T: Input>(inputs: Vec<T>, wire: Wire) -> Result<Data, String> {
+/// Encodes a chunk of inputs for `wire`; `dest` (in-process only) is where its results go.
+pub(crate) fn encode_inputs<T: Input, R: Payload>(
+    inputs: Vec<T>,
+    wire: Wire,
+    dest: Option<SlabWriter<R>>,
+) -> Result<Data, String> {
     match wire {
-        Wire::Local => Ok(Data::Local(Box::new(inputs))),
+        Wire::Local => Ok(Data::Local(Box::new(LocalChunk { inputs, dest }))),
         Wire::Bytes => postcard::to_stdvec(&inputs)
             .map(Data::Bytes)
             .map_err(|e| e.to_string()),
@@ -160,9 +198,9 @@ where
     ) -> Data {
         let bytes = matches!(input, Data::Bytes(_));
         let t0 = Instant::now();
-        let (inputs, input): (Vec<T>, Data) = match input {
-            Data::Local(b) => match b.downcast::<Vec<T>>() {
-                Ok(v) => (*v, Data::Local(Box::new(()))),
+        let (inputs, dest, input): (Vec<T>, Option<SlabWriter<R>>, Data) = match input {
+            Data::Local(b) => match b.downcast::<LocalChunk<T, R>>() {
+                Ok(c) => (c.inputs, c.dest, Data::Local(Box::new(()))),
                 Err(_) => {
                     return encode_error::<R>(
                         ctx.worker_id,
@@ -173,7 +211,7 @@ where
                 }
             },
             Data::Bytes(b) => match postcard::from_bytes(&b) {
-                Ok(v) => (v, Data::Bytes(b)),
+                Ok(v) => (v, None, Data::Bytes(b)),
                 Err(e) => {
                     return encode_error::<R>(
                         ctx.worker_id,
@@ -193,7 +231,19 @@ where
             Data::Bytes(b) => ArgSource::Encoded(b),
             Data::Local(_) => ArgSource::Cloned,
         };
-        let out = run_tasks(&self.f, ctx, first, inputs, &source, env);
+        let out = match dest {
+            // The writer is dropped at the end of this arm, recording what it wrote before
+            // the worker reports the chunk done.
+            Some(mut w) => {
+                let settled = run_tasks(&self.f, ctx, first, inputs, &source, env, &mut w);
+                ChunkOutput::new(Vec::new(), w.written(), settled)
+            }
+            None => {
+                let mut values = Vec::with_capacity(inputs.len());
+                let settled = run_tasks(&self.f, ctx, first, inputs, &source, env, &mut values);
+                ChunkOutput::new(values, 0, settled)
+            }
+        };
         if !bytes {
             return Data::Local(Box::new(out));
         }
@@ -250,6 +300,7 @@ fn encode_error<R: Payload>(worker: usize, first: u64, message: &str, bytes: boo
             },
         )],
         skipped: 0,
+        in_place: 0,
     };
     if bytes {
         Data::Bytes(postcard::to_stdvec(&out).unwrap_or_default())

@@ -48,6 +48,7 @@ mod options;
 mod panic;
 mod pool;
 mod progress;
+mod slab;
 mod supervisor;
 mod task_loop;
 mod threads;

@@ -12,7 +12,7 @@ use crate::apply::Applier;
 use crate::backend::{Backend, StartMethod};
 use crate::builder::Builder;
 use crate::call::{Call, CallConfig};
-use crate::chunking::{ChunkSpec, Chunks};
+use crate::chunking::{ChunkSource, ChunkSpec, Chunks};
 use crate::context::WorkerContext;
 use crate::error::PoolError;
 use crate::extensions::{CoreOnly, Extensions, SharedObjects};
@@ -304,8 +304,7 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
             !self.config.keep_alive,
         )?;
         let limit = opts.iterable_len.map(|l| l as u64);
-        let boxed: Box<dyn Iterator<Item = T> + 'a> = Box::new(iter);
-        let chunks = Chunks::new(boxed, spec, limit);
+        let chunks: Box<dyn ChunkSource<T> + 'a> = Box::new(Chunks::new(iter, spec, limit));
         let cfg = CallConfig {
             ordered,
             order_tasks: self.config.order_tasks,

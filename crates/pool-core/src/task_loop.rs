@@ -6,9 +6,48 @@ use std::time::Instant;
 
 use crate::context::WorkerContext;
 use crate::error::{Cause, Failure, Phase};
-use crate::job::{ChunkOutput, Input, TaskEnv};
+use crate::job::{Input, TaskEnv};
 use crate::panic;
+use crate::slab::SlabWriter;
 use crate::timing::Recorder;
+
+/// Where a chunk's results go: a vector handed back to the parent, or their final place in
+/// the call's output (see [`crate::slab`]).
+pub(crate) trait ResultSink<R> {
+    fn push(&mut self, r: R);
+    /// Results pushed so far.
+    fn len(&self) -> usize;
+}
+
+impl<R> ResultSink<R> for Vec<R> {
+    #[inline]
+    fn push(&mut self, r: R) {
+        Vec::push(self, r);
+    }
+
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+}
+
+impl<R> ResultSink<R> for SlabWriter<R> {
+    #[inline]
+    fn push(&mut self, r: R) {
+        SlabWriter::push(self, r);
+    }
+
+    fn len(&self) -> usize {
+        self.written()
+    }
+}
+
+/// How a chunk ended, besides its results: the failed tasks (offset in the chunk) and how many
+/// tasks were not run.
+#[derive(Debug, Default)]
+pub(crate) struct Settled {
+    pub(crate) failures: Vec<(u32, Failure)>,
+    pub(crate) skipped: u32,
+}
 
 /// Where a task's arguments are found after the task consumed them (for error reports,
 /// retries and the slowest-task list of insights).
@@ -42,67 +81,65 @@ impl ArgSource<'_> {
 ///
 /// A panic is caught once per run of tasks, not once per task: the loop runs inside one
 /// `catch_unwind`, and after a panic it records the failure (retrying the task if asked) and
-/// resumes with the next task in a fresh one. Each task's arguments are kept (cloned) until it
-/// returns, so a failure can name them.
-pub(crate) fn run_tasks<Sh, St, F, T, R>(
+/// resumes with the next task in a fresh one. The failing task is the one after the last
+/// result pushed, so the loop keeps no per-task bookkeeping besides each task's arguments
+/// (cloned until it returns, so a failure can name them). Results of successful tasks go to
+/// `values`, in order.
+pub(crate) fn run_tasks<Sh, St, F, T, R, S>(
     f: &F,
     ctx: &mut WorkerContext<'_, Sh, St>,
     first: u64,
     inputs: Vec<T>,
     source: &ArgSource<'_>,
     env: &mut TaskEnv<'_>,
-) -> ChunkOutput<R>
+    values: &mut S,
+) -> Settled
 where
     F: Fn(&mut WorkerContext<'_, Sh, St>, T) -> R,
     T: Input,
+    S: ResultSink<R>,
 {
     let n = inputs.len();
-    let mut out = ChunkOutput {
-        values: Vec::with_capacity(n),
-        failures: Vec::new(),
-        skipped: 0,
-    };
+    let mut out = Settled::default();
     let s = env.settings;
     let counters = env.counters;
-    let mut done = counters.tasks_done.load(Ordering::Relaxed);
-    let mut iter = inputs.into_iter().enumerate();
+    // Tasks finish in order, failed ones included: the slot's total after the task at
+    // `offset` is `done0 + offset + 1`.
+    let done0 = counters.tasks_done.load(Ordering::Relaxed);
+    let mut iter = inputs.into_iter();
     let keep = matches!(source, ArgSource::Cloned);
-    // The task in hand (its offset), and its arguments when they are kept by cloning.
-    let mut held: (usize, Option<T>) = (0, None);
+    let mut kept: Option<T> = None;
+    let mut next = 0;
     loop {
-        let run = panic::catch(|| {
-            for (offset, arg) in iter.by_ref() {
-                if counters.cancel.load(Ordering::Relaxed) != 0 {
-                    return Some(offset);
-                }
-                let task = first + offset as u64;
-                counters.begin(task, s.timed);
-                let timed = env.recorder.as_deref_mut().is_some_and(Recorder::sample);
-                let started = timed.then(Instant::now);
-                held = (offset, keep.then(|| arg.clone()));
-                out.values.push(f(ctx, arg));
-                match (env.recorder.as_deref_mut(), started) {
-                    (Some(rec), Some(t0)) => rec.task(task, t0.elapsed(), || match &held.1 {
-                        Some(a) => format!("{a:?}"),
-                        None => source.debug::<T>(offset),
-                    }),
-                    (Some(rec), None) => rec.untimed_task(),
-                    _ => {}
-                }
-                done += 1;
-                counters.end(done, s.timed);
+        let span = Span {
+            first,
+            start: next,
+            done0,
+            timed: s.timed,
+            keep,
+        };
+        let base = values.len();
+        let run = panic::catch(|| match env.recorder.as_deref_mut() {
+            None => span.run(f, ctx, &mut iter, &mut kept, values, counters),
+            Some(rec) => {
+                span.run_recorded(f, ctx, &mut iter, &mut kept, values, counters, rec, source)
             }
-            None
         });
+        let ran = values.len() - base;
         match run {
-            Ok(None) => break,
+            Ok(None) => {
+                counters.end(done0 + (next + ran) as u64, s.timed);
+                break;
+            }
             Ok(Some(cancelled_at)) => {
+                counters.end(done0 + (next + ran) as u64, s.timed);
                 out.skipped = (n - cancelled_at) as u32;
                 break;
             }
             Err(caught) => {
-                let (offset, kept) = (held.0, held.1.take());
-                let arg = kept.or_else(|| source.decode::<T>(offset));
+                let offset = next + ran;
+                next = offset + 1;
+                let arg = kept.take().or_else(|| source.decode::<T>(offset));
                 let task = first + offset as u64;
                 let mut attempts = 1;
                 let mut last = caught;
@@ -117,10 +154,9 @@ where
                         Err(c) => last = c,
                     }
                 }
-                done += 1;
-                counters.end(done, s.timed);
+                counters.end(done0 + next as u64, s.timed);
                 match recovered {
-                    Some(r) => out.values.push(r),
+                    Some(r) => values.push(r),
                     None => {
                         counters.tasks_failed.fetch_add(1, Ordering::Relaxed);
                         out.failures.push((
@@ -146,4 +182,106 @@ where
         }
     }
     out
+}
+
+/// A run of tasks between two panics: everything it needs is a plain value, so the loop keeps
+/// its state in registers.
+#[derive(Clone, Copy)]
+struct Span {
+    /// Index of the chunk's first task.
+    first: u64,
+    /// Offset in the chunk of the span's first task.
+    start: usize,
+    /// The slot's task total before the chunk.
+    done0: u64,
+    /// Record each task's start time (task timeouts).
+    timed: bool,
+    /// Keep each task's arguments in `kept` while it runs.
+    keep: bool,
+}
+
+impl Span {
+    /// Runs tasks until the input ends (`None`) or the call is cancelled (the offset of the
+    /// first task not run).
+    #[inline(always)]
+    fn run<Sh, St, F, T, R, S>(
+        self,
+        f: &F,
+        ctx: &mut WorkerContext<'_, Sh, St>,
+        iter: &mut std::vec::IntoIter<T>,
+        kept: &mut Option<T>,
+        values: &mut S,
+        counters: &crate::counters::WorkerCounters,
+    ) -> Option<usize>
+    where
+        F: Fn(&mut WorkerContext<'_, Sh, St>, T) -> R,
+        T: Input,
+        S: ResultSink<R>,
+    {
+        let mut offset = self.start;
+        for arg in iter {
+            if counters.cancel.load(Ordering::Relaxed) != 0 {
+                return Some(offset);
+            }
+            counters.begin(self.first + offset as u64, self.timed);
+            if self.keep {
+                *kept = Some(arg.clone());
+            }
+            values.push(f(ctx, arg));
+            offset += 1;
+            counters
+                .tasks_done
+                .store(self.done0 + offset as u64, Ordering::Release);
+        }
+        None
+    }
+
+    /// [`Span::run`] with insights: task durations (sampled, see [`Recorder::sample`]) and the
+    /// slowest tasks with their arguments.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn run_recorded<Sh, St, F, T, R, S>(
+        self,
+        f: &F,
+        ctx: &mut WorkerContext<'_, Sh, St>,
+        iter: &mut std::vec::IntoIter<T>,
+        kept: &mut Option<T>,
+        values: &mut S,
+        counters: &crate::counters::WorkerCounters,
+        rec: &mut Recorder,
+        source: &ArgSource<'_>,
+    ) -> Option<usize>
+    where
+        F: Fn(&mut WorkerContext<'_, Sh, St>, T) -> R,
+        T: Input,
+        S: ResultSink<R>,
+    {
+        let mut offset = self.start;
+        for arg in iter {
+            if counters.cancel.load(Ordering::Relaxed) != 0 {
+                return Some(offset);
+            }
+            let task = self.first + offset as u64;
+            counters.begin(task, self.timed);
+            if self.keep {
+                *kept = Some(arg.clone());
+            }
+            if rec.sample() {
+                let t0 = Instant::now();
+                values.push(f(ctx, arg));
+                rec.task(task, t0.elapsed(), || match kept.as_ref() {
+                    Some(a) => format!("{a:?}"),
+                    None => source.debug::<T>(offset),
+                });
+            } else {
+                values.push(f(ctx, arg));
+                rec.untimed_task();
+            }
+            offset += 1;
+            counters
+                .tasks_done
+                .store(self.done0 + offset as u64, Ordering::Release);
+        }
+        None
+    }
 }
