@@ -1,6 +1,7 @@
 //! Profiling aid: 10M trivial tasks, pool's thread back end against rayon, reporting wall
 //! time and CPU time (user + system) of each run, which stays meaningful on a busy machine.
-//! `-- rayon` or `-- pool` runs one side only (for `perf stat`).
+//! `-- rayon` or `-- pool` runs one side only (for `perf stat`); `POOL_START=fork` runs the
+//! pool's side under `StartMethod::Fork`.
 use std::time::Instant;
 
 use pool::{StartMethod, WorkerPool};
@@ -18,7 +19,10 @@ fn main() {
     let n = 10_000_000u64;
     let mut p = WorkerPool::builder()
         .n_jobs(2)
-        .start_method(StartMethod::Threading)
+        .start_method(match std::env::var("POOL_START").as_deref() {
+            Ok("fork") => StartMethod::Fork,
+            _ => StartMethod::Threading,
+        })
         .keep_alive(true)
         .build()
         .unwrap();

@@ -14,6 +14,7 @@ use std::time::Instant;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::codec;
 use crate::context::WorkerContext;
 use crate::counters::WorkerCounters;
 use crate::error::{Cause, Failure, Phase};
@@ -60,8 +61,16 @@ pub enum Wire {
 /// The results of one chunk: the values of the tasks that succeeded, in order, and the failures
 /// (index within the chunk) of those that did not.
 #[derive(Debug, Serialize, Deserialize)]
+#[serde(bound(
+    serialize = "R: Serialize + 'static",
+    deserialize = "R: DeserializeOwned + 'static"
+))]
 pub struct ChunkOutput<R> {
     /// Successful results, in task order, failed tasks skipped.
+    #[serde(
+        serialize_with = "crate::codec::ser_seq",
+        deserialize_with = "crate::codec::de_seq"
+    )]
     pub values: Vec<R>,
     /// Failed tasks: offset in the chunk and what happened.
     pub failures: Vec<(u32, Failure)>,
@@ -166,7 +175,7 @@ pub(crate) fn encode_inputs<T: Input, R: Payload>(
 ) -> Result<Data, String> {
     match wire {
         Wire::Local => Ok(Data::Local(Box::new(LocalChunk { inputs, dest }))),
-        Wire::Bytes => postcard::to_stdvec(&inputs)
+        Wire::Bytes => codec::encode(&codec::Seq(&inputs), codec::size_guess::<T>(inputs.len()))
             .map(Data::Bytes)
             .map_err(|e| e.to_string()),
     }
@@ -210,8 +219,8 @@ where
                     );
                 }
             },
-            Data::Bytes(b) => match postcard::from_bytes(&b) {
-                Ok(v) => (v, None, Data::Bytes(b)),
+            Data::Bytes(b) => match postcard::from_bytes::<codec::SeqVec<T>>(&b) {
+                Ok(v) => (v.0, None, Data::Bytes(b)),
                 Err(e) => {
                     return encode_error::<R>(
                         ctx.worker_id,
@@ -248,7 +257,7 @@ where
             return Data::Local(Box::new(out));
         }
         let t1 = Instant::now();
-        let encoded = match postcard::to_stdvec(&out) {
+        let encoded = match codec::encode(&out, codec::size_guess::<R>(out.values.len())) {
             Ok(b) => b,
             Err(e) => {
                 return encode_error::<R>(

@@ -37,6 +37,7 @@ mod backend;
 mod builder;
 mod call;
 pub mod chunking;
+mod codec;
 mod context;
 mod counters;
 mod error;

@@ -32,6 +32,7 @@ pub mod fnid;
 pub mod fork;
 pub mod futex;
 pub mod interrupt;
+mod malloc;
 pub mod oom;
 pub mod process;
 pub mod ring;

@@ -164,6 +164,7 @@ impl<Sh: SharedObjects, St: 'static> ProcessBackend<Sh, St> {
                 let daemon = self.daemon;
                 let main = Box::new(move || {
                     DAEMON_WORKER.store(daemon, Ordering::Relaxed);
+                    crate::malloc::tune_worker();
                     let (tx, rx) = link.worker_end(WaitPolicy::default()).split();
                     pool_core::run_worker(setup, &mut ChildLink { tx, rx, jobs });
                     0

@@ -108,6 +108,7 @@ fn spawn_main<Sh: SharedObjects, St: 'static>(mut boot: WorkerBoot) -> i32 {
         return fail("malformed boot info");
     };
     super::DAEMON_WORKER.store(b.daemon, std::sync::atomic::Ordering::Relaxed);
+    crate::malloc::tune_worker();
     let (Some(link_fd), Some(counters_fd)) = (boot.take_fd(0), boot.take_fd(1)) else {
         return fail("missing fds");
     };
