@@ -8,7 +8,8 @@
 //!   one byte string of their in-memory bytes (the peer is the same binary on the same kind of
 //!   machine; big-endian targets keep postcard's format);
 //! - everything else is plain postcard, written through a flavor that copies short writes
-//!   byte by byte into a buffer the caller sizes up front.
+//!   byte by byte into a buffer the caller sizes up front;
+//! - large byte buffers are recycled process-wide ([`take_buffer`], [`recycle_buffer`]).
 
 use std::any::TypeId;
 use std::fmt;
@@ -48,12 +49,81 @@ impl Flavor for Bytes {
     }
 }
 
-/// Encodes `value` with postcard into a new vector of at least `capacity` bytes.
+/// Large `Data::Bytes` buffers kept for reuse, process-wide.
+///
+/// Why: a fresh buffer of a MiB costs ~10x a copy into a warm one (a page fault per 4 KiB), and
+/// malloc returns freed MiB buffers to the kernel whenever they end up at the top of the heap.
+/// Encoders take their buffer here, and whoever is done with one (a back end that copied it out,
+/// a decoder) hands it back: the same few buffers then carry every chunk. Lock-free slots, so a
+/// `fork` in the middle of a take or a recycle at worst leaks a buffer in the child.
+mod spare {
+    use std::ptr;
+    use std::sync::atomic::{AtomicPtr, Ordering};
+
+    /// Buffers below this are cheap to allocate (malloc keeps them warm).
+    const MIN_CAP: usize = 64 << 10;
+    /// Buffers above this are not worth keeping resident.
+    const MAX_CAP: usize = 16 << 20;
+    const SLOTS: usize = 8;
+
+    static SLOT: [AtomicPtr<Vec<u8>>; SLOTS] = [const { AtomicPtr::new(ptr::null_mut()) }; SLOTS];
+
+    pub(super) fn take() -> Vec<u8> {
+        for s in &SLOT {
+            if s.load(Ordering::Relaxed).is_null() {
+                continue;
+            }
+            let p = s.swap(ptr::null_mut(), Ordering::Acquire);
+            if !p.is_null() {
+                // SAFETY: non-null slot values come from `Box::into_raw` in `give`, and the swap
+                // made this thread their only owner.
+                let mut v = *unsafe { Box::from_raw(p) };
+                v.clear();
+                return v;
+            }
+        }
+        Vec::new()
+    }
+
+    pub(super) fn give(v: Vec<u8>) {
+        if !(MIN_CAP..=MAX_CAP).contains(&v.capacity()) {
+            return;
+        }
+        let p = Box::into_raw(Box::new(v));
+        for s in &SLOT {
+            if s.load(Ordering::Relaxed).is_null()
+                && s.compare_exchange(ptr::null_mut(), p, Ordering::Release, Ordering::Relaxed)
+                    .is_ok()
+            {
+                return;
+            }
+        }
+        // SAFETY: `p` came from `Box::into_raw` above and no slot took it.
+        drop(unsafe { Box::from_raw(p) });
+    }
+}
+
+/// An empty byte buffer for an encoder, with the capacity of a recycled one when there is one
+/// (see [`recycle_buffer`]).
+pub fn take_buffer() -> Vec<u8> {
+    spare::take()
+}
+
+/// Hands a byte buffer that is no longer needed (e.g. `Data::Bytes` a back end copied out) back
+/// for reuse by [`take_buffer`]; small and huge ones are simply dropped.
+pub fn recycle_buffer(buf: Vec<u8>) {
+    spare::give(buf);
+}
+
+/// Encodes `value` with postcard into a buffer from [`take_buffer`] with room for at least
+/// `capacity` bytes.
 pub(crate) fn encode<T: Serialize + ?Sized>(
     value: &T,
     capacity: usize,
 ) -> postcard::Result<Vec<u8>> {
-    postcard::serialize_with_flavor(value, Bytes(Vec::with_capacity(capacity)))
+    let mut buf = take_buffer();
+    buf.reserve(capacity);
+    postcard::serialize_with_flavor(value, Bytes(buf))
 }
 
 /// A guess of the encoded size of `n` values of `T`: varints and byte strings rarely take more
@@ -219,5 +289,25 @@ mod tests {
             encode(&v, 1 << 16).unwrap(),
             postcard::to_stdvec(&v).unwrap()
         );
+    }
+
+    #[test]
+    fn spare_buffers_survive_concurrent_take_and_recycle() {
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                std::thread::spawn(move || {
+                    for _ in 0..500 {
+                        let mut b = take_buffer();
+                        assert!(b.is_empty());
+                        b.resize(100 << 10, t as u8);
+                        assert_eq!((b[0], b[b.len() - 1]), (t as u8, t as u8));
+                        recycle_buffer(b);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
     }
 }

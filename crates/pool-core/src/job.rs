@@ -188,7 +188,11 @@ pub(crate) fn decode_output<R: Payload>(data: Data) -> Result<ChunkOutput<R>, St
             .downcast::<ChunkOutput<R>>()
             .map(|b| *b)
             .map_err(|_| "result of an unexpected type".to_string()),
-        Data::Bytes(b) => postcard::from_bytes(&b).map_err(|e| e.to_string()),
+        Data::Bytes(b) => {
+            let out = postcard::from_bytes(&b).map_err(|e| e.to_string());
+            codec::recycle_buffer(b);
+            out
+        }
     }
 }
 
@@ -253,6 +257,9 @@ where
                 ChunkOutput::new(values, 0, settled)
             }
         };
+        if let Data::Bytes(b) = input {
+            codec::recycle_buffer(b);
+        }
         if !bytes {
             return Data::Local(Box::new(out));
         }

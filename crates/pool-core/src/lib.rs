@@ -60,6 +60,7 @@ pub use apply::AsyncResult;
 pub use apply_api::ApplyOptions;
 pub use backend::{Backend, Command, Event, ExitReason, StartMethod, WorkerLink, WorkerSetup};
 pub use builder::{Builder, cpu_count};
+pub use codec::{recycle_buffer, take_buffer};
 pub use context::WorkerContext;
 pub use counters::{CounterBlock, CounterRef, WorkerCounters, monotonic_ns};
 pub use error::{Cause, Failure, Phase, PoolError};
