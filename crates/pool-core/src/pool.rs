@@ -381,6 +381,7 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
 
     /// Insights of the calls so far (requires `enable_insights(true)`).
     pub fn get_insights(&self) -> E::Insights {
+        self.applier.wait_idle();
         let mut sup = self.lock();
         sup.flush_timings();
         E::insights(&sup.timings)

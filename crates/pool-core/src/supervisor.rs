@@ -459,14 +459,29 @@ impl<Sh, St> Supervisor<Sh, St> {
     }
 
     /// Asks every worker for the timings recorded so far (insights of a kept-alive pool).
+    /// Brings in the timings that live workers recorded so far (keep-alive pools keep their
+    /// workers between calls): asks each for them and waits (at most a second) for the answers.
+    /// Call it when no call runs and no apply task is outstanding.
     pub(crate) fn flush_timings(&mut self) {
         if !self.insights {
             return;
         }
-        for w in 0..self.slots.len() {
-            if self.slots[w].alive {
-                let _ = self.backend.send(w, Command::Flush);
+        let mut waiting: Vec<usize> = (0..self.slots.len())
+            .filter(|&w| self.slots[w].alive && self.backend.send(w, Command::Flush).is_ok())
+            .collect();
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        while !waiting.is_empty() {
+            let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) else {
+                break;
+            };
+            let Ok(ev) = self.backend.events().recv_timeout(left) else {
+                break;
+            };
+            if let Event::Timings { timings, .. } = &ev {
+                waiting.retain(|&w| w != timings.worker);
             }
+            // Nothing else runs: other events (a worker that died idle) only update the slots.
+            let _ = self.handle(ev);
         }
     }
 }

@@ -120,13 +120,34 @@ where
             keep,
         };
         let base = values.len();
+        // With short tasks, insights time a few tasks one by one and the rest as a whole
+        // (see `Recorder::sampling`): where that bulk run started, and after how many tasks.
+        let mut bulk: Option<(Instant, usize)> = None;
         let run = panic::catch(|| match env.recorder.as_deref_mut() {
             None => span.run(f, ctx, &mut iter, &mut kept, values, counters),
-            Some(rec) => {
-                span.run_recorded(f, ctx, &mut iter, &mut kept, values, counters, rec, source)
+            Some(rec) if rec.sampling() => {
+                let head = &mut (&mut iter).take(SAMPLED_PER_SPAN);
+                if let Some(c) =
+                    span.run_recorded(f, ctx, head, &mut kept, values, counters, rec, source, true)
+                {
+                    return Some(c);
+                }
+                let done = values.len() - base;
+                bulk = Some((Instant::now(), done));
+                let rest = Span {
+                    start: span.start + done,
+                    ..span
+                };
+                rest.run(f, ctx, &mut iter, &mut kept, values, counters)
             }
+            Some(rec) => span.run_recorded(
+                f, ctx, &mut iter, &mut kept, values, counters, rec, source, false,
+            ),
         });
         let ran = values.len() - base;
+        if let (Some((t0, head)), Some(rec)) = (bulk, env.recorder.as_deref_mut()) {
+            rec.bulk((ran - head) as u64, t0.elapsed());
+        }
         match run {
             Ok(None) => {
                 counters.end(done0 + (next + ran) as u64, s.timed);
@@ -185,6 +206,10 @@ where
     out
 }
 
+/// Tasks timed one by one at the start of each run while insights sample short tasks (the
+/// rest of the run is timed as a whole).
+const SAMPLED_PER_SPAN: usize = 16;
+
 /// A run of tasks between two panics: everything it needs is a plain value, so the loop keeps
 /// its state in registers.
 #[derive(Clone, Copy)]
@@ -209,7 +234,7 @@ impl Span {
         self,
         f: &F,
         ctx: &mut WorkerContext<'_, Sh, St>,
-        iter: &mut std::vec::IntoIter<T>,
+        iter: &mut impl Iterator<Item = T>,
         kept: &mut Option<T>,
         values: &mut S,
         counters: &crate::counters::WorkerCounters,
@@ -237,20 +262,21 @@ impl Span {
         None
     }
 
-    /// [`Span::run`] with insights: task durations (sampled, see [`Recorder::sample`]) and the
-    /// slowest tasks with their arguments.
+    /// [`Span::run`] with insights: task durations and the slowest tasks with their arguments.
+    /// Every task is timed when `every` is set, else as [`Recorder::sample`] says.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn run_recorded<Sh, St, F, T, R, S>(
         self,
         f: &F,
         ctx: &mut WorkerContext<'_, Sh, St>,
-        iter: &mut std::vec::IntoIter<T>,
+        iter: &mut impl Iterator<Item = T>,
         kept: &mut Option<T>,
         values: &mut S,
         counters: &crate::counters::WorkerCounters,
         rec: &mut Recorder,
         source: &ArgSource<'_>,
+        every: bool,
     ) -> Option<usize>
     where
         F: Fn(&mut WorkerContext<'_, Sh, St>, T) -> R,
@@ -267,7 +293,7 @@ impl Span {
             if self.keep {
                 *kept = Some(arg.clone());
             }
-            if rec.sample() {
+            if every || rec.sample() {
                 let t0 = Instant::now();
                 values.push(f(ctx, arg));
                 rec.task(task, t0.elapsed(), || match kept.as_ref() {

@@ -90,8 +90,11 @@ impl WorkerTimings {
         self.slowest.truncate(TOP_TASKS);
         if !other.histogram_v2.is_empty() {
             let mut h = self.histogram();
-            // Both histograms share bounds, so `add` cannot fail.
-            let _ = h.add(other.histogram());
+            // A decoded histogram does not resize by itself; `other` may hold longer tasks.
+            h.auto(true);
+            if h.add(other.histogram()).is_err() {
+                debug_assert!(false, "an auto-resizing histogram takes any other");
+            }
             self.histogram_v2 = encode(&h);
         }
     }
@@ -114,7 +117,8 @@ pub(crate) fn encode(h: &Histogram<u64>) -> Vec<u8> {
 /// sampled: after a task under [`SHORT_TASK`] the recorder times only every `stride`-th task
 /// (doubling up to 1024), and a timed task stands for the untimed ones before it (its duration
 /// and histogram count are weighted). Any longer task sets the stride back to 1, so tasks that
-/// take microseconds or more are all timed.
+/// take microseconds or more are all timed. While sampling, the task loop also runs most of
+/// each chunk untimed and timed as a whole ([`Recorder::bulk`]).
 #[derive(Debug)]
 pub(crate) struct Recorder {
     pub(crate) timings: WorkerTimings,
@@ -135,6 +139,36 @@ impl Recorder {
             stride: 1,
             countdown: 0,
             untimed: 0,
+        }
+    }
+
+    /// Whether tasks are short enough to be sampled. Then the task loop times the first few
+    /// tasks of a chunk one by one and runs the rest as with insights off, timing them as a
+    /// whole ([`Recorder::bulk`]): no per-task cost at all. A slow task in that rest counts in
+    /// the working time and ends sampling, but its own duration is folded into the mean of
+    /// its run.
+    pub(crate) fn sampling(&self) -> bool {
+        self.stride > 1
+    }
+
+    /// Records `n` tasks that ran untimed in `d` in all: they count, their time is working
+    /// time, and the histogram gets their mean duration `n` times. A mean above
+    /// [`SHORT_TASK`] ends sampling.
+    pub(crate) fn bulk(&mut self, n: u64, d: Duration) {
+        if n == 0 {
+            return;
+        }
+        let mean = d / n.min(u64::from(u32::MAX)) as u32;
+        let t = &mut self.timings;
+        t.n_completed_tasks += n;
+        t.working += d;
+        let ns = mean.as_nanos().min(u128::from(u64::MAX)) as u64;
+        if self.hist.record_n(ns, n).is_err() {
+            self.hist.saturating_record_n(ns, n);
+        }
+        if mean >= SHORT_TASK {
+            self.stride = 1;
+            self.countdown = 0;
         }
     }
 

@@ -243,11 +243,15 @@ impl Insights {
             let h = w.histogram();
             per_worker.push(Percentiles::from_histogram(&h));
             match all.as_mut() {
-                // Histograms of the same bounds always add.
+                // `a` resizes to take longer tasks of other workers, so this cannot fail.
                 Some(a) => {
                     let _ = a.add(&h);
                 }
-                None => all = Some(h),
+                None => {
+                    let mut h = h;
+                    h.auto(true);
+                    all = Some(h);
+                }
             }
         }
 

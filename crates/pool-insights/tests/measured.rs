@@ -115,3 +115,49 @@ fn insights_off_means_empty_numbers() {
     assert_eq!(i.total_completed_tasks(), 0);
     assert_eq!(i.total_time, 0.0);
 }
+
+#[test]
+fn short_tasks_are_all_counted_and_a_slow_one_still_shows() {
+    let mut pool = pool_core::WorkerPool::<(), (), Layers>::builder()
+        .n_jobs(2)
+        .enable_insights(true)
+        .keep_alive(true)
+        .build()
+        .unwrap();
+    // 200k tasks of nanoseconds: sampled, most of each chunk timed as a whole.
+    let n = 200_000u64;
+    pool.map(|x: u64| x.wrapping_mul(x), 0..n).unwrap();
+    let i = pool.get_insights();
+    assert_eq!(i.total_completed_tasks(), n);
+    let p = i.task_duration_percentiles;
+    assert!(
+        p.count as f64 > 0.9 * n as f64 && p.count <= n,
+        "every task is in the histogram, by weight: {p:?}"
+    );
+    assert!(p.p50 < 0.000_1, "nanosecond tasks: {p:?}");
+    // After the short ones, a call with one 30 ms task among short ones: sampling must not
+    // hide it, whether it was timed alone or inside a chunk's bulk.
+    pool.map_with(
+        |x: u64| {
+            if x == 5_000 {
+                sleep(Duration::from_millis(30));
+            }
+            x
+        },
+        0..10_000u64,
+        MapOptions::default().chunk_size(1_000),
+    )
+    .unwrap();
+    let i = pool.get_insights();
+    assert_eq!(i.total_completed_tasks(), n + 10_000);
+    assert!(i.total_working_time >= 0.03, "{i}");
+    // Histograms of later calls merge in, even when they hold longer tasks than earlier ones.
+    assert!(
+        i.task_duration_percentiles.count as f64 > 0.9 * (n + 10_000) as f64,
+        "{i}"
+    );
+    assert!(
+        i.task_duration_percentiles.max >= 0.000_02,
+        "the slow task raised the maximum: {i}"
+    );
+}
