@@ -108,7 +108,10 @@ where
     // `offset` is `done0 + offset + 1`.
     let done0 = counters.tasks_done.load(Ordering::Relaxed);
     let mut iter = inputs.into_iter();
-    let keep = matches!(source, ArgSource::Cloned);
+    // In-process inputs (threads): arguments are kept by cloning, and since such a worker
+    // cannot die mid-task, the task in hand needs marking only for timeouts.
+    let in_process = matches!(source, ArgSource::Cloned);
+    let (keep, mark_each) = (in_process, s.timed || !in_process);
     let mut kept: Option<T> = None;
     let mut next = 0;
     loop {
@@ -118,6 +121,7 @@ where
             done0,
             timed: s.timed,
             keep,
+            mark_each,
         };
         let base = values.len();
         // With short tasks, insights time a few tasks one by one and the rest as a whole
@@ -224,6 +228,9 @@ struct Span {
     timed: bool,
     /// Keep each task's arguments in `kept` while it runs.
     keep: bool,
+    /// Mark each task as the one in hand in the counters (for timeouts and for naming the
+    /// task of a worker process that dies); else only the span's first one is.
+    mark_each: bool,
 }
 
 impl Span {
@@ -245,11 +252,16 @@ impl Span {
         S: ResultSink<R>,
     {
         let mut offset = self.start;
+        if !self.mark_each {
+            counters.begin(self.first + offset as u64, false);
+        }
         for arg in iter {
             if counters.cancel.load(Ordering::Relaxed) != 0 {
                 return Some(offset);
             }
-            counters.begin(self.first + offset as u64, self.timed);
+            if self.mark_each {
+                counters.begin(self.first + offset as u64, self.timed);
+            }
             if self.keep {
                 *kept = Some(arg.clone());
             }
