@@ -124,11 +124,99 @@ impl<F, T, R> TypedJob<F, T, R> {
     }
 }
 
+/// Large `Data::Bytes` buffers kept for reuse, process-wide.
+///
+/// Why: a fresh buffer of a MiB costs ~10x a copy into a warm one (a page fault per 4 KiB), and
+/// malloc returns freed MiB buffers to the kernel whenever they end up at the top of the heap.
+/// Encoders take their buffer here, and whoever is done with one (a back end that copied it out,
+/// a decoder) hands it back: the same few buffers then carry every chunk. Lock-free slots, so a
+/// `fork` in the middle of a take or a recycle at worst leaks a buffer in the child.
+mod spare {
+    use std::ptr;
+    use std::sync::atomic::{AtomicPtr, Ordering};
+
+    /// Buffers below this are cheap to allocate (malloc keeps them warm).
+    const MIN_CAP: usize = 64 << 10;
+    /// Buffers above this are not worth keeping resident.
+    const MAX_CAP: usize = 16 << 20;
+    const SLOTS: usize = 8;
+
+    static SLOT: [AtomicPtr<Vec<u8>>; SLOTS] = [const { AtomicPtr::new(ptr::null_mut()) }; SLOTS];
+
+    pub(super) fn take() -> Vec<u8> {
+        for s in &SLOT {
+            if s.load(Ordering::Relaxed).is_null() {
+                continue;
+            }
+            let p = s.swap(ptr::null_mut(), Ordering::Acquire);
+            if !p.is_null() {
+                // SAFETY: non-null slot values come from `Box::into_raw` in `give`, and the swap
+                // made this thread their only owner.
+                let mut v = *unsafe { Box::from_raw(p) };
+                v.clear();
+                return v;
+            }
+        }
+        Vec::new()
+    }
+
+    pub(super) fn give(v: Vec<u8>) {
+        if !(MIN_CAP..=MAX_CAP).contains(&v.capacity()) {
+            return;
+        }
+        let p = Box::into_raw(Box::new(v));
+        for s in &SLOT {
+            if s.load(Ordering::Relaxed).is_null()
+                && s.compare_exchange(ptr::null_mut(), p, Ordering::Release, Ordering::Relaxed)
+                    .is_ok()
+            {
+                return;
+            }
+        }
+        // SAFETY: `p` came from `Box::into_raw` above and no slot took it.
+        drop(unsafe { Box::from_raw(p) });
+    }
+}
+
+/// An empty byte buffer for an encoder, with the capacity of a recycled one when there is one
+/// (see [`recycle_buffer`]).
+pub fn take_buffer() -> Vec<u8> {
+    spare::take()
+}
+
+/// Hands a byte buffer that is no longer needed (e.g. `Data::Bytes` a back end copied out) back
+/// for reuse by [`take_buffer`]; small and huge ones are simply dropped.
+pub fn recycle_buffer(buf: Vec<u8>) {
+    spare::give(buf);
+}
+
+/// Encodes `value` into a buffer from [`take_buffer`].
+fn encode_bytes<T: Serialize + ?Sized>(value: &T) -> postcard::Result<Vec<u8>> {
+    /// Appends to a `Vec` with `extend_from_slice` (one `memcpy` per byte string, where
+    /// `postcard::to_extend` goes byte by byte).
+    struct Append(Vec<u8>);
+    impl postcard::ser_flavors::Flavor for Append {
+        type Output = Vec<u8>;
+        fn try_push(&mut self, b: u8) -> postcard::Result<()> {
+            self.0.push(b);
+            Ok(())
+        }
+        fn try_extend(&mut self, b: &[u8]) -> postcard::Result<()> {
+            self.0.extend_from_slice(b);
+            Ok(())
+        }
+        fn finalize(self) -> postcard::Result<Vec<u8>> {
+            Ok(self.0)
+        }
+    }
+    postcard::serialize_with_flavor(value, Append(take_buffer()))
+}
+
 /// Encodes a chunk of inputs for `wire`.
 pub(crate) fn encode_inputs<T: Input>(inputs: Vec<T>, wire: Wire) -> Result<Data, String> {
     match wire {
         Wire::Local => Ok(Data::Local(Box::new(inputs))),
-        Wire::Bytes => postcard::to_stdvec(&inputs)
+        Wire::Bytes => encode_bytes(&inputs)
             .map(Data::Bytes)
             .map_err(|e| e.to_string()),
     }
@@ -141,7 +229,11 @@ pub(crate) fn decode_output<R: Payload>(data: Data) -> Result<ChunkOutput<R>, St
             .downcast::<ChunkOutput<R>>()
             .map(|b| *b)
             .map_err(|_| "result of an unexpected type".to_string()),
-        Data::Bytes(b) => postcard::from_bytes(&b).map_err(|e| e.to_string()),
+        Data::Bytes(b) => {
+            let out = postcard::from_bytes(&b).map_err(|e| e.to_string());
+            recycle_buffer(b);
+            out
+        }
     }
 }
 
@@ -194,11 +286,14 @@ where
             Data::Local(_) => ArgSource::Cloned,
         };
         let out = run_tasks(&self.f, ctx, first, inputs, &source, env);
+        if let Data::Bytes(b) = input {
+            recycle_buffer(b);
+        }
         if !bytes {
             return Data::Local(Box::new(out));
         }
         let t1 = Instant::now();
-        let encoded = match postcard::to_stdvec(&out) {
+        let encoded = match encode_bytes(&out) {
             Ok(b) => b,
             Err(e) => {
                 return encode_error::<R>(
@@ -255,5 +350,30 @@ fn encode_error<R: Payload>(worker: usize, first: u64, message: &str, bytes: boo
         Data::Bytes(postcard::to_stdvec(&out).unwrap_or_default())
     } else {
         Data::Local(Box::new(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{recycle_buffer, take_buffer};
+
+    #[test]
+    fn spare_buffers_survive_concurrent_take_and_recycle() {
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                std::thread::spawn(move || {
+                    for _ in 0..500 {
+                        let mut b = take_buffer();
+                        assert!(b.is_empty());
+                        b.resize(100 << 10, t as u8);
+                        assert_eq!((b[0], b[b.len() - 1]), (t as u8, t as u8));
+                        recycle_buffer(b);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
     }
 }

@@ -65,6 +65,7 @@ pub use extensions::{CoreOnly, Extensions, RawInsights, SharedObjects};
 pub use hook::{ExitFn, Hook, InitFn, StateFn};
 pub use job::{
     ChunkOutput, Data, ErasedJob, Input, JobRebuilder, Payload, RunSettings, TaskEnv, Wire,
+    recycle_buffer, take_buffer,
 };
 pub use map_iter::MapIter;
 pub use options::{ErrorPolicy, MapOptions};

@@ -43,7 +43,7 @@ impl<Sh, St> WorkerLink<Sh, St> for ChildLink<Sh, St> {
                 len,
                 settings,
             } => {
-                let mut input = Vec::new();
+                let mut input = pool_core::take_buffer();
                 self.rx.recv_bytes(&mut input).ok()?;
                 let Some(job) = self.resolve(job) else {
                     // The parent only sends jobs a worker can resolve; reaching this means a
@@ -75,6 +75,7 @@ impl<Sh, St> WorkerLink<Sh, St> for ChildLink<Sh, St> {
                 if self.tx.send_deferred(&wire).is_ok() {
                     let _ = self.tx.send_bytes(&bytes);
                 }
+                pool_core::recycle_buffer(bytes);
             }
             None => {
                 let _ = self.tx.send(&wire);

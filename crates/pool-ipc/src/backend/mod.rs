@@ -346,7 +346,9 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
                     settings,
                 };
                 s.tx.send_deferred(&header).map_err(gone)?;
-                s.tx.send_bytes(&bytes).map_err(gone)
+                let sent = s.tx.send_bytes(&bytes).map_err(gone);
+                pool_core::recycle_buffer(bytes);
+                sent
             }
             Command::Flush => s.tx.send(&WireCommand::Flush).map_err(gone),
             Command::Exit => s.tx.send(&WireCommand::Exit).map_err(gone),

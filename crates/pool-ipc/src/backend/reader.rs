@@ -34,17 +34,17 @@ impl Reader {
         let before = probe.read();
         let mut last_rss: Option<RssSample> = oom::sample(pid).ok();
         let mut clean = false;
-        let mut buf = Vec::new();
         while let Ok(ev) = self.rx.recv::<WireEvent>() {
             let mut bulk = Vec::new();
             if let WireEvent::ChunkDone { .. } = ev {
-                if self.rx.recv_bytes(&mut buf).is_err() {
+                // The decoder hands the buffer back for reuse.
+                bulk = pool_core::take_buffer();
+                if self.rx.recv_bytes(&mut bulk).is_err() {
                     break;
                 }
                 if let Ok(s) = oom::sample(pid) {
                     last_rss = Some(s);
                 }
-                bulk = std::mem::take(&mut buf);
             }
             clean |= matches!(ev, WireEvent::Exited { .. });
             let event = ev.into_event(bulk);
