@@ -23,12 +23,13 @@ impl std::fmt::Debug for Blob {
     }
 }
 
-fn cpu(who: libc::c_int) -> f64 {
+/// CPU seconds (user + system) and minor page faults.
+fn usage(who: libc::c_int) -> (f64, f64) {
     // SAFETY: getrusage fills the struct we pass.
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::getrusage(who, &mut u) };
     let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
-    t(u.ru_utime) + t(u.ru_stime)
+    (t(u.ru_utime) + t(u.ru_stime), u.ru_minflt as f64)
 }
 
 fn main() {
@@ -51,10 +52,14 @@ fn main() {
         .unwrap();
     let mut best = Duration::MAX;
     let mut total = Duration::ZERO;
-    let mut parent = 0.0;
+    let (mut parent, mut main_thread, mut faults) = (0.0, 0.0, 0.0);
     for _ in 0..iters {
         let batch = inputs.clone();
-        let (t0, c0) = (Instant::now(), cpu(libc::RUSAGE_SELF));
+        let (t0, u0, m0) = (
+            Instant::now(),
+            usage(libc::RUSAGE_SELF),
+            usage(libc::RUSAGE_THREAD),
+        );
         let out = p
             .map_with(
                 |mut b: Blob| {
@@ -66,20 +71,27 @@ fn main() {
             )
             .unwrap();
         let t = t0.elapsed();
-        parent += cpu(libc::RUSAGE_SELF) - c0;
+        let u1 = usage(libc::RUSAGE_SELF);
+        parent += u1.0 - u0.0;
+        main_thread += usage(libc::RUSAGE_THREAD).0 - m0.0;
+        faults += u1.1 - u0.1;
         best = best.min(t);
         total += t;
         assert_eq!(out.len(), n);
     }
     p.join().unwrap();
+    let children = usage(libc::RUSAGE_CHILDREN);
     let bytes = (2 * n * MIB) as f64;
     println!(
-        "{}: best {:?} ({:.2} GiB/s), mean {:?}; per iteration: parent cpu {:.1} ms, workers cpu {:.1} ms",
+        "{}: best {:?} ({:.2} GiB/s), mean {:?}; per iteration: parent cpu {:.1} ms (main thread {:.1} ms) and {:.0} page faults, workers cpu {:.1} ms and {:.0} faults",
         method.name(),
         best,
         bytes / best.as_secs_f64() / (1u64 << 30) as f64,
         total / iters as u32,
         parent * 1e3 / iters as f64,
-        cpu(libc::RUSAGE_CHILDREN) * 1e3 / iters as f64,
+        main_thread * 1e3 / iters as f64,
+        faults / iters as f64,
+        children.0 * 1e3 / iters as f64,
+        children.1 / iters as f64,
     );
 }
