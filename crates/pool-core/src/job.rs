@@ -197,10 +197,12 @@ fn encode_bytes<T: Serialize + ?Sized>(value: &T) -> postcard::Result<Vec<u8>> {
     struct Append(Vec<u8>);
     impl postcard::ser_flavors::Flavor for Append {
         type Output = Vec<u8>;
+        #[inline(always)]
         fn try_push(&mut self, b: u8) -> postcard::Result<()> {
             self.0.push(b);
             Ok(())
         }
+        #[inline(always)]
         fn try_extend(&mut self, b: &[u8]) -> postcard::Result<()> {
             self.0.extend_from_slice(b);
             Ok(())
