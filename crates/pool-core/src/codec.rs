@@ -58,15 +58,19 @@ impl Flavor for Bytes {
 /// `fork` in the middle of a take or a recycle at worst leaks a buffer in the child.
 mod spare {
     use std::ptr;
-    use std::sync::atomic::{AtomicPtr, Ordering};
+    use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
     /// Buffers below this are cheap to allocate (malloc keeps them warm).
     const MIN_CAP: usize = 64 << 10;
     /// Buffers above this are not worth keeping resident.
     const MAX_CAP: usize = 16 << 20;
+    /// At most this many bytes are kept.
+    const BUDGET: usize = 64 << 20;
     const SLOTS: usize = 8;
 
     static SLOT: [AtomicPtr<Vec<u8>>; SLOTS] = [const { AtomicPtr::new(ptr::null_mut()) }; SLOTS];
+    /// Capacity of the buffers in `SLOT` (and of those being put there).
+    static KEPT: AtomicUsize = AtomicUsize::new(0);
 
     pub(super) fn take() -> Vec<u8> {
         for s in &SLOT {
@@ -78,6 +82,7 @@ mod spare {
                 // SAFETY: non-null slot values come from `Box::into_raw` in `give`, and the swap
                 // made this thread their only owner.
                 let mut v = *unsafe { Box::from_raw(p) };
+                KEPT.fetch_sub(v.capacity(), Ordering::Relaxed);
                 v.clear();
                 return v;
             }
@@ -86,7 +91,12 @@ mod spare {
     }
 
     pub(super) fn give(v: Vec<u8>) {
-        if !(MIN_CAP..=MAX_CAP).contains(&v.capacity()) {
+        let cap = v.capacity();
+        if !(MIN_CAP..=MAX_CAP).contains(&cap) {
+            return;
+        }
+        if KEPT.fetch_add(cap, Ordering::Relaxed) + cap > BUDGET {
+            KEPT.fetch_sub(cap, Ordering::Relaxed);
             return;
         }
         let p = Box::into_raw(Box::new(v));
@@ -98,6 +108,7 @@ mod spare {
                 return;
             }
         }
+        KEPT.fetch_sub(cap, Ordering::Relaxed);
         // SAFETY: `p` came from `Box::into_raw` above and no slot took it.
         drop(unsafe { Box::from_raw(p) });
     }
@@ -110,7 +121,7 @@ pub fn take_buffer() -> Vec<u8> {
 }
 
 /// Hands a byte buffer that is no longer needed (e.g. `Data::Bytes` a back end copied out) back
-/// for reuse by [`take_buffer`]; small and huge ones are simply dropped.
+/// for reuse by [`take_buffer`]; small and huge ones, and any beyond 64 MiB kept, are dropped.
 pub fn recycle_buffer(buf: Vec<u8>) {
     spare::give(buf);
 }
