@@ -11,10 +11,13 @@ use crossbeam_channel::RecvTimeoutError;
 use crate::backend::Command;
 use crate::chunking::ChunkSource;
 use crate::error::{Cause, Failure, PoolError};
-use crate::job::{ErasedJob, Input, Payload, RunSettings, Wire, decode_output, encode_inputs};
+use crate::job::{
+    ErasedJob, Input, Payload, RunSettings, Wire, decode_output, decode_output_into, encode_inputs,
+};
 use crate::options::ErrorPolicy;
 use crate::progress::{CallInfo, Outcome, ProgressSink, StatusHandle};
 use crate::slab::Slab;
+use crate::slab::SlabWriter;
 use crate::supervisor::{Delivery, InFlight, Supervisor};
 
 /// Results of a chunk: plain values when every task succeeded (the common case, moved in
@@ -59,6 +62,9 @@ pub(crate) struct Call<'a, Sh, St, T, R> {
     wire: Wire,
     /// The output that workers write into directly (in-process ordered `map`).
     slab: Option<Arc<Slab<R>>>,
+    /// Writers of the chunks in flight whose results arrive encoded (process workers): they
+    /// are decoded straight into the slab.
+    writers: HashMap<u64, SlabWriter<R>>,
     /// The first task whose result did not fit in the slab (the input was longer than its
     /// size hint said); it and later ones come back in chunk vectors.
     spilled_at: Option<u64>,
@@ -122,6 +128,7 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
             job,
             chunks,
             slab: None,
+            writers: HashMap::new(),
             spilled_at: None,
             cfg,
             settings,
@@ -160,12 +167,12 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
     }
 
     /// All remaining results in order, stopping at the first error (the eager `map`s):
-    /// successful chunks are moved in whole, without a per-item step. In-process workers of
-    /// an ordered call of known length write their results straight into the output.
+    /// successful chunks are moved in whole, without a per-item step. The results of an
+    /// ordered call of known length go straight to their place in the output: in-process
+    /// workers write them there, encoded ones are decoded there.
     pub(crate) fn collect_all(&mut self) -> Result<Vec<R>, PoolError> {
         let total = self.cfg.total.unwrap_or(0) as usize;
-        let in_place = self.wire == Wire::Local
-            && self.cfg.ordered
+        let in_place = self.cfg.ordered
             && self.cfg.policy == ErrorPolicy::Stop
             && self.cfg.total.is_some()
             && self.chunks.taken() == 0;
@@ -289,6 +296,14 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
             }
             None => None,
         };
+        // Encoded results are decoded into their place when they arrive.
+        let dest = match (self.wire, dest) {
+            (Wire::Bytes, Some(w)) => {
+                self.writers.insert(first, w);
+                None
+            }
+            (_, dest) => dest,
+        };
         let input =
             encode_inputs(tasks, self.wire, dest).map_err(|message| PoolError::Serialization {
                 context: format!("inputs of tasks #{first}..#{}", first + u64::from(n)),
@@ -313,7 +328,11 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
                 output,
                 ..
             } if call == self.id => {
-                let out = match decode_output::<R>(output) {
+                let decoded = match self.writers.remove(&first) {
+                    Some(mut w) => decode_output_into(output, &mut w),
+                    None => decode_output::<R>(output),
+                };
+                let out = match decoded {
                     Ok(o) => o,
                     Err(message) => {
                         return self.fail(PoolError::Serialization {

@@ -16,6 +16,8 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use postcard::ser_flavors::Flavor;
+
+use crate::slab::SlabWriter;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -225,6 +227,56 @@ impl<T: 'static> Visitor<'_> for PlainVisitor<T> {
             v.set_len(n);
         }
         Ok(v)
+    }
+}
+
+/// Decodes what [`Seq`] encoded straight into a writer of the call's output (ordered maps of
+/// process workers): one copy from the received frame to the values' final place.
+pub(crate) struct SeqInto<'a, T>(pub(crate) &'a mut SlabWriter<T>);
+
+impl<'de, T: Deserialize<'de> + 'static> de::DeserializeSeed<'de> for SeqInto<'_, T> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        if is_plain::<T>() {
+            d.deserialize_bytes(self)
+        } else {
+            d.deserialize_seq(self)
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de> + 'static> Visitor<'de> for SeqInto<'_, T> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "at most {} values of {}",
+            self.0.room(),
+            std::any::type_name::<T>()
+        )
+    }
+
+    fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<(), E> {
+        let size = size_of::<T>();
+        if !bytes.len().is_multiple_of(size) || bytes.len() / size > self.0.room() {
+            return Err(E::invalid_length(bytes.len() / size, &self));
+        }
+        // SAFETY: only reached for primitive numbers (`is_plain`), for which any bytes are a
+        // valid value; whole values that fit, checked above.
+        unsafe { self.0.push_bytes(bytes) };
+        Ok(())
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(v) = seq.next_element::<T>()? {
+            if self.0.room() == 0 {
+                return Err(de::Error::invalid_length(self.0.written() + 1, &self));
+            }
+            self.0.push(v);
+        }
+        Ok(())
     }
 }
 

@@ -196,6 +196,59 @@ pub(crate) fn decode_output<R: Payload>(data: Data) -> Result<ChunkOutput<R>, St
     }
 }
 
+/// Decodes a chunk's results, writing its values through `dest` (see [`codec::SeqInto`]);
+/// the returned output counts them as `in_place`.
+pub(crate) fn decode_output_into<R: Payload>(
+    data: Data,
+    dest: &mut SlabWriter<R>,
+) -> Result<ChunkOutput<R>, String> {
+    let Data::Bytes(b) = data else {
+        return decode_output(data);
+    };
+    let mut d = postcard::Deserializer::from_bytes(&b);
+    let out = serde::de::DeserializeSeed::deserialize(OutputInto(dest), &mut d)
+        .map_err(|e| e.to_string());
+    codec::recycle_buffer(b);
+    out
+}
+
+/// Decodes the fields of a [`ChunkOutput`], in their order, with the values going to a writer.
+struct OutputInto<'a, R>(&'a mut SlabWriter<R>);
+
+impl<'de, R: Payload> serde::de::DeserializeSeed<'de> for OutputInto<'_, R> {
+    type Value = ChunkOutput<R>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<ChunkOutput<R>, D::Error> {
+        const FIELDS: &[&str] = &["values", "failures", "skipped", "in_place"];
+        d.deserialize_struct("ChunkOutput", FIELDS, self)
+    }
+}
+
+impl<'de, R: Payload> serde::de::Visitor<'de> for OutputInto<'_, R> {
+    type Value = ChunkOutput<R>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a chunk's output")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        use serde::de::Error;
+        let missing = |i| A::Error::invalid_length(i, &"4 fields");
+        let before = self.0.written();
+        seq.next_element_seed(codec::SeqInto(&mut *self.0))?
+            .ok_or_else(|| missing(0))?;
+        let failures = seq.next_element()?.ok_or_else(|| missing(1))?;
+        let skipped = seq.next_element()?.ok_or_else(|| missing(2))?;
+        let in_place: u32 = seq.next_element()?.ok_or_else(|| missing(3))?;
+        Ok(ChunkOutput {
+            values: Vec::new(),
+            failures,
+            skipped,
+            in_place: in_place + (self.0.written() - before) as u32,
+        })
+    }
+}
+
 impl<Sh, St, F, T, R> ErasedJob<Sh, St> for TypedJob<F, T, R>
 where
     F: Fn(&mut WorkerContext<'_, Sh, St>, T) -> R + Send + Sync + 'static,

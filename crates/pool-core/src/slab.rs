@@ -123,6 +123,31 @@ impl<R> SlabWriter<R> {
     pub(crate) fn written(&self) -> usize {
         self.next - self.start
     }
+
+    /// Results that still fit.
+    pub(crate) fn room(&self) -> usize {
+        self.end - self.next
+    }
+
+    /// Writes the values whose in-memory bytes are `bytes`, at once.
+    ///
+    /// # Safety
+    /// Any bytes must be a valid `R` (a primitive number), and `bytes` must hold a whole
+    /// number of values, at most [`SlabWriter::room`].
+    pub(crate) unsafe fn push_bytes(&mut self, bytes: &[u8]) {
+        let n = bytes.len() / size_of::<R>();
+        assert!(n <= self.room() && n * size_of::<R>() == bytes.len());
+        // SAFETY: the range `next..next + n` is this writer's and uninitialized (checked
+        // above); the caller vouches that the bytes are valid values.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                self.slab.ptr.add(self.next).cast::<u8>(),
+                bytes.len(),
+            );
+        }
+        self.next += n;
+    }
 }
 
 impl<R> Drop for SlabWriter<R> {
