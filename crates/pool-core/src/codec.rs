@@ -332,6 +332,30 @@ mod tests {
     }
 
     #[test]
+    fn decoding_into_a_writer_fills_it_and_refuses_overflow() {
+        use serde::de::DeserializeSeed;
+        fn into<T: Serialize + serde::de::DeserializeOwned + 'static>(
+            v: &[T],
+            room: usize,
+        ) -> Option<Vec<T>> {
+            let slab = crate::slab::Slab::<T>::new(room);
+            let mut w = slab.writer(0, room);
+            let bytes = encode(&Seq(v), 0).unwrap();
+            let ok = SeqInto(&mut w)
+                .deserialize(&mut postcard::Deserializer::from_bytes(&bytes))
+                .is_ok();
+            let n = w.written();
+            drop(w);
+            ok.then(|| crate::slab::Slab::into_vec(slab, n).ok().unwrap())
+        }
+        assert_eq!(into(&[1u64, 2, 3], 3), Some(vec![1, 2, 3]));
+        assert_eq!(into(&[1u64, 2, 3], 2), None);
+        let words = ["a".to_string(), "bc".to_string()];
+        assert_eq!(into(&words, 5).unwrap(), words);
+        assert_eq!(into(&words, 1), None);
+    }
+
+    #[test]
     fn a_truncated_byte_string_is_an_error() {
         let v: Vec<u32> = vec![1, 2, 3];
         let mut bytes = encode(&Seq(&v), 0).unwrap();
