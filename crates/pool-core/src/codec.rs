@@ -67,7 +67,7 @@ mod spare {
     /// Buffers above this are not worth keeping resident.
     const MAX_CAP: usize = 16 << 20;
     /// At most this many bytes are kept.
-    const BUDGET: usize = 64 << 20;
+    const BUDGET: usize = 16 << 20;
     const SLOTS: usize = 8;
 
     static SLOT: [AtomicPtr<Vec<u8>>; SLOTS] = [const { AtomicPtr::new(ptr::null_mut()) }; SLOTS];
@@ -123,7 +123,7 @@ pub fn take_buffer() -> Vec<u8> {
 }
 
 /// Hands a byte buffer that is no longer needed (e.g. `Data::Bytes` a back end copied out) back
-/// for reuse by [`take_buffer`]; small and huge ones, and any beyond 64 MiB kept, are dropped.
+/// for reuse by [`take_buffer`]; small and huge ones, and any beyond 16 MiB kept, are dropped.
 pub fn recycle_buffer(buf: Vec<u8>) {
     spare::give(buf);
 }
