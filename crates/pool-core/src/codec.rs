@@ -146,30 +146,122 @@ pub(crate) fn size_guess<T>(n: usize) -> usize {
         .saturating_add(16)
 }
 
-/// Whether `T` is a primitive number: no padding, and every bit pattern a valid value.
-fn is_plain<T: 'static>() -> bool {
-    let t = TypeId::of::<T>();
-    cfg!(target_endian = "little")
-        && [
-            TypeId::of::<u8>(),
-            TypeId::of::<u16>(),
-            TypeId::of::<u32>(),
-            TypeId::of::<u64>(),
-            TypeId::of::<u128>(),
-            TypeId::of::<usize>(),
-            TypeId::of::<i8>(),
-            TypeId::of::<i16>(),
-            TypeId::of::<i32>(),
-            TypeId::of::<i64>(),
-            TypeId::of::<i128>(),
-            TypeId::of::<isize>(),
-            TypeId::of::<f32>(),
-            TypeId::of::<f64>(),
-        ]
-        .contains(&t)
+/// Calls `$m!` with every primitive number type: no padding, every bit pattern a valid value.
+macro_rules! for_plain_types {
+    ($m:ident) => {
+        $m!(
+            u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64
+        )
+    };
 }
 
-/// A borrowed sequence that encodes primitive numbers as one byte string.
+/// Whether `T` is a primitive number (see [`for_plain_types`]).
+fn is_plain<T: 'static>() -> bool {
+    macro_rules! check {
+        ($($p:ty),*) => { [$(TypeId::of::<$p>()),*].contains(&TypeId::of::<T>()) };
+    }
+    cfg!(target_endian = "little") && for_plain_types!(check)
+}
+
+/// Whether `T` is a vector of primitive numbers (a byte buffer, a row of floats...).
+fn is_plain_vec<T: 'static>() -> bool {
+    macro_rules! check {
+        ($($p:ty),*) => { [$(TypeId::of::<Vec<$p>>()),*].contains(&TypeId::of::<T>()) };
+    }
+    cfg!(target_endian = "little") && for_plain_types!(check)
+}
+
+/// The in-memory bytes of `x` when it is a vector of primitive numbers.
+fn plain_vec_bytes<T: 'static>(x: &T) -> Option<&[u8]> {
+    macro_rules! view {
+        ($($p:ty),*) => {$(
+            if TypeId::of::<T>() == TypeId::of::<Vec<$p>>() {
+                // SAFETY: `T` is `Vec<$p>` (same `TypeId`), and `$p` has no padding.
+                let v = unsafe { &*(x as *const T).cast::<Vec<$p>>() };
+                return Some(unsafe {
+                    std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), size_of_val(v.as_slice()))
+                });
+            }
+        )*};
+    }
+    for_plain_types!(view);
+    None
+}
+
+/// A vector of primitive numbers of type `T` made from their bytes; `None` when `T` is no
+/// such vector, `Some(None)` when the bytes are not a whole number of values.
+fn plain_vec_from_bytes<T: 'static>(bytes: &[u8]) -> Option<Option<T>> {
+    macro_rules! make {
+        ($($p:ty),*) => {$(
+            if TypeId::of::<T>() == TypeId::of::<Vec<$p>>() {
+                let Some(v) = plain_from_bytes::<$p>(bytes) else {
+                    return Some(None);
+                };
+                // SAFETY: `T` is `Vec<$p>` (same `TypeId`): this moves `v` unchanged.
+                return Some(Some(unsafe {
+                    std::mem::transmute_copy::<Vec<$p>, T>(&std::mem::ManuallyDrop::new(v))
+                }));
+            }
+        )*};
+    }
+    for_plain_types!(make);
+    None
+}
+
+/// Values of a primitive number type `P` from their bytes, if they are a whole number of them.
+fn plain_from_bytes<P>(bytes: &[u8]) -> Option<Vec<P>> {
+    let size = size_of::<P>();
+    if !bytes.len().is_multiple_of(size) {
+        return None;
+    }
+    let n = bytes.len() / size;
+    let mut v = Vec::<P>::with_capacity(n);
+    // SAFETY: only called for primitive numbers, for which any bytes are a valid value; the
+    // vector has room for `n` values, exactly `bytes.len()` bytes, all written before `set_len`.
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), v.as_mut_ptr().cast::<u8>(), bytes.len());
+        v.set_len(n);
+    }
+    Some(v)
+}
+
+/// A byte string, serialized in one piece.
+struct RawBytes<'a>(&'a [u8]);
+
+impl Serialize for RawBytes<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
+/// Decodes one vector of primitive numbers that was encoded as a [`RawBytes`].
+struct PlainVecSeed<T>(PhantomData<T>);
+
+impl<'de, T: 'static> de::DeserializeSeed<'de> for PlainVecSeed<T> {
+    type Value = T;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<T, D::Error> {
+        d.deserialize_bytes(self)
+    }
+}
+
+impl<T: 'static> Visitor<'_> for PlainVecSeed<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the bytes of a {}", std::any::type_name::<T>())
+    }
+
+    fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<T, E> {
+        match plain_vec_from_bytes::<T>(bytes) {
+            Some(Some(v)) => Ok(v),
+            _ => Err(E::invalid_length(bytes.len(), &self)),
+        }
+    }
+}
+
+/// A borrowed sequence that encodes primitive numbers as one byte string, and vectors of them
+/// as one byte string each (serde's `Vec<u8>` is otherwise a sequence of single bytes).
 pub(crate) struct Seq<'a, T>(pub(crate) &'a [T]);
 
 impl<T: Serialize + 'static> Serialize for Seq<'_, T> {
@@ -181,6 +273,13 @@ impl<T: Serialize + 'static> Serialize for Seq<'_, T> {
                 std::slice::from_raw_parts(self.0.as_ptr().cast::<u8>(), size_of_val(self.0))
             };
             s.serialize_bytes(bytes)
+        } else if is_plain_vec::<T>() {
+            // `map`, not `filter_map`: postcard needs the exact length up front.
+            s.collect_seq(
+                self.0
+                    .iter()
+                    .map(|x| RawBytes(plain_vec_bytes(x).unwrap_or_default())),
+            )
         } else {
             s.collect_seq(self.0)
         }
@@ -194,6 +293,8 @@ impl<'de, T: Deserialize<'de> + 'static> Deserialize<'de> for SeqVec<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         if is_plain::<T>() {
             d.deserialize_bytes(PlainVisitor(PhantomData)).map(SeqVec)
+        } else if is_plain_vec::<T>() {
+            d.deserialize_seq(PlainVecsVisitor(PhantomData)).map(SeqVec)
         } else {
             Vec::<T>::deserialize(d).map(SeqVec)
         }
@@ -214,19 +315,26 @@ impl<T: 'static> Visitor<'_> for PlainVisitor<T> {
     }
 
     fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<Vec<T>, E> {
-        let size = size_of::<T>();
-        if !bytes.len().is_multiple_of(size) {
-            return Err(E::invalid_length(bytes.len(), &self));
+        plain_from_bytes(bytes).ok_or_else(|| E::invalid_length(bytes.len(), &self))
+    }
+}
+
+/// Decodes a sequence of vectors of primitive numbers, each one byte string.
+struct PlainVecsVisitor<T>(PhantomData<T>);
+
+impl<'de, T: 'static> Visitor<'de> for PlainVecsVisitor<T> {
+    type Value = Vec<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a sequence of {}", std::any::type_name::<T>())
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+        while let Some(v) = seq.next_element_seed(PlainVecSeed(PhantomData))? {
+            out.push(v);
         }
-        let n = bytes.len() / size;
-        let mut v = Vec::<T>::with_capacity(n);
-        // SAFETY: `T` is a primitive number, for which any bytes are a valid value; the vector
-        // has room for `n` values, exactly `bytes.len()` bytes, all written before `set_len`.
-        unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), v.as_mut_ptr().cast::<u8>(), bytes.len());
-            v.set_len(n);
-        }
-        Ok(v)
+        Ok(out)
     }
 }
 
@@ -270,7 +378,14 @@ impl<'de, T: Deserialize<'de> + 'static> Visitor<'de> for SeqInto<'_, T> {
     }
 
     fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(v) = seq.next_element::<T>()? {
+        let plain_vecs = is_plain_vec::<T>();
+        loop {
+            let v = if plain_vecs {
+                seq.next_element_seed(PlainVecSeed(PhantomData))?
+            } else {
+                seq.next_element::<T>()?
+            };
+            let Some(v) = v else { break };
             if self.0.room() == 0 {
                 return Err(de::Error::invalid_length(self.0.written() + 1, &self));
             }
@@ -317,6 +432,29 @@ mod tests {
         let f: Vec<f64> = vec![1.5, -0.0, f64::INFINITY, f64::MIN_POSITIVE];
         assert_eq!(round_trip(f.clone()), f);
         assert_eq!(round_trip(vec![-3i8, 4, 127]), vec![-3i8, 4, 127]);
+    }
+
+    #[test]
+    fn vectors_of_numbers_travel_as_byte_strings() {
+        let v: Vec<Vec<u8>> = vec![vec![1, 200, 3], vec![], (0..=255).collect()];
+        let bytes = encode(&Seq(&v), 0).unwrap();
+        // Count, then each vector as a length and its bytes (not a varint per byte).
+        assert_eq!(bytes.len(), 1 + (1 + 3) + 1 + (2 + 256));
+        assert_eq!(round_trip(v.clone()), v);
+        let f: Vec<Vec<f64>> = vec![vec![1.5, -2.25], vec![f64::MAX]];
+        assert_eq!(round_trip(f.clone()), f);
+        // Into a writer, too; a byte string that is no whole number of values is an error.
+        use serde::de::DeserializeSeed;
+        let slab = crate::slab::Slab::<Vec<f64>>::new(2);
+        let mut w = slab.writer(0, 2);
+        let bytes = encode(&Seq(&f), 0).unwrap();
+        SeqInto(&mut w)
+            .deserialize(&mut postcard::Deserializer::from_bytes(&bytes))
+            .unwrap();
+        drop(w);
+        assert_eq!(crate::slab::Slab::into_vec(slab, 2).ok().unwrap(), f);
+        let bad = encode(&Seq(&[vec![1u8, 2, 3]]), 0).unwrap();
+        assert!(postcard::from_bytes::<SeqVec<Vec<u16>>>(&bad).is_err());
     }
 
     #[test]
