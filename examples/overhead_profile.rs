@@ -1,7 +1,8 @@
 //! What a progress bar and insights cost, measured so that a busy machine cannot fake it: the
-//! three variants (off, progress bar, insights) run interleaved, round after round, and each
-//! run reports its wall time and the process's CPU time (user + system); the medians and the
-//! ratios against "off" are printed at the end.
+//! variants (off, progress bar, insights, and a second "off" pool as a control that shows the
+//! noise floor) run interleaved, round after round, and each run reports its wall time and the
+//! process's CPU time (user + system); the medians and the ratios against "off" are printed at
+//! the end.
 //!
 //! `cargo run --release --example overhead_profile -- [rounds] [tasks] [spin rounds per task]`
 //! (defaults: 15 rounds of 10M trivial tasks). The criterion bench `benches/overhead.rs` measures
@@ -36,7 +37,8 @@ fn median(v: &mut [f64]) -> f64 {
 fn main() {
     let arg = |i: usize, d: u64| std::env::args().nth(i).map_or(d, |s| s.parse().unwrap());
     let (rounds, n, iters) = (arg(1, 15) as usize, arg(2, 10_000_000), arg(3, 0));
-    let variants = ["off", "progress_bar", "insights"];
+    let variants = ["off", "off_again", "progress_bar", "insights"];
+    let k = variants.len();
     let mut pools: Vec<_> = variants
         .iter()
         .map(|v| {
@@ -50,11 +52,11 @@ fn main() {
                 .unwrap()
         })
         .collect();
-    let mut wall = vec![Vec::new(); 3];
-    let mut cpus = vec![Vec::new(); 3];
+    let mut wall = vec![Vec::new(); k];
+    let mut cpus = vec![Vec::new(); k];
     for r in 0..rounds {
-        for k in 0..3 {
-            let i = (r + k) % 3;
+        for j in 0..k {
+            let i = (r + j) % k;
             // The default style: a bar on a terminal, plain lines otherwise.
             let opts = MapOptions::default().progress_bar(variants[i] == "progress_bar");
             let (t0, c0) = (Instant::now(), cpu());
@@ -68,7 +70,7 @@ fn main() {
     }
     let (w0, c0) = (median(&mut wall[0].clone()), median(&mut cpus[0].clone()));
     println!("{n} tasks of {iters} spin rounds, {rounds} interleaved rounds, medians:");
-    for i in 0..3 {
+    for i in 0..k {
         let (w, c) = (median(&mut wall[i]), median(&mut cpus[i]));
         println!(
             "{:>13}: wall {:8.2} ms ({:+5.1}%)   cpu {:8.2} ms ({:+5.1}%)",
