@@ -128,11 +128,13 @@ where
         // (see `Recorder::sampling`): where that bulk run started, and after how many tasks.
         let mut bulk: Option<(Instant, usize)> = None;
         let run = panic::catch(|| match env.recorder.as_deref_mut() {
-            None => span.run(f, ctx, &mut iter, &mut kept, values, counters),
+            None => span.run(
+                f, ctx, &mut iter, &mut kept, values, counters, source, Untimed,
+            ),
             Some(rec) if rec.sampling() => {
                 let head = &mut (&mut iter).take(SAMPLED_PER_SPAN);
-                if let Some(c) =
-                    span.run_recorded(f, ctx, head, &mut kept, values, counters, rec, source, true)
+                let timed = Timed { rec, every: true };
+                if let Some(c) = span.run(f, ctx, head, &mut kept, values, counters, source, timed)
                 {
                     return Some(c);
                 }
@@ -142,11 +144,16 @@ where
                     start: span.start + done,
                     ..span
                 };
-                rest.run(f, ctx, &mut iter, &mut kept, values, counters)
+                rest.run(
+                    f, ctx, &mut iter, &mut kept, values, counters, source, Untimed,
+                )
             }
-            Some(rec) => span.run_recorded(
-                f, ctx, &mut iter, &mut kept, values, counters, rec, source, false,
-            ),
+            Some(rec) => {
+                let timed = Timed { rec, every: false };
+                span.run(
+                    f, ctx, &mut iter, &mut kept, values, counters, source, timed,
+                )
+            }
         });
         let ran = values.len() - base;
         if let (Some((t0, head)), Some(rec)) = (bulk, env.recorder.as_deref_mut()) {
@@ -233,9 +240,49 @@ struct Span {
     mark_each: bool,
 }
 
+/// What a span does around each task besides running it: nothing, or the timing of insights.
+trait Around {
+    /// Runs the task with index `task` through `run`; `args` names its arguments if needed.
+    fn task<R>(&mut self, task: u64, run: impl FnOnce() -> R, args: impl FnOnce() -> String) -> R;
+}
+
+/// Insights off: the task only.
+struct Untimed;
+
+impl Around for Untimed {
+    #[inline(always)]
+    fn task<R>(&mut self, _: u64, run: impl FnOnce() -> R, _: impl FnOnce() -> String) -> R {
+        run()
+    }
+}
+
+/// Insights on: task durations and the slowest tasks with their arguments. Every task is timed
+/// when `every` is set, else as [`Recorder::sample`] says.
+struct Timed<'a> {
+    rec: &'a mut Recorder,
+    every: bool,
+}
+
+impl Around for Timed<'_> {
+    #[inline(always)]
+    fn task<R>(&mut self, task: u64, run: impl FnOnce() -> R, args: impl FnOnce() -> String) -> R {
+        if self.every || self.rec.sample() {
+            let t0 = Instant::now();
+            let r = run();
+            self.rec.task(task, t0.elapsed(), args);
+            r
+        } else {
+            let r = run();
+            self.rec.untimed_task();
+            r
+        }
+    }
+}
+
 impl Span {
     /// Runs tasks until the input ends (`None`) or the call is cancelled (the offset of the
     /// first task not run).
+    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn run<Sh, St, F, T, R, S>(
         self,
@@ -245,6 +292,8 @@ impl Span {
         kept: &mut Option<T>,
         values: &mut S,
         counters: &crate::counters::WorkerCounters,
+        source: &ArgSource<'_>,
+        mut around: impl Around,
     ) -> Option<usize>
     where
         F: Fn(&mut WorkerContext<'_, Sh, St>, T) -> R,
@@ -259,63 +308,18 @@ impl Span {
             if counters.cancel.load(Ordering::Relaxed) != 0 {
                 return Some(offset);
             }
-            if self.mark_each {
-                counters.begin(self.first + offset as u64, self.timed);
-            }
-            if self.keep {
-                *kept = Some(arg.clone());
-            }
-            values.push(f(ctx, arg));
-            offset += 1;
-            counters
-                .tasks_done
-                .store(self.done0 + offset as u64, Ordering::Release);
-        }
-        None
-    }
-
-    /// [`Span::run`] with insights: task durations and the slowest tasks with their arguments.
-    /// Every task is timed when `every` is set, else as [`Recorder::sample`] says.
-    #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
-    fn run_recorded<Sh, St, F, T, R, S>(
-        self,
-        f: &F,
-        ctx: &mut WorkerContext<'_, Sh, St>,
-        iter: &mut impl Iterator<Item = T>,
-        kept: &mut Option<T>,
-        values: &mut S,
-        counters: &crate::counters::WorkerCounters,
-        rec: &mut Recorder,
-        source: &ArgSource<'_>,
-        every: bool,
-    ) -> Option<usize>
-    where
-        F: Fn(&mut WorkerContext<'_, Sh, St>, T) -> R,
-        T: Input,
-        S: ResultSink<R>,
-    {
-        let mut offset = self.start;
-        for arg in iter {
-            if counters.cancel.load(Ordering::Relaxed) != 0 {
-                return Some(offset);
-            }
             let task = self.first + offset as u64;
-            counters.begin(task, self.timed);
+            if self.mark_each {
+                counters.begin(task, self.timed);
+            }
             if self.keep {
                 *kept = Some(arg.clone());
             }
-            if every || rec.sample() {
-                let t0 = Instant::now();
-                values.push(f(ctx, arg));
-                rec.task(task, t0.elapsed(), || match kept.as_ref() {
-                    Some(a) => format!("{a:?}"),
-                    None => source.debug::<T>(offset),
-                });
-            } else {
-                values.push(f(ctx, arg));
-                rec.untimed_task();
-            }
+            let args = || match kept.as_ref() {
+                Some(a) => format!("{a:?}"),
+                None => source.debug::<T>(offset),
+            };
+            values.push(around.task(task, || f(ctx, arg), args));
             offset += 1;
             counters
                 .tasks_done
