@@ -138,8 +138,8 @@ fn init_and_exit_panics_are_reported(m: StartMethod) {
     assert_eq!(p.map(|x: u8| x, 0..2u8).unwrap(), vec![0, 1]);
 }
 
-/// Results alive in this process, per start method (the instantiations run concurrently).
-static LIVE: [AtomicI64; 4] = [const { AtomicI64::new(0) }; 4];
+/// Values alive in this process, per test and start method (they run concurrently).
+static LIVE: [AtomicI64; 8] = [const { AtomicI64::new(0) }; 8];
 
 /// A result that counts its live copies in [`LIVE`]: made by a task (in this process on
 /// threads) or by deserialization (process workers).
@@ -215,7 +215,43 @@ fn a_failed_map_drops_each_result_once(m: StartMethod) {
     assert_eq!(LIVE[tag].load(Ordering::SeqCst), 0);
 }
 
+/// The inputs of a failed call are dropped once each, wherever they were: never handed out,
+/// in a chunk in flight, or run.
+fn a_failed_map_drops_each_input_once(m: StartMethod) {
+    // Its own counters: the results' test runs at the same time.
+    let tag = 4 + m as usize;
+    let mut p = pool(m, 2);
+    let inputs: Vec<Tracked> = (0..20_000u64).map(|x| Tracked::new(tag, x)).collect();
+    // Chunks longer than a worker reads at once: the failed one still holds unread inputs.
+    let err = p
+        .map_with(
+            |t: Tracked| {
+                if t.1 == 12_345 {
+                    panic!("bad input {}", t.1);
+                }
+                t.1
+            },
+            inputs,
+            MapOptions::default().chunk_size(3000),
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("Tracked(") && err.to_string().contains("12345"),
+        "{err}"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while LIVE[tag].load(Ordering::SeqCst) != 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(
+        LIVE[tag].load(Ordering::SeqCst),
+        0,
+        "inputs leaked or dropped twice"
+    );
+}
+
 for_each_start_method!(
+    a_failed_map_drops_each_input_once,
     a_failed_map_drops_each_result_once,
     a_panic_names_task_arguments_and_message,
     keep_going_puts_errors_in_place,

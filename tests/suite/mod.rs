@@ -48,6 +48,7 @@ pub(crate) fn pool(m: StartMethod, n: usize) -> WorkerPool {
 
 mod apply;
 mod errors;
+mod inputs;
 mod lazy;
 mod lifecycle;
 mod ordering;

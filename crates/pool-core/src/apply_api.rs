@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::apply::{AsyncResult, Pending};
 use crate::backend::Command;
+use crate::chunking::ChunkInputs;
 use crate::context::WorkerContext;
 use crate::error::PoolError;
 use crate::extensions::{Extensions, SharedObjects};
@@ -146,12 +147,13 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
             s.ensure_workers(spec, call, &job, false)?;
             (call, s.backend.wire())
         };
-        let input = encode_inputs::<T, R>(vec![args], wire, None).map_err(|message| {
-            PoolError::Serialization {
-                context: "apply_async arguments".into(),
-                message,
-            }
-        })?;
+        let input =
+            encode_inputs::<T, R>(ChunkInputs::Vec(vec![args]), wire, None).map_err(|message| {
+                PoolError::Serialization {
+                    context: "apply_async arguments".into(),
+                    message,
+                }
+            })?;
         let timeout = opts.workers.task_timeout;
         let settings = RunSettings {
             stop_on_error: true,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::RecvTimeoutError;
 
 use crate::backend::Command;
-use crate::chunking::ChunkSource;
+use crate::chunking::{ChunkInputs, ChunkSource};
 use crate::error::{Cause, Failure, PoolError};
 use crate::job::{
     ErasedJob, Input, Payload, RunSettings, Wire, decode_output, decode_output_into, encode_inputs,
@@ -77,7 +77,7 @@ pub(crate) struct Call<'a, Sh, St, T, R> {
     reorder: BTreeMap<u64, (u64, Batch<R>)>,
     ready: VecDeque<Batch<R>>,
     retained: Option<HashMap<u64, Vec<T>>>,
-    staged: VecDeque<(u64, Vec<T>)>,
+    staged: VecDeque<(u64, ChunkInputs<T>)>,
     progress: Option<Box<dyn ProgressSink>>,
     status: StatusHandle,
     base_done: u64,
@@ -279,11 +279,11 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
         }
     }
 
-    fn send(&mut self, worker: usize, first: u64, tasks: Vec<T>) -> Result<(), PoolError> {
+    fn send(&mut self, worker: usize, first: u64, tasks: ChunkInputs<T>) -> Result<(), PoolError> {
         self.rr += 1;
         let n = tasks.len() as u32;
         if let Some(r) = self.retained.as_mut() {
-            r.insert(first, tasks.clone());
+            r.insert(first, tasks.to_vec());
         }
         let dest = match &self.slab {
             Some(s) if self.spilled_at.is_none() && first + u64::from(n) <= s.capacity() as u64 => {
@@ -444,8 +444,8 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
             for (i, t) in tasks.into_iter().enumerate() {
                 let idx = c.first + i as u64;
                 if Some(idx) == current {
-                    if let Some(s) = segment.take() {
-                        self.staged.push_front(s);
+                    if let Some((first, s)) = segment.take() {
+                        self.staged.push_front((first, ChunkInputs::Vec(s)));
                     }
                     self.returned += 1;
                     self.failed += 1;
@@ -461,8 +461,8 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
                     segment.get_or_insert_with(|| (idx, Vec::new())).1.push(t);
                 }
             }
-            if let Some(s) = segment {
-                self.staged.push_front(s);
+            if let Some((first, s)) = segment {
+                self.staged.push_front((first, ChunkInputs::Vec(s)));
             }
         }
         if let Err(e) = self.sup.revive() {

@@ -4,6 +4,8 @@
 //! With a fractional size `c`, chunk `k` ends at `ceil((k + 1) · c)`, so ten tasks in three
 //! splits become chunks of 4, 3 and 3.
 
+use crate::indexed::{ChunkReader, Splittable};
+
 /// How to chunk.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ChunkSpec {
@@ -38,21 +40,18 @@ fn chunk_end(k: u64, size: f64) -> u64 {
     }
 }
 
-/// An iterator of chunks `(index of the first task, tasks)` over any iterator, lazily.
-#[derive(Debug)]
-pub struct Chunks<I> {
-    inner: I,
+/// Where chunk boundaries fall: the running count of tasks cut so far and the next cut.
+#[derive(Debug, Clone, Copy)]
+struct Cuts {
     size: f64,
     k: u64,
     next_index: u64,
     limit: Option<u64>,
 }
 
-impl<I: Iterator> Chunks<I> {
-    /// Chunks `inner` in chunks of `spec`; at most `limit` tasks are taken when given.
-    pub fn new(inner: I, spec: ChunkSpec, limit: Option<u64>) -> Self {
-        Chunks {
-            inner,
+impl Cuts {
+    fn new(spec: ChunkSpec, limit: Option<u64>) -> Self {
+        Cuts {
             size: spec.size(),
             k: 0,
             next_index: 0,
@@ -60,16 +59,46 @@ impl<I: Iterator> Chunks<I> {
         }
     }
 
+    /// How many tasks the next chunk will have at most.
+    fn next_len(&self) -> u64 {
+        let end = chunk_end(self.k, self.size);
+        let end = self.limit.map_or(end, |l| end.min(l));
+        end.saturating_sub(self.next_index)
+    }
+
+    /// Records a chunk of `len` tasks; returns the index of its first task.
+    fn advance(&mut self, len: u64) -> u64 {
+        let first = self.next_index;
+        self.next_index += len;
+        self.k += 1;
+        first
+    }
+}
+
+/// An iterator of chunks `(index of the first task, tasks)` over any iterator, lazily.
+#[derive(Debug)]
+pub struct Chunks<I> {
+    inner: I,
+    cuts: Cuts,
+}
+
+impl<I: Iterator> Chunks<I> {
+    /// Chunks `inner` in chunks of `spec`; at most `limit` tasks are taken when given.
+    pub fn new(inner: I, spec: ChunkSpec, limit: Option<u64>) -> Self {
+        Chunks {
+            inner,
+            cuts: Cuts::new(spec, limit),
+        }
+    }
+
     /// Tasks taken so far.
     pub fn taken(&self) -> u64 {
-        self.next_index
+        self.cuts.next_index
     }
 
     /// How many tasks the next chunk will have at most.
     pub fn next_len(&self) -> u64 {
-        let end = chunk_end(self.k, self.size);
-        let end = self.limit.map_or(end, |l| end.min(l));
-        end.saturating_sub(self.next_index)
+        self.cuts.next_len()
     }
 }
 
@@ -81,24 +110,60 @@ impl<I: Iterator> Iterator for Chunks<I> {
         if want == 0 {
             return None;
         }
-        let first = self.next_index;
         let chunk: Vec<I::Item> = self.inner.by_ref().take(want).collect();
         if chunk.is_empty() {
             return None;
         }
-        self.next_index += chunk.len() as u64;
-        self.k += 1;
-        Some((first, chunk))
+        Some((self.cuts.advance(chunk.len() as u64), chunk))
     }
 }
 
-/// A source of chunks whose iterator type is erased: one virtual call per chunk rather than
+/// The tasks of one chunk: taken from the input by the caller, or left for the worker to read
+/// (see [`crate::indexed`]).
+pub(crate) enum ChunkInputs<T> {
+    /// Inputs in hand.
+    Vec(Vec<T>),
+    /// Inputs the worker reads itself.
+    Reader(Box<dyn ChunkReader<T>>),
+}
+
+impl<T: Clone> ChunkInputs<T> {
+    /// Number of tasks.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            ChunkInputs::Vec(v) => v.len(),
+            ChunkInputs::Reader(r) => r.remaining(),
+        }
+    }
+
+    /// Copies of the inputs.
+    pub(crate) fn to_vec(&self) -> Vec<T> {
+        match self {
+            ChunkInputs::Vec(v) => v.clone(),
+            ChunkInputs::Reader(r) => r.to_vec(),
+        }
+    }
+
+    /// The inputs in hand.
+    pub(crate) fn into_vec(self) -> Vec<T> {
+        match self {
+            ChunkInputs::Vec(v) => v,
+            ChunkInputs::Reader(mut r) => {
+                let mut v = Vec::new();
+                r.read(r.remaining(), &mut v);
+                v
+            }
+        }
+    }
+}
+
+/// A source of chunks whose input type is erased: one virtual call per chunk rather than
 /// one per task, so pulling a chunk out of a range or a vector stays a tight loop.
 pub(crate) trait ChunkSource<T> {
     /// See [`Chunks::next_len`].
     fn next_len(&self) -> u64;
     /// The next chunk: `(index of its first task, tasks)`.
-    fn next_chunk(&mut self) -> Option<(u64, Vec<T>)>;
+    fn next_chunk(&mut self) -> Option<(u64, ChunkInputs<T>)>;
     /// See [`Chunks::taken`].
     fn taken(&self) -> u64;
 }
@@ -108,12 +173,49 @@ impl<I: Iterator> ChunkSource<I::Item> for Chunks<I> {
         Chunks::next_len(self)
     }
 
-    fn next_chunk(&mut self) -> Option<(u64, Vec<I::Item>)> {
-        self.next()
+    fn next_chunk(&mut self) -> Option<(u64, ChunkInputs<I::Item>)> {
+        self.next().map(|(first, v)| (first, ChunkInputs::Vec(v)))
     }
 
     fn taken(&self) -> u64 {
         Chunks::taken(self)
+    }
+}
+
+/// Chunks of inputs that workers read themselves: each is a range of indices.
+pub(crate) struct SplitChunks<T> {
+    inputs: Box<dyn Splittable<T>>,
+    cuts: Cuts,
+}
+
+impl<T> SplitChunks<T> {
+    /// Chunks `inputs` as [`Chunks::new`] does.
+    pub(crate) fn new(inputs: Box<dyn Splittable<T>>, spec: ChunkSpec, limit: Option<u64>) -> Self {
+        let len = inputs.len() as u64;
+        SplitChunks {
+            inputs,
+            cuts: Cuts::new(spec, Some(limit.map_or(len, |l| l.min(len)))),
+        }
+    }
+}
+
+impl<T> ChunkSource<T> for SplitChunks<T> {
+    fn next_len(&self) -> u64 {
+        self.cuts.next_len()
+    }
+
+    fn next_chunk(&mut self) -> Option<(u64, ChunkInputs<T>)> {
+        let len = self.cuts.next_len();
+        if len == 0 {
+            return None;
+        }
+        let first = self.cuts.advance(len);
+        let reader = self.inputs.split(first as usize, len as usize);
+        Some((first, ChunkInputs::Reader(reader)))
+    }
+
+    fn taken(&self) -> u64 {
+        self.cuts.next_index
     }
 }
 

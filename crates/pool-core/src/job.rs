@@ -14,12 +14,14 @@ use std::time::Instant;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::chunking::ChunkInputs;
 use crate::codec;
 use crate::context::WorkerContext;
 use crate::counters::WorkerCounters;
 use crate::error::{Cause, Failure, Phase};
 use crate::slab::SlabWriter;
-use crate::task_loop::{ArgSource, Settled, run_tasks};
+use crate::task_inputs::TaskInputs;
+use crate::task_loop::{ArgSource, ResultSink, Settled, run_tasks};
 use crate::timing::Recorder;
 
 /// What every value crossing to or from a worker must be: sendable and serializable (so the
@@ -107,7 +109,7 @@ impl<R> ChunkOutput<R> {
 /// A chunk for a worker in this process: its inputs and, when the call writes results in
 /// place, the writer of its range of the output.
 pub(crate) struct LocalChunk<T, R> {
-    inputs: Vec<T>,
+    inputs: ChunkInputs<T>,
     dest: Option<SlabWriter<R>>,
 }
 
@@ -169,15 +171,18 @@ impl<F, T, R> TypedJob<F, T, R> {
 
 /// Encodes a chunk of inputs for `wire`; `dest` (in-process only) is where its results go.
 pub(crate) fn encode_inputs<T: Input, R: Payload>(
-    inputs: Vec<T>,
+    inputs: ChunkInputs<T>,
     wire: Wire,
     dest: Option<SlabWriter<R>>,
 ) -> Result<Data, String> {
     match wire {
         Wire::Local => Ok(Data::Local(Box::new(LocalChunk { inputs, dest }))),
-        Wire::Bytes => codec::encode(&codec::Seq(&inputs), codec::size_guess::<T>(inputs.len()))
-            .map(Data::Bytes)
-            .map_err(|e| e.to_string()),
+        Wire::Bytes => {
+            let inputs = inputs.into_vec();
+            codec::encode(&codec::Seq(&inputs), codec::size_guess::<T>(inputs.len()))
+                .map(Data::Bytes)
+                .map_err(|e| e.to_string())
+        }
     }
 }
 
@@ -264,7 +269,7 @@ where
     ) -> Data {
         let bytes = matches!(input, Data::Bytes(_));
         let t0 = Instant::now();
-        let (inputs, dest, input): (Vec<T>, Option<SlabWriter<R>>, Data) = match input {
+        let (inputs, dest, input): (ChunkInputs<T>, Option<SlabWriter<R>>, Data) = match input {
             Data::Local(b) => match b.downcast::<LocalChunk<T, R>>() {
                 Ok(c) => (c.inputs, c.dest, Data::Local(Box::new(()))),
                 Err(_) => {
@@ -277,7 +282,7 @@ where
                 }
             },
             Data::Bytes(b) => match postcard::from_bytes::<codec::SeqVec<T>>(&b) {
-                Ok(v) => (v.0, None, Data::Bytes(b)),
+                Ok(v) => (ChunkInputs::Vec(v.0), None, Data::Bytes(b)),
                 Err(e) => {
                     return encode_error::<R>(
                         ctx.worker_id,
@@ -301,12 +306,12 @@ where
             // The writer is dropped at the end of this arm, recording what it wrote before
             // the worker reports the chunk done.
             Some(mut w) => {
-                let settled = run_tasks(&self.f, ctx, first, inputs, &source, env, &mut w);
+                let settled = self.run(ctx, first, inputs, &source, env, &mut w);
                 ChunkOutput::new(Vec::new(), w.written(), settled)
             }
             None => {
                 let mut values = Vec::with_capacity(inputs.len());
-                let settled = run_tasks(&self.f, ctx, first, inputs, &source, env, &mut values);
+                let settled = self.run(ctx, first, inputs, &source, env, &mut values);
                 ChunkOutput::new(values, 0, settled)
             }
         };
@@ -340,6 +345,38 @@ where
 
     fn rebuilder(&self) -> Option<JobRebuilder<Sh, St>> {
         crate::hook::is_zero_sized::<F>().then_some(rebuild_job::<Sh, St, F, T, R> as _)
+    }
+}
+
+impl<F, T: Input, R> TypedJob<F, T, R> {
+    /// Runs the tasks of a chunk, from the inputs in hand or read by this worker.
+    fn run<Sh, St, S: ResultSink<R>>(
+        &self,
+        ctx: &mut WorkerContext<'_, Sh, St>,
+        first: u64,
+        inputs: ChunkInputs<T>,
+        source: &ArgSource<'_>,
+        env: &mut TaskEnv<'_>,
+        values: &mut S,
+    ) -> Settled
+    where
+        F: Fn(&mut WorkerContext<'_, Sh, St>, T) -> R,
+    {
+        match inputs {
+            ChunkInputs::Vec(v) => run_tasks(
+                &self.f,
+                ctx,
+                first,
+                TaskInputs::from_vec(v),
+                source,
+                env,
+                values,
+            ),
+            ChunkInputs::Reader(mut r) => {
+                let inputs = TaskInputs::from_reader(&mut *r);
+                run_tasks(&self.f, ctx, first, inputs, source, env, values)
+            }
+        }
     }
 }
 

@@ -12,11 +12,12 @@ use crate::apply::Applier;
 use crate::backend::{Backend, StartMethod};
 use crate::builder::Builder;
 use crate::call::{Call, CallConfig};
-use crate::chunking::{ChunkSource, ChunkSpec, Chunks};
+use crate::chunking::{ChunkSource, ChunkSpec, Chunks, SplitChunks};
 use crate::context::WorkerContext;
 use crate::error::PoolError;
 use crate::extensions::{CoreOnly, Extensions, SharedObjects};
 use crate::hook::StateFn;
+use crate::indexed;
 use crate::job::{ErasedJob, Input, Payload, TypedJob};
 use crate::map_iter::MapIter;
 use crate::options::MapOptions;
@@ -304,7 +305,10 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
             !self.config.keep_alive,
         )?;
         let limit = opts.iterable_len.map(|l| l as u64);
-        let chunks: Box<dyn ChunkSource<T> + 'a> = Box::new(Chunks::new(iter, spec, limit));
+        let chunks: Box<dyn ChunkSource<T> + 'a> = match indexed::split(iter) {
+            Ok(inputs) => Box::new(SplitChunks::new(inputs, spec, limit)),
+            Err(iter) => Box::new(Chunks::new(iter, spec, limit)),
+        };
         let cfg = CallConfig {
             ordered,
             order_tasks: self.config.order_tasks,

@@ -129,6 +129,24 @@ impl<R> SlabWriter<R> {
         self.end - self.next
     }
 
+    /// Where the next result goes; up to [`SlabWriter::room`] results may be written from
+    /// there on, then counted with [`SlabWriter::commit`].
+    #[inline]
+    pub(crate) fn next_slot(&mut self) -> *mut R {
+        // SAFETY: `next <= end <= cap`: at most one past the writer's range.
+        unsafe { self.slab.ptr.add(self.next) }
+    }
+
+    /// Counts `n` more results as written.
+    ///
+    /// # Safety
+    /// The `n` slots from [`SlabWriter::next_slot`] were initialized, and `n <= room()`.
+    #[inline]
+    pub(crate) unsafe fn commit(&mut self, n: usize) {
+        debug_assert!(n <= self.room());
+        self.next += n;
+    }
+
     /// Writes the values whose in-memory bytes are `bytes`, at once.
     ///
     /// # Safety

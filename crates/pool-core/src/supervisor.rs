@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::backend::{Backend, Command, Event, WorkerSetup};
 use crate::counters::{CounterBlock, CounterRef, monotonic_ns};
@@ -36,6 +36,8 @@ impl<Sh, St> Clone for WorkerSpec<Sh, St> {
 pub(crate) struct InFlight {
     pub(crate) call: u64,
     pub(crate) first: u64,
+    /// When it was sent to the worker.
+    sent: Instant,
 }
 
 #[derive(Debug, Default)]
@@ -47,7 +49,34 @@ struct Slot {
     /// The lifespan this worker was started with (it stops itself there).
     lifespan: Option<u64>,
     inflight: VecDeque<InFlight>,
+    /// This worker's last chunk took less than [`QUICK_CHUNK`] (see [`Slot::depth`]).
+    quick: bool,
+    /// When its last chunk came back.
+    last_done: Option<Instant>,
 }
+
+impl Slot {
+    /// Chunks the worker may hold at once. One, so that a chunk never waits behind a slow one
+    /// while another worker is idle; two while its chunks are quick. Between two chunks a
+    /// worker waits for its result to travel back and the next chunk to travel out, a gap
+    /// that matters next to a chunk of a millisecond and not next to one of a second; and a
+    /// chunk held behind a quick one waits little.
+    fn depth(&self) -> usize {
+        if self.quick { 2 } else { 1 }
+    }
+
+    /// Notes that a chunk sent at `sent` came back now.
+    fn chunk_done(&mut self, sent: Instant) {
+        let now = Instant::now();
+        // With two in hand, a chunk began when the one before it ended.
+        let began = self.last_done.map_or(sent, |d| d.max(sent));
+        self.quick = now.duration_since(began) < QUICK_CHUNK;
+        self.last_done = Some(now);
+    }
+}
+
+/// How short a chunk must be for its worker to get the next one before it is done.
+const QUICK_CHUNK: Duration = Duration::from_millis(2);
 
 /// What the supervisor hands to the owner of a call.
 #[derive(Debug)]
@@ -63,10 +92,6 @@ pub(crate) enum Delivery {
     /// A worker's init or exit failed.
     HookFailed(Failure),
 }
-
-/// Chunks a worker may hold at once: one, so a chunk never waits behind a slow one while
-/// another worker is idle (no head-of-line blocking in skewed workloads).
-const DEPTH: usize = 1;
 
 pub(crate) struct Supervisor<Sh, St> {
     pub(crate) backend: Box<dyn Backend<Sh, St>>,
@@ -117,7 +142,12 @@ impl<Sh, St> Supervisor<Sh, St> {
     }
 
     /// A call id unique in this process (the dashboard and job caches key on it).
+    /// A new call begins: its chunks may take longer than the last call's, so every worker
+    /// starts again with one chunk at a time.
     pub(crate) fn new_call_id(&mut self) -> u64 {
+        for s in &mut self.slots {
+            (s.quick, s.last_done) = (false, None);
+        }
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         NEXT.fetch_add(1, Ordering::Relaxed)
     }
@@ -161,6 +191,7 @@ impl<Sh, St> Supervisor<Sh, St> {
         slot.lifespan = self.spec.lifespan;
         slot.exiting = false;
         slot.inflight.clear();
+        (slot.quick, slot.last_done) = (false, None);
         let counters = CounterRef::new(self.counters.clone(), id);
         counters.get().cancel.store(0, Ordering::Relaxed);
         counters.get().current_task.store(0, Ordering::Relaxed);
@@ -187,7 +218,7 @@ impl<Sh, St> Supervisor<Sh, St> {
         let can = |s: &Slot| {
             s.alive
                 && !s.exiting
-                && s.inflight.len() < DEPTH
+                && s.inflight.len() < s.depth()
                 && s.lifespan.is_none_or(|l| s.assigned_in_life < l)
         };
         match only {
@@ -222,6 +253,7 @@ impl<Sh, St> Supervisor<Sh, St> {
             slot.inflight.push_back(InFlight {
                 call: *call,
                 first: *first,
+                sent: Instant::now(),
             });
             slot.assigned_in_life += u64::from(*len);
         }
@@ -248,7 +280,8 @@ impl<Sh, St> Supervisor<Sh, St> {
                     .iter()
                     .position(|c| c.call == call && c.first == first)
                 {
-                    slot.inflight.remove(pos);
+                    let c = slot.inflight.remove(pos).expect("found");
+                    slot.chunk_done(c.sent);
                 }
                 Ok(Some(Delivery::Chunk {
                     call,

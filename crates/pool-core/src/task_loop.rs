@@ -9,20 +9,49 @@ use crate::error::{Cause, Failure, Phase};
 use crate::job::{Input, TaskEnv};
 use crate::panic;
 use crate::slab::SlabWriter;
+use crate::task_inputs::TaskInputs;
 use crate::timing::Recorder;
 
 /// Where a chunk's results go: a vector handed back to the parent, or their final place in
 /// the call's output (see [`crate::slab`]).
+///
+/// Results are written through a raw pointer and counted afterwards, so that the task loop
+/// keeps its count in a register (see [`Consumed`]).
 pub(crate) trait ResultSink<R> {
-    fn push(&mut self, r: R);
-    /// Results pushed so far.
+    /// Makes room for `n` more results; returns where the next one goes.
+    fn reserve(&mut self, n: usize) -> *mut R;
+    /// Counts `n` more results as written.
+    ///
+    /// # Safety
+    /// `n` results were written from the pointer [`ResultSink::reserve`] returned, within the
+    /// room it made.
+    unsafe fn commit(&mut self, n: usize);
+    /// Results written so far.
     fn len(&self) -> usize;
+
+    /// Writes one result.
+    fn push(&mut self, r: R) {
+        let slot = self.reserve(1);
+        // SAFETY: `reserve(1)` made room for one result at `slot`.
+        unsafe {
+            slot.write(r);
+            self.commit(1);
+        }
+    }
 }
 
 impl<R> ResultSink<R> for Vec<R> {
     #[inline]
-    fn push(&mut self, r: R) {
-        Vec::push(self, r);
+    fn reserve(&mut self, n: usize) -> *mut R {
+        Vec::reserve(self, n);
+        // SAFETY: at most one past the end of the allocation.
+        unsafe { self.as_mut_ptr().add(Vec::len(self)) }
+    }
+
+    #[inline]
+    unsafe fn commit(&mut self, n: usize) {
+        // SAFETY: the caller initialized `n` elements past `len`, within the capacity.
+        unsafe { self.set_len(Vec::len(self) + n) };
     }
 
     fn len(&self) -> usize {
@@ -32,8 +61,15 @@ impl<R> ResultSink<R> for Vec<R> {
 
 impl<R> ResultSink<R> for SlabWriter<R> {
     #[inline]
-    fn push(&mut self, r: R) {
-        SlabWriter::push(self, r);
+    fn reserve(&mut self, n: usize) -> *mut R {
+        assert!(n <= self.room(), "more results than tasks in the chunk");
+        self.next_slot()
+    }
+
+    #[inline]
+    unsafe fn commit(&mut self, n: usize) {
+        // SAFETY: passed on from the caller.
+        unsafe { SlabWriter::commit(self, n) };
     }
 
     fn len(&self) -> usize {
@@ -90,7 +126,7 @@ pub(crate) fn run_tasks<Sh, St, F, T, R, S>(
     f: &F,
     ctx: &mut WorkerContext<'_, Sh, St>,
     first: u64,
-    inputs: Vec<T>,
+    mut inputs: TaskInputs<'_, T>,
     source: &ArgSource<'_>,
     env: &mut TaskEnv<'_>,
     values: &mut S,
@@ -100,23 +136,25 @@ where
     T: Input,
     S: ResultSink<R>,
 {
-    let n = inputs.len();
+    let n = inputs.remaining();
     let mut out = Settled::default();
     let s = env.settings;
     let counters = env.counters;
     // Tasks finish in order, failed ones included: the slot's total after the task at
     // `offset` is `done0 + offset + 1`.
     let done0 = counters.tasks_done.load(Ordering::Relaxed);
-    let mut iter = inputs.into_iter();
-    // In-process inputs (threads): arguments are kept by cloning, and since such a worker
-    // cannot die mid-task, the task in hand needs marking only for timeouts.
+    // In-process inputs (threads) that the buffer cannot give back after their task consumed
+    // them are kept by cloning; since such a worker cannot die mid-task, the task in hand
+    // needs marking only for timeouts.
     let in_process = matches!(source, ArgSource::Cloned);
-    let (keep, mark_each) = (in_process, s.timed || !in_process);
+    let keep = in_process && std::mem::needs_drop::<T>();
+    let mark_each = s.timed || !in_process;
     let mut kept: Option<T> = None;
     let mut next = 0;
     loop {
         let span = Span {
             first,
+            room: n - next,
             start: next,
             done0,
             timed: s.timed,
@@ -129,12 +167,24 @@ where
         let mut bulk: Option<(Instant, usize)> = None;
         let run = panic::catch(|| match env.recorder.as_deref_mut() {
             None => span.run(
-                f, ctx, &mut iter, &mut kept, values, counters, source, Untimed,
+                f,
+                ctx,
+                &mut inputs,
+                &mut kept,
+                values,
+                counters,
+                source,
+                Untimed,
             ),
             Some(rec) if rec.sampling() => {
-                let head = &mut (&mut iter).take(SAMPLED_PER_SPAN);
+                let head = Span {
+                    room: span.room.min(SAMPLED_PER_SPAN),
+                    ..span
+                };
                 let timed = Timed { rec, every: true };
-                if let Some(c) = span.run(f, ctx, head, &mut kept, values, counters, source, timed)
+                let inputs = &mut inputs;
+                if let Some(c) =
+                    head.run(f, ctx, inputs, &mut kept, values, counters, source, timed)
                 {
                     return Some(c);
                 }
@@ -142,16 +192,22 @@ where
                 bulk = Some((Instant::now(), done));
                 let rest = Span {
                     start: span.start + done,
+                    room: span.room - done,
                     ..span
                 };
-                rest.run(
-                    f, ctx, &mut iter, &mut kept, values, counters, source, Untimed,
-                )
+                rest.run(f, ctx, inputs, &mut kept, values, counters, source, Untimed)
             }
             Some(rec) => {
                 let timed = Timed { rec, every: false };
                 span.run(
-                    f, ctx, &mut iter, &mut kept, values, counters, source, timed,
+                    f,
+                    ctx,
+                    &mut inputs,
+                    &mut kept,
+                    values,
+                    counters,
+                    source,
+                    timed,
                 )
             }
         });
@@ -172,7 +228,10 @@ where
             Err(caught) => {
                 let offset = next + ran;
                 next = offset + 1;
-                let arg = kept.take().or_else(|| source.decode::<T>(offset));
+                let arg = kept
+                    .take()
+                    .or_else(|| inputs.last().cloned())
+                    .or_else(|| source.decode::<T>(offset));
                 let task = first + offset as u64;
                 let mut attempts = 1;
                 let mut last = caught;
@@ -229,6 +288,8 @@ struct Span {
     first: u64,
     /// Offset in the chunk of the span's first task.
     start: usize,
+    /// Tasks left in the chunk from there: the most results the span can write.
+    room: usize,
     /// The slot's task total before the chunk.
     done0: u64,
     /// Record each task's start time (task timeouts).
@@ -280,15 +341,19 @@ impl Around for Timed<'_> {
 }
 
 impl Span {
-    /// Runs tasks until the input ends (`None`) or the call is cancelled (the offset of the
-    /// first task not run).
+    /// Runs up to `room` tasks, until the input ends (`None`) or the call is cancelled (the
+    /// offset of the first task not run).
+    ///
+    /// Inputs are read through a pointer into the input buffer and results written through
+    /// one into the sink, with both counts in a [`Consumed`] guard that hands them back when
+    /// the span ends, normally or by a panic: the loop keeps its state in registers.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn run<Sh, St, F, T, R, S>(
         self,
         f: &F,
         ctx: &mut WorkerContext<'_, Sh, St>,
-        iter: &mut impl Iterator<Item = T>,
+        inputs: &mut TaskInputs<'_, T>,
         kept: &mut Option<T>,
         values: &mut S,
         counters: &crate::counters::WorkerCounters,
@@ -300,31 +365,127 @@ impl Span {
         T: Input,
         S: ResultSink<R>,
     {
-        let mut offset = self.start;
         if !self.mark_each {
-            counters.begin(self.first + offset as u64, false);
+            counters.begin(self.first + self.start as u64, false);
         }
-        for arg in iter {
-            if counters.cancel.load(Ordering::Relaxed) != 0 {
-                return Some(offset);
+        let slots = values.reserve(self.room);
+        let mut span = Consumed {
+            sink: values,
+            written: 0,
+            inputs,
+            taken: 0,
+            _r: std::marker::PhantomData,
+        };
+        let mut stride = Stride::default();
+        loop {
+            let (args, available) = span.next_window();
+            let k = available.min(self.room - span.written);
+            if k == 0 {
+                return None;
             }
-            let task = self.first + offset as u64;
-            if self.mark_each {
-                counters.begin(task, self.timed);
+            let mut i = 0;
+            while i < k {
+                if counters.cancel.load(Ordering::Relaxed) != 0 {
+                    return Some(self.start + span.written);
+                }
+                let end = k.min(i + stride.len);
+                let t0 = Instant::now();
+                for i in i..end {
+                    let offset = self.start + span.written;
+                    let task = self.first + offset as u64;
+                    if self.mark_each {
+                        counters.begin(task, self.timed);
+                    }
+                    // SAFETY: `i < k <= available`: inside the window, and read once (it
+                    // counts as taken from here on).
+                    let arg = unsafe { args.add(i).read() };
+                    span.taken = i + 1;
+                    if self.keep {
+                        *kept = Some(arg.clone());
+                    }
+                    let describe = || match kept.as_ref() {
+                        Some(a) => format!("{a:?}"),
+                        // SAFETY: without drop glue the bits left in the buffer are a valid
+                        // value (see `TaskInputs::last`).
+                        None if !std::mem::needs_drop::<T>() => {
+                            format!("{:?}", unsafe { &*args.add(i) })
+                        }
+                        None => source.debug::<T>(offset),
+                    };
+                    let r = around.task(task, || f(ctx, arg), describe);
+                    // SAFETY: `written < room`, the room reserved for this span.
+                    unsafe { slots.add(span.written).write(r) };
+                    span.written += 1;
+                }
+                i = end;
+                counters.tasks_done.store(
+                    self.done0 + (self.start + span.written) as u64,
+                    Ordering::Release,
+                );
+                stride.took(t0.elapsed());
             }
-            if self.keep {
-                *kept = Some(arg.clone());
-            }
-            let args = || match kept.as_ref() {
-                Some(a) => format!("{a:?}"),
-                None => source.debug::<T>(offset),
-            };
-            values.push(around.task(task, || f(ctx, arg), args));
-            offset += 1;
-            counters
-                .tasks_done
-                .store(self.done0 + offset as u64, Ordering::Release);
         }
-        None
+    }
+}
+
+/// How many tasks run between two looks at the counters (publishing the tasks done, checking
+/// for cancellation): one while tasks are slow, up to thousands while they take nanoseconds,
+/// so that the parent sees progress within a millisecond either way and a trivial task pays
+/// for no shared-memory store of its own.
+struct Stride {
+    len: usize,
+}
+
+impl Default for Stride {
+    fn default() -> Self {
+        Stride { len: 1 }
+    }
+}
+
+impl Stride {
+    const MAX: usize = 4096;
+
+    /// Adjusts to the time the last stride took.
+    #[inline(always)]
+    fn took(&mut self, t: std::time::Duration) {
+        if t < std::time::Duration::from_micros(100) {
+            self.len = (self.len * 2).min(Self::MAX);
+        } else if t > std::time::Duration::from_millis(1) {
+            self.len = (self.len / 2).max(1);
+        }
+    }
+}
+
+/// What a span has taken from its inputs and written to its sink, counted in locals and
+/// handed back when the span ends, normally or by a panic. The counts thus live in
+/// registers: the input buffer and the sink (behind pointers that a result's write could
+/// alias) are touched once per window, not once per task.
+struct Consumed<'a, 'b, T, R, S: ResultSink<R>> {
+    sink: &'a mut S,
+    written: usize,
+    inputs: &'a mut TaskInputs<'b, T>,
+    /// Inputs taken from the current window.
+    taken: usize,
+    _r: std::marker::PhantomData<fn(R)>,
+}
+
+impl<T, R, S: ResultSink<R>> Consumed<'_, '_, T, R, S> {
+    /// Hands back what was taken so far and opens the next window of inputs.
+    #[inline(always)]
+    fn next_window(&mut self) -> (*const T, usize) {
+        // SAFETY: `taken` inputs were read out of the current window, once each.
+        unsafe { self.inputs.consumed(std::mem::take(&mut self.taken)) };
+        self.inputs.window()
+    }
+}
+
+impl<T, R, S: ResultSink<R>> Drop for Consumed<'_, '_, T, R, S> {
+    fn drop(&mut self) {
+        // SAFETY: the span read `taken` inputs of the window once each, and wrote exactly
+        // `written` results from where `reserve` pointed, within the room it asked for.
+        unsafe {
+            self.inputs.consumed(self.taken);
+            self.sink.commit(self.written);
+        }
     }
 }

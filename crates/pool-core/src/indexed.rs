@@ -1,0 +1,393 @@
+//! Inputs that workers read themselves: ranges of integers and vectors.
+//!
+//! Why: from a plain iterator, the caller's thread pulls every input and writes it into a
+//! chunk that a worker then reads back. On short tasks that copy, made by one thread that also
+//! competes with the workers for cores, costs more than the tasks. But a range is a formula
+//! and a vector is already in memory: for those a chunk is only a range of indices, and the
+//! worker makes (range) or moves (vector) its inputs itself, a small batch at a time that
+//! stays in its cache. rayon's indexed iterators avoid the copy the same way.
+//!
+//! `map(f, 0..n)` and `map(f, vec)` take this path without asking: [`split`] recognizes the
+//! input's type with `typeid`, which also works for iterators that borrow (a `TypeId` needs
+//! `'static`). Every other input is chunked by [`crate::chunking::Chunks`].
+
+use std::any::Any;
+use std::mem::ManuallyDrop;
+use std::ops::{Range, RangeInclusive};
+use std::sync::Arc;
+
+/// Inputs of known length that can be cut into chunks that workers read on their own.
+pub(crate) trait Splittable<T> {
+    /// How many inputs there are.
+    fn len(&self) -> usize;
+    /// The reader of inputs `start..start + len`. Calls come with consecutive, increasing
+    /// ranges (each input is handed out once).
+    fn split(&mut self, start: usize, len: usize) -> Box<dyn ChunkReader<T>>;
+}
+
+/// The inputs of one chunk, read by the worker that runs it.
+pub(crate) trait ChunkReader<T>: Send {
+    /// Inputs not read yet.
+    fn remaining(&self) -> usize;
+    /// Appends the next `n` inputs (fewer if fewer remain) to `out`, moving them out.
+    fn read(&mut self, n: usize, out: &mut Vec<T>);
+    /// Copies of the inputs not read yet (kept by the caller to run them again if a worker is
+    /// lost).
+    fn to_vec(&self) -> Vec<T>;
+}
+
+/// `iter` as splittable inputs when it is a range of integers or a vector's `into_iter()`,
+/// or back unchanged.
+pub(crate) fn split<I>(iter: I) -> Result<Box<dyn Splittable<I::Item>>, I>
+where
+    I: Iterator,
+    I::Item: Clone + Send + 'static,
+{
+    macro_rules! ranges {
+        ($iter:ident; $($x:ty),*) => {$(
+            let $iter = match cast::<I, Range<$x>>($iter) {
+                Ok(r) => return Ok(erase(RangeInputs::<$x>::new(r.start, r.end as i128 - r.start as i128))),
+                Err(iter) => iter,
+            };
+            let $iter = match cast::<I, RangeInclusive<$x>>($iter) {
+                Ok(r) if r.is_empty() => return Ok(erase(RangeInputs::<$x>::new(0, 0))),
+                Ok(r) => {
+                    let width = *r.end() as i128 - *r.start() as i128 + 1;
+                    return Ok(erase(RangeInputs::<$x>::new(*r.start(), width)));
+                }
+                Err(iter) => iter,
+            };
+        )*};
+    }
+    ranges!(iter; u8, u16, u32, u64, usize, i8, i16, i32, i64, isize);
+    match cast::<I, std::vec::IntoIter<I::Item>>(iter) {
+        // Collecting a vector's untouched `into_iter()` gives its buffer back, without a copy.
+        Ok(v) => Ok(Box::new(VecInputs::new(v.collect()))),
+        Err(iter) => Err(iter),
+    }
+}
+
+/// `a` as a `B` if they are the same type, else `a` back.
+///
+/// `typeid` compares types with their lifetimes erased, so this is only sound where that
+/// cannot matter: every `B` used here either has no lifetime parameter or only `'static`
+/// ones that `A` must share (a vector iterator over `I::Item: 'static`).
+fn cast<A, B>(a: A) -> Result<B, A> {
+    if typeid::of::<A>() != typeid::of::<B>() {
+        return Err(a);
+    }
+    let a = ManuallyDrop::new(a);
+    // SAFETY: `A` and `B` are the same type (see above); `a` is not used or dropped again.
+    Ok(unsafe { std::ptr::read(&*a as *const A as *const B) })
+}
+
+/// A splittable range of `X` as splittable inputs of `T`, which the caller knows to be `X`.
+fn erase<X: 'static, T: 'static>(s: RangeInputs<X>) -> Box<dyn Splittable<T>>
+where
+    RangeInputs<X>: Splittable<X>,
+{
+    let boxed: Box<dyn Splittable<X>> = Box::new(s);
+    let any: Box<dyn Any> = Box::new(boxed);
+    *any.downcast::<Box<dyn Splittable<T>>>()
+        .expect("the input type is the range's item type")
+}
+
+/// `start..end` of an integer type; a chunk is a sub-range.
+struct RangeInputs<X> {
+    start: X,
+    len: usize,
+}
+
+macro_rules! range_inputs {
+    ($($x:ty),*) => {$(
+        impl RangeInputs<$x> {
+            /// `width` inputs from `start` (none if it is negative). A range longer than memory
+            /// could index is cut at `usize::MAX` inputs, more than any call can take.
+            fn new(start: $x, width: i128) -> Self {
+                RangeInputs { start, len: usize::try_from(width.max(0)).unwrap_or(usize::MAX) }
+            }
+        }
+
+        impl Splittable<$x> for RangeInputs<$x> {
+            fn len(&self) -> usize {
+                self.len
+            }
+
+            fn split(&mut self, start: usize, len: usize) -> Box<dyn ChunkReader<$x>> {
+                // In range by construction: `start + len <= self.len`.
+                let first = (self.start as i128 + start as i128) as $x;
+                Box::new(RangeReader::<$x> { next: first, left: len })
+            }
+        }
+
+        impl ChunkReader<$x> for RangeReader<$x> {
+            fn remaining(&self) -> usize {
+                self.left
+            }
+
+            fn read(&mut self, n: usize, out: &mut Vec<$x>) {
+                let n = n.min(self.left);
+                let first = self.next;
+                // Wrapping: after the range's last input, `next` may step past the type's end.
+                out.extend((0..n).map(|i| first.wrapping_add(i as $x)));
+                self.next = first.wrapping_add(n as $x);
+                self.left -= n;
+            }
+
+            fn to_vec(&self) -> Vec<$x> {
+                (0..self.left).map(|i| self.next.wrapping_add(i as $x)).collect()
+            }
+        }
+    )*};
+}
+range_inputs!(u8, u16, u32, u64, usize, i8, i16, i32, i64, isize);
+
+/// The inputs of a chunk of a range.
+struct RangeReader<X> {
+    next: X,
+    left: usize,
+}
+
+/// A vector whose elements are moved out, chunk by chunk, by the workers that run them.
+struct VecInputs<T> {
+    store: Arc<VecStore<T>>,
+    /// Elements `..handed` belong to chunk readers; the rest are still ours.
+    handed: usize,
+}
+
+impl<T> VecInputs<T> {
+    fn new(v: Vec<T>) -> Self {
+        let mut v = ManuallyDrop::new(v);
+        VecInputs {
+            store: Arc::new(VecStore {
+                ptr: v.as_mut_ptr(),
+                len: v.len(),
+                cap: v.capacity(),
+            }),
+            handed: 0,
+        }
+    }
+}
+
+impl<T: Clone + Send + 'static> Splittable<T> for VecInputs<T> {
+    fn len(&self) -> usize {
+        self.store.len
+    }
+
+    fn split(&mut self, start: usize, len: usize) -> Box<dyn ChunkReader<T>> {
+        assert!(
+            start == self.handed && start + len <= self.store.len,
+            "chunk {start}+{len} of a vector of {} handed out of order (next is {})",
+            self.store.len,
+            self.handed
+        );
+        self.handed = start + len;
+        Box::new(VecReader {
+            store: self.store.clone(),
+            next: start,
+            end: start + len,
+        })
+    }
+}
+
+impl<T> Drop for VecInputs<T> {
+    fn drop(&mut self) {
+        // SAFETY: elements `handed..len` were never handed to a reader: they are initialized
+        // and owned here, and dropped once.
+        unsafe { self.store.drop_range(self.handed, self.store.len) };
+    }
+}
+
+/// The buffer of a [`VecInputs`]; it lives until its last reader is gone and only frees the
+/// memory: each element is dropped (or moved out) by whoever owns it.
+struct VecStore<T> {
+    ptr: *mut T,
+    len: usize,
+    cap: usize,
+}
+
+// SAFETY: the store is a buffer of `T`s whose disjoint ranges are owned by one reader each
+// (possibly on another thread); no element is ever reached through two of them.
+unsafe impl<T: Send> Send for VecStore<T> {}
+// SAFETY: as above: `&VecStore` gives no access to an element by itself.
+unsafe impl<T: Send> Sync for VecStore<T> {}
+
+impl<T> VecStore<T> {
+    /// Drops elements `from..to`.
+    ///
+    /// # Safety
+    /// They are initialized and owned by the caller, who never touches them again.
+    unsafe fn drop_range(&self, from: usize, to: usize) {
+        // SAFETY: per the contract, in bounds and owned.
+        unsafe {
+            std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(
+                self.ptr.add(from),
+                to - from,
+            ))
+        };
+    }
+}
+
+impl<T> Drop for VecStore<T> {
+    fn drop(&mut self) {
+        // SAFETY: the buffer came from a `Vec` of capacity `cap`; every element has been
+        // dropped or moved out by its owner, so it is freed as an empty vector.
+        drop(unsafe { Vec::from_raw_parts(self.ptr, 0, self.cap) });
+    }
+}
+
+/// The inputs of a chunk of a vector: owns elements `next..end` of the store.
+struct VecReader<T> {
+    store: Arc<VecStore<T>>,
+    next: usize,
+    end: usize,
+}
+
+impl<T: Clone + Send> ChunkReader<T> for VecReader<T> {
+    fn remaining(&self) -> usize {
+        self.end - self.next
+    }
+
+    fn read(&mut self, n: usize, out: &mut Vec<T>) {
+        let n = n.min(self.remaining());
+        out.reserve(n);
+        // SAFETY: `next..next + n` is owned by this reader and initialized; it is copied once
+        // into `out`'s spare room, and ownership moves with it (`next` goes past it).
+        unsafe {
+            let len = out.len();
+            std::ptr::copy_nonoverlapping(
+                self.store.ptr.add(self.next),
+                out.as_mut_ptr().add(len),
+                n,
+            );
+            out.set_len(len + n);
+        }
+        self.next += n;
+    }
+
+    fn to_vec(&self) -> Vec<T> {
+        // SAFETY: `next..end` is initialized and owned by this reader, which `&self` borrows.
+        let owned =
+            unsafe { std::slice::from_raw_parts(self.store.ptr.add(self.next), self.remaining()) };
+        owned.to_vec()
+    }
+}
+
+impl<T> Drop for VecReader<T> {
+    fn drop(&mut self) {
+        // SAFETY: `next..end` is still owned by this reader and dropped once, here.
+        unsafe { self.store.drop_range(self.next, self.end) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn read_all<T>(r: &mut dyn ChunkReader<T>) -> Vec<T> {
+        let mut v = Vec::new();
+        while r.remaining() > 0 {
+            r.read(1000, &mut v);
+        }
+        v
+    }
+
+    #[test]
+    fn ranges_of_every_kind_are_recognized() {
+        let mut s = split(3..10u64).expect("a range");
+        assert_eq!(s.len(), 7);
+        assert_eq!(read_all(&mut *s.split(0, 4)), vec![3, 4, 5, 6]);
+        assert_eq!(read_all(&mut *s.split(4, 3)), vec![7, 8, 9]);
+        let mut s = split(-2..=2i8).expect("an inclusive range");
+        assert_eq!(read_all(&mut *s.split(0, 5)), vec![-2, -1, 0, 1, 2]);
+        let mut s = split(250..=255u8).expect("up to the end of the type");
+        assert_eq!(
+            read_all(&mut *s.split(0, 6)),
+            vec![250, 251, 252, 253, 254, 255]
+        );
+        let s = split(0..=u64::MAX).expect("longer than a usize can count");
+        assert_eq!(s.len(), usize::MAX);
+        #[allow(clippy::reversed_empty_ranges)]
+        let (empty, inclusive_empty) = (5..1i32, 5..=1u32);
+        assert_eq!(split(empty).expect("empty").len(), 0);
+        assert_eq!(split(inclusive_empty).expect("empty").len(), 0);
+    }
+
+    #[test]
+    fn other_iterators_come_back_unchanged() {
+        let v = [1u64, 2, 3];
+        let it = split(v.iter().copied()).err().expect("not splittable");
+        assert_eq!(it.collect::<Vec<_>>(), v);
+        let it = split((0..5u64).map(|x| x * 2))
+            .err()
+            .expect("not splittable");
+        assert_eq!(it.count(), 5);
+        let mut partly = vec![1, 2, 3].into_iter();
+        partly.next();
+        // A vector iterator already advanced is still a vector iterator: its rest is split.
+        let mut s = split(partly).expect("a vector");
+        assert_eq!(read_all(&mut *s.split(0, 2)), vec![2, 3]);
+    }
+
+    #[test]
+    fn reads_span_many_batches() {
+        let mut s = split(0..100_000usize).expect("a range");
+        let got = read_all(&mut *s.split(10, 99_990));
+        assert!(got.iter().copied().eq(10..100_000));
+    }
+
+    /// Counts live values, to check that every element is dropped exactly once.
+    #[derive(Debug)]
+    struct Live(Arc<AtomicUsize>);
+
+    impl Clone for Live {
+        fn clone(&self) -> Self {
+            Live::new(&self.0)
+        }
+    }
+
+    impl Live {
+        fn new(n: &Arc<AtomicUsize>) -> Self {
+            n.fetch_add(1, Ordering::SeqCst);
+            Live(n.clone())
+        }
+    }
+
+    impl Drop for Live {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn vector_elements_are_dropped_once_however_far_they_got() {
+        let n = Arc::new(AtomicUsize::new(0));
+        let v: Vec<Live> = (0..10).map(|_| Live::new(&n)).collect();
+        let mut s = split(v.into_iter()).expect("a vector");
+        let mut a = s.split(0, 4);
+        let b = s.split(4, 3);
+        // Chunk a: two read and dropped, two left in the reader.
+        let mut buf = Vec::new();
+        a.read(2, &mut buf);
+        let copies = a.to_vec();
+        assert_eq!(copies.len(), 2);
+        drop(buf);
+        assert_eq!(n.load(Ordering::SeqCst), 8 + 2);
+        // The splittable (3 never handed out) goes first, the buffer lives on with `a` and `b`.
+        drop(s);
+        assert_eq!(n.load(Ordering::SeqCst), 5 + 2);
+        drop(a);
+        drop(b);
+        assert_eq!(n.load(Ordering::SeqCst), 2, "only the copies are left");
+        drop(copies);
+        assert_eq!(n.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    #[should_panic(expected = "out of order")]
+    fn vector_chunks_are_handed_out_in_order() {
+        let mut s = split(vec![1, 2, 3].into_iter()).expect("a vector");
+        let _b = s.split(1, 2);
+    }
+}

@@ -1,0 +1,77 @@
+//! Every kind of input gives the same results: ranges and vectors (which workers read
+//! themselves on threads), any other iterator (which the caller chunks), with chunk sizes that
+//! do not divide them and lengths cut by `iterable_len`.
+
+use pool::{MapOptions, StartMethod};
+
+use super::pool;
+
+fn ranges_of_every_integer_type(m: StartMethod) {
+    let mut p = pool(m, 2);
+    assert_eq!(
+        p.map(|x: i8| x, -5..5i8).unwrap(),
+        (-5..5).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        p.map(|x: u8| x, 250..=255u8).unwrap(),
+        vec![250, 251, 252, 253, 254, 255],
+        "an inclusive range up to the type's maximum"
+    );
+    assert_eq!(
+        p.map(|x: i64| x * 2, -1000..=1000i64).unwrap(),
+        (-1000..=1000).map(|x| x * 2).collect::<Vec<_>>()
+    );
+    #[allow(clippy::reversed_empty_ranges)]
+    let empty = 10..3usize;
+    assert_eq!(p.map(|x: usize| x, empty).unwrap(), Vec::<usize>::new());
+    let odd = MapOptions::default().chunk_size(7);
+    assert_eq!(
+        p.map_with(|x: u32| x + 1, 0..1001u32, odd).unwrap(),
+        (1..1002).collect::<Vec<_>>()
+    );
+    let cut = MapOptions::default().iterable_len(10);
+    assert_eq!(
+        p.map_with(|x: u64| x, 0..100u64, cut).unwrap(),
+        (0..10).collect::<Vec<_>>(),
+        "iterable_len takes at most that many"
+    );
+    let mut unordered = p.map_unordered(|x: i32| x, -300..300i32).unwrap();
+    unordered.sort_unstable();
+    assert_eq!(unordered, (-300..300).collect::<Vec<_>>());
+}
+
+fn vectors_of_owned_values(m: StartMethod) {
+    let mut p = pool(m, 2);
+    let words: Vec<String> = (0..5000).map(|i| format!("w{i}")).collect();
+    let lens = p
+        .map_with(
+            |w: String| w.len(),
+            words.clone(),
+            MapOptions::default().chunk_size(33),
+        )
+        .unwrap();
+    assert_eq!(lens, words.iter().map(String::len).collect::<Vec<_>>());
+    // Lazily, abandoned halfway: the inputs not run are dropped with the call.
+    let firsts: Vec<String> = p
+        .imap_with(
+            |w: String| w,
+            words.clone(),
+            MapOptions::default().chunk_size(10),
+        )
+        .unwrap()
+        .take(25)
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(firsts, words[..25]);
+    // A vector already partly consumed: its rest.
+    let mut rest = words.clone().into_iter();
+    rest.nth(4999 - 10);
+    assert_eq!(p.map(|w: String| w, rest).unwrap(), words[4990..]);
+    // The same inputs through an iterator the caller chunks.
+    let upper = p
+        .map(|w: String| w.to_uppercase(), words.iter().cloned())
+        .unwrap();
+    assert_eq!(upper[4999], "W4999");
+}
+
+for_each_start_method!(ranges_of_every_integer_type, vectors_of_owned_values);
