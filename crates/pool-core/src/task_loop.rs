@@ -119,9 +119,9 @@ impl ArgSource<'_> {
 /// A panic is caught once per run of tasks, not once per task: the loop runs inside one
 /// `catch_unwind`, and after a panic it records the failure (retrying the task if asked) and
 /// resumes with the next task in a fresh one. The failing task is the one after the last
-/// result pushed, so the loop keeps no per-task bookkeeping besides each task's arguments
-/// (cloned until it returns, so a failure can name them). Results of successful tasks go to
-/// `values`, in order.
+/// result written, and its argument is found again in the input buffer (types without drop
+/// glue), in the encoded chunk (process workers) or in a copy kept while it runs (other
+/// in-process types). Results of successful tasks go to `values`, in order.
 pub(crate) fn run_tasks<Sh, St, F, T, R, S>(
     f: &F,
     ctx: &mut WorkerContext<'_, Sh, St>,

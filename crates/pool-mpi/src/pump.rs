@@ -75,15 +75,26 @@ impl Pump {
         true
     }
 
-    /// Lets pending sends progress and frees the finished ones.
+    /// Lets pending sends progress; the buffers of finished ones go back to the recycler
+    /// (`pool_core::take_buffer`), so that the next chunk is not encoded into fresh pages.
     pub(crate) fn progress(&mut self) {
-        self.pending.retain_mut(|(_, req)| {
+        let mut i = 0;
+        while i < self.pending.len() {
             let mut flag: c_int = 0;
-            // SAFETY: `req` is an active request of ours; the status is ignored.
-            let rc = unsafe { ffi::MPI_Test(req, &mut flag, ffi::RSMPI_STATUS_IGNORE) };
-            // A failed send (dead peer) is dropped: the loss is seen by liveness checks.
-            rc == 0 && flag == 0
-        });
+            // SAFETY: the request is an active one of ours; the status is ignored.
+            let rc = unsafe {
+                ffi::MPI_Test(&mut self.pending[i].1, &mut flag, ffi::RSMPI_STATUS_IGNORE)
+            };
+            // A failed send (dead peer) is dropped too: the loss is seen by liveness checks.
+            if rc == 0 && flag == 0 {
+                i += 1;
+                continue;
+            }
+            let (bytes, _) = self.pending.swap_remove(i);
+            if rc == 0 {
+                pool_core::recycle_buffer(bytes);
+            }
+        }
     }
 
     /// Sends still in flight.
