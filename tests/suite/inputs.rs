@@ -74,4 +74,20 @@ fn vectors_of_owned_values(m: StartMethod) {
     assert_eq!(upper[4999], "W4999");
 }
 
-for_each_start_method!(ranges_of_every_integer_type, vectors_of_owned_values);
+fn vectors_of_zero_sized_values(m: StartMethod) {
+    let mut p = pool(m, 2);
+    let out = p
+        .map_with(
+            |(): ()| 7u8,
+            vec![(); 10_000],
+            MapOptions::default().chunk_size(999),
+        )
+        .unwrap();
+    assert_eq!(out, vec![7u8; 10_000]);
+}
+
+for_each_start_method!(
+    ranges_of_every_integer_type,
+    vectors_of_owned_values,
+    vectors_of_zero_sized_values,
+);
