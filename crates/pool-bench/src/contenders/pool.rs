@@ -44,7 +44,10 @@ impl PoolContender {
 
     /// Starts a pool, maps `f` over `inputs`, joins: one whole run.
     /// `f` is generic (not a `fn` pointer) so that fn items stay zero-sized, as Spawn needs.
-    fn run<T, R, F>(&self, f: F, inputs: Vec<T>) -> Result<Vec<R>>
+    /// Inputs borrowed from the harness are passed as `slice.iter().copied()`, as a user would:
+    /// the pool copies them a chunk at a time, where `to_vec()` would first copy all of them
+    /// into fresh memory (10M `u64`s: ~110 ms against ~65 ms for the whole map).
+    fn run<T, R, F>(&self, f: F, inputs: impl IntoIterator<Item = T>) -> Result<Vec<R>>
     where
         F: Fn(T) -> R + Send + Sync + 'static,
         T: serde::Serialize
@@ -79,8 +82,8 @@ impl Contender for PoolContender {
 
     fn map_u64(&self, task: U64Task, inputs: &[u64]) -> Result<Vec<u64>> {
         match task {
-            U64Task::Square => self.run(kernels::square, inputs.to_vec()),
-            U64Task::SpinPacked => self.run(kernels::spin_packed, inputs.to_vec()),
+            U64Task::Square => self.run(kernels::square, inputs.iter().copied()),
+            U64Task::SpinPacked => self.run(kernels::spin_packed, inputs.iter().copied()),
             U64Task::Spin { k } => {
                 self.run(|(x, k): (u64, u64)| kernels::spin(x, k), with(inputs, k))
             }
@@ -123,11 +126,14 @@ impl Contender for PoolContender {
     }
 
     fn payload(&self, inputs: &[Vec<u8>]) -> Result<Vec<Vec<u8>>> {
-        self.run(|v: Vec<u8>| kernels::payload_task(&v), inputs.to_vec())
+        self.run(
+            |v: Vec<u8>| kernels::payload_task(&v),
+            inputs.iter().cloned(),
+        )
     }
 }
 
 /// Pairs every input with a parameter the task would otherwise capture.
-fn with(inputs: &[u64], param: u64) -> Vec<(u64, u64)> {
-    inputs.iter().map(|&x| (x, param)).collect()
+fn with(inputs: &[u64], param: u64) -> impl ExactSizeIterator<Item = (u64, u64)> + '_ {
+    inputs.iter().map(move |&x| (x, param))
 }
