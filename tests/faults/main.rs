@@ -299,3 +299,53 @@ fn copy_on_write_shared_objects_are_not_copied() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     scenarios::copy_on_write();
 }
+
+/// Forked workers whose tasks panic, started while threads of the parent keep panicking too:
+/// a fork made while another thread held a panic's backtrace lock left the child's own panic
+/// hanging on that lock forever (and its call with it). Forks now fall between panic reports.
+#[test]
+fn forking_while_other_threads_panic() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // A thread pool whose every task panics: its workers capture and resolve backtraces
+    // (holding std's backtrace lock) all the time.
+    let noise = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut p = WorkerPool::builder()
+                .n_jobs(2)
+                .start_method(StartMethod::Threading)
+                .keep_alive(true)
+                .build()
+                .unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let out = p.map_results(
+                    |x: u32| -> u32 { panic!("noise {x}") },
+                    0..8u32,
+                    MapOptions::default().keep_going(0),
+                );
+                assert!(out.iter().all(Result::is_err));
+            }
+        })
+    };
+    for round in 0..30 {
+        let mut p = WorkerPool::builder()
+            .n_jobs(2)
+            .start_method(StartMethod::Fork)
+            .build()
+            .unwrap();
+        let err = p
+            .map_with(
+                |x: u32| if x == 1 { panic!("bad {x}") } else { x },
+                0..4u32,
+                MapOptions::default().task_timeout(Duration::from_secs(10)),
+            )
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("bad 1"),
+            "round {round}: a forked worker hung instead of reporting its panic: {err}"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    noise.join().unwrap();
+}

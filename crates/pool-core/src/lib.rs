@@ -47,7 +47,7 @@ mod indexed;
 mod job;
 mod map_iter;
 mod options;
-mod panic;
+pub mod panic;
 mod pool;
 mod progress;
 mod slab;

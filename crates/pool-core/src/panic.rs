@@ -4,7 +4,7 @@ use std::any::Any;
 use std::backtrace::{Backtrace, BacktraceStatus};
 use std::cell::RefCell;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::Once;
+use std::sync::{Once, RwLock};
 
 thread_local! {
     static LAST_BACKTRACE: RefCell<Option<String>> = const { RefCell::new(None) };
@@ -18,6 +18,25 @@ pub(crate) struct Caught {
     pub(crate) backtrace: Option<String>,
 }
 
+/// Held (shared) by every panic report in progress, and exclusively around a `fork`: see
+/// [`fork_between_panics`].
+static REPORTING: RwLock<()> = RwLock::new(());
+
+/// Runs `fork` (a closure that calls `fork(2)`) while no thread of this process is reporting a
+/// panic.
+///
+/// Why: a panic report takes locks (std's backtrace lock while capturing and resolving a
+/// backtrace, stderr's while printing), and a child forked while another thread holds one of
+/// them inherits it locked forever: the child's first panic then hangs, and its parent waits
+/// for a result that never comes. Tests run in parallel and panic on purpose, so this happened
+/// about once in ten runs of the suite. Panic reports go through the pool's hook, which holds
+/// `REPORTING` shared; the fork holds it exclusively, so it falls between two reports.
+pub fn fork_between_panics<R>(fork: impl FnOnce() -> R) -> R {
+    install_hook();
+    let _no_report = REPORTING.write().unwrap_or_else(|e| e.into_inner());
+    fork()
+}
+
 /// Installs (once) a panic hook that keeps panics inside worker code quiet and records their
 /// backtrace; panics elsewhere go to the previous hook unchanged.
 fn install_hook() {
@@ -25,6 +44,7 @@ fn install_hook() {
     ONCE.call_once(|| {
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
+            let _reporting = REPORTING.read().unwrap_or_else(|e| e.into_inner());
             if IN_WORKER.with(|w| *w.borrow()) {
                 // Always captured: a worker's panic is reported far from where it happened,
                 // and the cost is paid only by failing tasks.

@@ -33,8 +33,10 @@ where
     // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };
     // SAFETY: the caller upholds the fork contract above; the child only runs async-signal-safe
-    // set-up, then `work`, then `_exit`, and never returns into the parent's frames.
-    match unsafe { libc::fork() } {
+    // set-up, then `work`, then `_exit`, and never returns into the parent's frames. No other
+    // thread is reporting a panic meanwhile, so the child's panics do not find a lock of
+    // theirs taken.
+    match pool_core::panic::fork_between_panics(|| unsafe { libc::fork() }) {
         -1 => Err(io::Error::last_os_error()),
         0 => {
             if !setup_in_child(parent, opts) {
