@@ -178,6 +178,16 @@ impl From<Tracked> for (usize, u64) {
     }
 }
 
+/// The values of `tag` still alive once they stop changing toward zero (workers still finishing
+/// their chunks hold values until they stop), or after 10 s.
+fn live_once_settled(tag: usize) -> i64 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while LIVE[tag].load(Ordering::SeqCst) != 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    LIVE[tag].load(Ordering::SeqCst)
+}
+
 fn a_failed_map_drops_each_result_once(m: StartMethod) {
     let tag = m as usize;
     let mut p = pool(m, 2);
@@ -195,16 +205,7 @@ fn a_failed_map_drops_each_result_once(m: StartMethod) {
         )
         .unwrap_err();
     assert!(err.to_string().contains("bad input 12345"), "{err}");
-    // Workers still finishing their chunks hold results until they stop.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while LIVE[tag].load(Ordering::SeqCst) != 0 && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    assert_eq!(
-        LIVE[tag].load(Ordering::SeqCst),
-        0,
-        "results leaked or dropped twice"
-    );
+    assert_eq!(live_once_settled(tag), 0, "results leaked or dropped twice");
     let out = p
         .map(|(tag, x): (usize, u64)| Tracked::new(tag, x), inputs())
         .unwrap();
@@ -239,15 +240,7 @@ fn a_failed_map_drops_each_input_once(m: StartMethod) {
         err.to_string().contains("Tracked(") && err.to_string().contains("12345"),
         "{err}"
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while LIVE[tag].load(Ordering::SeqCst) != 0 && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    assert_eq!(
-        LIVE[tag].load(Ordering::SeqCst),
-        0,
-        "inputs leaked or dropped twice"
-    );
+    assert_eq!(live_once_settled(tag), 0, "inputs leaked or dropped twice");
 }
 
 for_each_start_method!(

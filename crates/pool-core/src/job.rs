@@ -21,7 +21,7 @@ use crate::counters::WorkerCounters;
 use crate::error::{Cause, Failure, Phase};
 use crate::slab::SlabWriter;
 use crate::task_inputs::TaskInputs;
-use crate::task_loop::{ArgSource, ResultSink, Settled, run_tasks};
+use crate::task_loop::{ArgSource, Settled, run_tasks};
 use crate::timing::Recorder;
 
 /// What every value crossing to or from a worker must be: sendable and serializable (so the
@@ -302,16 +302,17 @@ where
             Data::Bytes(b) => ArgSource::Encoded(b),
             Data::Local(_) => ArgSource::Cloned,
         };
+        let inputs = TaskInputs::new(inputs);
         let out = match dest {
             // The writer is dropped at the end of this arm, recording what it wrote before
             // the worker reports the chunk done.
             Some(mut w) => {
-                let settled = self.run(ctx, first, inputs, &source, env, &mut w);
+                let settled = run_tasks(&self.f, ctx, first, inputs, &source, env, &mut w);
                 ChunkOutput::new(Vec::new(), w.written(), settled)
             }
             None => {
-                let mut values = Vec::with_capacity(inputs.len());
-                let settled = self.run(ctx, first, inputs, &source, env, &mut values);
+                let mut values = Vec::with_capacity(inputs.remaining());
+                let settled = run_tasks(&self.f, ctx, first, inputs, &source, env, &mut values);
                 ChunkOutput::new(values, 0, settled)
             }
         };
@@ -345,38 +346,6 @@ where
 
     fn rebuilder(&self) -> Option<JobRebuilder<Sh, St>> {
         crate::hook::is_zero_sized::<F>().then_some(rebuild_job::<Sh, St, F, T, R> as _)
-    }
-}
-
-impl<F, T: Input, R> TypedJob<F, T, R> {
-    /// Runs the tasks of a chunk, from the inputs in hand or read by this worker.
-    fn run<Sh, St, S: ResultSink<R>>(
-        &self,
-        ctx: &mut WorkerContext<'_, Sh, St>,
-        first: u64,
-        inputs: ChunkInputs<T>,
-        source: &ArgSource<'_>,
-        env: &mut TaskEnv<'_>,
-        values: &mut S,
-    ) -> Settled
-    where
-        F: Fn(&mut WorkerContext<'_, Sh, St>, T) -> R,
-    {
-        match inputs {
-            ChunkInputs::Vec(v) => run_tasks(
-                &self.f,
-                ctx,
-                first,
-                TaskInputs::from_vec(v),
-                source,
-                env,
-                values,
-            ),
-            ChunkInputs::Reader(mut r) => {
-                let inputs = TaskInputs::from_reader(&mut *r);
-                run_tasks(&self.f, ctx, first, inputs, source, env, values)
-            }
-        }
     }
 }
 

@@ -7,37 +7,38 @@
 
 use std::mem::needs_drop;
 
+use crate::chunking::ChunkInputs;
 use crate::indexed::ChunkReader;
 
 /// The inputs of one chunk, in hand or read a batch at a time from a [`ChunkReader`].
-pub(crate) struct TaskInputs<'a, T> {
+pub(crate) struct TaskInputs<T> {
     buf: Vec<T>,
     /// Elements `pos..` of `buf` are owned; those before were moved out to their tasks.
     pos: usize,
-    reader: Option<&'a mut dyn ChunkReader<T>>,
+    reader: Option<Box<dyn ChunkReader<T>>>,
     batch: usize,
 }
 
-impl<'a, T> TaskInputs<'a, T> {
-    /// Inputs in hand.
-    pub(crate) fn from_vec(buf: Vec<T>) -> Self {
-        TaskInputs {
-            buf,
-            pos: 0,
-            reader: None,
-            batch: 0,
-        }
-    }
-
-    /// Inputs read from `reader` as they are needed.
-    pub(crate) fn from_reader(reader: &'a mut dyn ChunkReader<T>) -> Self {
-        // About 16 KiB at a time: a batch stays in the first-level cache.
-        let batch = (16 * 1024 / size_of::<T>().max(1)).clamp(1, 4096);
-        TaskInputs {
-            buf: Vec::with_capacity(batch.min(reader.remaining())),
-            pos: 0,
-            reader: Some(reader),
-            batch,
+impl<T> TaskInputs<T> {
+    /// A chunk's inputs: in hand, or read from its reader as they are needed.
+    pub(crate) fn new(inputs: ChunkInputs<T>) -> Self {
+        match inputs {
+            ChunkInputs::Vec(buf) => TaskInputs {
+                buf,
+                pos: 0,
+                reader: None,
+                batch: 0,
+            },
+            ChunkInputs::Reader(reader) => {
+                // About 16 KiB at a time: a batch stays in the first-level cache.
+                let batch = (16 * 1024 / size_of::<T>().max(1)).clamp(1, 4096);
+                TaskInputs {
+                    buf: Vec::with_capacity(batch.min(reader.remaining())),
+                    pos: 0,
+                    reader: Some(reader),
+                    batch,
+                }
+            }
         }
     }
 
@@ -88,7 +89,7 @@ impl<'a, T> TaskInputs<'a, T> {
     }
 }
 
-impl<T> Drop for TaskInputs<'_, T> {
+impl<T> Drop for TaskInputs<T> {
     fn drop(&mut self) {
         let pos = self.pos;
         let len = self.buf.len();
@@ -107,7 +108,7 @@ mod tests {
     use super::*;
 
     /// Moves `n` inputs out of the window, as the task loop does.
-    fn take<T>(inputs: &mut TaskInputs<'_, T>, n: usize) -> Vec<T> {
+    fn take<T>(inputs: &mut TaskInputs<T>, n: usize) -> Vec<T> {
         let mut out = Vec::new();
         while out.len() < n {
             let (p, k) = inputs.window();
@@ -127,7 +128,8 @@ mod tests {
     #[test]
     fn inputs_in_hand_are_moved_out_once_and_the_rest_dropped() {
         let live = std::sync::Arc::new(());
-        let mut inputs = TaskInputs::from_vec(vec![live.clone(), live.clone(), live.clone()]);
+        let three = vec![live.clone(), live.clone(), live.clone()];
+        let mut inputs = TaskInputs::new(ChunkInputs::Vec(three));
         assert_eq!(inputs.remaining(), 3);
         let taken = take(&mut inputs, 1);
         assert!(inputs.last().is_none(), "an Arc has drop glue");
@@ -141,8 +143,7 @@ mod tests {
     #[test]
     fn a_reader_is_read_in_batches_and_the_last_input_stays_readable() {
         let mut s = crate::indexed::split(0..10_000u64).expect("a range");
-        let mut reader = s.split(100, 9_900);
-        let mut inputs = TaskInputs::from_reader(&mut *reader);
+        let mut inputs = TaskInputs::new(ChunkInputs::Reader(s.split(100, 9_900)));
         let got = take(&mut inputs, 5_000);
         assert!(got.iter().copied().eq(100..5_100));
         assert_eq!(inputs.last(), Some(&5_099));

@@ -126,7 +126,7 @@ pub(crate) fn run_tasks<Sh, St, F, T, R, S>(
     f: &F,
     ctx: &mut WorkerContext<'_, Sh, St>,
     first: u64,
-    mut inputs: TaskInputs<'_, T>,
+    mut inputs: TaskInputs<T>,
     source: &ArgSource<'_>,
     env: &mut TaskEnv<'_>,
     values: &mut S,
@@ -165,50 +165,33 @@ where
         // With short tasks, insights time a few tasks one by one and the rest as a whole
         // (see `Recorder::sampling`): where that bulk run started, and after how many tasks.
         let mut bulk: Option<(Instant, usize)> = None;
-        let run = panic::catch(|| match env.recorder.as_deref_mut() {
-            None => span.run(
-                f,
-                ctx,
-                &mut inputs,
-                &mut kept,
-                values,
-                counters,
-                source,
-                Untimed,
-            ),
-            Some(rec) if rec.sampling() => {
-                let head = Span {
-                    room: span.room.min(SAMPLED_PER_SPAN),
-                    ..span
-                };
-                let timed = Timed { rec, every: true };
-                let inputs = &mut inputs;
-                if let Some(c) =
-                    head.run(f, ctx, inputs, &mut kept, values, counters, source, timed)
-                {
-                    return Some(c);
+        let run = panic::catch(|| {
+            let (inputs, kept) = (&mut inputs, &mut kept);
+            match env.recorder.as_deref_mut() {
+                None => span.run(f, ctx, inputs, kept, values, counters, source, Untimed),
+                Some(rec) if rec.sampling() => {
+                    let head = Span {
+                        room: span.room.min(SAMPLED_PER_SPAN),
+                        ..span
+                    };
+                    let timed = Timed { rec, every: true };
+                    if let Some(c) = head.run(f, ctx, inputs, kept, values, counters, source, timed)
+                    {
+                        return Some(c);
+                    }
+                    let done = values.len() - base;
+                    bulk = Some((Instant::now(), done));
+                    let rest = Span {
+                        start: span.start + done,
+                        room: span.room - done,
+                        ..span
+                    };
+                    rest.run(f, ctx, inputs, kept, values, counters, source, Untimed)
                 }
-                let done = values.len() - base;
-                bulk = Some((Instant::now(), done));
-                let rest = Span {
-                    start: span.start + done,
-                    room: span.room - done,
-                    ..span
-                };
-                rest.run(f, ctx, inputs, &mut kept, values, counters, source, Untimed)
-            }
-            Some(rec) => {
-                let timed = Timed { rec, every: false };
-                span.run(
-                    f,
-                    ctx,
-                    &mut inputs,
-                    &mut kept,
-                    values,
-                    counters,
-                    source,
-                    timed,
-                )
+                Some(rec) => {
+                    let timed = Timed { rec, every: false };
+                    span.run(f, ctx, inputs, kept, values, counters, source, timed)
+                }
             }
         });
         let ran = values.len() - base;
@@ -353,7 +336,7 @@ impl Span {
         self,
         f: &F,
         ctx: &mut WorkerContext<'_, Sh, St>,
-        inputs: &mut TaskInputs<'_, T>,
+        inputs: &mut TaskInputs<T>,
         kept: &mut Option<T>,
         values: &mut S,
         counters: &crate::counters::WorkerCounters,
@@ -460,16 +443,16 @@ impl Stride {
 /// handed back when the span ends, normally or by a panic. The counts thus live in
 /// registers: the input buffer and the sink (behind pointers that a result's write could
 /// alias) are touched once per window, not once per task.
-struct Consumed<'a, 'b, T, R, S: ResultSink<R>> {
+struct Consumed<'a, T, R, S: ResultSink<R>> {
     sink: &'a mut S,
     written: usize,
-    inputs: &'a mut TaskInputs<'b, T>,
+    inputs: &'a mut TaskInputs<T>,
     /// Inputs taken from the current window.
     taken: usize,
     _r: std::marker::PhantomData<fn(R)>,
 }
 
-impl<T, R, S: ResultSink<R>> Consumed<'_, '_, T, R, S> {
+impl<T, R, S: ResultSink<R>> Consumed<'_, T, R, S> {
     /// Hands back what was taken so far and opens the next window of inputs.
     #[inline(always)]
     fn next_window(&mut self) -> (*const T, usize) {
@@ -479,7 +462,7 @@ impl<T, R, S: ResultSink<R>> Consumed<'_, '_, T, R, S> {
     }
 }
 
-impl<T, R, S: ResultSink<R>> Drop for Consumed<'_, '_, T, R, S> {
+impl<T, R, S: ResultSink<R>> Drop for Consumed<'_, T, R, S> {
     fn drop(&mut self) {
         // SAFETY: the span read `taken` inputs of the window once each, and wrote exactly
         // `written` results from where `reserve` pointed, within the room it asked for.
