@@ -1,8 +1,8 @@
-"""The arithmetic of the pool benchmark, bit for bit the same as crates/pool-bench/src/kernels.rs.
+"""The arithmetic of the pool benchmark, bit for bit the same as pool-bench/src/kernels.rs.
 
 All values are u64 with wrap-around: Python ints masked with M = 2**64 - 1 after every operation
 that can overflow. numpy (only for the expensive-init table) is imported when present, so the
-pure functions can be checked against Rust without the venv (crates/pool-bench/tests/python_parity.rs).
+pure functions can be checked against Rust without the venv (pool-bench/tests/python_parity.rs).
 """
 
 import time

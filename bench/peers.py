@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Python peers of the pool benchmark: MPIRE and multiprocessing.Pool on the same workloads.
 
-Run by `pool-bench` (crates/pool-bench) inside bench/.venv; not meant to be run by hand, though
+Run by `pool-bench` (pool-bench) inside bench/.venv; not meant to be run by hand, though
 `python peers.py --params params.json` works. The arithmetic lives in kernels.py, which mirrors
-crates/pool-bench/src/kernels.rs bit for bit, so the Rust harness can check every checksum
+pool-bench/src/kernels.rs bit for bit, so the Rust harness can check every checksum
 printed here against its own serial reference before any timing counts.
 
 Output (stdout): one JSON object
@@ -28,7 +28,7 @@ from kernels import (STATE_BINS, M, build_table, calibrate, checksum_u64, iterat
                      merge_states, payload_checksum, payload_input, payload_task, spin,
                      spin_packed, spin_task, square, state_checksum, stateful_step, table_lookup)
 
-# Same rule as crates/pool-bench/src/runner.rs: a row whose warm-up takes longer than
+# Same rule as pool-bench/src/runner.rs: a row whose warm-up takes longer than
 # SLOW_ROW_S seconds gets only SLOW_ROW_RUNS timed runs.
 SLOW_ROW_S = 20.0
 SLOW_ROW_RUNS = 3

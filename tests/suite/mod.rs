@@ -20,7 +20,7 @@ macro_rules! for_each_start_method {
                 fn spawn() {
                     super::$name(pool::StartMethod::Spawn);
                 }
-                /// Runs under `mpirun` only (`crates/pool-mpi/run-tests.sh`); passes as
+                /// Runs under `mpirun` only (`pool-mpi/run-tests.sh`); passes as
                 /// skipped elsewhere.
                 #[cfg(feature = "mpi")]
                 #[test]

@@ -28,7 +28,7 @@ print(json.dumps({
 
 #[test]
 fn python_kernels_match_rust() {
-    let bench = concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench");
+    let bench = concat!(env!("CARGO_MANIFEST_DIR"), "/../bench");
     let out = match Command::new("python3")
         .arg("-c")
         .arg(SCRIPT)

@@ -18,9 +18,9 @@ use crate::runner::{Prepared, measure_all};
 use crate::workload::{Sizes, WorkloadKind, reference_checksum};
 use crate::{contenders, report};
 
-/// The workspace root, as seen when this crate was compiled (`crates/pool-bench/../..`).
+/// The workspace root, as seen when this crate was compiled (`pool-bench/..`).
 fn workspace_root() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     root.canonicalize().unwrap_or(root)
 }
 

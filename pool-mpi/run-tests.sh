@@ -10,9 +10,9 @@
 #   command -v mpirun >/dev/null || need+=(openmpi-bin libopenmpi-dev libclang-dev)
 # then, after the workspace tests:
 #   step "MPI: the shared suite and fault tests under mpirun"
-#   crates/pool-mpi/run-tests.sh
+#   pool-mpi/run-tests.sh
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/.."
 # Uses the caller's CARGO_TARGET_DIR, or the workspace's target/.
 N_RANKS="${N_RANKS:-3}"
 MPIRUN=(mpirun --allow-run-as-root --oversubscribe -n "$N_RANKS")
