@@ -36,9 +36,11 @@ pub use pool_progress::{
 use pool_core::{Backend, CallInfo, Extensions, SharedObjects, ThreadBackend};
 use pool_ipc::backend::{ProcessBackend, ProcessMethod};
 
-/// The hook a program calls first thing in `main` so that `StartMethod::Spawn` works: in a
-/// spawned worker it runs the worker and exits; elsewhere it returns at once. Code before it
-/// runs again in every spawned worker.
+/// The hook a program calls first thing in `main` so that `StartMethod::Spawn` and
+/// `StartMethod::Forkserver` work: in a spawned worker it runs the worker and exits; elsewhere
+/// it starts the forkserver (a small process, forked now while the program is small and
+/// single-threaded, that forks Forkserver workers later) and returns. Code before it runs
+/// again in every spawned worker.
 ///
 /// ```no_run
 /// pool::entry(); // first thing in `main`
@@ -53,6 +55,7 @@ pub fn entry() {
     // After the spawn hook: a spawned worker of rank 0 inherits mpirun's environment.
     #[cfg(feature = "mpi")]
     pool_mpi::run_if_worker();
+    pool_ipc::forkserver::start_at_entry();
 }
 
 /// Ends MPI on rank 0 and releases the worker ranks (feature `mpi`). It runs by itself when the
@@ -106,6 +109,11 @@ impl Extensions for Layers {
             )?)),
             StartMethod::Spawn => Ok(Box::new(ProcessBackend::new(
                 ProcessMethod::Spawn,
+                n_jobs,
+                daemon,
+            )?)),
+            StartMethod::Forkserver => Ok(Box::new(ProcessBackend::new(
+                ProcessMethod::Forkserver,
                 n_jobs,
                 daemon,
             )?)),

@@ -29,6 +29,10 @@ pub enum StartMethod {
     Spawn,
     /// Threads of this process.
     Threading,
+    /// Processes forked from a small server process started by `pool::entry()`: start-up
+    /// does not grow with the parent, and workers inherit none of its later threads or locks.
+    /// Tasks, hooks and state factories must capture nothing, as under `Spawn`.
+    Forkserver,
     /// MPI ranks under `mpirun` (feature `mpi` of the `pool` crate): rank 0 runs the program
     /// and the pool, ranks 1.. are the workers; functions are identified as under `Spawn`.
     Mpi,
@@ -42,6 +46,7 @@ impl StartMethod {
             StartMethod::Spawn => "spawn",
             StartMethod::Threading => "threading",
             StartMethod::Mpi => "mpi",
+            StartMethod::Forkserver => "forkserver",
         }
     }
 }

@@ -99,6 +99,17 @@ pub struct WorkerBoot {
 }
 
 impl WorkerBoot {
+    /// The boot info of a worker that gets its fds by inheritance, not through the environment
+    /// (a forkserver's worker).
+    pub(crate) fn inherited(worker_id: u64, payload: Vec<u8>, fds: Vec<OwnedFd>) -> Self {
+        WorkerBoot {
+            worker_id,
+            payload,
+            fds: fds.into_iter().map(Some).collect(),
+            entry: None,
+        }
+    }
+
     /// Takes the `i`-th inherited fd (in the order the parent passed them), once.
     pub fn take_fd(&mut self, i: usize) -> Option<OwnedFd> {
         self.fds.get_mut(i)?.take()

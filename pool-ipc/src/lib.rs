@@ -30,6 +30,7 @@ pub mod entry;
 pub mod fds;
 pub mod fnid;
 pub mod fork;
+pub mod forkserver;
 pub mod futex;
 pub mod interrupt;
 mod malloc;

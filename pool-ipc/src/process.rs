@@ -9,10 +9,15 @@
 //! is dropped unreaped it sends `SIGKILL` and reaps (this blocks only for the kernel to tear the
 //! process down). The parent must not set `SIGCHLD` to `SIG_IGN` (children would reap
 //! themselves and exit reasons would be lost); the start functions refuse to run if it does.
+//!
+//! A worker may also be another process's child (a forkserver's, see [`crate::forkserver`]):
+//! then its pidfd still names it, signals it and tells its death, and a [`Reaper`] (the process
+//! that reaps it) says how it ended.
 
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Exit code a worker uses when it finds its parent already gone at start-up.
@@ -102,13 +107,25 @@ impl fmt::Display for ExitReason {
     }
 }
 
-/// A child worker process this process started and must reap.
+/// Reports how workers that are not this process's children ended: their parent reaps them.
+pub trait Reaper: Send + Sync + fmt::Debug {
+    /// How `pid` ended, waiting up to `timeout` for the report; `None` if none came in time. An
+    /// error means no report will ever come (the reaper is gone).
+    fn exit_of(&self, pid: libc::pid_t, timeout: Duration) -> io::Result<Option<ExitReason>>;
+}
+
+/// How long a blocking wait trusts a [`Reaper`] to report a death it has already seen.
+const REAPER_PATIENCE: Duration = Duration::from_secs(10);
+
+/// A worker process this process started and must reap (or have reaped, see [`Reaper`]).
 #[derive(Debug)]
 #[must_use = "dropping a WorkerProcess kills and reaps the worker"]
 pub struct WorkerProcess {
     pid: libc::pid_t,
     pidfd: OwnedFd,
     exit: Option<ExitReason>,
+    /// `None`: our own child, reaped with `waitpid`.
+    reaper: Option<Arc<dyn Reaper>>,
 }
 
 /// Opens a pidfd for `pid` (Linux 5.3+).
@@ -149,6 +166,7 @@ impl WorkerProcess {
                 pid,
                 pidfd,
                 exit: None,
+                reaper: None,
             }),
             Err(e) => {
                 // Without a pidfd we cannot manage it: kill it and reap it, so it can neither run
@@ -162,6 +180,17 @@ impl WorkerProcess {
                 }
                 Err(e)
             }
+        }
+    }
+
+    /// Takes charge of `pid`, another process's child that `reaper` reaps; `pidfd` must have
+    /// been opened while `pid` could not have been reused (e.g. by its parent, before reaping).
+    pub fn reaped_by(pid: libc::pid_t, pidfd: OwnedFd, reaper: Arc<dyn Reaper>) -> Self {
+        Self {
+            pid,
+            pidfd,
+            exit: None,
+            reaper: Some(reaper),
         }
     }
 
@@ -216,9 +245,18 @@ impl WorkerProcess {
         self.reap(libc::WNOHANG)
     }
 
-    /// Waits for the process to die and reaps it.
+    /// Waits for the process to die and reaps it (another process's child: for its death,
+    /// then at most a few seconds for its reaper's report).
     pub fn wait(&mut self) -> io::Result<ExitReason> {
-        Ok(self.reap(0)?.expect("blocking waitpid returned no status"))
+        if self.reaper.is_some() {
+            poll_readable(self.pidfd.as_fd(), None)?;
+        }
+        self.reap(0)?.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no report of how process {} ended", self.pid),
+            )
+        })
     }
 
     /// Waits up to `timeout` for the process to die (event-driven, through the pidfd).
@@ -234,6 +272,15 @@ impl WorkerProcess {
 
     fn reap(&mut self, flags: i32) -> io::Result<Option<ExitReason>> {
         if self.exit.is_some() {
+            return Ok(self.exit);
+        }
+        if let Some(reaper) = &self.reaper {
+            let patience = if flags & libc::WNOHANG != 0 {
+                Duration::ZERO
+            } else {
+                REAPER_PATIENCE
+            };
+            self.exit = reaper.exit_of(self.pid, patience)?;
             return Ok(self.exit);
         }
         loop {

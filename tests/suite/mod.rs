@@ -20,6 +20,10 @@ macro_rules! for_each_start_method {
                 fn spawn() {
                     super::$name(pool::StartMethod::Spawn);
                 }
+                #[test]
+                fn forkserver() {
+                    super::$name(pool::StartMethod::Forkserver);
+                }
                 /// Runs under `mpirun` only (`pool-mpi/run-tests.sh`); passes as
                 /// skipped elsewhere.
                 #[cfg(feature = "mpi")]

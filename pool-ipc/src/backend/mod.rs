@@ -9,6 +9,8 @@
 //! Spawn: workers are fresh executions of this binary (`pool::entry()` first in `main`); the
 //! state factory, hooks and task functions must capture nothing, and the shared objects are
 //! serialized once per worker.
+//! Forkserver: as Spawn, but workers are forked by the forkserver (`crate::forkserver`)
+//! instead of re-executed.
 
 mod counters;
 mod launcher;
@@ -59,6 +61,24 @@ pub enum ProcessMethod {
     Fork,
     /// Re-execute this binary: closures must capture nothing.
     Spawn,
+    /// Forks of the forkserver: closures must capture nothing, as under `Spawn`.
+    Forkserver,
+}
+
+impl ProcessMethod {
+    /// Whether workers are fresh processes that rebuild functions from `fn` offsets and get
+    /// the shared objects serialized.
+    fn rebuilds(self) -> bool {
+        self != ProcessMethod::Fork
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            ProcessMethod::Fork => "Fork",
+            ProcessMethod::Spawn => "Spawn",
+            ProcessMethod::Forkserver => "Forkserver",
+        }
+    }
 }
 
 struct Slot {
@@ -175,7 +195,7 @@ impl<Sh: SharedObjects, St: 'static> ProcessBackend<Sh, St> {
                     .map_err(io_err(format!("cannot fork worker {id}")))?;
                 Ok((p, known))
             }
-            ProcessMethod::Spawn => {
+            ProcessMethod::Spawn | ProcessMethod::Forkserver => {
                 if self.shared_bytes.is_none() {
                     let bytes = postcard::to_stdvec(&*setup.shared).map_err(|e| {
                         PoolError::Serialization {
@@ -184,6 +204,15 @@ impl<Sh: SharedObjects, St: 'static> ProcessBackend<Sh, St> {
                         }
                     })?;
                     self.shared_bytes = Some(Arc::new(bytes));
+                }
+                if self.method == ProcessMethod::Forkserver {
+                    let (main, payload) =
+                        spawned::boot(setup, self.slots.len(), self.daemon, "Forkserver")?;
+                    let fds = [link.region().fd(), self.counters.region().fd()];
+                    let p = crate::forkserver::launch(main, id as u64, payload, &fds).map_err(
+                        io_err(format!("cannot start worker {id} by the forkserver")),
+                    )?;
+                    return Ok((p, HashSet::new()));
                 }
                 let cmd = spawned::command(
                     setup,
@@ -216,11 +245,12 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
         call: u64,
         job: &Arc<dyn ErasedJob<Sh, St>>,
     ) -> Result<bool, PoolError> {
-        if self.method == ProcessMethod::Spawn && job.rebuilder().is_none() {
+        if self.method.rebuilds() && job.rebuilder().is_none() {
             return Err(PoolError::InvalidConfig(format!(
-                "StartMethod::Spawn runs tasks in a fresh process, so the task function must capture nothing \
+                "StartMethod::{} runs tasks in a fresh process, so the task function must capture nothing \
                  (a fn item or a closure without captures); `{}` captures data. Pass the data as shared objects, \
                  or use StartMethod::Fork",
+                self.method.name(),
                 job.name()
             )));
         }
@@ -263,7 +293,7 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
         if let Some(shared) = self
             .shared_bytes
             .as_ref()
-            .filter(|_| self.method == ProcessMethod::Spawn)
+            .filter(|_| self.method.rebuilds())
         {
             // The first frame of a spawned worker: its copy of the shared objects.
             if let Err(e) = tx.send_bytes(shared) {

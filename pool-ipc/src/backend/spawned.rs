@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::counters::SharedCounters;
 use crate::backend::link::ChildLink;
 use crate::channel::Link;
-use crate::entry::WorkerBoot;
+use crate::entry::{WorkerBoot, WorkerMain};
 use crate::fnid::FnId;
 use crate::ring::WaitPolicy;
 use crate::shm::SharedRegion;
@@ -35,36 +35,36 @@ struct SpawnBoot {
     daemon: bool,
 }
 
-fn rebuildable<F: ?Sized>(hook: &Hook<F>, what: &str) -> Result<FnId, PoolError> {
+fn rebuildable<F: ?Sized>(hook: &Hook<F>, what: &str, method: &str) -> Result<FnId, PoolError> {
     hook.rebuilder().map(|r| FnId::from_ptr(r as *const ())).ok_or_else(|| {
         PoolError::InvalidConfig(format!(
-            "StartMethod::Spawn rebuilds the {what} in a fresh process, so it must capture nothing \
+            "StartMethod::{method} rebuilds the {what} in a fresh process, so it must capture nothing \
              (a fn item or a closure without captures); use StartMethod::Fork for capturing closures"
         ))
     })
 }
 
-/// The command that starts a spawned worker for `setup`.
-pub(crate) fn command<Sh: SharedObjects, St: 'static>(
+/// The `main` and boot payload of a worker for `setup` that rebuilds everything from `fn`
+/// offsets (a spawned or a forkserver's worker); `method` names the start method in errors.
+pub(crate) fn boot<Sh: SharedObjects, St: 'static>(
     setup: &WorkerSetup<Sh, St>,
-    link: &Link,
-    counters: &SharedRegion,
     n_slots: usize,
     daemon: bool,
-) -> Result<SpawnCommand, PoolError> {
+    method: &str,
+) -> Result<(WorkerMain, Vec<u8>), PoolError> {
     let boot = SpawnBoot {
         generation: setup.generation,
         n_slots,
-        make_state: rebuildable(&setup.make_state, "worker_state factory")?,
+        make_state: rebuildable(&setup.make_state, "worker_state factory", method)?,
         init: setup
             .init
             .as_ref()
-            .map(|h| rebuildable(h, "worker_init function"))
+            .map(|h| rebuildable(h, "worker_init function", method))
             .transpose()?,
         exit: setup
             .exit
             .as_ref()
-            .map(|h| rebuildable(h, "worker_exit function"))
+            .map(|h| rebuildable(h, "worker_exit function", method))
             .transpose()?,
         lifespan: setup.lifespan,
         insights: setup.insights,
@@ -76,11 +76,23 @@ pub(crate) fn command<Sh: SharedObjects, St: 'static>(
         context: "spawned worker boot info".into(),
         message: e.to_string(),
     })?;
+    Ok((spawn_main::<Sh, St>, payload))
+}
+
+/// The command that starts a spawned worker for `setup`.
+pub(crate) fn command<Sh: SharedObjects, St: 'static>(
+    setup: &WorkerSetup<Sh, St>,
+    link: &Link,
+    counters: &SharedRegion,
+    n_slots: usize,
+    daemon: bool,
+) -> Result<SpawnCommand, PoolError> {
+    let (main, payload) = boot(setup, n_slots, daemon, "Spawn")?;
     let fd_err = |source| PoolError::Backend {
         context: "cannot pass fds to a spawned worker".into(),
         source,
     };
-    SpawnCommand::new(spawn_main::<Sh, St>)
+    SpawnCommand::new(main)
         .worker_id(setup.id as u64)
         .payload(payload)
         .pass_fd(link.region().fd())
