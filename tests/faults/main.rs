@@ -158,6 +158,11 @@ macro_rules! both {
                     #[allow(clippy::redundant_closure_call)]
                     ($body)(pool::StartMethod::Spawn);
                 }
+                #[test]
+                fn forkserver() {
+                    #[allow(clippy::redundant_closure_call)]
+                    ($body)(pool::StartMethod::Forkserver);
+                }
             }
         )*
     };
