@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use pool::{Cause, MapOptions, PoolError, StartMethod, WorkerPool};
 
+mod forkserver;
 mod scenarios;
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -17,6 +18,7 @@ static SERIAL: Mutex<()> = Mutex::new(());
 fn entry() {
     pool::entry();
     scenarios::run_if_asked();
+    forkserver::run_if_asked();
 }
 
 /// What must be back to where it was after a fault.
@@ -353,4 +355,28 @@ fn forking_while_other_threads_panic() {
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     noise.join().unwrap();
+}
+
+#[test]
+fn forkserver_killed_mid_call_then_replaced() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    forkserver::server_killed_mid_call();
+}
+
+#[test]
+fn a_dead_parent_takes_its_forkserver_and_workers() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    forkserver::parent_killed_takes_server_and_workers();
+}
+
+/// Fork copies a lock another thread holds, held, into the worker: the task hangs (cut short
+/// by its timeout here). Forkserver workers come from a process forked before that thread
+/// existed: the same task runs.
+#[test]
+fn a_lock_held_by_a_parent_thread_blocks_fork_not_forkserver() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let err = forkserver::map_while_a_thread_holds_a_lock(StartMethod::Fork).unwrap_err();
+    assert!(err.to_string().contains("timed out"), "{err}");
+    let out = forkserver::map_while_a_thread_holds_a_lock(StartMethod::Forkserver).unwrap();
+    assert_eq!(out, vec![0, 1, 2, 3]);
 }

@@ -129,7 +129,7 @@ impl Connection {
                 "stopped answering".to_string()
             }
         };
-        let why = format!("the forkserver (pid {}) {how}", self.server_pid);
+        let why = format!("the forkserver (pid {}) ended ({how})", self.server_pid);
         let mut st = lock(&self.state);
         for (_, tx) in st.pending.drain() {
             let _ = tx.send(Err(why.clone()));
@@ -186,7 +186,7 @@ impl Reaper for Connection {
             }
             if let Some(why) = &st.dead {
                 return Err(io::Error::other(format!(
-                    "{why} before it said how process {pid} ended"
+                    "{why} before it reported process {pid}, taking its workers with it"
                 )));
             }
             let left = deadline.saturating_duration_since(Instant::now());

@@ -27,8 +27,8 @@
 //!    OOM verdicts read as under Fork and Spawn. No zombies: the server reaps its children,
 //!    the parent reaps the server.
 //! 5. **Server death.** End of the socket: the reading thread reaps the server, and every
-//!    waiting launch and unreported exit gets "the forkserver (pid N) killed by signal 9
-//!    (SIGKILL)"; its workers die with it (their death signal), so the call in flight fails
+//!    waiting launch and unreported exit gets "the forkserver (pid N) ended (killed by signal
+//!    9 (SIGKILL))"; its workers die with it (their death signal), so the call in flight fails
 //!    with that reason. The next launch starts a new server: by re-executing this binary (as
 //!    Spawn does) when `pool::entry()` ran, so the new server is small and clean again;
 //!    otherwise by forking the parent as it is (documented loss of the guarantees).
