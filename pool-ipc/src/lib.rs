@@ -28,7 +28,7 @@ pub mod channel;
 pub mod child;
 pub mod entry;
 pub mod fds;
-pub mod fnid;
+pub use pool_wire::fnid;
 pub mod fork;
 pub mod futex;
 pub mod interrupt;

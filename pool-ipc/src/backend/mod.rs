@@ -9,15 +9,18 @@
 //! Spawn: workers are fresh executions of this binary (`pool::entry()` first in `main`); the
 //! state factory, hooks and task functions must capture nothing, and the shared objects are
 //! serialized once per worker.
+//!
+//! Both speak `pool_wire`'s protocol; each start method is a launch strategy
+//! ([`strategy`]), so this file holds what they share: slots, links, readers, death watching.
 
 mod counters;
 mod launcher;
 mod link;
 mod reader;
 mod spawned;
-pub mod wire;
+mod strategy;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,13 +33,13 @@ use pool_core::{
     Backend, Command, CounterBlock, ErasedJob, Event, PoolError, SharedObjects, Wire, WorkerSetup,
 };
 
+use pool_wire::parent::Dispatch;
+
 use self::counters::SharedCounters;
 use self::launcher::Launcher;
-use self::link::ChildLink;
 use self::reader::{Reader, lock};
-use self::wire::{JobRef, WireCommand};
+use self::strategy::{ForkLaunch, Launch, SpawnLaunch, Start};
 use crate::channel::{Link, MsgSender};
-use crate::fnid::FnId;
 use crate::process::WorkerProcess;
 use crate::ring::WaitPolicy;
 use crate::watcher::DeathWatcher;
@@ -67,8 +70,8 @@ struct Slot {
     killed: Arc<AtomicBool>,
     reader: Option<JoinHandle<()>>,
     token: u64,
-    /// Job keys this worker can resolve without a rebuild function.
-    known: HashSet<u64>,
+    /// Encodes its commands; knows which calls it can resolve and which chunks it owes.
+    dispatch: Dispatch,
 }
 
 /// Worker processes for a pool.
@@ -82,7 +85,7 @@ pub struct ProcessBackend<Sh, St> {
     links: Arc<Mutex<HashMap<u64, Link>>>,
     watcher: DeathWatcher,
     launcher: Launcher,
-    shared_bytes: Option<Arc<Vec<u8>>>,
+    strategy: Box<dyn Launch<Sh, St>>,
     daemon: bool,
     _types: PhantomData<fn() -> St>,
 }
@@ -129,8 +132,11 @@ impl<Sh: SharedObjects, St: 'static> ProcessBackend<Sh, St> {
             links,
             watcher,
             launcher: Launcher::new().map_err(io_err("cannot start the launcher thread"))?,
+            strategy: match method {
+                ProcessMethod::Fork => Box::new(ForkLaunch),
+                ProcessMethod::Spawn => Box::new(SpawnLaunch::default()),
+            },
             daemon,
-            shared_bytes: None,
             _types: PhantomData,
         })
     }
@@ -149,57 +155,6 @@ impl<Sh: SharedObjects, St: 'static> ProcessBackend<Sh, St> {
         self.watcher.unwatch(s.token);
         lock(&self.links).remove(&s.token);
     }
-
-    fn start_process(
-        &mut self,
-        setup: &WorkerSetup<Sh, St>,
-        link: &Link,
-    ) -> Result<(WorkerProcess, HashSet<u64>), PoolError> {
-        let id = setup.id;
-        match self.method {
-            ProcessMethod::Fork => {
-                let jobs = self.jobs.clone();
-                let known = jobs.keys().copied().collect();
-                let (setup, link) = (setup.clone(), link.clone());
-                let daemon = self.daemon;
-                let main = Box::new(move || {
-                    DAEMON_WORKER.store(daemon, Ordering::Relaxed);
-                    crate::malloc::tune_worker();
-                    let (tx, rx) = link.worker_end(WaitPolicy::default()).split();
-                    pool_core::run_worker(setup, &mut ChildLink { tx, rx, jobs });
-                    0
-                });
-                let p = self
-                    .launcher
-                    .fork(main)
-                    .map_err(io_err(format!("cannot fork worker {id}")))?;
-                Ok((p, known))
-            }
-            ProcessMethod::Spawn => {
-                if self.shared_bytes.is_none() {
-                    let bytes = postcard::to_stdvec(&*setup.shared).map_err(|e| {
-                        PoolError::Serialization {
-                            context: "the shared objects, for spawned workers".into(),
-                            message: e.to_string(),
-                        }
-                    })?;
-                    self.shared_bytes = Some(Arc::new(bytes));
-                }
-                let cmd = spawned::command(
-                    setup,
-                    link,
-                    self.counters.region(),
-                    self.slots.len(),
-                    self.daemon,
-                )?;
-                let p = self
-                    .launcher
-                    .run(Box::new(move || cmd.spawn()))
-                    .map_err(io_err(format!("cannot spawn worker {id}")))?;
-                Ok((p, HashSet::new()))
-            }
-        }
-    }
 }
 
 impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> {
@@ -216,14 +171,7 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
         call: u64,
         job: &Arc<dyn ErasedJob<Sh, St>>,
     ) -> Result<bool, PoolError> {
-        if self.method == ProcessMethod::Spawn && job.rebuilder().is_none() {
-            return Err(PoolError::InvalidConfig(format!(
-                "StartMethod::Spawn runs tasks in a fresh process, so the task function must capture nothing \
-                 (a fn item or a closure without captures); `{}` captures data. Pass the data as shared objects, \
-                 or use StartMethod::Fork",
-                job.name()
-            )));
-        }
+        self.strategy.check_job(job)?;
         // Keep the jobs of recent calls only: older calls are over.
         if self.jobs.len() > 64 {
             let newest = call.saturating_sub(64);
@@ -231,7 +179,7 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
         }
         self.jobs.insert(call, job.clone());
         let live_can_run = job.rebuilder().is_some()
-            || self.slots.iter().flatten().all(|s| s.known.contains(&call));
+            || self.slots.iter().flatten().all(|s| s.dispatch.knows(call));
         Ok(live_can_run)
     }
 
@@ -252,7 +200,15 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
         self.retire(id, true);
         let link = Link::new(LINK_CAPACITY)
             .map_err(io_err(format!("cannot create the link of worker {id}")))?;
-        let (process, known) = self.start_process(&setup, &link)?;
+        let (process, dispatch) = self.strategy.start(Start {
+            setup: &setup,
+            link: &link,
+            launcher: &self.launcher,
+            jobs: &self.jobs,
+            counters: &self.counters,
+            n_slots: self.slots.len(),
+            daemon: self.daemon,
+        })?;
         let token = ((id as u64) << 32) | (setup.generation & 0xffff_ffff);
         lock(&self.links).insert(token, link.clone());
         if let Err(e) = self.watcher.watch(&process, token) {
@@ -260,19 +216,12 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
             return Err(io_err(format!("cannot watch worker {id}"))(e));
         }
         let (mut tx, rx) = link.parent_end(WaitPolicy::default()).split();
-        if let Some(shared) = self
-            .shared_bytes
-            .as_ref()
-            .filter(|_| self.method == ProcessMethod::Spawn)
-        {
-            // The first frame of a spawned worker: its copy of the shared objects.
-            if let Err(e) = tx.send_bytes(shared) {
-                let _ = process.kill(libc::SIGKILL);
-                return Err(PoolError::backend(
-                    format!("cannot send the shared objects to worker {id}: {e}"),
-                    std::io::ErrorKind::BrokenPipe.into(),
-                ));
-            }
+        if let Err(e) = self.strategy.greet(&mut tx) {
+            let _ = process.kill(libc::SIGKILL);
+            return Err(PoolError::backend(
+                format!("cannot send the shared objects to worker {id}: {e}"),
+                std::io::ErrorKind::BrokenPipe.into(),
+            ));
         }
         let process = Arc::new(Mutex::new(process));
         let killed = Arc::new(AtomicBool::new(false));
@@ -283,6 +232,7 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
             killed: killed.clone(),
             worker: id,
             generation: setup.generation,
+            outstanding: dispatch.outstanding().clone(),
         };
         let reader = std::thread::Builder::new()
             .name(format!("pool-reader-{id}"))
@@ -294,7 +244,7 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
             killed,
             reader: Some(reader),
             token,
-            known,
+            dispatch,
         });
         Ok(())
     }
@@ -312,47 +262,15 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
                 std::io::ErrorKind::BrokenPipe.into(),
             )
         };
-        match cmd {
-            Command::Chunk {
-                job,
-                call,
-                first,
-                len,
-                input,
-                settings,
-            } => {
-                let rebuild = if s.known.contains(&call) {
-                    None
-                } else {
-                    let r = job.rebuilder().ok_or_else(|| {
-                        PoolError::InvalidConfig(format!(
-                            "worker {slot} cannot run `{}`: it was started before this call",
-                            job.name()
-                        ))
-                    })?;
-                    s.known.insert(call);
-                    Some(FnId::from_ptr(r as *const ()))
-                };
-                let bytes = match input {
-                    pool_core::Data::Bytes(b) => b,
-                    pool_core::Data::Local(_) => {
-                        unreachable!("the pool encodes inputs for Wire::Bytes")
-                    }
-                };
-                let header = WireCommand::Chunk {
-                    job: JobRef { key: call, rebuild },
-                    call,
-                    first,
-                    len,
-                    settings,
-                };
+        let (header, bulk) = s.dispatch.encode(slot, cmd)?;
+        match bulk {
+            Some(bytes) => {
                 s.tx.send_deferred(&header).map_err(gone)?;
                 let sent = s.tx.send_bytes(&bytes).map_err(gone);
                 pool_core::recycle_buffer(bytes);
                 sent
             }
-            Command::Flush => s.tx.send(&WireCommand::Flush).map_err(gone),
-            Command::Exit => s.tx.send(&WireCommand::Exit).map_err(gone),
+            None => s.tx.send(&header).map_err(gone),
         }
     }
 
