@@ -18,7 +18,9 @@
 //! Which guarantees each start method gives: [`fork`] shares memory copy-on-write and starts in
 //! microseconds, but is only sound when no other thread can hold a lock the child needs (see
 //! its `# Safety`); [`spawn`] starts a fresh process (no inherited threads or locks) and needs the
-//! [`entry::run_if_worker`] hook at the top of `main`.
+//! [`entry::run_if_worker`] hook at the top of `main`; [`forkserver`] forks workers from a
+//! small server started by that hook (no inherited threads or locks, start-up independent of
+//! the parent's size).
 #![cfg(target_os = "linux")]
 #![deny(missing_docs)]
 
@@ -28,7 +30,7 @@ pub mod channel;
 pub mod child;
 pub mod entry;
 pub mod fds;
-pub mod fnid;
+pub use pool_wire::fnid;
 pub mod fork;
 pub mod forkserver;
 pub mod futex;

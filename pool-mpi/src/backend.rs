@@ -1,8 +1,10 @@
-//! `MpiBackend`: the `pool_core::Backend` of rank 0. Worker slot `i` is MPI rank `i + 1`.
+//! `MpiBackend`: the `pool_core::Backend` of rank 0. Worker slot `i` lives on MPI rank `i + 1`
+//! while that rank is alive; once it is dead, the slot's next worker is placed on the live rank
+//! with the fewest workers (a rank runs its workers as threads), so a pool survives the loss
+//! of ranks, and under `keep_going` the chunks of a dead rank are re-run on the others.
 //! Everything it sends goes through rank 0's MPI thread ([`crate::rank0`]); events come back
 //! on a channel that thread fills.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -11,26 +13,32 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, unbounded};
 use pool_core::{
-    Backend, Command, CounterBlock, Data, ErasedJob, Event, Hook, PoolError, SharedObjects, Wire,
+    Backend, Command, CounterBlock, ErasedJob, Event, PoolError, SharedObjects, Wire,
     WorkerCounters, WorkerSetup,
 };
-use pool_ipc::backend::wire::{JobRef, WireCommand};
-use pool_ipc::fnid::FnId;
+use pool_wire::boot::{BootRecord, Remote};
+use pool_wire::fnid::FnId;
+use pool_wire::msg::encode_framed;
+use pool_wire::parent::Dispatch;
 
 use crate::link::{Entry, boot};
-use crate::msg::{Boot, ToWorker, encode};
+use crate::msg::{Down, WorkerKey};
 use crate::rank0::{Out, Rank0, Route, rank0};
 
-/// Workers on MPI ranks 1..=n_jobs, driven from rank 0.
+struct Slot {
+    rank: usize,
+    generation: u64,
+    dispatch: Dispatch,
+}
+
+/// Workers on MPI ranks 1.., driven from rank 0.
 pub struct MpiBackend<Sh, St> {
     r0: &'static Rank0,
     epoch: u64,
     counters: Arc<Vec<WorkerCounters>>,
     events: Receiver<Event>,
-    /// Generation of the live worker of each slot.
-    live: Vec<Option<u64>>,
-    /// Job keys each slot's worker has been given a rebuild function for.
-    known: Vec<HashSet<u64>>,
+    slots: Vec<Option<Slot>>,
+    /// Ranks that have been sent the shared objects of this pool.
     shared_sent: Vec<bool>,
     shared_bytes: Option<Vec<u8>>,
     _types: PhantomData<fn() -> (Sh, St)>,
@@ -40,7 +48,7 @@ impl<Sh, St> fmt::Debug for MpiBackend<Sh, St> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MpiBackend")
             .field("epoch", &self.epoch)
-            .field("slots", &self.live.len())
+            .field("slots", &self.slots.len())
             .finish()
     }
 }
@@ -49,18 +57,9 @@ fn backend_err(message: String) -> PoolError {
     PoolError::backend(message, std::io::ErrorKind::NotConnected.into())
 }
 
-fn rebuildable<F: ?Sized>(hook: &Hook<F>, what: &str) -> Result<FnId, PoolError> {
-    hook.rebuilder().map(|r| FnId::from_ptr(r as *const ())).ok_or_else(|| {
-        PoolError::InvalidConfig(format!(
-            "StartMethod::Mpi rebuilds the {what} on other MPI ranks, so it must capture nothing \
-             (a fn item or a closure without captures)"
-        ))
-    })
-}
-
 impl<Sh: SharedObjects, St: 'static> MpiBackend<Sh, St> {
-    /// A back end with `n_jobs` slots, on ranks `1..=n_jobs`. Fails when not run under
-    /// `mpirun`, on a rank other than 0, with more slots than worker ranks, or while another
+    /// A back end with `n_jobs` slots. Fails when not run under `mpirun`, on a rank other than
+    /// 0, with more slots than worker ranks, when a rank runs another binary, or while another
     /// MPI pool is alive.
     pub fn new(n_jobs: usize) -> Result<Self, PoolError> {
         if !crate::under_mpirun() {
@@ -84,6 +83,7 @@ impl<Sh: SharedObjects, St: 'static> MpiBackend<Sh, St> {
                 r0.size
             )));
         }
+        r0.check_ranks().map_err(PoolError::InvalidConfig)?;
         if r0.busy.swap(true, Ordering::AcqRel) {
             return Err(PoolError::InvalidConfig(
                 "another StartMethod::Mpi pool is alive: the worker ranks serve one pool at a time"
@@ -104,22 +104,37 @@ impl<Sh: SharedObjects, St: 'static> MpiBackend<Sh, St> {
             epoch,
             counters,
             events,
-            live: vec![None; n_jobs],
-            known: vec![HashSet::new(); n_jobs],
-            shared_sent: vec![false; n_jobs],
+            slots: (0..n_jobs).map(|_| None).collect(),
+            shared_sent: vec![false; r0.size],
             shared_bytes: None,
             _types: PhantomData,
         })
     }
 
-    fn post(&self, slot: usize, msg: &ToWorker, bulk: &[u8]) -> Result<(), PoolError> {
+    fn post(&self, rank: usize, msg: &Down, bulk: &[u8]) -> Result<(), PoolError> {
         self.r0
             .tx
             .send(Out::Send {
-                rank: slot as i32 + 1,
-                bytes: encode(msg, bulk),
+                rank,
+                bytes: encode_framed(msg, bulk),
             })
             .map_err(|_| backend_err("the MPI thread has stopped (pool::finalize ran)".into()))
+    }
+
+    fn is_dead(&self, rank: usize) -> bool {
+        self.r0.dead[rank].load(Ordering::Relaxed)
+    }
+
+    /// Where the worker of `slot` goes: its own rank while alive, else the live rank with the
+    /// fewest workers of this pool.
+    fn place(&self, slot: usize) -> Option<usize> {
+        let own = slot + 1;
+        if !self.is_dead(own) {
+            return Some(own);
+        }
+        (1..self.r0.size)
+            .filter(|&r| !self.is_dead(r))
+            .min_by_key(|&r| self.slots.iter().flatten().filter(|s| s.rank == r).count())
     }
 }
 
@@ -137,46 +152,22 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for MpiBackend<Sh, St> {
         _call: u64,
         job: &Arc<dyn ErasedJob<Sh, St>>,
     ) -> Result<bool, PoolError> {
-        if job.rebuilder().is_none() {
-            return Err(PoolError::InvalidConfig(format!(
-                "StartMethod::Mpi runs tasks on other MPI ranks, so the task function must capture nothing \
-                 (a fn item or a closure without captures); `{}` captures data. Pass the data as shared objects",
-                job.name()
-            )));
-        }
+        Remote::Mpi.job(job)?;
         Ok(true)
     }
 
     fn start_worker(&mut self, setup: WorkerSetup<Sh, St>) -> Result<(), PoolError> {
         let slot = setup.id;
-        let rank = slot + 1;
         self.kill(slot);
-        if self.r0.dead[rank].load(Ordering::Relaxed) {
-            return Err(backend_err(format!(
-                "MPI rank {rank} (worker {slot}) is dead: an MPI job cannot replace a rank, so the pool \
-                 cannot start a worker there"
-            )));
-        }
-        let boot = Boot {
-            slot,
-            generation: setup.generation,
-            entry: FnId::from_ptr(boot::<Sh, St> as Entry as *const ()),
-            make_state: rebuildable(&setup.make_state, "worker_state factory")?,
-            init: setup
-                .init
-                .as_ref()
-                .map(|h| rebuildable(h, "worker_init function"))
-                .transpose()?,
-            exit: setup
-                .exit
-                .as_ref()
-                .map(|h| rebuildable(h, "worker_exit function"))
-                .transpose()?,
-            lifespan: setup.lifespan,
-            insights: setup.insights,
-            cpus: setup.cpus.clone(),
-        };
-        if !self.shared_sent[slot] {
+        let rank = self.place(slot).ok_or_else(|| {
+            backend_err(
+                "every worker rank is dead: an MPI job cannot replace a rank, so the pool has \
+                 nowhere to start a worker"
+                    .into(),
+            )
+        })?;
+        let record = BootRecord::of(&setup, Remote::Mpi)?;
+        if !self.shared_sent[rank] {
             if self.shared_bytes.is_none() {
                 let bytes =
                     postcard::to_stdvec(&*setup.shared).map_err(|e| PoolError::Serialization {
@@ -186,74 +177,71 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for MpiBackend<Sh, St> {
                 self.shared_bytes = Some(bytes);
             }
             let bytes = self.shared_bytes.as_deref().unwrap_or_default();
-            self.post(slot, &ToWorker::Shared { epoch: self.epoch }, bytes)?;
-            self.shared_sent[slot] = true;
+            self.post(rank, &Down::Shared { epoch: self.epoch }, bytes)?;
+            self.shared_sent[rank] = true;
+            if self.shared_sent[1..]
+                .iter()
+                .enumerate()
+                .all(|(i, &sent)| sent || self.is_dead(i + 1))
+            {
+                // Every live rank has its copy: rank 0 keeps none.
+                self.shared_bytes = None;
+            }
         }
+        let dispatch = Dispatch::default();
         let base = self.counters[slot].tasks_done.load(Ordering::Relaxed);
         let _ = self.r0.tx.send(Out::Started {
             slot,
+            rank,
             generation: setup.generation,
             base,
+            outstanding: dispatch.outstanding().clone(),
         });
-        self.post(
+        let key = WorkerKey {
+            epoch: self.epoch,
             slot,
-            &ToWorker::Start {
-                epoch: self.epoch,
-                boot,
+            generation: setup.generation,
+        };
+        let entry = FnId::from_ptr(boot::<Sh, St> as Entry as *const ());
+        self.post(
+            rank,
+            &Down::Start {
+                key,
+                entry,
+                boot: record,
             },
             &[],
         )?;
-        self.live[slot] = Some(setup.generation);
-        self.known[slot].clear();
+        self.slots[slot] = Some(Slot {
+            rank,
+            generation: setup.generation,
+            dispatch,
+        });
         Ok(())
     }
 
     fn send(&mut self, slot: usize, cmd: Command<Sh, St>) -> Result<(), PoolError> {
-        let generation =
-            self.live[slot].ok_or_else(|| backend_err(format!("worker {slot} is not running")))?;
-        let (cmd, bulk) = match cmd {
-            Command::Chunk {
-                job,
-                call,
-                first,
-                len,
-                input,
-                settings,
-            } => {
-                let rebuild = if self.known[slot].contains(&call) {
-                    None
-                } else {
-                    let r = job.rebuilder().ok_or_else(|| {
-                        PoolError::InvalidConfig(format!(
-                            "`{}` captures data and cannot run on an MPI rank",
-                            job.name()
-                        ))
-                    })?;
-                    self.known[slot].insert(call);
-                    Some(FnId::from_ptr(r as *const ()))
-                };
-                let bytes = match input {
-                    Data::Bytes(b) => b,
-                    Data::Local(_) => unreachable!("the pool encodes inputs for Wire::Bytes"),
-                };
-                let header = WireCommand::Chunk {
-                    job: JobRef { key: call, rebuild },
-                    call,
-                    first,
-                    len,
-                    settings,
-                };
-                (header, bytes)
-            }
-            Command::Flush => (WireCommand::Flush, Vec::new()),
-            Command::Exit => (WireCommand::Exit, Vec::new()),
-        };
-        let msg = ToWorker::Cmd {
-            epoch: self.epoch,
-            generation,
-            cmd,
-        };
-        self.post(slot, &msg, &bulk)
+        let s = self.slots[slot]
+            .as_mut()
+            .ok_or_else(|| backend_err(format!("worker {slot} is not running")))?;
+        let (cmd, bulk) = s.dispatch.encode(slot, cmd)?;
+        let (rank, key) = (
+            s.rank,
+            WorkerKey {
+                epoch: self.epoch,
+                slot,
+                generation: s.generation,
+            },
+        );
+        let sent = self.post(
+            rank,
+            &Down::Cmd { key, cmd },
+            bulk.as_deref().unwrap_or_default(),
+        );
+        if let Some(b) = bulk {
+            pool_core::recycle_buffer(b);
+        }
+        sent
     }
 
     fn events(&self) -> &Receiver<Event> {
@@ -261,22 +249,22 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for MpiBackend<Sh, St> {
     }
 
     fn kill(&mut self, slot: usize) {
-        if let Some(generation) = self.live[slot].take() {
+        if let Some(s) = self.slots[slot].take() {
             let _ = self.r0.tx.send(Out::Stopped { slot });
-            let _ = self.post(
+            let key = WorkerKey {
+                epoch: self.epoch,
                 slot,
-                &ToWorker::Kill {
-                    epoch: self.epoch,
-                    generation,
-                },
-                &[],
-            );
+                generation: s.generation,
+            };
+            if !self.is_dead(s.rank) {
+                let _ = self.post(s.rank, &Down::Kill { key }, &[]);
+            }
         }
     }
 
     fn shutdown(&mut self, _grace: Duration) {
         // Workers told to exit have done so or will by themselves; the others are abandoned.
-        for slot in 0..self.live.len() {
+        for slot in 0..self.slots.len() {
             self.kill(slot);
         }
     }
@@ -284,17 +272,16 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for MpiBackend<Sh, St> {
 
 impl<Sh, St> Drop for MpiBackend<Sh, St> {
     fn drop(&mut self) {
-        for (slot, g) in self.live.iter_mut().enumerate() {
-            if let Some(generation) = g.take() {
+        for (slot, s) in self.slots.iter_mut().enumerate() {
+            if let Some(s) = s.take() {
+                let key = WorkerKey {
+                    epoch: self.epoch,
+                    slot,
+                    generation: s.generation,
+                };
                 let _ = self.r0.tx.send(Out::Send {
-                    rank: slot as i32 + 1,
-                    bytes: encode(
-                        &ToWorker::Kill {
-                            epoch: self.epoch,
-                            generation,
-                        },
-                        &[],
-                    ),
+                    rank: s.rank,
+                    bytes: encode_framed(&Down::Kill { key }, &[]),
                 });
             }
         }

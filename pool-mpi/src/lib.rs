@@ -2,23 +2,27 @@
 //!
 //! Under `mpirun -n N`, rank 0 runs the user's program and the pool; ranks `1..N` are workers:
 //! [`run_if_worker`] (called by `pool::entry()`) turns them into a loop that runs the workers
-//! rank 0 asks for, until rank 0's process exits. Worker slot `i` is rank `i + 1`.
+//! rank 0 asks for, until rank 0's program ends. Worker slot `i` lives on rank `i + 1`.
 //!
-//! - Functions travel as in `StartMethod::Spawn`: every rank runs the same binary, so a `fn`
-//!   is named by its offset from an anchor (`pool_ipc::fnid`); tasks, the state factory and
-//!   the hooks must capture nothing.
-//! - Tasks, results and events travel as postcard bytes in MPI messages (one message each,
-//!   bulk bytes outside serde); the shared objects are serialized once per pool and sent once
-//!   to each worker rank.
-//! - Every MPI call of a process is made by one thread: rank 0's MPI thread, or a
-//!   worker rank's main thread; workers run in threads beside it.
-//! - Faults: a task panic comes back as the usual error. A worker rank that stops answering
-//!   for 5 s (`POOL_MPI_DEAD_AFTER_MS`) is reported as a dead worker with the task it held.
-//!   Whether rank 0 lives to report it depends on mpirun: by default Open MPI 4.1 terminates
-//!   the whole job when one process dies (rank 0 gets SIGTERM). Launch with
-//!   `mpirun --enable-recovery` (Open MPI's option to keep the job running after a process
-//!   failure) and rank 0 survives: the call fails with `Cause::WorkerDied` naming the rank, and
-//!   later pools refuse to use the dead rank.
+//! - The protocol is `pool_wire`'s, as for process workers: every rank runs the same binary
+//!   (checked at start: each rank compares a digest of its executable with rank 0's and a
+//!   mismatch fails pool creation, naming the rank), so a `fn` is named by its offset from an
+//!   anchor; tasks, the state factory and the hooks must capture nothing.
+//! - Tasks, results and events travel as framed MPI messages (bulk bytes outside serde);
+//!   a worker's counters ride on its events, and go alone at most every [`REPORT_EVERY`].
+//!   The shared objects are serialized once per pool and sent once to each worker rank, which
+//!   decodes them once and keeps only the decoded value.
+//! - Every MPI call of a process is made by one thread: rank 0's MPI thread, or a worker
+//!   rank's main thread; workers run in threads beside it. Both loops wake at once for local
+//!   work and probe MPI every 50 µs while a pool is busy ([`pump::Idle`] says why not a
+//!   blocking probe).
+//! - Faults (see [`rank0`] for how they are seen): a dead, exiting or stopped worker rank ends
+//!   the call with `Cause::WorkerDied` naming the rank, its host and pid and the task it held,
+//!   within the silence limit at worst (1.5 s, `POOL_MPI_DEAD_AFTER_MS`) and at once for a
+//!   rank on rank 0's host. By default Open MPI then ends the whole job (rank 0 gets SIGTERM
+//!   about a second later): the error is printed first. With `mpirun --enable-recovery`
+//!   rank 0 lives on: the dead rank's workers move to the live ranks, so `keep_going` calls
+//!   return every entry and later calls and pools work. When rank 0 dies, worker ranks exit.
 //! - Timeouts are enforced on rank 0 from the counters the worker ranks report; a timed-out
 //!   worker cannot be killed (its rank also runs the MPI loop), so it is abandoned like a
 //!   thread worker and a new one starts beside it.
@@ -29,6 +33,7 @@ mod link;
 mod msg;
 mod pump;
 mod rank0;
+mod watch;
 mod worker;
 
 use std::time::Duration;
@@ -36,8 +41,11 @@ use std::time::Duration;
 pub use backend::MpiBackend;
 pub use rank0::finalize;
 
-/// How often a worker rank says it is alive.
-pub(crate) const HEARTBEAT: Duration = Duration::from_millis(250);
+/// How often a rank says it is alive.
+pub(crate) const HEARTBEAT: Duration = Duration::from_millis(100);
+
+/// How often a busy worker's counters are reported between its events.
+pub(crate) const REPORT_EVERY: Duration = Duration::from_millis(2);
 
 fn env_usize(names: &[&str]) -> Option<usize> {
     names

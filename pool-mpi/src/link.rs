@@ -1,59 +1,122 @@
-//! A worker thread of a worker rank: its setup rebuilt from `fn` ids, and its end of the link
-//! to the rank's MPI loop (commands in, encoded events out).
+//! A worker thread of a worker rank: its setup rebuilt from its boot record, the pool's shared
+//! objects decoded once per rank and pool, and its carrier of frames to the rank's MPI loop.
 
+use std::any::Any;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{Receiver, Sender};
 use pool_core::{
-    Cause, Command, CounterRef, Data, ErasedJob, Event, ExitFn, ExitReason, Failure, InitFn,
-    JobRebuilder, Phase, SharedObjects, StateFn, WorkerCounters, WorkerLink, WorkerSetup,
-    monotonic_ns,
+    Cause, CounterRef, Event, ExitReason, Failure, Phase, SharedObjects, WorkerCounters,
+    WorkerLink, monotonic_ns,
 };
-use pool_ipc::backend::wire::{JobRef, WireCommand, WireEvent};
-use pool_ipc::fnid::FnId;
+use pool_wire::boot::BootRecord;
+use pool_wire::msg::{FromWorker, ToWorker, encode_framed};
+use pool_wire::worker::{Carrier, WorkerEnd};
 
-use crate::msg::{Boot, FromWorker, encode};
+use crate::msg::{Snapshot, Up, WorkerKey};
 
-/// The untyped entry of a worker thread: `boot::<Sh, St>` as a plain `fn` pointer.
-pub(crate) type Entry = fn(Boot, Arc<Vec<u8>>, MpiLink, Arc<Vec<WorkerCounters>>);
-
-/// The worker thread's end: commands in (with their bulk bytes), encoded messages out.
-#[derive(Debug)]
-pub(crate) struct MpiLink {
-    pub(crate) rx: Receiver<(WireCommand, Vec<u8>)>,
-    pub(crate) tx: Sender<Vec<u8>>,
-    pub(crate) epoch: u64,
+/// The pool's shared objects on this rank: the bytes as they arrived, until the first worker
+/// of the pool decodes them; from then on only the decoded value (one copy per rank).
+#[derive(Default)]
+pub(crate) enum SharedState {
+    #[default]
+    Empty,
+    Raw {
+        epoch: u64,
+        bytes: Vec<u8>,
+    },
+    Decoded {
+        epoch: u64,
+        value: Arc<dyn Any + Send + Sync>,
+    },
 }
 
-/// # Safety
-/// `id` must come from a function of type `T` in this binary.
-unsafe fn rebuilt<T: Copy>(id: FnId) -> T {
-    assert_eq!(size_of::<T>(), size_of::<*const ()>());
-    // SAFETY: per the contract, `id` points to a function of type `T` (a fn pointer type).
-    unsafe { std::mem::transmute_copy::<*const (), T>(&id.to_ptr()) }
+pub(crate) type SharedSlot = Arc<Mutex<SharedState>>;
+
+/// The untyped entry of a worker thread: `boot::<Sh, St>` as a plain `fn` pointer.
+pub(crate) type Entry = fn(WorkerKey, BootRecord, SharedSlot, MpiCarrier, Arc<Vec<WorkerCounters>>);
+
+/// The worker thread's end: commands in (with their bulk), framed messages out.
+#[derive(Debug)]
+pub(crate) struct MpiCarrier {
+    pub(crate) rx: Receiver<(ToWorker, Vec<u8>)>,
+    pub(crate) tx: Sender<Vec<u8>>,
+    pub(crate) key: WorkerKey,
+    pub(crate) counters: Arc<Vec<WorkerCounters>>,
+}
+
+/// The counters of `slot` as rank 0 wants them.
+pub(crate) fn snapshot(c: &WorkerCounters) -> Snapshot {
+    let current = c.current().map(|(t, started)| {
+        let elapsed = if started == 0 {
+            0
+        } else {
+            monotonic_ns().saturating_sub(started)
+        };
+        (t, elapsed)
+    });
+    Snapshot {
+        done: c.tasks_done.load(std::sync::atomic::Ordering::Acquire),
+        current,
+    }
+}
+
+impl Carrier for MpiCarrier {
+    fn recv(&mut self) -> Option<(ToWorker, Vec<u8>)> {
+        self.rx.recv().ok()
+    }
+
+    fn send(&mut self, msg: &FromWorker, bulk: Option<&[u8]>) {
+        // The counters ride along: one message per chunk, not one per task.
+        let up = Up::Event {
+            key: self.key,
+            counters: snapshot(&self.counters[self.key.slot]),
+            msg: msg.clone(),
+        };
+        let _ = self.tx.send(encode_framed(&up, bulk.unwrap_or_default()));
+    }
+}
+
+fn shared_objects<Sh: SharedObjects>(slot: &SharedSlot, epoch: u64) -> Result<Arc<Sh>, String> {
+    let mut state = slot.lock().unwrap_or_else(|e| e.into_inner());
+    match &*state {
+        SharedState::Decoded { epoch: e, value } if *e == epoch => value
+            .clone()
+            .downcast::<Sh>()
+            .map_err(|_| "the shared objects have another type".to_string()),
+        SharedState::Raw { epoch: e, bytes } if *e == epoch => {
+            let value: Arc<Sh> = Arc::new(postcard::from_bytes(bytes).map_err(|e| e.to_string())?);
+            *state = SharedState::Decoded {
+                epoch,
+                value: value.clone(),
+            };
+            Ok(value)
+        }
+        _ => Err("they never arrived".into()),
+    }
 }
 
 /// A worker thread of a worker rank: rebuilds the setup and runs the worker.
 pub(crate) fn boot<Sh: SharedObjects, St: 'static>(
-    boot: Boot,
-    shared: Arc<Vec<u8>>,
-    link: MpiLink,
+    key: WorkerKey,
+    record: BootRecord,
+    shared: SharedSlot,
+    carrier: MpiCarrier,
     counters: Arc<Vec<WorkerCounters>>,
 ) {
-    let mut link = TypedLink::<Sh, St> {
-        link,
-        jobs: HashMap::new(),
-    };
-    let shared = match postcard::from_bytes::<Sh>(&shared) {
+    // SAFETY: rank 0 makes rebuild ids with `Remote::job` for these types, and this rank
+    // checked that it runs rank 0's binary (its digest) before starting any worker.
+    let mut link = unsafe { WorkerEnd::<Sh, St, _>::new(carrier, HashMap::new()) };
+    let shared = match shared_objects::<Sh>(&shared, key.epoch) {
         Ok(s) => s,
         Err(e) => {
             link.send(Event::Failed {
-                generation: boot.generation,
+                generation: key.generation,
                 failure: Failure {
                     phase: Phase::Init,
                     cause: Cause::Serialization,
-                    worker: boot.slot,
+                    worker: key.slot,
                     task: None,
                     args: None,
                     message: format!("cannot decode the shared objects on this MPI rank: {e}"),
@@ -62,99 +125,22 @@ pub(crate) fn boot<Sh: SharedObjects, St: 'static>(
                 },
             });
             link.send(Event::Exited {
-                worker: boot.slot,
-                generation: boot.generation,
+                worker: key.slot,
+                generation: key.generation,
                 reason: ExitReason::InitFailed,
                 exit_result: None,
             });
             return;
         }
     };
-    // SAFETY: rank 0 made these ids from rebuild functions of exactly these types
-    // (`MpiBackend::start_worker`, same binary).
-    let (make_state, init, exit) = unsafe {
-        (
-            StateFn::<St>::from_rebuilder(rebuilt(boot.make_state)),
-            boot.init
-                .map(|id| InitFn::<Sh, St>::from_rebuilder(rebuilt(id))),
-            boot.exit
-                .map(|id| ExitFn::<Sh, St>::from_rebuilder(rebuilt(id))),
+    // SAFETY: as above: the record was made by `BootRecord::of` for `Sh`, `St` in this binary.
+    let setup = unsafe {
+        record.into_setup::<Sh, St>(
+            key.slot,
+            shared,
+            CounterRef::new(counters, key.slot),
+            monotonic_ns(),
         )
     };
-    let setup = WorkerSetup {
-        id: boot.slot,
-        generation: boot.generation,
-        shared: Arc::new(shared),
-        make_state,
-        init,
-        exit,
-        lifespan: boot.lifespan,
-        insights: boot.insights,
-        counters: CounterRef::new(counters, boot.slot),
-        cpus: boot.cpus,
-        requested_ns: monotonic_ns(),
-    };
     pool_core::run_worker(setup, &mut link);
-}
-
-struct TypedLink<Sh, St> {
-    link: MpiLink,
-    jobs: HashMap<u64, Arc<dyn ErasedJob<Sh, St>>>,
-}
-
-impl<Sh, St> TypedLink<Sh, St> {
-    fn resolve(&mut self, job: JobRef) -> Option<Arc<dyn ErasedJob<Sh, St>>> {
-        if let Some(j) = self.jobs.get(&job.key) {
-            return Some(j.clone());
-        }
-        let id = job.rebuild?;
-        // SAFETY: rank 0 made this id from a `JobRebuilder<Sh, St>` of this same binary.
-        let rebuild =
-            unsafe { std::mem::transmute::<*const (), JobRebuilder<Sh, St>>(id.to_ptr()) };
-        let j = rebuild();
-        self.jobs.insert(job.key, j.clone());
-        Some(j)
-    }
-}
-
-impl<Sh, St> WorkerLink<Sh, St> for TypedLink<Sh, St> {
-    fn recv(&mut self) -> Option<Command<Sh, St>> {
-        let (cmd, bulk) = self.link.rx.recv().ok()?;
-        match cmd {
-            WireCommand::Chunk {
-                job,
-                call,
-                first,
-                len,
-                settings,
-            } => {
-                let Some(job) = self.resolve(job) else {
-                    eprintln!("pool-mpi worker: task function of call {call} is unknown here");
-                    return None;
-                };
-                Some(Command::Chunk {
-                    job,
-                    call,
-                    first,
-                    len,
-                    input: Data::Bytes(bulk),
-                    settings,
-                })
-            }
-            WireCommand::Flush => Some(Command::Flush),
-            WireCommand::Exit => Some(Command::Exit),
-        }
-    }
-
-    fn send(&mut self, event: Event) {
-        let Some((event, bulk)) = WireEvent::from_event(event) else {
-            return;
-        };
-        let bulk = bulk.unwrap_or_default();
-        let msg = FromWorker::Event {
-            epoch: self.link.epoch,
-            event,
-        };
-        let _ = self.link.tx.send(encode(&msg, &bulk));
-    }
 }

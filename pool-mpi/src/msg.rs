@@ -1,121 +1,126 @@
-//! The messages between rank 0 and a worker rank. Each is one MPI message of bytes:
-//! `[u32 little-endian header length][postcard header][bulk bytes]`, where the bulk part is a
-//! chunk's encoded inputs or outputs, or the shared objects (never through serde).
+//! The envelopes between rank 0 and a worker rank. Each is one MPI message framed by
+//! `pool_wire::msg::encode_framed` (header, then bulk bytes: a chunk's inputs or outputs, or
+//! the shared objects). The worker protocol itself is `pool_wire`'s: [`Down::Cmd`] carries a
+//! `ToWorker`, [`Up::Event`] a `FromWorker`; the envelope only says which pool (`epoch`) and
+//! which worker (`slot`, `generation`) it is about, and rank 0 checks both against where it
+//! placed that worker before it believes a word.
 
-use pool_ipc::backend::wire::{WireCommand, WireEvent};
-use pool_ipc::fnid::FnId;
-use serde::de::DeserializeOwned;
+use pool_wire::boot::BootRecord;
+use pool_wire::fnid::{ExeDigest, FnId};
+use pool_wire::msg::{FromWorker, ToWorker};
 use serde::{Deserialize, Serialize};
 
-/// What a worker rank needs to start a worker (the shared objects come before, once).
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct Boot {
-    pub(crate) slot: usize,
-    pub(crate) generation: u64,
-    /// `worker::boot::<Sh, St>`: the typed entry of the worker thread.
-    pub(crate) entry: FnId,
-    pub(crate) make_state: FnId,
-    pub(crate) init: Option<FnId>,
-    pub(crate) exit: Option<FnId>,
-    pub(crate) lifespan: Option<u64>,
-    pub(crate) insights: bool,
-    pub(crate) cpus: Option<Vec<usize>>,
+/// Where a process runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Whereabouts {
+    pub(crate) host: String,
+    pub(crate) pid: u32,
 }
 
-/// Rank 0 → worker rank. `epoch` names the pool (one `MpiBackend`), so that late messages of
-/// an earlier pool are never taken for this one's.
+impl Whereabouts {
+    pub(crate) fn here() -> Self {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "?".into());
+        Whereabouts {
+            host,
+            pid: std::process::id(),
+        }
+    }
+}
+
+/// A worker's counters as its rank last read them: tasks done in this life, and the task (or
+/// hook) in hand with how long it has run (ns; clocks differ between hosts, durations do not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub(crate) struct Snapshot {
+    pub(crate) done: u64,
+    pub(crate) current: Option<(u64, u64)>,
+}
+
+/// Which worker a message is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct WorkerKey {
+    pub(crate) epoch: u64,
+    pub(crate) slot: usize,
+    pub(crate) generation: u64,
+}
+
+/// Rank 0 → worker rank.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum ToWorker {
-    /// The pool's shared objects (bulk), sent once per pool and rank.
-    Shared { epoch: u64 },
-    /// Start a worker.
-    Start { epoch: u64, boot: Boot },
-    /// A command for the running worker; a `Chunk`'s inputs are the bulk.
-    Cmd {
-        epoch: u64,
-        generation: u64,
-        cmd: WireCommand,
+pub(crate) enum Down {
+    /// First message: who rank 0 is (so the rank can watch it) and which binary it runs.
+    Hello {
+        rank0: Whereabouts,
+        digest: ExeDigest,
     },
-    /// Abandon the worker: cancel its chunk, close its link (it cannot be killed: it shares
-    /// the rank with the loop that talks to rank 0).
-    Kill { epoch: u64, generation: u64 },
-    /// The program is over: exit, after `MPI_Finalize` unless a rank died (Open MPI's finalize
-    /// would wait for it forever).
+    /// Rank 0 is alive (every [`crate::HEARTBEAT`]).
+    Beat,
+    /// The pool's shared objects (bulk), once per pool and rank.
+    Shared { epoch: u64 },
+    /// Start a worker thread: `entry` is `link::boot::<Sh, St>`.
+    Start {
+        key: WorkerKey,
+        entry: FnId,
+        boot: BootRecord,
+    },
+    /// A command for a worker; a chunk's inputs are the bulk.
+    Cmd { key: WorkerKey, cmd: ToWorker },
+    /// Abandon a worker (a thread cannot be killed): cancel flag, closed link.
+    Kill { key: WorkerKey },
+    /// The program is over: exit, after `MPI_Finalize` unless a rank died.
     Shutdown { finalize: bool },
 }
 
 /// Worker rank → rank 0.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum FromWorker {
-    /// An event of a worker; a `ChunkDone`'s output is the bulk.
-    Event { epoch: u64, event: WireEvent },
-    /// The worker's counters: tasks done in this life, and the task (or hook) in hand with
-    /// how long it has run (ns; clocks differ between hosts, durations do not).
-    Progress {
-        epoch: u64,
-        slot: usize,
-        generation: u64,
-        done: u64,
-        current: Option<(u64, u64)>,
+pub(crate) enum Up {
+    /// Answer to `Hello`, then every [`crate::HEARTBEAT`]: where the rank runs and whether its
+    /// binary is rank 0's.
+    Alive {
+        at: Whereabouts,
+        digest: Result<ExeDigest, String>,
     },
-    /// The worker thread ended without its `Exited` event (a bug, or a panic outside the
-    /// task): rank 0 reports the worker as dead.
+    /// A worker's event (a `ChunkDone`'s output is the bulk), with its counters.
+    Event {
+        key: WorkerKey,
+        counters: Snapshot,
+        msg: FromWorker,
+    },
+    /// A worker's counters changed (sent at most every [`crate::REPORT_EVERY`]).
+    Progress { key: WorkerKey, counters: Snapshot },
+    /// The worker is gone without its `Exited`: its thread panicked outside a task, or the
+    /// process is exiting under it (`process::exit` in a task). `rank_ends`: the whole rank.
     Lost {
-        epoch: u64,
-        slot: usize,
-        generation: u64,
+        key: WorkerKey,
+        counters: Snapshot,
         message: String,
+        rank_ends: bool,
     },
-    /// The rank is alive (sent every [`crate::HEARTBEAT`]): where it runs.
-    Alive { host: String, pid: u32 },
-}
-
-/// Encodes a message.
-pub(crate) fn encode<H: Serialize>(header: &H, bulk: &[u8]) -> Vec<u8> {
-    let h = postcard::to_stdvec(header).expect("pool-mpi headers always encode");
-    let mut out = Vec::with_capacity(4 + h.len() + bulk.len());
-    out.extend_from_slice(&(h.len() as u32).to_le_bytes());
-    out.extend_from_slice(&h);
-    out.extend_from_slice(bulk);
-    out
-}
-
-/// Decodes a message: its header and its bulk bytes.
-pub(crate) fn decode<H: DeserializeOwned>(mut bytes: Vec<u8>) -> Option<(H, Vec<u8>)> {
-    let n = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
-    let header = postcard::from_bytes(bytes.get(4..4 + n)?).ok()?;
-    let bulk = bytes.split_off(4 + n);
-    Some((header, bulk))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pool_wire::msg::{decode_framed, encode_framed};
 
     #[test]
-    fn header_and_bulk_round_trip() {
+    fn envelopes_round_trip_with_bulk() {
+        let key = WorkerKey {
+            epoch: 3,
+            slot: 1,
+            generation: 9,
+        };
         let bulk: Vec<u8> = (0..=255).collect();
-        let bytes = encode(
-            &ToWorker::Kill {
-                epoch: 3,
-                generation: 9,
+        let bytes = encode_framed(
+            &Down::Cmd {
+                key,
+                cmd: ToWorker::Flush,
             },
             &bulk,
         );
-        let (h, b) = decode::<ToWorker>(bytes).unwrap();
-        assert!(matches!(
-            h,
-            ToWorker::Kill {
-                epoch: 3,
-                generation: 9
-            }
-        ));
+        let (h, b) = decode_framed::<Down>(bytes).unwrap();
+        assert!(matches!(h, Down::Cmd { key: k, cmd: ToWorker::Flush } if k == key));
         assert_eq!(b, bulk);
-    }
-
-    #[test]
-    fn garbage_is_refused() {
-        assert!(decode::<FromWorker>(vec![]).is_none());
-        assert!(decode::<FromWorker>(vec![200, 0, 0, 0, 1]).is_none());
+        assert!(decode_framed::<Up>(vec![200, 0, 0, 0, 1]).is_none());
     }
 }

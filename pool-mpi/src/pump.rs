@@ -7,6 +7,7 @@
 //! large messages to each other at once would deadlock.
 
 use std::os::raw::{c_int, c_void};
+use std::time::{Duration, Instant};
 
 use mpi::ffi;
 use mpi::point_to_point::{MatchedReceiveVec, Source};
@@ -114,24 +115,37 @@ impl Pump {
     }
 }
 
-/// Idle waiting of a polling loop: a few yields, then sleeps that grow to 1 ms, so that an idle
-/// rank costs almost no CPU while a busy one answers within microseconds (MPI has no wake-up
-/// that would let a thread sleep on "a message or a local command").
+/// How long a loop with nothing to do waits for local work (a channel it `recv_timeout`s on,
+/// so local work wakes it at once) before probing MPI again.
+///
+/// Why not a thread blocked in `MPI_Probe`: Open MPI's blocking calls busy-poll its progress
+/// engine, so such a thread burns a core per rank, and a whole machine of them starves the
+/// workers. Instead incoming messages are probed at most every [`PROBE_EVERY`] while the pool
+/// is active (a chunk's result or the next chunk is seen within about that), and less often
+/// after a long idle stretch.
 #[derive(Debug, Default)]
-pub(crate) struct Backoff(u32);
+pub(crate) struct Idle {
+    since: Option<Instant>,
+}
 
-impl Backoff {
-    pub(crate) fn reset(&mut self) {
-        self.0 = 0;
+/// Probe period while work may arrive.
+pub(crate) const PROBE_EVERY: Duration = Duration::from_micros(50);
+
+impl Idle {
+    /// Something happened: probe eagerly again.
+    pub(crate) fn busy(&mut self) {
+        self.since = None;
     }
 
-    pub(crate) fn idle(&mut self) {
-        self.0 = self.0.saturating_add(1);
-        match self.0 {
-            0..=20 => std::thread::yield_now(),
-            n => std::thread::sleep(std::time::Duration::from_micros(
-                (10u64 << ((n - 20).min(7))).min(1000),
-            )),
+    /// How long to wait now.
+    pub(crate) fn wait(&mut self) -> Duration {
+        let idle = self.since.get_or_insert_with(Instant::now).elapsed();
+        if idle < Duration::from_micros(30) {
+            Duration::ZERO
+        } else if idle < Duration::from_secs(1) {
+            PROBE_EVERY
+        } else {
+            Duration::from_millis(1)
         }
     }
 }

@@ -1,213 +1,300 @@
 //! A worker rank (rank > 0): its main thread is the MPI loop; each worker it is asked to start
 //! runs `pool_core::run_worker` in a thread of its own, linked to the loop by channels.
 //!
-//! 1. Wait for `Shared` (once per pool) and `Start` (once per worker life).
-//! 2. Forward commands to the worker thread, its events to rank 0, and its counters (tasks
-//!    done, task in hand and for how long) as `Progress` messages when they change; say
-//!    `Alive` every [`crate::HEARTBEAT`].
-//! 3. `Kill` abandons the worker (cancel flag, closed link): a thread cannot be killed, so a
-//!    task stuck forever keeps its thread, as under `StartMethod::Threading`; the next worker
-//!    starts at once in a new thread.
-//! 4. `Shutdown` (rank 0's process exit) finalizes MPI (unless a rank died) and exits the
-//!    process.
+//! 1. `Hello`: rank 0 says where it runs and which binary; the rank answers `Alive` with its
+//!    own whereabouts and digest (and again every [`crate::HEARTBEAT`]). A rank whose binary
+//!    differs starts no worker: it cannot trust a function id.
+//! 2. `Shared` (once per pool): the bytes wait in a slot that the pool's first worker here
+//!    decodes, replacing them (one copy per rank). `Start` (once per worker life; a rank
+//!    may run several workers when ranks have died) starts a worker thread.
+//! 3. Commands go to the worker thread; its events go to rank 0 with its counters; between
+//!    events, changed counters go as `Progress` at most every [`crate::REPORT_EVERY`].
+//! 4. `Kill` abandons a worker (cancel flag, closed link): a thread cannot be killed, so a task
+//!    stuck forever keeps its thread, as under `StartMethod::Threading`.
+//! 5. A task that calls `process::exit`: the exit hook stops that thread until the loop has told
+//!    rank 0 which task each worker held (`Lost`, `rank_ends`), then lets the exit go on.
+//! 6. Rank 0 gone (its pidfd on this host, or no `Beat` for the silence limit): the rank
+//!    exits at once, without MPI (nothing would answer). `Shutdown`: exit, finalizing MPI
+//!    unless a rank died.
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Sender, unbounded};
-use pool_core::{WorkerCounters, monotonic_ns};
-use pool_ipc::backend::wire::WireCommand;
+use crossbeam_channel::{RecvTimeoutError, Sender, unbounded};
+use pool_core::WorkerCounters;
+use pool_wire::fnid::ExeDigest;
+use pool_wire::msg::{ToWorker, decode_framed, encode_framed};
 
-use crate::link::{Entry, MpiLink};
-use crate::msg::{FromWorker, ToWorker, decode, encode};
-use crate::pump::{Backoff, Pump};
+use crate::link::{Entry, MpiCarrier, SharedSlot, SharedState, snapshot};
+use crate::msg::{Down, Snapshot, Up, Whereabouts, WorkerKey};
+use crate::pump::{Idle, Pump};
+use crate::watch::{PeerState, PeerWatch};
 
 struct Current {
-    epoch: u64,
-    slot: usize,
-    generation: u64,
-    cmds: Sender<(WireCommand, Vec<u8>)>,
+    key: WorkerKey,
+    cmds: Sender<(ToWorker, Vec<u8>)>,
     counters: Arc<Vec<WorkerCounters>>,
-    reported: (u64, Option<u64>),
+    reported: Snapshot,
     reported_at: Instant,
 }
 
-fn host() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "?".into())
+static LOOP_THREAD: OnceLock<ThreadId> = OnceLock::new();
+static EXIT_ASKED: AtomicBool = AtomicBool::new(false);
+static EXIT_REPORTED: AtomicBool = AtomicBool::new(false);
+
+/// Runs when any thread calls `exit`: a worker thread (a task's `process::exit`) waits, bounded,
+/// until the loop has reported what it held.
+extern "C" fn on_exit() {
+    if LOOP_THREAD.get() == Some(&std::thread::current().id()) {
+        return;
+    }
+    EXIT_ASKED.store(true, Ordering::SeqCst);
+    let t0 = Instant::now();
+    while !EXIT_REPORTED.load(Ordering::SeqCst) && t0.elapsed() < Duration::from_secs(1) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// The life of a worker rank; returns when rank 0 says the program is over, with whether to
 /// finalize MPI.
 pub(crate) fn serve(mut pump: Pump) -> bool {
-    let (out_tx, out_rx) = unbounded::<Vec<u8>>();
-    let mut shared: Option<(u64, Arc<Vec<u8>>)> = None;
-    let mut current: Option<Current> = None;
-    let alive = encode(
-        &FromWorker::Alive {
-            host: host(),
-            pid: std::process::id(),
+    let _ = LOOP_THREAD.set(std::thread::current().id());
+    // SAFETY: `on_exit` is an `extern "C" fn()` that never unwinds.
+    unsafe { libc::atexit(on_exit) };
+    let rank = pump.rank();
+    let me = Whereabouts::here();
+    let digest = ExeDigest::current().map_err(|e| e.to_string());
+    let alive = encode_framed(
+        &Up::Alive {
+            at: me.clone(),
+            digest: digest.clone(),
         },
         &[],
     );
-    pump.send(0, alive.clone());
-    let mut last_alive = Instant::now();
-    let mut backoff = Backoff::default();
+    let (out_tx, out_rx) = unbounded::<Vec<u8>>();
+    let shared: SharedSlot = Arc::default();
+    let mut workers: HashMap<usize, Current> = HashMap::new();
+    let mut trusted = false;
+    let mut rank0: Option<(Whereabouts, Option<PeerWatch>)> = None;
+    let mut rank0_seen = Instant::now();
+    let limit = crate::rank0::silence_limit();
+    let mut idle = Idle::default();
+    let (mut last_alive, mut last_check) = (Instant::now(), Instant::now());
     loop {
         let mut busy = false;
         while let Some((_, bytes)) = pump.poll() {
             busy = true;
-            let Some((msg, bulk)) = decode::<ToWorker>(bytes) else {
-                eprintln!("pool-mpi worker: garbled message from rank 0");
+            rank0_seen = Instant::now();
+            let Some((msg, bulk)) = decode_framed::<Down>(bytes) else {
+                eprintln!("pool-mpi rank {rank}: garbled message from rank 0");
                 continue;
             };
             match msg {
-                ToWorker::Shared { epoch } => shared = Some((epoch, Arc::new(bulk))),
-                ToWorker::Start { epoch, boot } => {
-                    abandon(current.take());
-                    let Some(bytes) = shared
-                        .as_ref()
-                        .filter(|s| s.0 == epoch)
-                        .map(|s| s.1.clone())
-                    else {
-                        eprintln!("pool-mpi worker: a worker to start without shared objects");
+                Down::Hello {
+                    rank0: r0,
+                    digest: theirs,
+                } => {
+                    trusted = digest.as_ref().is_ok_and(|d| *d == theirs);
+                    if !trusted {
+                        eprintln!(
+                            "pool-mpi rank {rank} ({}, pid {}): this rank runs another executable \
+                             than rank 0 ({:?} here, {theirs} there): it will start no worker",
+                            me.host, me.pid, digest
+                        );
+                    }
+                    let watch = PeerWatch::local(&r0, &me);
+                    rank0 = Some((r0, watch));
+                    pump.send(0, alive.clone());
+                    last_alive = Instant::now();
+                }
+                Down::Beat => {}
+                Down::Shared { epoch } => {
+                    *shared.lock().unwrap_or_else(|e| e.into_inner()) =
+                        SharedState::Raw { epoch, bytes: bulk };
+                }
+                Down::Start { key, entry, boot } => {
+                    abandon(workers.remove(&key.slot));
+                    if !trusted {
                         continue;
-                    };
+                    }
                     let (cmds, rx) = unbounded();
                     let counters: Arc<Vec<WorkerCounters>> =
-                        Arc::new((0..=boot.slot).map(|_| WorkerCounters::default()).collect());
-                    let link = MpiLink {
+                        Arc::new((0..=key.slot).map(|_| WorkerCounters::default()).collect());
+                    let carrier = MpiCarrier {
                         rx,
                         tx: out_tx.clone(),
-                        epoch,
-                    };
-                    current = Some(Current {
-                        epoch,
-                        slot: boot.slot,
-                        generation: boot.generation,
-                        cmds,
+                        key,
                         counters: counters.clone(),
-                        reported: (0, None),
-                        reported_at: Instant::now(),
-                    });
-                    // SAFETY: rank 0 made this id from `boot::<Sh, St>` (an `Entry`) of this
-                    // same binary (every rank runs the program mpirun was given).
-                    let entry =
-                        unsafe { std::mem::transmute::<*const (), Entry>(boot.entry.to_ptr()) };
-                    let name = format!("pool-mpi-worker-{}", boot.slot);
-                    let (slot, generation, out) = (boot.slot, boot.generation, out_tx.clone());
-                    let spawned = std::thread::Builder::new().name(name).spawn(move || {
-                        let run = || entry(boot, bytes, link, counters);
-                        if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
-                        {
-                            let what = p
-                                .downcast_ref::<&str>()
-                                .map(|s| s.to_string())
-                                .or_else(|| p.downcast_ref::<String>().cloned())
-                                .unwrap_or_default();
-                            let msg = FromWorker::Lost {
-                                epoch,
-                                slot,
-                                generation,
-                                message: format!("the worker thread on this rank panicked: {what}"),
-                            };
-                            let _ = out.send(encode(&msg, &[]));
-                        }
-                    });
+                    };
+                    workers.insert(
+                        key.slot,
+                        Current {
+                            key,
+                            cmds,
+                            counters: counters.clone(),
+                            reported: Snapshot::default(),
+                            reported_at: Instant::now(),
+                        },
+                    );
+                    // SAFETY: rank 0 made this id from `link::boot::<Sh, St>` (an `Entry`) of
+                    // this same binary (`trusted`: the digests match).
+                    let entry = unsafe { pool_wire::boot::rebuilt::<Entry>(entry) };
+                    let (out, slot) = (out_tx.clone(), shared.clone());
+                    let spawned = std::thread::Builder::new()
+                        .name(format!("pool-mpi-worker-{}", key.slot))
+                        .spawn(move || {
+                            let run = || entry(key, boot, slot, carrier, counters.clone());
+                            if let Err(p) =
+                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
+                            {
+                                let what = p
+                                    .downcast_ref::<&str>()
+                                    .map(|s| s.to_string())
+                                    .or_else(|| p.downcast_ref::<String>().cloned())
+                                    .unwrap_or_default();
+                                let msg = Up::Lost {
+                                    key,
+                                    counters: snapshot(&counters[key.slot]),
+                                    message: format!(
+                                        "the worker thread on this rank panicked: {what}"
+                                    ),
+                                    rank_ends: false,
+                                };
+                                let _ = out.send(encode_framed(&msg, &[]));
+                            }
+                        });
                     if let Err(e) = spawned {
-                        eprintln!("pool-mpi worker: cannot start a worker thread: {e}");
+                        eprintln!("pool-mpi rank {rank}: cannot start a worker thread: {e}");
                     }
                 }
-                ToWorker::Cmd {
-                    epoch,
-                    generation,
-                    cmd,
-                } => {
-                    if let Some(c) = current
-                        .as_ref()
-                        .filter(|c| c.epoch == epoch && c.generation == generation)
-                    {
+                Down::Cmd { key, cmd } => {
+                    if let Some(c) = workers.get(&key.slot).filter(|c| c.key == key) {
                         let _ = c.cmds.send((cmd, bulk));
                     }
                 }
-                ToWorker::Kill { epoch, generation } => {
-                    if current
-                        .as_ref()
-                        .is_some_and(|c| c.epoch == epoch && c.generation == generation)
-                    {
-                        abandon(current.take());
+                Down::Kill { key } => {
+                    if workers.get(&key.slot).is_some_and(|c| c.key == key) {
+                        abandon(workers.remove(&key.slot));
                     }
                 }
-                ToWorker::Shutdown { finalize } => {
-                    abandon(current.take());
+                Down::Shutdown { finalize } => {
+                    for (_, c) in workers.drain() {
+                        abandon(Some(c));
+                    }
                     while let Ok(bytes) = out_rx.try_recv() {
                         pump.send(0, bytes);
                     }
-                    let deadline = Instant::now() + Duration::from_secs(2);
-                    while pump.in_flight() > 0 && Instant::now() < deadline {
-                        pump.progress();
-                        std::thread::sleep(Duration::from_micros(100));
-                    }
+                    flush(&mut pump, Duration::from_secs(2));
                     return finalize;
                 }
             }
-        }
-        if let Some(c) = current.as_mut() {
-            // Counters first (forced when events wait), so rank 0 sees a chunk's tasks done no
-            // later than its results.
-            report(&mut pump, c, !out_rx.is_empty());
         }
         while let Ok(bytes) = out_rx.try_recv() {
             busy = true;
             pump.send(0, bytes);
         }
-        if last_alive.elapsed() >= crate::HEARTBEAT {
+        for c in workers.values_mut() {
+            report(&mut pump, c);
+        }
+        if EXIT_ASKED.load(Ordering::SeqCst) && !EXIT_REPORTED.load(Ordering::SeqCst) {
+            // A task is exiting the process: say which task each worker held, then let it.
+            while let Ok(bytes) = out_rx.try_recv() {
+                pump.send(0, bytes);
+            }
+            for c in workers.values() {
+                let msg = Up::Lost {
+                    key: c.key,
+                    counters: snapshot(&c.counters[c.key.slot]),
+                    message: "the process exited (std::process::exit or libc exit) during the task"
+                        .into(),
+                    rank_ends: true,
+                };
+                pump.send(0, encode_framed(&msg, &[]));
+            }
+            flush(&mut pump, Duration::from_millis(500));
+            EXIT_REPORTED.store(true, Ordering::SeqCst);
+        }
+        if last_alive.elapsed() >= crate::HEARTBEAT && rank0.is_some() {
             last_alive = Instant::now();
             pump.send(0, alive.clone());
         }
+        if last_check.elapsed() >= Duration::from_millis(10) {
+            last_check = Instant::now();
+            let gone = match rank0.as_mut() {
+                Some((_, Some(w))) => matches!(w.check(), PeerState::Gone),
+                _ => false,
+            } || rank0_seen.elapsed() > limit.max(Duration::from_secs(1)) * 2;
+            if gone {
+                let whom = rank0
+                    .as_ref()
+                    .map_or("?".into(), |(a, _)| format!("{}, pid {}", a.host, a.pid));
+                eprintln!(
+                    "pool-mpi rank {rank} ({}, pid {}): rank 0 ({whom}) is gone; exiting",
+                    me.host, me.pid
+                );
+                // SAFETY: ends the process at once: no MPI call could complete with rank 0
+                // gone, and no destructor or exit hook must wait for it.
+                unsafe { libc::_exit(1) };
+            }
+        }
         pump.progress();
         if busy {
-            backoff.reset();
-        } else {
-            backoff.idle();
+            idle.busy();
+            continue;
         }
+        let wait = idle.wait();
+        let got = if wait.is_zero() {
+            std::thread::yield_now();
+            out_rx.try_recv().map_err(|_| RecvTimeoutError::Timeout)
+        } else {
+            out_rx.recv_timeout(wait)
+        };
+        if let Ok(bytes) = got {
+            idle.busy();
+            pump.send(0, bytes);
+        }
+    }
+}
+
+fn flush(pump: &mut Pump, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while pump.in_flight() > 0 && Instant::now() < deadline {
+        pump.progress();
+        std::thread::sleep(Duration::from_micros(100));
     }
 }
 
 fn abandon(current: Option<Current>) {
     if let Some(c) = current {
-        c.counters[c.slot].cancel.store(1, Ordering::Relaxed);
+        c.counters[c.key.slot].cancel.store(1, Ordering::Relaxed);
         // Dropping `c.cmds` closes the link: the worker returns at its next `recv`.
     }
 }
 
-/// Sends the worker's counters if they changed (at most every 500 µs, unless `force`).
-fn report(pump: &mut Pump, c: &mut Current, force: bool) {
-    let w = &c.counters[c.slot];
-    let done = w.tasks_done.load(Ordering::Acquire);
-    let now_task = w.current();
-    let key = (done, now_task.map(|(t, _)| t));
-    if key == c.reported || (!force && c.reported_at.elapsed() < Duration::from_micros(500)) {
+/// Sends the worker's counters if they changed, at most every [`crate::REPORT_EVERY`].
+fn report(pump: &mut Pump, c: &mut Current) {
+    if c.reported_at.elapsed() < crate::REPORT_EVERY {
         return;
     }
-    c.reported = key;
+    let now = snapshot(&c.counters[c.key.slot]);
+    if (now.done, now.current.map(|(t, _)| t))
+        == (c.reported.done, c.reported.current.map(|(t, _)| t))
+    {
+        return;
+    }
+    c.reported = now;
     c.reported_at = Instant::now();
-    let current = now_task.map(|(t, started)| {
-        let elapsed = if started == 0 {
-            0
-        } else {
-            monotonic_ns().saturating_sub(started)
-        };
-        (t, elapsed)
-    });
-    let msg = FromWorker::Progress {
-        epoch: c.epoch,
-        slot: c.slot,
-        generation: c.generation,
-        done,
-        current,
-    };
-    pump.send(0, encode(&msg, &[]));
+    pump.send(
+        0,
+        encode_framed(
+            &Up::Progress {
+                key: c.key,
+                counters: now,
+            },
+            &[],
+        ),
+    );
 }

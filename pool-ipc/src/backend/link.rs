@@ -1,85 +1,35 @@
-//! The worker's end of its link, as `pool_core` sees it: commands in, events out, over the
-//! shared-memory channel. Task functions arrive as references and are resolved here: from the
-//! jobs inherited at the fork, or rebuilt from their `fn` offset (same binary).
+//! A worker process's carrier of protocol frames (`pool_wire`): its ends of the shared-memory
+//! channel. A header and its bulk frame go with one wake-up.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use pool_wire::msg::{FromWorker, ToWorker};
+use pool_wire::worker::Carrier;
 
-use pool_core::{Command, Data, ErasedJob, Event, JobRebuilder, WorkerLink};
-
-use crate::backend::wire::{JobRef, WireCommand, WireEvent};
 use crate::channel::{MsgReceiver, MsgSender};
 
-pub(crate) struct ChildLink<Sh, St> {
+#[derive(Debug)]
+pub(crate) struct RingCarrier {
     pub(crate) tx: MsgSender,
     pub(crate) rx: MsgReceiver,
-    pub(crate) jobs: HashMap<u64, Arc<dyn ErasedJob<Sh, St>>>,
 }
 
-impl<Sh, St> ChildLink<Sh, St> {
-    fn resolve(&mut self, job: JobRef) -> Option<Arc<dyn ErasedJob<Sh, St>>> {
-        if let Some(j) = self.jobs.get(&job.key) {
-            return Some(j.clone());
+impl Carrier for RingCarrier {
+    fn recv(&mut self) -> Option<(ToWorker, Vec<u8>)> {
+        let msg = self.rx.recv::<ToWorker>().ok()?;
+        let mut bulk = Vec::new();
+        if msg.has_bulk() {
+            bulk = pool_core::take_buffer();
+            self.rx.recv_bytes(&mut bulk).ok()?;
         }
-        let id = job.rebuild?;
-        // SAFETY: the parent made this id from a `JobRebuilder<Sh, St>` of this very binary
-        // (forked from it, or re-executed and checked by `entry`), so the pointer is that
-        // function.
-        let rebuild =
-            unsafe { std::mem::transmute::<*const (), JobRebuilder<Sh, St>>(id.to_ptr()) };
-        let j = rebuild();
-        self.jobs.insert(job.key, j.clone());
-        Some(j)
-    }
-}
-
-impl<Sh, St> WorkerLink<Sh, St> for ChildLink<Sh, St> {
-    fn recv(&mut self) -> Option<Command<Sh, St>> {
-        match self.rx.recv::<WireCommand>().ok()? {
-            WireCommand::Chunk {
-                job,
-                call,
-                first,
-                len,
-                settings,
-            } => {
-                let mut input = pool_core::take_buffer();
-                self.rx.recv_bytes(&mut input).ok()?;
-                let Some(job) = self.resolve(job) else {
-                    // The parent only sends jobs a worker can resolve; reaching this means a
-                    // protocol bug. Dying makes the parent report it with the task in hand.
-                    eprintln!("pool worker: task function of call {call} is unknown here");
-                    return None;
-                };
-                Some(Command::Chunk {
-                    job,
-                    call,
-                    first,
-                    len,
-                    input: Data::Bytes(input),
-                    settings,
-                })
-            }
-            WireCommand::Flush => Some(Command::Flush),
-            WireCommand::Exit => Some(Command::Exit),
-        }
+        Some((msg, bulk))
     }
 
-    fn send(&mut self, event: Event) {
-        let Some((wire, bulk)) = WireEvent::from_event(event) else {
-            return;
+    fn send(&mut self, msg: &FromWorker, bulk: Option<&[u8]>) {
+        let _ = match bulk {
+            Some(bytes) => self
+                .tx
+                .send_deferred(msg)
+                .and_then(|()| self.tx.send_bytes(bytes)),
+            None => self.tx.send(msg),
         };
-        match bulk {
-            // A chunk's output follows its header; one wake-up for both.
-            Some(bytes) => {
-                if self.tx.send_deferred(&wire).is_ok() {
-                    let _ = self.tx.send_bytes(&bytes);
-                }
-                pool_core::recycle_buffer(bytes);
-            }
-            None => {
-                let _ = self.tx.send(&wire);
-            }
-        }
     }
 }

@@ -9,17 +9,21 @@
 //! Spawn: workers are fresh executions of this binary (`pool::entry()` first in `main`); the
 //! state factory, hooks and task functions must capture nothing, and the shared objects are
 //! serialized once per worker.
-//! Forkserver: as Spawn, but workers are forked by the forkserver (`crate::forkserver`)
-//! instead of re-executed.
+//! Forkserver: as Spawn, but workers are forks of the forkserver (`crate::forkserver`)
+//! instead of fresh executions.
+//!
+//! Both speak `pool_wire`'s protocol; each start method is a launch strategy
+//! ([`strategy`]), so this file holds what they share: slots, links, readers, death watching.
 
 mod counters;
+mod forkserved;
 mod launcher;
 mod link;
 mod reader;
 mod spawned;
-pub mod wire;
+mod strategy;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,13 +36,13 @@ use pool_core::{
     Backend, Command, CounterBlock, ErasedJob, Event, PoolError, SharedObjects, Wire, WorkerSetup,
 };
 
+use pool_wire::parent::Dispatch;
+
 use self::counters::SharedCounters;
 use self::launcher::Launcher;
-use self::link::ChildLink;
 use self::reader::{Reader, lock};
-use self::wire::{JobRef, WireCommand};
+use self::strategy::{ForkLaunch, Launch, SpawnLaunch, Start};
 use crate::channel::{Link, MsgSender};
-use crate::fnid::FnId;
 use crate::process::WorkerProcess;
 use crate::ring::WaitPolicy;
 use crate::watcher::DeathWatcher;
@@ -65,30 +69,14 @@ pub enum ProcessMethod {
     Forkserver,
 }
 
-impl ProcessMethod {
-    /// Whether workers are fresh processes that rebuild functions from `fn` offsets and get
-    /// the shared objects serialized.
-    fn rebuilds(self) -> bool {
-        self != ProcessMethod::Fork
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            ProcessMethod::Fork => "Fork",
-            ProcessMethod::Spawn => "Spawn",
-            ProcessMethod::Forkserver => "Forkserver",
-        }
-    }
-}
-
 struct Slot {
     tx: MsgSender,
     process: Arc<Mutex<WorkerProcess>>,
     killed: Arc<AtomicBool>,
     reader: Option<JoinHandle<()>>,
     token: u64,
-    /// Job keys this worker can resolve without a rebuild function.
-    known: HashSet<u64>,
+    /// Encodes its commands; knows which calls it can resolve and which chunks it owes.
+    dispatch: Dispatch,
 }
 
 /// Worker processes for a pool.
@@ -102,7 +90,7 @@ pub struct ProcessBackend<Sh, St> {
     links: Arc<Mutex<HashMap<u64, Link>>>,
     watcher: DeathWatcher,
     launcher: Launcher,
-    shared_bytes: Option<Arc<Vec<u8>>>,
+    strategy: Box<dyn Launch<Sh, St>>,
     daemon: bool,
     _types: PhantomData<fn() -> St>,
 }
@@ -149,8 +137,12 @@ impl<Sh: SharedObjects, St: 'static> ProcessBackend<Sh, St> {
             links,
             watcher,
             launcher: Launcher::new().map_err(io_err("cannot start the launcher thread"))?,
+            strategy: match method {
+                ProcessMethod::Fork => Box::new(ForkLaunch),
+                ProcessMethod::Spawn => Box::new(SpawnLaunch::default()),
+                ProcessMethod::Forkserver => Box::new(forkserved::ForkserverLaunch::default()),
+            },
             daemon,
-            shared_bytes: None,
             _types: PhantomData,
         })
     }
@@ -169,66 +161,6 @@ impl<Sh: SharedObjects, St: 'static> ProcessBackend<Sh, St> {
         self.watcher.unwatch(s.token);
         lock(&self.links).remove(&s.token);
     }
-
-    fn start_process(
-        &mut self,
-        setup: &WorkerSetup<Sh, St>,
-        link: &Link,
-    ) -> Result<(WorkerProcess, HashSet<u64>), PoolError> {
-        let id = setup.id;
-        match self.method {
-            ProcessMethod::Fork => {
-                let jobs = self.jobs.clone();
-                let known = jobs.keys().copied().collect();
-                let (setup, link) = (setup.clone(), link.clone());
-                let daemon = self.daemon;
-                let main = Box::new(move || {
-                    DAEMON_WORKER.store(daemon, Ordering::Relaxed);
-                    crate::malloc::tune_worker();
-                    let (tx, rx) = link.worker_end(WaitPolicy::default()).split();
-                    pool_core::run_worker(setup, &mut ChildLink { tx, rx, jobs });
-                    0
-                });
-                let p = self
-                    .launcher
-                    .fork(main)
-                    .map_err(io_err(format!("cannot fork worker {id}")))?;
-                Ok((p, known))
-            }
-            ProcessMethod::Spawn | ProcessMethod::Forkserver => {
-                if self.shared_bytes.is_none() {
-                    let bytes = postcard::to_stdvec(&*setup.shared).map_err(|e| {
-                        PoolError::Serialization {
-                            context: "the shared objects, for spawned workers".into(),
-                            message: e.to_string(),
-                        }
-                    })?;
-                    self.shared_bytes = Some(Arc::new(bytes));
-                }
-                if self.method == ProcessMethod::Forkserver {
-                    let (main, payload) =
-                        spawned::boot(setup, self.slots.len(), self.daemon, "Forkserver")?;
-                    let fds = [link.region().fd(), self.counters.region().fd()];
-                    let p = crate::forkserver::launch(main, id as u64, payload, &fds).map_err(
-                        io_err(format!("cannot start worker {id} by the forkserver")),
-                    )?;
-                    return Ok((p, HashSet::new()));
-                }
-                let cmd = spawned::command(
-                    setup,
-                    link,
-                    self.counters.region(),
-                    self.slots.len(),
-                    self.daemon,
-                )?;
-                let p = self
-                    .launcher
-                    .run(Box::new(move || cmd.spawn()))
-                    .map_err(io_err(format!("cannot spawn worker {id}")))?;
-                Ok((p, HashSet::new()))
-            }
-        }
-    }
 }
 
 impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> {
@@ -245,15 +177,7 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
         call: u64,
         job: &Arc<dyn ErasedJob<Sh, St>>,
     ) -> Result<bool, PoolError> {
-        if self.method.rebuilds() && job.rebuilder().is_none() {
-            return Err(PoolError::InvalidConfig(format!(
-                "StartMethod::{} runs tasks in a fresh process, so the task function must capture nothing \
-                 (a fn item or a closure without captures); `{}` captures data. Pass the data as shared objects, \
-                 or use StartMethod::Fork",
-                self.method.name(),
-                job.name()
-            )));
-        }
+        self.strategy.check_job(job)?;
         // Keep the jobs of recent calls only: older calls are over.
         if self.jobs.len() > 64 {
             let newest = call.saturating_sub(64);
@@ -261,7 +185,7 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
         }
         self.jobs.insert(call, job.clone());
         let live_can_run = job.rebuilder().is_some()
-            || self.slots.iter().flatten().all(|s| s.known.contains(&call));
+            || self.slots.iter().flatten().all(|s| s.dispatch.knows(call));
         Ok(live_can_run)
     }
 
@@ -282,7 +206,15 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
         self.retire(id, true);
         let link = Link::new(LINK_CAPACITY)
             .map_err(io_err(format!("cannot create the link of worker {id}")))?;
-        let (process, known) = self.start_process(&setup, &link)?;
+        let (process, dispatch) = self.strategy.start(Start {
+            setup: &setup,
+            link: &link,
+            launcher: &self.launcher,
+            jobs: &self.jobs,
+            counters: &self.counters,
+            n_slots: self.slots.len(),
+            daemon: self.daemon,
+        })?;
         let token = ((id as u64) << 32) | (setup.generation & 0xffff_ffff);
         lock(&self.links).insert(token, link.clone());
         if let Err(e) = self.watcher.watch(&process, token) {
@@ -290,19 +222,12 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
             return Err(io_err(format!("cannot watch worker {id}"))(e));
         }
         let (mut tx, rx) = link.parent_end(WaitPolicy::default()).split();
-        if let Some(shared) = self
-            .shared_bytes
-            .as_ref()
-            .filter(|_| self.method.rebuilds())
-        {
-            // The first frame of a spawned worker: its copy of the shared objects.
-            if let Err(e) = tx.send_bytes(shared) {
-                let _ = process.kill(libc::SIGKILL);
-                return Err(PoolError::backend(
-                    format!("cannot send the shared objects to worker {id}: {e}"),
-                    std::io::ErrorKind::BrokenPipe.into(),
-                ));
-            }
+        if let Err(e) = self.strategy.greet(&mut tx) {
+            let _ = process.kill(libc::SIGKILL);
+            return Err(PoolError::backend(
+                format!("cannot send the shared objects to worker {id}: {e}"),
+                std::io::ErrorKind::BrokenPipe.into(),
+            ));
         }
         let process = Arc::new(Mutex::new(process));
         let killed = Arc::new(AtomicBool::new(false));
@@ -313,6 +238,7 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
             killed: killed.clone(),
             worker: id,
             generation: setup.generation,
+            outstanding: dispatch.outstanding().clone(),
         };
         let reader = std::thread::Builder::new()
             .name(format!("pool-reader-{id}"))
@@ -324,7 +250,7 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
             killed,
             reader: Some(reader),
             token,
-            known,
+            dispatch,
         });
         Ok(())
     }
@@ -342,47 +268,15 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
                 std::io::ErrorKind::BrokenPipe.into(),
             )
         };
-        match cmd {
-            Command::Chunk {
-                job,
-                call,
-                first,
-                len,
-                input,
-                settings,
-            } => {
-                let rebuild = if s.known.contains(&call) {
-                    None
-                } else {
-                    let r = job.rebuilder().ok_or_else(|| {
-                        PoolError::InvalidConfig(format!(
-                            "worker {slot} cannot run `{}`: it was started before this call",
-                            job.name()
-                        ))
-                    })?;
-                    s.known.insert(call);
-                    Some(FnId::from_ptr(r as *const ()))
-                };
-                let bytes = match input {
-                    pool_core::Data::Bytes(b) => b,
-                    pool_core::Data::Local(_) => {
-                        unreachable!("the pool encodes inputs for Wire::Bytes")
-                    }
-                };
-                let header = WireCommand::Chunk {
-                    job: JobRef { key: call, rebuild },
-                    call,
-                    first,
-                    len,
-                    settings,
-                };
+        let (header, bulk) = s.dispatch.encode(slot, cmd)?;
+        match bulk {
+            Some(bytes) => {
                 s.tx.send_deferred(&header).map_err(gone)?;
                 let sent = s.tx.send_bytes(&bytes).map_err(gone);
                 pool_core::recycle_buffer(bytes);
                 sent
             }
-            Command::Flush => s.tx.send(&WireCommand::Flush).map_err(gone),
-            Command::Exit => s.tx.send(&WireCommand::Exit).map_err(gone),
+            None => s.tx.send(&header).map_err(gone),
         }
     }
 

@@ -1,6 +1,11 @@
 //! One thread per worker process that turns its messages into `pool_core` events, in order,
 //! and reports its death last.
 //!
+//! Nothing the worker says about who it is counts: this reader serves one worker's link and
+//! stamps its slot and generation on every event (`pool_wire::msg::FromWorker::into_event`),
+//! and accepts a chunk's result only for a chunk that worker owes. Anything else (garbage, a
+//! result it was never asked for) ends the worker with a protocol-violation report.
+//!
 //! Death is event-driven: the death watcher closes the link of a worker whose pidfd became
 //! readable, which wakes this thread; it drains what the worker sent before dying (an
 //! `Exited` there means a clean end), reaps the process, and otherwise reports `Died` with
@@ -13,7 +18,9 @@ use std::sync::{Arc, Mutex};
 use crossbeam_channel::Sender;
 use pool_core::Event;
 
-use crate::backend::wire::WireEvent;
+use pool_wire::msg::FromWorker;
+use pool_wire::parent::Outstanding;
+
 use crate::channel::MsgReceiver;
 use crate::oom::{self, OomProbe, RssSample};
 use crate::process::WorkerProcess;
@@ -28,6 +35,7 @@ pub(crate) struct Reader {
     pub(crate) killed: Arc<AtomicBool>,
     pub(crate) worker: usize,
     pub(crate) generation: u64,
+    pub(crate) outstanding: Outstanding,
 }
 
 impl Reader {
@@ -37,12 +45,27 @@ impl Reader {
         let before = probe.read();
         let mut last_rss: Option<RssSample> = oom::sample(pid).ok();
         let mut clean = false;
-        while let Ok(ev) = self.rx.recv::<WireEvent>() {
+        let mut violation: Option<String> = None;
+        loop {
+            let ev = match self.rx.recv::<FromWorker>() {
+                Ok(ev) => ev,
+                Err(crate::channel::ChannelError::Disconnected) => break,
+                Err(e) => {
+                    violation = Some(format!("sent bytes that are not a message ({e})"));
+                    break;
+                }
+            };
             let mut bulk = Vec::new();
-            if let WireEvent::ChunkDone { .. } = ev {
+            if let FromWorker::ChunkDone { call, first } = ev {
                 // The decoder hands the buffer back for reuse.
                 bulk = pool_core::take_buffer();
                 if self.rx.recv_bytes(&mut bulk).is_err() {
+                    break;
+                }
+                if !self.outstanding.returned(call, first) {
+                    violation = Some(format!(
+                        "sent a result for a chunk it was not given (call {call}, first task {first})"
+                    ));
                     break;
                 }
                 // Reading /proc costs ~10 µs: not for every chunk of tiny tasks.
@@ -52,11 +75,16 @@ impl Reader {
                     last_rss = Some(s);
                 }
             }
-            clean |= matches!(ev, WireEvent::Exited { .. });
-            let event = ev.into_event(bulk);
+            clean |= matches!(ev, FromWorker::Exited { .. });
+            let event = ev.into_event(self.worker, self.generation, bulk);
             if self.events.send(event).is_err() {
                 break;
             }
+        }
+        if violation.is_some() {
+            // Its word cannot be trusted any more: end it (and then report it, below).
+            let _ = lock(&self.process).kill(libc::SIGKILL);
+            clean = false;
         }
         // The link is closed: the worker exited or died. Reap it (no zombie) and say how.
         let reason = loop {
@@ -72,6 +100,10 @@ impl Reader {
             return;
         }
         let message = match reason {
+            Ok(_) if violation.is_some() => format!(
+                "worker process {pid} broke the protocol: it {}; it was killed",
+                violation.unwrap_or_default()
+            ),
             Ok(r) => {
                 let verdict = oom::judge(r, false, before, probe.read(), last_rss);
                 let mut m = format!("worker process {pid} {r}");

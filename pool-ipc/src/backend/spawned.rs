@@ -4,16 +4,18 @@
 //! The boot info (through the environment) is small: ids and `fn` offsets. The shared objects
 //! travel on the link as the first frame, since they may be large.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use pool_core::{CounterRef, ExitFn, Hook, InitFn, PoolError, SharedObjects, StateFn, WorkerSetup};
+use pool_core::{CounterRef, PoolError, SharedObjects, WorkerSetup};
+use pool_wire::boot::{BootRecord, Remote};
+use pool_wire::worker::WorkerEnd;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::counters::SharedCounters;
-use crate::backend::link::ChildLink;
+use crate::backend::link::RingCarrier;
 use crate::channel::Link;
 use crate::entry::{WorkerBoot, WorkerMain};
-use crate::fnid::FnId;
 use crate::ring::WaitPolicy;
 use crate::shm::SharedRegion;
 use crate::spawn::SpawnCommand;
@@ -23,52 +25,23 @@ const EXIT_BAD_SETUP: i32 = 97;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct SpawnBoot {
-    generation: u64,
+    record: BootRecord,
     n_slots: usize,
-    make_state: FnId,
-    init: Option<FnId>,
-    exit: Option<FnId>,
-    lifespan: Option<u64>,
-    insights: bool,
-    cpus: Option<Vec<usize>>,
     requested_ns: u64,
     daemon: bool,
 }
 
-fn rebuildable<F: ?Sized>(hook: &Hook<F>, what: &str, method: &str) -> Result<FnId, PoolError> {
-    hook.rebuilder().map(|r| FnId::from_ptr(r as *const ())).ok_or_else(|| {
-        PoolError::InvalidConfig(format!(
-            "StartMethod::{method} rebuilds the {what} in a fresh process, so it must capture nothing \
-             (a fn item or a closure without captures); use StartMethod::Fork for capturing closures"
-        ))
-    })
-}
-
-/// The `main` and boot payload of a worker for `setup` that rebuilds everything from `fn`
-/// offsets (a spawned or a forkserver's worker); `method` names the start method in errors.
+/// The `main` and boot payload of a worker for `setup` that rebuilds its functions from `fn`
+/// offsets: a spawned worker, or a forkserver's (`remote` names which in errors).
 pub(crate) fn boot<Sh: SharedObjects, St: 'static>(
     setup: &WorkerSetup<Sh, St>,
     n_slots: usize,
     daemon: bool,
-    method: &str,
+    remote: Remote,
 ) -> Result<(WorkerMain, Vec<u8>), PoolError> {
     let boot = SpawnBoot {
-        generation: setup.generation,
+        record: BootRecord::of(setup, remote)?,
         n_slots,
-        make_state: rebuildable(&setup.make_state, "worker_state factory", method)?,
-        init: setup
-            .init
-            .as_ref()
-            .map(|h| rebuildable(h, "worker_init function", method))
-            .transpose()?,
-        exit: setup
-            .exit
-            .as_ref()
-            .map(|h| rebuildable(h, "worker_exit function", method))
-            .transpose()?,
-        lifespan: setup.lifespan,
-        insights: setup.insights,
-        cpus: setup.cpus.clone(),
         requested_ns: setup.requested_ns,
         daemon,
     };
@@ -87,7 +60,7 @@ pub(crate) fn command<Sh: SharedObjects, St: 'static>(
     n_slots: usize,
     daemon: bool,
 ) -> Result<SpawnCommand, PoolError> {
-    let (main, payload) = boot(setup, n_slots, daemon, "Spawn")?;
+    let (main, payload) = boot(setup, n_slots, daemon, Remote::Spawn)?;
     let fd_err = |source| PoolError::Backend {
         context: "cannot pass fds to a spawned worker".into(),
         source,
@@ -99,14 +72,6 @@ pub(crate) fn command<Sh: SharedObjects, St: 'static>(
         .map_err(fd_err)?
         .pass_fd(counters.fd())
         .map_err(fd_err)
-}
-
-/// # Safety
-/// `id` must come from a function of type `T` in this binary.
-unsafe fn rebuilt<T: Copy>(id: FnId) -> T {
-    assert_eq!(std::mem::size_of::<T>(), std::mem::size_of::<*const ()>());
-    // SAFETY: per the contract, `id` points to a function of type `T` (a fn pointer type).
-    unsafe { std::mem::transmute_copy::<*const (), T>(&id.to_ptr()) }
 }
 
 /// The `main` of a spawned worker.
@@ -139,37 +104,22 @@ fn spawn_main<Sh: SharedObjects, St: 'static>(mut boot: WorkerBoot) -> i32 {
         return fail("cannot decode the shared objects");
     };
     drop(shared_bytes);
-    // SAFETY: the parent made these ids from rebuild functions of exactly these types
-    // (`command` above, same binary, checked by `entry`).
-    let (make_state, init, exit) = unsafe {
-        (
-            StateFn::<St>::from_rebuilder(rebuilt(b.make_state)),
-            b.init
-                .map(|id| InitFn::<Sh, St>::from_rebuilder(rebuilt(id))),
-            b.exit
-                .map(|id| ExitFn::<Sh, St>::from_rebuilder(rebuilt(id))),
+    let id = boot.worker_id as usize;
+    if id >= b.n_slots {
+        return fail("worker id out of range");
+    }
+    // SAFETY: the parent made the record with `BootRecord::of` for these types, in this same
+    // binary (checked by `entry` against its `ExeId`).
+    let setup: WorkerSetup<Sh, St> = unsafe {
+        b.record.into_setup(
+            id,
+            Arc::new(shared),
+            CounterRef::new(Arc::new(counters), id),
+            b.requested_ns,
         )
     };
-    let setup = WorkerSetup {
-        id: boot.worker_id as usize,
-        generation: b.generation,
-        shared: Arc::new(shared),
-        make_state,
-        init,
-        exit,
-        lifespan: b.lifespan,
-        insights: b.insights,
-        counters: CounterRef::new(Arc::new(counters), boot.worker_id as usize),
-        cpus: b.cpus,
-        requested_ns: b.requested_ns,
-    };
-    pool_core::run_worker(
-        setup,
-        &mut ChildLink {
-            tx,
-            rx,
-            jobs: Default::default(),
-        },
-    );
+    // SAFETY: as above; the parent makes rebuild ids with `Remote::job` for `Sh` and `St`.
+    let mut end = unsafe { WorkerEnd::new(RingCarrier { tx, rx }, HashMap::new()) };
+    pool_core::run_worker(setup, &mut end);
     0
 }

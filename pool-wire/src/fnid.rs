@@ -4,12 +4,13 @@
 //! can, as its offset from a known function ([`anchor`]) in this crate. With ASLR the binary
 //! loads at another address in the child, but the layout inside it is the same, so
 //! `anchor_in_child + offset` is the same function. This only holds for the *same* binary file:
-//! the parent sends an [`ExeId`] (device, inode, size, mtime of `/proc/self/exe`) and the child
-//! refuses to resolve anything when its own differs (e.g. `cargo build` replaced the file while
-//! the pool ran).
+//! a spawned child gets an [`ExeId`] (device, inode, size, mtime of `/proc/self/exe`) and refuses
+//! to resolve anything when its own differs (e.g. `cargo build` replaced the file while the pool
+//! ran). On other hosts (MPI ranks) inodes mean nothing: there every rank compares an
+//! [`ExeDigest`] of the file's bytes with rank 0's.
 //!
-//! Only one signature is ever resolved this way ([`crate::entry::WorkerMain`]), so the pointer is
-//! always turned back into the type it was made from.
+//! Every id is turned back into the exact `fn` type it was made from: the messages that carry
+//! one say which type it is ([`crate::boot::BootRecord`], [`crate::msg::JobRef`]).
 
 use std::fmt;
 use std::io;
@@ -113,6 +114,61 @@ impl fmt::Display for ExeId {
     }
 }
 
+/// A digest of the running executable's bytes: equal on every host that runs the same build
+/// (unlike [`ExeId`], whose inode is per file system). Not cryptographic: it catches a stale
+/// or different binary, not an attacker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ExeDigest {
+    /// File size in bytes.
+    pub len: u64,
+    /// A 64-bit hash of the bytes.
+    pub hash: u64,
+}
+
+impl ExeDigest {
+    /// The digest of `/proc/self/exe`, computed once per process.
+    pub fn current() -> io::Result<Self> {
+        static DIGEST: std::sync::OnceLock<Result<ExeDigest, String>> = std::sync::OnceLock::new();
+        DIGEST
+            .get_or_init(|| Self::of_path("/proc/self/exe").map_err(|e| e.to_string()))
+            .clone()
+            .map_err(io::Error::other)
+    }
+
+    /// The digest of the file at `path`.
+    pub fn of_path(path: impl AsRef<std::path::Path>) -> io::Result<Self> {
+        let bytes = std::fs::read(path)?;
+        Ok(Self::of_bytes(&bytes))
+    }
+
+    /// The digest of `bytes` (word-wise multiply-rotate mixing, then a final avalanche).
+    pub fn of_bytes(bytes: &[u8]) -> Self {
+        const K: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut h = bytes.len() as u64 ^ K;
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let v = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+            h = (h ^ v).wrapping_mul(K).rotate_left(29);
+        }
+        for &b in words.remainder() {
+            h = (h ^ u64::from(b)).wrapping_mul(K).rotate_left(29);
+        }
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        Self {
+            len: bytes.len() as u64,
+            hash: h,
+        }
+    }
+}
+
+impl fmt::Display for ExeDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} bytes, digest {:016x}", self.len, self.hash)
+    }
+}
+
 /// The worker runs another executable than the parent, so function ids cannot be trusted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
@@ -148,6 +204,17 @@ mod tests {
             FnId::from_ptr(anchor as fn() -> u32 as *const ()).offset(),
             0
         );
+    }
+
+    #[test]
+    fn digests_tell_contents_apart() {
+        let a = ExeDigest::of_bytes(b"the same build, byte for byte");
+        assert_eq!(a, ExeDigest::of_bytes(b"the same build, byte for byte"));
+        assert_ne!(a, ExeDigest::of_bytes(b"the same build, byte for bytE"));
+        assert_ne!(a, ExeDigest::of_bytes(b"the same build, byte for byte "));
+        let me = ExeDigest::current().unwrap();
+        assert_eq!(me, ExeDigest::current().unwrap());
+        assert_eq!(me.len, std::fs::metadata("/proc/self/exe").unwrap().len());
     }
 
     #[test]
