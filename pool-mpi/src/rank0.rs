@@ -279,7 +279,7 @@ impl Loop {
         self.dead[rank].load(Ordering::Relaxed)
     }
 
-    fn to_live_ranks(&mut self, bytes: &[u8]) {
+    fn send_to_live_ranks(&mut self, bytes: &[u8]) {
         for rank in 1..self.size() {
             if !self.is_dead(rank) {
                 self.pump.send(rank as i32, bytes.to_vec());
@@ -322,7 +322,7 @@ impl Loop {
             }
             if last_beat.elapsed() >= crate::HEARTBEAT {
                 last_beat = Instant::now();
-                self.to_live_ranks(&beat);
+                self.send_to_live_ranks(&beat);
             }
             if busy {
                 idle.busy();
@@ -388,7 +388,7 @@ impl Loop {
     fn finish(mut self, done: Sender<()>) -> (bool, Sender<()>) {
         let finalize = !(1..self.size()).any(|r| self.is_dead(r));
         let bye = encode_framed(&Down::Shutdown { finalize }, &[]);
-        self.to_live_ranks(&bye);
+        self.send_to_live_ranks(&bye);
         let deadline = Instant::now() + Duration::from_secs(2);
         while self.pump.in_flight() > 0 && Instant::now() < deadline {
             self.pump.progress();
@@ -500,8 +500,16 @@ impl Loop {
                 {
                     p.live = false;
                 }
+                let mut event = msg.into_event(slot, key.generation, bulk);
+                if let Event::Timings { timings, .. } = &mut event {
+                    let host = lock(&self.info)[src].at.as_ref().map(|a| a.host.clone());
+                    timings.location = Some(match host {
+                        Some(h) => format!("MPI rank {src} on {h}"),
+                        None => format!("MPI rank {src}"),
+                    });
+                }
                 if let Some(r) = self.route.as_ref() {
-                    let _ = r.events.send(msg.into_event(slot, key.generation, bulk));
+                    let _ = r.events.send(event);
                 }
             }
         }
