@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use mpi::Threading;
 use pool_core::{Event, WorkerCounters, monotonic_ns};
 use pool_wire::fnid::ExeDigest;
@@ -31,7 +31,7 @@ use pool_wire::msg::{FromWorker, decode_framed, encode_framed};
 use pool_wire::parent::Outstanding;
 
 use crate::msg::{Down, Snapshot, Up, Whereabouts, WorkerKey};
-use crate::pump::{Idle, Pump};
+use crate::pump::{Frame, Idle, Pump};
 use crate::watch::{PeerState, PeerWatch};
 
 /// How often liveness is checked.
@@ -56,7 +56,7 @@ pub(crate) enum Out {
     /// The worker of `slot` was stopped or abandoned.
     Stopped { slot: usize },
     /// Bytes for a rank.
-    Send { rank: usize, bytes: Vec<u8> },
+    Send { rank: usize, bytes: Frame },
     /// The program ends: release the worker ranks, finalize MPI, then say so on the sender.
     Finish(Sender<()>),
 }
@@ -328,18 +328,10 @@ impl Loop {
                 idle.busy();
                 continue;
             }
-            let wait = idle.wait();
-            let got = if wait.is_zero() {
-                std::thread::yield_now();
-                rx.try_recv().map_err(|_| RecvTimeoutError::Timeout)
-            } else {
-                rx.recv_timeout(wait)
-            };
-            if let Ok(out) = got {
-                idle.busy();
-                if let Some(done) = self.local(out) {
-                    return self.finish(done);
-                }
+            if let Some(out) = idle.next(&rx)
+                && let Some(done) = self.local(out)
+            {
+                return self.finish(done);
             }
         }
     }
