@@ -301,7 +301,7 @@ impl Loop {
             }
         }
         let beat = encode_framed(&Down::Beat, &[]);
-        let mut idle = Idle::default();
+        let mut idle = Idle::for_this_thread();
         let (mut last_check, mut last_beat) = (Instant::now(), Instant::now());
         loop {
             let mut busy = false;

@@ -81,7 +81,7 @@ pub(crate) fn serve(mut pump: Pump) -> bool {
     let mut rank0: Option<(Whereabouts, Option<PeerWatch>)> = None;
     let mut rank0_seen = Instant::now();
     let limit = crate::rank0::silence_limit();
-    let mut idle = Idle::default();
+    let mut idle = Idle::for_this_thread();
     let (mut last_alive, mut last_check) = (Instant::now(), Instant::now());
     loop {
         let mut busy = false;
