@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use mpi::Threading;
 use pool_core::{Event, WorkerCounters, monotonic_ns};
 use pool_wire::fnid::ExeDigest;
@@ -31,7 +31,7 @@ use pool_wire::msg::{FromWorker, decode_framed, encode_framed};
 use pool_wire::parent::Outstanding;
 
 use crate::msg::{Down, Snapshot, Up, Whereabouts, WorkerKey};
-use crate::pump::{Idle, Pump};
+use crate::pump::{Frame, Idle, Pump};
 use crate::watch::{PeerState, PeerWatch};
 
 /// How often liveness is checked.
@@ -56,7 +56,7 @@ pub(crate) enum Out {
     /// The worker of `slot` was stopped or abandoned.
     Stopped { slot: usize },
     /// Bytes for a rank.
-    Send { rank: usize, bytes: Vec<u8> },
+    Send { rank: usize, bytes: Frame },
     /// The program ends: release the worker ranks, finalize MPI, then say so on the sender.
     Finish(Sender<()>),
 }
@@ -279,7 +279,7 @@ impl Loop {
         self.dead[rank].load(Ordering::Relaxed)
     }
 
-    fn to_live_ranks(&mut self, bytes: &[u8]) {
+    fn send_to_live_ranks(&mut self, bytes: &[u8]) {
         for rank in 1..self.size() {
             if !self.is_dead(rank) {
                 self.pump.send(rank as i32, bytes.to_vec());
@@ -301,7 +301,7 @@ impl Loop {
             }
         }
         let beat = encode_framed(&Down::Beat, &[]);
-        let mut idle = Idle::default();
+        let mut idle = Idle::for_this_thread();
         let (mut last_check, mut last_beat) = (Instant::now(), Instant::now());
         loop {
             let mut busy = false;
@@ -322,24 +322,16 @@ impl Loop {
             }
             if last_beat.elapsed() >= crate::HEARTBEAT {
                 last_beat = Instant::now();
-                self.to_live_ranks(&beat);
+                self.send_to_live_ranks(&beat);
             }
             if busy {
                 idle.busy();
                 continue;
             }
-            let wait = idle.wait();
-            let got = if wait.is_zero() {
-                std::thread::yield_now();
-                rx.try_recv().map_err(|_| RecvTimeoutError::Timeout)
-            } else {
-                rx.recv_timeout(wait)
-            };
-            if let Ok(out) = got {
-                idle.busy();
-                if let Some(done) = self.local(out) {
-                    return self.finish(done);
-                }
+            if let Some(out) = idle.next(&rx)
+                && let Some(done) = self.local(out)
+            {
+                return self.finish(done);
             }
         }
     }
@@ -388,7 +380,7 @@ impl Loop {
     fn finish(mut self, done: Sender<()>) -> (bool, Sender<()>) {
         let finalize = !(1..self.size()).any(|r| self.is_dead(r));
         let bye = encode_framed(&Down::Shutdown { finalize }, &[]);
-        self.to_live_ranks(&bye);
+        self.send_to_live_ranks(&bye);
         let deadline = Instant::now() + Duration::from_secs(2);
         while self.pump.in_flight() > 0 && Instant::now() < deadline {
             self.pump.progress();
@@ -500,8 +492,16 @@ impl Loop {
                 {
                     p.live = false;
                 }
+                let mut event = msg.into_event(slot, key.generation, bulk);
+                if let Event::Timings { timings, .. } = &mut event {
+                    let host = lock(&self.info)[src].at.as_ref().map(|a| a.host.clone());
+                    timings.location = Some(match host {
+                        Some(h) => format!("MPI rank {src} on {h}"),
+                        None => format!("MPI rank {src}"),
+                    });
+                }
                 if let Some(r) = self.route.as_ref() {
-                    let _ = r.events.send(msg.into_event(slot, key.generation, bulk));
+                    let _ = r.events.send(event);
                 }
             }
         }

@@ -23,7 +23,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{RecvTimeoutError, Sender, unbounded};
+use crossbeam_channel::{Sender, unbounded};
 use pool_core::WorkerCounters;
 use pool_wire::fnid::ExeDigest;
 use pool_wire::msg::{ToWorker, decode_framed, encode_framed};
@@ -81,7 +81,7 @@ pub(crate) fn serve(mut pump: Pump) -> bool {
     let mut rank0: Option<(Whereabouts, Option<PeerWatch>)> = None;
     let mut rank0_seen = Instant::now();
     let limit = crate::rank0::silence_limit();
-    let mut idle = Idle::default();
+    let mut idle = Idle::for_this_thread();
     let (mut last_alive, mut last_check) = (Instant::now(), Instant::now());
     loop {
         let mut busy = false;
@@ -245,15 +245,7 @@ pub(crate) fn serve(mut pump: Pump) -> bool {
             idle.busy();
             continue;
         }
-        let wait = idle.wait();
-        let got = if wait.is_zero() {
-            std::thread::yield_now();
-            out_rx.try_recv().map_err(|_| RecvTimeoutError::Timeout)
-        } else {
-            out_rx.recv_timeout(wait)
-        };
-        if let Ok(bytes) = got {
-            idle.busy();
+        if let Some(bytes) = idle.next(&out_rx) {
             pump.send(0, bytes);
         }
     }
