@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use crate::tmux::{self, Tmux};
 
 /// Builds example `name` (a no-op when it is up to date) and returns its path.
-fn example(name: &str) -> PathBuf {
+pub(crate) fn example(name: &str) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .args(["build", "--quiet", "--example", name])
