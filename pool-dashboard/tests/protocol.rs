@@ -135,6 +135,7 @@ fn many_processes_and_pools_report_at_once_and_sse_follows() {
     // Follow the SSE stream from the start.
     let resp = crate::support::agent()
         .get(url(&d, "/api/events"))
+        .header("Authorization", format!("Bearer {}", d.token()))
         .call()
         .expect("GET /api/events");
     assert_eq!(resp.status().as_u16(), 200);
@@ -300,4 +301,78 @@ fn with_dashboard_keeps_the_local_sink_when_not_connected() {
     assert!(pool_dashboard::with_dashboard(&i, None).is_none());
     i.spec.style = pool_core::ProgressStyle::Dashboard;
     assert!(pool_dashboard::with_dashboard(&i, Some(Box::new(Local))).is_none());
+}
+
+/// GETs `path` with `Host: host` and maybe a bearer token; returns the status and the body.
+fn get_as(
+    d: &pool_dashboard::DashboardHandle,
+    path: &str,
+    host: &str,
+    token: Option<&str>,
+) -> (u16, String) {
+    let mut req = crate::support::agent()
+        .get(url(d, path))
+        .header("Host", host);
+    if let Some(t) = token {
+        req = req.header("Authorization", format!("Bearer {t}"));
+    }
+    let mut resp = req.call().expect("the dashboard answers");
+    let status = resp.status().as_u16();
+    (status, resp.body_mut().read_to_string().unwrap_or_default())
+}
+
+#[test]
+fn reads_need_the_token_as_reports_do() {
+    let d = dashboard();
+    let host = d.addr().to_string();
+    for path in ["/api/calls", "/api/events"] {
+        let (status, body) = get_as(&d, path, &host, None);
+        assert_eq!(status, 401, "{path}: {body}");
+        assert!(body.contains("reads need the token"), "{body}");
+        assert_eq!(get_as(&d, path, &host, Some("wrong")).0, 401, "{path}");
+    }
+    let (status, body) = get_as(&d, "/api/calls", &host, Some("t0ken"));
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = get_as(&d, "/api/calls?token=t0ken", &host, None);
+    assert_eq!(status, 200);
+    // The page and the health check hold no call data.
+    assert_eq!(get_as(&d, "/", &host, None).0, 200);
+    assert_eq!(get_as(&d, "/api/health", &host, None).0, 200);
+}
+
+#[test]
+fn requests_naming_another_host_are_refused() {
+    let d = dashboard();
+    let port = d.addr().port();
+    for host in [format!("rebound.test:{port}"), "evil.example".to_string()] {
+        for (path, token) in [
+            ("/", None),
+            ("/api/calls", Some("t0ken")),
+            ("/api/health", None),
+        ] {
+            let (status, body) = get_as(&d, path, &host, token);
+            assert_eq!(status, 403, "{host}{path}: {body}");
+            assert!(body.contains("Host"), "{body}");
+        }
+    }
+    for host in [
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+    ] {
+        assert_eq!(
+            get_as(&d, "/api/calls", &host, Some("t0ken")).0,
+            200,
+            "{host}"
+        );
+    }
+    let named = pool_dashboard::start_dashboard(
+        pool_dashboard::DashboardConfig::default()
+            .port_range(0..=0)
+            .token("t0ken")
+            .allow_host("box.lan"),
+    )
+    .unwrap();
+    let host = format!("box.lan:{}", named.addr().port());
+    assert_eq!(get_as(&named, "/api/calls", &host, Some("t0ken")).0, 200);
 }
