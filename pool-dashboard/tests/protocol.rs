@@ -376,3 +376,67 @@ fn requests_naming_another_host_are_refused() {
     let host = format!("box.lan:{}", named.addr().port());
     assert_eq!(get_as(&named, "/api/calls", &host, Some("t0ken")).0, 200);
 }
+
+#[test]
+fn a_kept_alive_pool_reports_each_call_its_own_insights() {
+    let _g = crate::support::global_lock();
+    let d = dashboard();
+    pool_dashboard::connect_to_dashboard(&d.addr().to_string(), d.token()).unwrap();
+    // Workers stay alive between calls: their timings come in only when asked for.
+    let mut p = crate::support::Pool::builder()
+        .n_jobs(2)
+        .start_method(pool_core::StartMethod::Threading)
+        .enable_insights(true)
+        .keep_alive(true)
+        .build()
+        .unwrap();
+    let bar = || {
+        pool_core::MapOptions::default()
+            .chunk_size(5)
+            .progress_bar(true)
+    };
+    p.map_with(|x: u64| x + 1, 0..300u64, bar()).unwrap();
+    // Tasks outside any call with a bar count for the pool, never for the next call.
+    let h = p.apply_async(|x: u64| x, 5).unwrap();
+    assert_eq!(h.get(None).unwrap(), 5);
+    p.map_with(|x: u64| x, 0..50u64, pool_core::MapOptions::default())
+        .unwrap();
+    p.map_with(
+        |x: u64| {
+            std::thread::sleep(Duration::from_micros(200 + x % 7));
+            x
+        },
+        1000..1200u64,
+        bar(),
+    )
+    .unwrap();
+    pool_dashboard::disconnect();
+    let calls = eventually(Duration::from_secs(10), || {
+        let c = all_calls(&d);
+        (c.len() == 2 && c.iter().all(|c| c["insights"].is_array())).then_some(c)
+    })
+    .unwrap_or_else(|| panic!("{:?}", all_calls(&d)));
+    let tasks = |c: &serde_json::Value| -> u64 {
+        c["insights"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["n_completed_tasks"].as_u64().unwrap())
+            .sum()
+    };
+    let (first, second) = (&calls[0], &calls[1]);
+    assert_eq!(first["total"], 300);
+    assert_eq!(tasks(first), 300, "{first}");
+    assert_eq!(second["total"], 200);
+    assert_eq!(tasks(second), 200, "the second call's own tasks: {second}");
+    for w in second["insights"].as_array().unwrap() {
+        for s in w["slowest"].as_array().unwrap() {
+            let x: u64 = s["args"].as_str().unwrap().parse().unwrap();
+            assert!((1000..1200).contains(&x), "{second}");
+        }
+    }
+    // The pool's own insights still count everything.
+    let all: u64 = p.get_insights().0.iter().map(|t| t.n_completed_tasks).sum();
+    assert_eq!(all, 300 + 1 + 50 + 200);
+    d.shutdown();
+}
