@@ -115,3 +115,27 @@ fn seed_002_prints_above_its_bar_without_leaving_copies_of_it() {
         );
     }
 }
+
+#[test]
+fn seed_003_worker_processes_print_above_the_bar() {
+    if !tmux::available("seed_003_worker_processes_print_above_the_bar") {
+        return;
+    }
+    let exe = example("seed_003_pool_class");
+    let t = Tmux::start("seed003", 100, 60, &exe.display().to_string());
+    let rows = t.wait_end();
+    let screen = rows.join("\n");
+    let bars: Vec<usize> = (0..rows.len())
+        .filter(|&i| rows[i].contains("| 5/5 ["))
+        .collect();
+    assert_eq!(bars.len(), 1, "one bar, no copies:\n{screen}");
+    assert!(rows[bars[0]].starts_with("100%|"), "{screen}");
+    // The first call's ten lines, printed by the workers with `pool::println`, are whole lines
+    // above the bar.
+    let above: Vec<&String> = rows[..bars[0]]
+        .iter()
+        .filter(|r| r.starts_with("start process ") || r.starts_with("end process "))
+        .collect();
+    assert_eq!(above.len(), 10, "{screen}");
+    assert!(above.iter().all(|r| r.ends_with(')')), "{screen}");
+}
