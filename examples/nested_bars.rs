@@ -44,6 +44,8 @@ fn main() -> Result<(), PoolError> {
         Some("threads") => StartMethod::Threading,
         _ => StartMethod::Fork,
     };
+    // `inner-only`: the outer call shows no bar; the inner bars still share one board.
+    let outer_bar = std::env::args().nth(2).as_deref() != Some("inner-only");
     let mut pool = WorkerPool::builder()
         .n_jobs(3)
         .start_method(outer)
@@ -53,10 +55,14 @@ fn main() -> Result<(), PoolError> {
         .desc("jobs")
         .position(0)
         .colour("green");
+    let mut opts = MapOptions::default().chunk_size(1);
+    if outer_bar {
+        opts = opts.progress(spec);
+    }
     let sums = pool.map_ctx_with(
         |ctx, job: u64| dispatcher(ctx.worker_id(), job),
         0..9u64,
-        MapOptions::default().chunk_size(1).progress(spec),
+        opts,
     )?;
     println!("sums: {sums:?}");
     Ok(())

@@ -92,6 +92,17 @@ fn print_above(target: &DrawTarget, line: &str) {
     }
 }
 
+/// Makes the bars of worker processes forked from now on draw here, on this process's board
+/// (the `relay`), when this thread's [draw target](draw_target) shows bars. A bar drawn here
+/// does the same; call this before forking workers whose calls may draw bars when this
+/// process draws none yet (the `pool` facade does, for `StartMethod::Fork` pools).
+pub fn prepare_for_forks() {
+    let target = draw_target();
+    if let Resolved::Bar = resolve(ProgressStyle::Auto, &target) {
+        relay::start(&target);
+    }
+}
+
 /// Runs `f` with the bars of this thread's [draw target](draw_target) hidden, then redraws
 /// them: for output of your own (to stdout or stderr) while a call shows progress.
 pub fn suspend<R>(f: impl FnOnce() -> R) -> R {

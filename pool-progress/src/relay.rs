@@ -4,7 +4,7 @@
 //! it); drawing there, each worker would repaint its own stale copy of the parent's bars.
 //! Instead, the bars of forked workers go to the parent:
 //!
-//! 1. The first bar a process draws starts its relay: a datagram socket pair and a thread that
+//! 1. The first bar a process draws (or [`crate::prepare_for_forks`]) starts its relay: a datagram socket pair and a thread that
 //!    reads one end. The other end stays open; a forked worker inherits it with the rest of the
 //!    process, and the relay records which process owns it. (Spawned workers re-execute and
 //!    inherit nothing: the socket is close-on-exec.)

@@ -59,3 +59,45 @@ fn nested_bars_stack_by_position_with_forked_workers() {
         nested_bars_stack_by_position("fork");
     }
 }
+
+/// The outer call shows no bar: the inner bars alone, one line per outer worker.
+fn inner_bars_alone_stack_by_position(outer: &str) {
+    let exe = example("nested_bars");
+    let t = Tmux::start(
+        &format!("inner-{outer}"),
+        110,
+        40,
+        &format!("{} {outer} inner-only", exe.display()),
+    );
+    let rows = t.wait_end();
+    let screen = rows.join("\n");
+    let first = rows
+        .iter()
+        .position(|r| r.starts_with("worker "))
+        .unwrap_or_else(|| panic!("no inner bar:\n{screen}"));
+    assert_eq!(rows.len(), first + 5, "no other line:\n{screen}");
+    for w in 0..3 {
+        let row = &rows[first + w];
+        assert!(
+            row.starts_with(&format!("worker {w} job ")) && row.contains("| 100/100 ["),
+            "line {} is worker {w}'s last inner bar:\n{screen}",
+            first + w
+        );
+    }
+    assert!(rows[first + 3].starts_with("sums: ["), "{screen}");
+    assert_eq!(rows[first + 4], tmux::END, "{screen}");
+}
+
+#[test]
+fn inner_bars_alone_stack_by_position_with_thread_workers() {
+    if tmux::available("inner_bars_alone_stack_by_position_with_thread_workers") {
+        inner_bars_alone_stack_by_position("threads");
+    }
+}
+
+#[test]
+fn inner_bars_alone_stack_by_position_with_forked_workers() {
+    if tmux::available("inner_bars_alone_stack_by_position_with_forked_workers") {
+        inner_bars_alone_stack_by_position("fork");
+    }
+}
