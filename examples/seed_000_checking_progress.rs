@@ -4,7 +4,10 @@
 //! `apply_async` callbacks (option 2). With `pool`:
 //! - option 1 is the same polling, with `ready()` / `successful()`, and errors you can `get()`;
 //! - option 1b: a live status of any map call, without a bar: `pool.status_handle()`;
-//! - option 2 is one option: `progress_bar(true)` on any map-family call.
+//! - option 2 is one option: `progress_bar(true)` on any map-family call, and
+//!   `apply_progress_bar` for `apply_async` tasks (the recipe's tqdm in the callback).
+//!
+//! Like the recipe's `multiprocessing.Pool`, the workers are processes (`StartMethod::Fork`).
 //!
 //! Run: `cargo run --example seed_000_checking_progress`
 
@@ -14,7 +17,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::{self, sleep};
 use std::time::{Duration, Instant};
 
-use pool::{ApplyOptions, AsyncResult, MapOptions, PoolError, StartMethod, WorkerPool};
+use pool::{
+    ApplyOptions, AsyncResult, MapOptions, PoolError, ProgressSpec, StartMethod, WorkerPool,
+};
 
 fn my_func(value: u64) -> u64 {
     sleep(Duration::from_millis(40 + (value * 37) % 80));
@@ -28,7 +33,7 @@ fn main() -> Result<(), PoolError> {
     let data: BTreeMap<String, u64> = (0..24).map(|i| (format!("key{i:02}"), i)).collect();
     let mut pool = WorkerPool::builder()
         .n_jobs(4)
-        .start_method(StartMethod::Threading)
+        .start_method(StartMethod::Fork)
         .build()?;
 
     // --- Option 1: check the status of AsyncResult objects by hand ---------------------------
@@ -119,7 +124,9 @@ fn main() -> Result<(), PoolError> {
         )?
         .collect::<Result<_, _>>()?;
     assert_eq!(ordered.len(), out.len());
-    // apply_async with a callback, as the recipe's `update`: count and report.
+    // apply_async with a callback, as the recipe's `update`: here the bar is the pool's own
+    // (`apply_progress_bar`); the callback still runs in this process for each result.
+    pool.apply_progress_bar(Some(ProgressSpec::default().desc("apply_async")));
     let done = Arc::new(AtomicU64::new(0));
     let mut handles = Vec::new();
     for v in &safe {
@@ -129,19 +136,15 @@ fn main() -> Result<(), PoolError> {
         });
         handles.push(pool.apply_async_with(my_func, *v, opts)?);
     }
-    // (For a bar over apply_async tasks, print from the callback or poll like this.)
-    let mut shown = u64::MAX;
-    loop {
-        let n = done.load(Ordering::Relaxed);
-        if n != shown {
-            println!("apply_async: {n}/{} done", handles.len());
-            shown = n;
-        }
-        if handles.iter().all(|h| h.ready()) && n == handles.len() as u64 {
-            break;
-        }
-        sleep(Duration::from_millis(100));
+    for h in &handles {
+        h.wait(None);
     }
+    pool.apply_progress_bar(None);
+    println!(
+        "apply_async: {}/{} done",
+        done.load(Ordering::Relaxed),
+        handles.len()
+    );
 
     // Don't forget to join the pool after it finishes running!
     pool.join()

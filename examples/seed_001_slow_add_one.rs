@@ -3,7 +3,8 @@
 //! In the recipe, tqdm around `map` is pointless (it only sees results once everything is
 //! done) and tqdm around `imap` stalls behind slow early tasks: only `imap_unordered` moves.
 //! Here the bar counts tasks as workers finish them, whatever the call: `map`, `imap` and
-//! `imap_unordered` all move smoothly, and results keep their order where asked.
+//! `imap_unordered` all move smoothly, and results keep their order where asked. The workers
+//! are processes, as the recipe's `Pool(5)` (`StartMethod::Fork`).
 //!
 //! Run: `cargo run --example seed_001_slow_add_one`
 
@@ -42,7 +43,7 @@ fn main() -> Result<(), PoolError> {
 
     let mut pool = WorkerPool::builder()
         .n_jobs(N_PROCESSES)
-        .start_method(StartMethod::Threading)
+        .start_method(StartMethod::Fork)
         .build()?;
 
     println!("Example using multi-worker `map()`:");

@@ -8,6 +8,10 @@
 //! - several jobs at once, polled for readiness: `apply_async` handles and the pool's status;
 //! - `maxtasksperchild` is `worker_lifespan`.
 //!
+//! The workers are processes, as the notes' `multiprocessing.Pool(5)` (`StartMethod::Fork`).
+//! Lines printed while a bar is drawn go through `pool::println`, which puts them above the
+//! bars (a plain `println!` would leave a copy of the bar behind at every line).
+//!
 //! Run: `cargo run --example seed_002_pool_notes`
 
 use std::thread::sleep;
@@ -31,7 +35,7 @@ fn func(arg: u64) -> String {
 fn main() -> Result<(), PoolError> {
     let mut pool = WorkerPool::builder()
         .n_jobs(4)
-        .start_method(StartMethod::Threading)
+        .start_method(StartMethod::Fork)
         .build()?;
 
     // Counting finished jobs: imap_unordered with chunks of 2, printing as results come.
@@ -40,11 +44,11 @@ fn main() -> Result<(), PoolError> {
         .chunk_size(2)
         .progress(ProgressSpec::default().desc("counting"));
     for (count, res) in pool.imap_unordered_with(func, 0..20u64, opts)?.enumerate() {
-        println!(
+        pool::println(format!(
             "[{:5.2}] res:{}  count:{count}",
             start.elapsed().as_secs_f64(),
             res?
-        );
+        ));
     }
 
     // A generator of jobs that stops by itself: unknown length, so a counter with a spinner.

@@ -3,6 +3,8 @@
 //! `map` blocks and returns results in order; `imap` hands each result over as soon as it
 //! (and those before it) are ready; `apply` runs one task and blocks, `apply_async` does not;
 //! `AsyncResult` has `ready()`, `successful()`, `wait(timeout)` and `get(timeout)`.
+//! The workers are processes, as the tutorial's `Pool()` (`StartMethod::Fork`): each line a
+//! task prints names the process it ran in.
 //!
 //! Run: `cargo run --example seed_003_pool_class`
 
@@ -15,16 +17,19 @@ use pool::{MapOptions, PoolError, StartMethod, WorkerPool};
 const TICK: Duration = Duration::from_millis(200);
 
 fn square(x: u64) -> u64 {
-    println!("start process {x}");
+    let pid = std::process::id();
+    // `pool::println`: above the progress bar, even from a worker process.
+    pool::println(format!("start process {x} (pid {pid})"));
     sleep(TICK);
-    println!("end process {x}");
+    pool::println(format!("end process {x} (pid {pid})"));
     x * x
 }
 
 fn main() -> Result<(), PoolError> {
+    println!("main script (pid {})", std::process::id());
     let mut pool = WorkerPool::builder()
         .n_jobs(2)
-        .start_method(StartMethod::Threading)
+        .start_method(StartMethod::Fork)
         .build()?;
 
     // map: blocks until every result is there; the bar shows tasks finishing meanwhile.

@@ -102,11 +102,15 @@ impl Extensions for Layers {
         }
         match method {
             StartMethod::Threading => Ok(Box::new(ThreadBackend::new(n_jobs))),
-            StartMethod::Fork => Ok(Box::new(ProcessBackend::new(
-                ProcessMethod::Fork,
-                n_jobs,
-                daemon,
-            )?)),
+            StartMethod::Fork => {
+                // Bars of the workers' own calls are drawn here, on one board.
+                pool_progress::prepare_for_forks();
+                Ok(Box::new(ProcessBackend::new(
+                    ProcessMethod::Fork,
+                    n_jobs,
+                    daemon,
+                )?))
+            }
             StartMethod::Spawn => Ok(Box::new(ProcessBackend::new(
                 ProcessMethod::Spawn,
                 n_jobs,

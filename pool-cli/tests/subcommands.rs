@@ -19,7 +19,9 @@ fn dashboard_serves_and_prints_its_address() {
         .trim()
         .strip_prefix("pool dashboard started on http://")
         .expect(&first);
-    let addr = url.trim_end_matches('/');
+    // `127.0.0.1:PORT/#token=...`: the page's address carries the token in its fragment.
+    let (addr, fragment) = url.split_once('/').expect(&first);
+    assert!(fragment.starts_with("#token="), "{first}");
     let mut s = TcpStream::connect(addr).unwrap();
     write!(
         s,

@@ -119,6 +119,8 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
         sup.backend.begin_call();
         let mut progress = progress;
         if let Some(p) = progress.as_mut() {
+            // The progress sink is given this call's timings at its end, not the pool's.
+            sup.begin_call_timings();
             p.start(info);
         }
         Call {
@@ -355,7 +357,7 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
                 }
                 if let Some(p) = self.progress.as_mut() {
                     for (_, f) in &out.failures {
-                        p.task_failed(&f.to_string());
+                        p.task_failed(&format!("{f:#}"));
                     }
                 }
                 if out.failures.is_empty() {
@@ -450,7 +452,7 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
                     self.returned += 1;
                     self.failed += 1;
                     if let Some(p) = self.progress.as_mut() {
-                        p.task_failed(&failure.to_string());
+                        p.task_failed(&format!("{failure:#}"));
                     }
                     self.put(
                         idx,
@@ -502,9 +504,10 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
         }
         self.report();
         self.status.end();
+        let timings = self.sup.end_call_timings();
         if let Some(mut p) = self.progress.take() {
-            if self.sup.insights {
-                p.timings(&self.sup.timings);
+            if let Some(t) = timings {
+                p.timings(&t);
             }
             p.finish(&self.status.snapshot(), &outcome);
         }
@@ -521,9 +524,11 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
         self.ready.clear();
         self.report();
         self.status.end();
+        self.sup.call_timings = None;
         if let Some(mut p) = self.progress.take() {
-            p.task_failed(&e.to_string());
-            p.finish(&self.status.snapshot(), &Outcome::Failed(e.to_string()));
+            let message = with_backtrace(&e);
+            p.task_failed(&message);
+            p.finish(&self.status.snapshot(), &Outcome::Failed(message));
         }
         self.ready.push_back(Batch::Items(vec![Err(e)].into_iter()));
     }
@@ -570,8 +575,18 @@ impl<Sh, St, T, R> Call<'_, Sh, St, T, R> {
         self.sup.terminate();
         self.report();
         self.status.end();
+        self.sup.call_timings = None;
         if let Some(mut p) = self.progress.take() {
             p.finish(&self.status.snapshot(), &Outcome::Interrupted);
         }
+    }
+}
+
+/// The error for a progress sink: a worker's failure with the backtrace taken where it happened
+/// (`{:#}`); renderers that show one line take the first.
+fn with_backtrace(e: &PoolError) -> String {
+    match e.failure() {
+        Some(f) => format!("{f:#}"),
+        None => e.to_string(),
     }
 }

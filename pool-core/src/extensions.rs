@@ -43,7 +43,8 @@ pub trait Extensions: 'static {
     /// A progress renderer for a call that asked for one (`None`: no visible progress).
     fn progress(info: &CallInfo) -> Option<Box<dyn ProgressSink>>;
 
-    /// Turns raw per-worker timings into insights.
+    /// Turns raw per-worker timings into insights: one entry per worker slot, or none at all
+    /// when the pool was built without `enable_insights(true)`.
     fn insights(timings: &[WorkerTimings]) -> Self::Insights;
 }
 

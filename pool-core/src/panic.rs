@@ -37,6 +37,14 @@ pub fn fork_between_panics<R>(fork: impl FnOnce() -> R) -> R {
     fork()
 }
 
+/// Runs `f` while no fork of [`fork_between_panics`] can happen: for a helper thread that takes
+/// locks a forked child may need (the terminal's, a renderer's), so that no child inherits
+/// them taken. `f` must not fork, nor wait for a thread that does.
+pub fn hold_off_forks<R>(f: impl FnOnce() -> R) -> R {
+    let _no_fork = REPORTING.read().unwrap_or_else(|e| e.into_inner());
+    f()
+}
+
 /// Installs (once) a panic hook that keeps panics inside worker code quiet and records their
 /// backtrace; panics elsewhere go to the previous hook unchanged.
 fn install_hook() {

@@ -160,9 +160,11 @@ pub trait ProgressSink: Send {
     fn start(&mut self, info: &CallInfo);
     /// Progress was made.
     fn update(&mut self, status: &Status);
-    /// A task failed (under `keep_going`, or the failure that stops the call).
+    /// A task failed (under `keep_going`, or the failure that stops the call). The first line
+    /// says what and where; the worker's backtrace follows on later lines when there is one
+    /// (the same text is in `Outcome::Failed`). One-line renderers show the first line.
     fn task_failed(&mut self, _message: &str) {}
-    /// Raw worker timings at the end of a call (when insights are enabled).
+    /// Raw worker timings of this call's tasks alone, at its end (when insights are enabled).
     fn timings(&mut self, _timings: &[crate::timing::WorkerTimings]) {}
     /// The call ended; the sink must leave the terminal clean.
     fn finish(&mut self, status: &Status, outcome: &Outcome);

@@ -103,7 +103,11 @@ pub(crate) struct Supervisor<Sh, St> {
     pub(crate) insights: bool,
     spec: WorkerSpec<Sh, St>,
     pub(crate) exit_results: Vec<Vec<u8>>,
+    /// Timings of every call so far (`get_insights`).
     pub(crate) timings: Vec<WorkerTimings>,
+    /// Timings of the current call alone, while a call with progress records them (see
+    /// [`Supervisor::begin_call_timings`]).
+    pub(crate) call_timings: Option<Vec<WorkerTimings>>,
 }
 
 impl<Sh, St> Supervisor<Sh, St> {
@@ -130,6 +134,7 @@ impl<Sh, St> Supervisor<Sh, St> {
             },
             exit_results: Vec::new(),
             timings: (0..n_jobs).map(WorkerTimings::new).collect(),
+            call_timings: None,
         }
     }
 
@@ -304,6 +309,9 @@ impl<Sh, St> Supervisor<Sh, St> {
             } => {
                 let w = timings.worker;
                 self.timings[w].merge(&timings);
+                if let Some(call) = self.call_timings.as_mut() {
+                    call[w].merge(&timings);
+                }
                 Ok(None)
             }
             Event::Exited {
@@ -491,7 +499,25 @@ impl<Sh, St> Supervisor<Sh, St> {
         }
     }
 
-    /// Asks every worker for the timings recorded so far (insights of a kept-alive pool).
+    /// Starts recording a call's timings apart from the pool's: first brings in what live
+    /// workers recorded before (so that it counts for the pool, not for this call). Call it
+    /// when no call runs and no apply task is outstanding.
+    pub(crate) fn begin_call_timings(&mut self) {
+        if !self.insights {
+            return;
+        }
+        self.flush_timings();
+        self.call_timings = Some((0..self.slots.len()).map(WorkerTimings::new).collect());
+    }
+
+    /// The call's timings, once every task of it has been delivered: brings in what live
+    /// (kept-alive) workers recorded since [`Supervisor::begin_call_timings`].
+    pub(crate) fn end_call_timings(&mut self) -> Option<Vec<WorkerTimings>> {
+        self.call_timings.as_ref()?;
+        self.flush_timings();
+        self.call_timings.take()
+    }
+
     /// Brings in the timings that live workers recorded so far (keep-alive pools keep their
     /// workers between calls): asks each for them and waits (at most a second) for the answers.
     /// Call it when no call runs and no apply task is outstanding.

@@ -16,18 +16,25 @@
 //! ```
 //!
 //! # Protocol
-//! - `GET /`: the page (static, embedded in the binary); it follows `GET /api/events`.
+//! - Every request must name the dashboard in `Host` (`localhost`, an IP address, or a name
+//!   given to [`DashboardConfig::allow_host`]): 403 otherwise, against DNS rebinding.
+//! - `GET /`: the page (static, embedded in the binary); opened at [`DashboardHandle::url`]
+//!   (`/#token=...`), it follows `GET /api/events` with the token.
+//! - `GET /api/calls` and `GET /api/events` need the token (`Authorization: Bearer <token>` or
+//!   `?token=<token>`); 401 without it.
 //! - `GET /api/calls`: every pool and call as JSON: `{"version", "now_ms", "pools": [{"key",
 //!   "pool_id", "process": {"id", "pid", "host", "program", ..}, "n_jobs", "start_method",
 //!   "calls": [{"key", "function", "location", "method", "state", "total", "done", "failed",
-//!   "rate", "eta_s", "elapsed_s", "error", "task_errors", "insights", ..}]}]}`.
+//!   "rate", "eta_s", "elapsed_s", "error", "task_errors", "insights", "started_at_ms",
+//!   "finished_at_ms", ..}]}]}`. `insights` are the call's own (per-worker timings of its
+//!   tasks only); `error` and `task_errors` carry the worker's backtrace.
 //! - `GET /api/events`: server-sent events: one `snapshot` (the same JSON as `/api/calls`),
 //!   then a `call` event (`{"process": .., "call": ..}`) each time a call changes.
 //! - `POST /api/report` with `Authorization: Bearer <token>`: a [`Report`]. Answers
 //!   `{"accepted": n, "ignored": n}`; 401 without the right token, 400 with `{"error": ..}`
 //!   for a malformed report, 413 beyond [`MAX_REPORT_BYTES`].
 //!
-//! The server binds loopback by default; reports need the token it printed.
+//! The server binds loopback by default; reports and reads need the token it printed.
 //!
 //! # Reporting never blocks the pool
 //! See [`DashboardClient`]: events are coalesced in memory and sent by a background thread

@@ -85,6 +85,11 @@ struct Browser {
 
 impl Browser {
     fn start() -> Browser {
+        Self::start_with(&[])
+    }
+
+    /// A browser with extra command-line switches.
+    fn start_with(extra: &[&str]) -> Browser {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -92,6 +97,8 @@ impl Browser {
             .port();
         let driver = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
+            // Clock times on the page are local: make local UTC, as the test computes them.
+            .env("TZ", "UTC")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -110,18 +117,25 @@ impl Browser {
             (v["value"]["ready"] == true).then_some(())
         });
         assert!(ready.is_some(), "chromedriver did not become ready");
+        let mut args: Vec<String> = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--window-size=1280,1000",
+        ]
+        .map(String::from)
+        .to_vec();
+        args.push(format!("--user-data-dir={}", b.profile.display()));
+        args.extend(extra.iter().map(|a| a.to_string()));
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": CHROMIUM,
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                    "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync",
-                    "--disable-dev-shm-usage", "--window-size=1280,1000",
-                    format!("--user-data-dir={}", b.profile.display()),
-                ]
-            }
+            "goog:chromeOptions": { "binary": CHROMIUM, "args": args }
         }}});
         let v = b.send("POST", "/session", Some(caps));
         let id = v["sessionId"]
@@ -230,6 +244,10 @@ return {
     stats: e.querySelector('.stats').innerText,
     error: (e.querySelector('pre.error') || {}).textContent || null,
     workers: e.querySelectorAll('.insights tr.worker').length,
+    insight_tasks: [...e.querySelectorAll('.insights tr.worker')]
+      .reduce((n, r) => n + Number(r.children[1].textContent), 0),
+    slowest_args: [...e.querySelectorAll('.insights table.slowest td.args')].map(t => t.textContent),
+    clock: (e.querySelector('.clock') || {}).textContent || null,
   })),
 };"#;
 
@@ -366,5 +384,179 @@ fn the_page_shows_calls_live_while_they_run_and_after_they_fail() {
 
     drop(browser);
     disconnect();
+    d.shutdown();
+}
+
+/// A quick task with one slow input (7): the slowest task of the pool's first call.
+fn thumbnail(x: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(if x == 7 { 60 } else { 1 }));
+    x
+}
+
+/// The second call's task, on inputs 1000..1200.
+fn checksum(x: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(1 + x % 3));
+    x
+}
+
+/// The third call's task: input 3 panics.
+fn explode(x: u64) -> u64 {
+    if x == 3 {
+        panic!("explode: bad input {x}");
+    }
+    x
+}
+
+/// Seconds since midnight (UTC) of `HH:MM:SS`.
+fn seconds_of_day(hms: &str) -> u64 {
+    let p: Vec<u64> = hms.split(':').map(|v| v.parse().unwrap()).collect();
+    p[0] * 3600 + p[1] * 60 + p[2]
+}
+
+fn now_seconds_of_day() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    t.as_secs() % 86_400
+}
+
+#[test]
+fn each_call_shows_its_own_insights_its_backtrace_and_its_clock_times() {
+    if !browser_available() {
+        return;
+    }
+    let _g = global_lock();
+    let d = dashboard();
+    connect_to_dashboard(&d.addr().to_string(), d.token()).unwrap();
+    let browser = Browser::start();
+    browser.goto(&d.url());
+
+    let mut p = pool(2, true);
+    let bar = || MapOptions::default().chunk_size(4).progress_bar(true);
+    p.map_with(thumbnail, (0..300u64).collect::<Vec<_>>(), bar())
+        .unwrap();
+    let before = now_seconds_of_day();
+    p.map_with(checksum, (1000..1200u64).collect::<Vec<_>>(), bar())
+        .unwrap();
+    let after = now_seconds_of_day();
+    let err = p
+        .map_with(explode, (0..20u64).collect::<Vec<_>>(), bar())
+        .unwrap_err();
+    assert!(err.to_string().contains("explode: bad input 3"), "{err}");
+
+    let page = eventually(WAIT, || {
+        let page = browser.eval(READ_PAGE);
+        find_call(&page, "dashboard::browser::explode", "failed")?;
+        let c = find_call(&page, "dashboard::browser::checksum", "done")?;
+        (c["workers"] == 2).then_some(page)
+    })
+    .unwrap_or_else(|| panic!("the calls never showed: {}", browser.eval(READ_PAGE)));
+
+    // Insights per call: the second call's own 200 tasks, its own slowest inputs.
+    let first = find_call(&page, "dashboard::browser::thumbnail", "done").unwrap();
+    assert_eq!(first["insight_tasks"], 300, "{first}");
+    assert_eq!(first["slowest_args"][0], "7", "{first}");
+    let second = find_call(&page, "dashboard::browser::checksum", "done").unwrap();
+    assert_eq!(
+        second["insight_tasks"], 200,
+        "this call's tasks only: {second}"
+    );
+    let args = second["slowest_args"].as_array().unwrap();
+    assert!(!args.is_empty(), "{second}");
+    for a in args {
+        let x: u64 = a.as_str().unwrap().parse().unwrap();
+        assert!(
+            (1000..1200).contains(&x),
+            "a slowest task that is not among this call's inputs: {second}"
+        );
+    }
+
+    // Start and end clock times.
+    let clock = second["clock"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no clock: {second}"));
+    let (started, ended) = clock
+        .strip_prefix("started ")
+        .and_then(|c| c.split_once(" · ended "))
+        .unwrap_or_else(|| panic!("{clock:?}"));
+    let (started, ended) = (seconds_of_day(started), seconds_of_day(ended));
+    assert!(
+        before <= started + 1 && started <= ended && ended <= after + 1,
+        "{clock:?} is not within the call ({before}..{after} s of the day)"
+    );
+
+    // The failed call shows the worker's backtrace, down to the task function.
+    let failed = find_call(&page, "dashboard::browser::explode", "failed").unwrap();
+    let error = failed["error"].as_str().unwrap();
+    assert!(error.contains("task #3 panicked"), "{error}");
+    assert!(error.contains("worker backtrace:"), "{error}");
+    assert!(error.contains("browser::explode"), "{error}");
+    assert!(
+        failed["clock"].as_str().unwrap_or("").contains(" · ended "),
+        "{failed}"
+    );
+    browser.screenshot("dashboard-screenshot-insights.png");
+
+    drop(browser);
+    disconnect();
+    d.shutdown();
+}
+
+const READ_TEXT: &str = "return document.body.innerText;";
+
+#[test]
+fn reads_need_the_token_and_a_host_that_is_this_dashboard() {
+    if !browser_available() {
+        return;
+    }
+    let _g = global_lock();
+    let d = dashboard();
+    connect_to_dashboard(&d.addr().to_string(), d.token()).unwrap();
+    let mut p = pool(2, false);
+    p.map_with(
+        resize_image,
+        (0..4u64).collect::<Vec<_>>(),
+        MapOptions::default().progress_bar(true),
+    )
+    .unwrap();
+    disconnect();
+    let port = d.addr().port();
+    // `rebound.test` resolves to the dashboard, as a rebinding attacker's name would.
+    let browser = Browser::start_with(&["--host-resolver-rules=MAP rebound.test 127.0.0.1"]);
+
+    // The page at its printed address (with the token) shows the call.
+    browser.goto(&d.url());
+    let shown = eventually(WAIT, || {
+        let page = browser.eval(READ_PAGE);
+        find_call(&page, "dashboard::browser::resize_image", "done").map(|_| ())
+    });
+    assert!(shown.is_some(), "{}", browser.eval(READ_PAGE));
+
+    // Without the token: no data, and the page says why.
+    browser.goto(&format!("http://127.0.0.1:{port}/"));
+    let page = eventually(WAIT, || {
+        let page = browser.eval(READ_PAGE);
+        (page["conn"] != "connecting").then_some(page)
+    })
+    .unwrap();
+    assert_eq!(page["calls"].as_array().unwrap().len(), 0, "{page}");
+    assert!(
+        page["conn"].as_str().unwrap().contains("token"),
+        "the page says a token is needed: {page}"
+    );
+    browser.goto(&format!("http://127.0.0.1:{port}/api/calls"));
+    let text = browser.eval(READ_TEXT).as_str().unwrap().to_string();
+    assert!(text.contains("token"), "{text}");
+    assert!(!text.contains("resize_image"), "{text}");
+
+    // Through another name (DNS rebinding), even with the token: refused.
+    for path in ["/", "/api/calls?token=t0ken", "/api/events?token=t0ken"] {
+        browser.goto(&format!("http://rebound.test:{port}{path}"));
+        let text = browser.eval(READ_TEXT).as_str().unwrap().to_string();
+        assert!(text.contains("Host"), "{path}: {text}");
+        assert!(!text.contains("resize_image"), "{path}: {text}");
+    }
+
+    drop(browser);
     d.shutdown();
 }

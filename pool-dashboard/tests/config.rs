@@ -11,7 +11,10 @@ fn it_binds_loopback_by_default_with_a_random_token() {
     let a = start_dashboard(DashboardConfig::default().port_range(0..=0)).unwrap();
     let b = start_dashboard(DashboardConfig::default().port_range(0..=0)).unwrap();
     assert!(a.addr().ip().is_loopback());
-    assert_eq!(a.url(), format!("http://127.0.0.1:{}/", a.addr().port()));
+    assert_eq!(
+        a.url(),
+        format!("http://127.0.0.1:{}/#token={}", a.addr().port(), a.token())
+    );
     assert_eq!(a.token().len(), 32);
     assert_ne!(a.token(), b.token());
     let shown = format!("{:?}", DashboardConfig::default().token("secret"));
@@ -38,7 +41,10 @@ fn exposing_it_beyond_loopback_is_an_explicit_option() {
     )
     .unwrap();
     assert!(d.addr().ip().is_unspecified());
-    assert_eq!(d.url(), format!("http://localhost:{}/", d.addr().port()));
+    assert_eq!(
+        d.url(),
+        format!("http://localhost:{}/#token={}", d.addr().port(), d.token())
+    );
     let loopback = format!("http://127.0.0.1:{}/api/health", d.addr().port());
     assert_eq!(agent().get(loopback).call().unwrap().status().as_u16(), 200);
 }

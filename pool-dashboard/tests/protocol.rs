@@ -135,6 +135,7 @@ fn many_processes_and_pools_report_at_once_and_sse_follows() {
     // Follow the SSE stream from the start.
     let resp = crate::support::agent()
         .get(url(&d, "/api/events"))
+        .header("Authorization", format!("Bearer {}", d.token()))
         .call()
         .expect("GET /api/events");
     assert_eq!(resp.status().as_u16(), 200);
@@ -300,4 +301,142 @@ fn with_dashboard_keeps_the_local_sink_when_not_connected() {
     assert!(pool_dashboard::with_dashboard(&i, None).is_none());
     i.spec.style = pool_core::ProgressStyle::Dashboard;
     assert!(pool_dashboard::with_dashboard(&i, Some(Box::new(Local))).is_none());
+}
+
+/// GETs `path` with `Host: host` and maybe a bearer token; returns the status and the body.
+fn get_as(
+    d: &pool_dashboard::DashboardHandle,
+    path: &str,
+    host: &str,
+    token: Option<&str>,
+) -> (u16, String) {
+    let mut req = crate::support::agent()
+        .get(url(d, path))
+        .header("Host", host);
+    if let Some(t) = token {
+        req = req.header("Authorization", format!("Bearer {t}"));
+    }
+    let mut resp = req.call().expect("the dashboard answers");
+    let status = resp.status().as_u16();
+    (status, resp.body_mut().read_to_string().unwrap_or_default())
+}
+
+#[test]
+fn reads_need_the_token_as_reports_do() {
+    let d = dashboard();
+    let host = d.addr().to_string();
+    for path in ["/api/calls", "/api/events"] {
+        let (status, body) = get_as(&d, path, &host, None);
+        assert_eq!(status, 401, "{path}: {body}");
+        assert!(body.contains("reads need the token"), "{body}");
+        assert_eq!(get_as(&d, path, &host, Some("wrong")).0, 401, "{path}");
+    }
+    let (status, body) = get_as(&d, "/api/calls", &host, Some("t0ken"));
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = get_as(&d, "/api/calls?token=t0ken", &host, None);
+    assert_eq!(status, 200);
+    // The page and the health check hold no call data.
+    assert_eq!(get_as(&d, "/", &host, None).0, 200);
+    assert_eq!(get_as(&d, "/api/health", &host, None).0, 200);
+}
+
+#[test]
+fn requests_naming_another_host_are_refused() {
+    let d = dashboard();
+    let port = d.addr().port();
+    for host in [format!("rebound.test:{port}"), "evil.example".to_string()] {
+        for (path, token) in [
+            ("/", None),
+            ("/api/calls", Some("t0ken")),
+            ("/api/health", None),
+        ] {
+            let (status, body) = get_as(&d, path, &host, token);
+            assert_eq!(status, 403, "{host}{path}: {body}");
+            assert!(body.contains("Host"), "{body}");
+        }
+    }
+    for host in [
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+    ] {
+        assert_eq!(
+            get_as(&d, "/api/calls", &host, Some("t0ken")).0,
+            200,
+            "{host}"
+        );
+    }
+    let named = pool_dashboard::start_dashboard(
+        pool_dashboard::DashboardConfig::default()
+            .port_range(0..=0)
+            .token("t0ken")
+            .allow_host("box.lan"),
+    )
+    .unwrap();
+    let host = format!("box.lan:{}", named.addr().port());
+    assert_eq!(get_as(&named, "/api/calls", &host, Some("t0ken")).0, 200);
+}
+
+#[test]
+fn a_kept_alive_pool_reports_each_call_its_own_insights() {
+    let _g = crate::support::global_lock();
+    let d = dashboard();
+    pool_dashboard::connect_to_dashboard(&d.addr().to_string(), d.token()).unwrap();
+    // Workers stay alive between calls: their timings come in only when asked for.
+    let mut p = crate::support::Pool::builder()
+        .n_jobs(2)
+        .start_method(pool_core::StartMethod::Threading)
+        .enable_insights(true)
+        .keep_alive(true)
+        .build()
+        .unwrap();
+    let bar = || {
+        pool_core::MapOptions::default()
+            .chunk_size(5)
+            .progress_bar(true)
+    };
+    p.map_with(|x: u64| x + 1, 0..300u64, bar()).unwrap();
+    // Tasks outside any call with a bar count for the pool, never for the next call.
+    let h = p.apply_async(|x: u64| x, 5).unwrap();
+    assert_eq!(h.get(None).unwrap(), 5);
+    p.map_with(|x: u64| x, 0..50u64, pool_core::MapOptions::default())
+        .unwrap();
+    p.map_with(
+        |x: u64| {
+            std::thread::sleep(Duration::from_micros(200 + x % 7));
+            x
+        },
+        1000..1200u64,
+        bar(),
+    )
+    .unwrap();
+    pool_dashboard::disconnect();
+    let calls = eventually(Duration::from_secs(10), || {
+        let c = all_calls(&d);
+        (c.len() == 2 && c.iter().all(|c| c["insights"].is_array())).then_some(c)
+    })
+    .unwrap_or_else(|| panic!("{:?}", all_calls(&d)));
+    let tasks = |c: &serde_json::Value| -> u64 {
+        c["insights"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["n_completed_tasks"].as_u64().unwrap())
+            .sum()
+    };
+    let (first, second) = (&calls[0], &calls[1]);
+    assert_eq!(first["total"], 300);
+    assert_eq!(tasks(first), 300, "{first}");
+    assert_eq!(second["total"], 200);
+    assert_eq!(tasks(second), 200, "the second call's own tasks: {second}");
+    for w in second["insights"].as_array().unwrap() {
+        for s in w["slowest"].as_array().unwrap() {
+            let x: u64 = s["args"].as_str().unwrap().parse().unwrap();
+            assert!((1000..1200).contains(&x), "{second}");
+        }
+    }
+    // The pool's own insights still count everything.
+    let all: u64 = p.get_insights().0.iter().map(|t| t.n_completed_tasks).sum();
+    assert_eq!(all, 300 + 1 + 50 + 200);
+    d.shutdown();
 }

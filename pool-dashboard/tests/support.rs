@@ -92,6 +92,7 @@ pub(crate) fn post_report(d: &DashboardHandle, auth: Option<&str>, body: &str) -
 pub(crate) fn calls(d: &DashboardHandle) -> Value {
     agent()
         .get(url(d, "/api/calls"))
+        .header("Authorization", format!("Bearer {}", d.token()))
         .call()
         .expect("GET /api/calls")
         .body_mut()

@@ -26,6 +26,7 @@
 //! | key | type | meaning |
 //! |---|---|---|
 //! | `schema_version` | int | `1` |
+//! | `enabled` | bool | whether the pool recorded timings (`enable_insights(true)`); when `false`, every number is 0 |
 //! | `n_workers` | int | worker slots |
 //! | `n_completed_tasks` | list of int | tasks completed, per worker |
 //! | `worker_locations` | list of string or null | where each worker ran (MPI: rank and host); absent when unknown |
@@ -45,7 +46,14 @@
 //! (`worker_init`), `waiting` (for work), `working` (in the task function), `exit`
 //! (`worker_exit`) and `data_transfer` (serializing and copying arguments and results; next to
 //! nothing on threads).
+//!
+//! # Warnings
+//! Like MPIRE's advice on reading insights (a high working ratio is what an efficient set-up
+//! shows; sending much data over the task queue makes waiting go up), [`Insights::warnings`]
+//! names what to try when the workers mostly waited or moving data took longer than the work;
+//! the table ends with them.
 
+mod advice;
 mod table;
 
 use std::fmt;
@@ -97,6 +105,10 @@ impl Percentiles {
 pub struct Insights {
     /// Version of this layout (1).
     pub schema_version: u32,
+    /// Whether the pool recorded timings (`enable_insights(true)`): when `false` every number
+    /// is zero and the table says so instead of showing them.
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
     /// Worker slots.
     pub n_workers: usize,
     /// Tasks completed per worker.
@@ -189,6 +201,10 @@ pub struct Insights {
     pub worker_task_duration_percentiles: Vec<Percentiles>,
 }
 
+fn enabled_by_default() -> bool {
+    true
+}
+
 /// Per-worker values, their sum, mean and population standard deviation.
 fn stats(values: Vec<f64>) -> (Vec<f64>, f64, f64, f64) {
     let n = values.len();
@@ -206,7 +222,8 @@ fn ratio(part: f64, total: f64) -> f64 {
 }
 
 impl Insights {
-    /// Computes insights from raw timings, one entry per worker slot.
+    /// Computes insights from raw timings, one entry per worker slot. No timings at all (a
+    /// pool has at least one worker) means the pool recorded none: `enabled` is `false`.
     pub fn from_timings(timings: &[WorkerTimings]) -> Self {
         let mut t: Vec<&WorkerTimings> = timings.iter().collect();
         t.sort_by_key(|w| w.worker);
@@ -261,6 +278,7 @@ impl Insights {
 
         Insights {
             schema_version: 1,
+            enabled: !t.is_empty(),
             n_workers: t.len(),
             n_completed_tasks: t.iter().map(|w| w.n_completed_tasks).collect(),
             worker_locations: if t.iter().any(|w| w.location.is_some()) {
@@ -317,6 +335,25 @@ impl Insights {
     /// Tasks completed by all workers.
     pub fn total_completed_tasks(&self) -> u64 {
         self.n_completed_tasks.iter().sum()
+    }
+
+    /// What the numbers say to change, one line each, `warning: ` first: when the workers
+    /// spent most of their time waiting for work, or moving data took longer than the work.
+    /// Empty when the pool mostly worked (or recorded nothing).
+    ///
+    /// ```
+    /// use pool_core::WorkerTimings;
+    /// use pool_insights::Insights;
+    /// use std::time::Duration;
+    ///
+    /// let mut w = WorkerTimings::new(0);
+    /// w.working = Duration::from_millis(100);
+    /// w.waiting = Duration::from_millis(900);
+    /// let warnings = Insights::from_timings(&[w]).warnings();
+    /// assert!(warnings[0].starts_with("warning: workers spent 90.0% of their time waiting"));
+    /// ```
+    pub fn warnings(&self) -> Vec<String> {
+        advice::warnings(self)
     }
 
     /// The JSON of the [schema](crate) on one line.

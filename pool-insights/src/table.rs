@@ -41,6 +41,9 @@ fn row(f: &mut fmt::Formatter<'_>, cells: &[String]) -> fmt::Result {
 }
 
 pub(crate) fn write(i: &Insights, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    if !i.enabled {
+        return f.write_str("insights not enabled (enable_insights(true))");
+    }
     writeln!(
         f,
         "Worker insights: {} workers, {} tasks, total time {}",
@@ -159,6 +162,9 @@ pub(crate) fn write(i: &Insights, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 i.top_5_max_task_args.get(k).map_or("", String::as_str)
             )?;
         }
+    }
+    for w in i.warnings() {
+        writeln!(f, "{w}")?;
     }
     Ok(())
 }

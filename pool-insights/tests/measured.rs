@@ -114,6 +114,52 @@ fn insights_off_means_empty_numbers() {
     let i = pool.get_insights();
     assert_eq!(i.total_completed_tasks(), 0);
     assert_eq!(i.total_time, 0.0);
+    assert!(!i.enabled);
+    // Not a table of zeros that reads like a measurement: say what to turn on.
+    assert_eq!(
+        i.to_string(),
+        "insights not enabled (enable_insights(true))"
+    );
+}
+
+#[test]
+fn workers_that_mostly_wait_are_told_what_to_try() {
+    let mut pool = pool_core::WorkerPool::<(), (), Layers>::builder()
+        .n_jobs(2)
+        .enable_insights(true)
+        .build()
+        .unwrap();
+    // The input comes slowly (10 ms per item) and each task takes 1 ms: the workers wait.
+    let slow_input = (0..20u64).inspect(|_| sleep(Duration::from_millis(10)));
+    let out: Vec<u64> = pool
+        .imap_with(
+            |x: u64| {
+                sleep(Duration::from_millis(1));
+                x
+            },
+            slow_input,
+            MapOptions::default().chunk_size(1),
+        )
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(out.len(), 20);
+    let i = pool.get_insights();
+    assert!(i.waiting_ratio > 0.5, "{i}");
+    let text = i.to_string();
+    let warning = text
+        .lines()
+        .find(|l| l.starts_with("warning: workers spent"))
+        .unwrap_or_else(|| panic!("no waiting warning:\n{text}"));
+    assert!(
+        warning.contains("% of their time waiting for work"),
+        "{warning}"
+    );
+    assert!(
+        text.contains("chunk_size"),
+        "the hint names what to try: {text}"
+    );
+    assert_eq!(i.warnings().len(), 1, "{text}");
 }
 
 #[test]

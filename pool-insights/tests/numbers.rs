@@ -171,6 +171,7 @@ fn json_schema() {
     keys.sort_unstable();
     let mut expected = vec![
         "schema_version",
+        "enabled",
         "n_workers",
         "n_completed_tasks",
         "total_time",
@@ -231,4 +232,37 @@ fn json_schema() {
     assert_eq!(back.n_completed_tasks, i.n_completed_tasks);
     assert_eq!(back.top_5_max_task_args, i.top_5_max_task_args);
     assert!(close(back.working_time_std, i.working_time_std));
+}
+
+#[test]
+fn a_pool_that_mostly_works_gets_no_warning() {
+    let i = sample();
+    assert!(i.working_ratio > 0.5);
+    assert!(i.warnings().is_empty(), "{:?}", i.warnings());
+    assert!(!i.to_string().contains("warning"), "{i}");
+}
+
+#[test]
+fn transfer_that_dominates_is_warned_with_a_hint() {
+    // Two workers whose tasks take 10 ms in all while moving their data took 60 ms.
+    let mut workers = [worker(0, &[5], 3), worker(1, &[5], 3)];
+    for w in &mut workers {
+        w.data_transfer = ms(30);
+    }
+    let i = Insights::from_timings(&workers);
+    assert!(i.data_transfer_ratio > i.working_ratio, "{i}");
+    let w = i.warnings();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].starts_with("warning: moving arguments and results took "),
+        "{}",
+        w[0]
+    );
+    assert!(
+        w[0].contains("shared_objects"),
+        "the hint names what to try: {}",
+        w[0]
+    );
+    let text = i.to_string();
+    assert_eq!(text.lines().last(), Some(w[0].as_str()), "{text}");
 }

@@ -155,6 +155,8 @@ impl ProgressSink for BarSink {
     }
 
     fn finish(&mut self, s: &Status, outcome: &Outcome) {
+        // Bars of forked workers that ended before this one are drawn first.
+        crate::relay::settle();
         let mut msg = self.message(s, true);
         match outcome {
             Outcome::Done => {

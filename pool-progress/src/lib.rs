@@ -13,7 +13,8 @@
 //! | `Auto` | the [default style](set_default_style); if that is `Auto` too: `Std` when stderr is a terminal (and `CI` is not set, and `TERM` is not `dumb`), else `Plain` |
 //!
 //! Several bars at once (nested pools, [`ProgressSpec::position`](pool_core::ProgressSpec)) share
-//! one `indicatif::MultiProgress` per draw target and stack by position. Failed tasks are
+//! one `indicatif::MultiProgress` per draw target and stack by position; the bars of forked
+//! workers are drawn by the process that forked them, on its board (see the `relay` module). Failed tasks are
 //! printed above the bars as `✗ label: error`; a call that fails or is interrupted ends its bar
 //! with `✗ failed` or `⚠ interrupted`. Bars never hide the cursor, and a finished bar leaves the
 //! cursor at the start of the next line.
@@ -53,6 +54,7 @@
 mod bar;
 mod board;
 mod plain;
+mod relay;
 mod settings;
 mod tee;
 mod term;
@@ -71,13 +73,33 @@ pub use term::MemoryTerm;
 /// Prints `line` above the bars drawn on this thread's [draw target](draw_target), so it does
 /// not tear them (plain `eprintln!` while a bar is drawn would); without bars it is written as
 /// is.
+///
+/// In a forked worker of a process that draws bars, the line goes to that process, which
+/// prints it above its bars.
 pub fn println(line: impl AsRef<str>) {
     let target = draw_target();
-    match board::active(&target) {
+    if !relay::println(&target, line.as_ref()) {
+        print_above(&target, line.as_ref());
+    }
+}
+
+fn print_above(target: &DrawTarget, line: &str) {
+    match board::active(target) {
         Some(multi) if !multi.is_hidden() => {
-            let _ = multi.println(line.as_ref());
+            let _ = multi.println(line);
         }
-        _ => target.write_line(line.as_ref()),
+        _ => target.write_line(line),
+    }
+}
+
+/// Makes the bars of worker processes forked from now on draw here, on this process's board
+/// (the `relay`), when this thread's [draw target](draw_target) shows bars. A bar drawn here
+/// does the same; call this before forking workers whose calls may draw bars when this
+/// process draws none yet (the `pool` facade does, for `StartMethod::Fork` pools).
+pub fn prepare_for_forks() {
+    let target = draw_target();
+    if let Resolved::Bar = resolve(ProgressStyle::Auto, &target) {
+        relay::start(&target);
     }
 }
 
@@ -95,7 +117,14 @@ pub fn suspend<R>(f: impl FnOnce() -> R) -> R {
 pub fn sink_for(info: &CallInfo) -> Option<Box<dyn ProgressSink>> {
     let target = draw_target();
     let visible: Option<Box<dyn ProgressSink>> = match resolve(info.spec.style, &target) {
-        Resolved::Bar => Some(Box::new(BarSink::for_call(target, info))),
+        // In a forked worker, the parent draws the bar (see `relay`).
+        Resolved::Bar => match relay::remote_bar(&target) {
+            Some(remote) => Some(Box::new(remote)),
+            None => {
+                relay::start(&target);
+                Some(Box::new(BarSink::for_call(target, info)))
+            }
+        },
         Resolved::Plain => Some(Box::new(PlainSink::for_call(target, info))),
         Resolved::HookOnly | Resolved::Hidden => None,
     };

@@ -64,8 +64,11 @@ impl DrawTarget {
         match self {
             DrawTarget::Stderr => {
                 use std::io::Write;
-                let mut e = std::io::stderr().lock();
-                let _ = writeln!(e, "{line}");
+                // One write: lines from several worker processes sharing stderr do not mix.
+                let mut text = String::with_capacity(line.len() + 1);
+                text.push_str(line);
+                text.push('\n');
+                let _ = std::io::stderr().lock().write_all(text.as_bytes());
             }
             DrawTarget::Term { term, .. } => {
                 let _ = term.write_line(line);

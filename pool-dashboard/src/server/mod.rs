@@ -5,6 +5,7 @@
 //! graceful shutdown does not wait for browsers, waits at most [`SHUTDOWN_GRACE`] for requests
 //! in flight, then drops the runtime and joins the thread.
 
+mod guard;
 mod names;
 mod routes;
 mod state;
@@ -38,10 +39,13 @@ pub struct DashboardConfig {
     /// Ports tried in order; the first free one is used (`0..=0`: any free port).
     pub port_range: RangeInclusive<u16>,
     /// The address to bind: loopback by default. Anything else exposes the dashboard to the
-    /// network (reports still need the token; the page and the read API do not).
+    /// network (reports and reads still need the token; the page itself holds no data).
     pub bind: IpAddr,
-    /// The token reports must carry; random (128 bits) when `None`.
+    /// The token reports and reads must carry; random (128 bits) when `None`.
     pub token: Option<String>,
+    /// Host names the dashboard answers to besides `localhost` and IP addresses (requests
+    /// naming any other host are refused, against DNS rebinding).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for DashboardConfig {
@@ -50,6 +54,7 @@ impl Default for DashboardConfig {
             port_range: 8080..=8100,
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             token: None,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -60,6 +65,7 @@ impl fmt::Debug for DashboardConfig {
             .field("port_range", &self.port_range)
             .field("bind", &self.bind)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("allowed_hosts", &self.allowed_hosts)
             .finish()
     }
 }
@@ -78,6 +84,19 @@ impl DashboardConfig {
     /// Sets the token instead of a random one.
     pub fn token(mut self, t: impl Into<String>) -> Self {
         self.token = Some(t.into());
+        self
+    }
+    /// Answers requests that name the dashboard `name` (a host name of this machine, when it
+    /// binds beyond loopback). `localhost` and IP addresses are always answered; other names
+    /// are refused, so that a page of another site cannot read the dashboard by making its own
+    /// name resolve here (DNS rebinding).
+    ///
+    /// ```
+    /// let cfg = pool_dashboard::DashboardConfig::default().allow_host("box.lan");
+    /// assert_eq!(cfg.allowed_hosts, ["box.lan"]);
+    /// ```
+    pub fn allow_host(mut self, name: impl Into<String>) -> Self {
+        self.allowed_hosts.push(name.into());
         self
     }
 }
@@ -157,16 +176,18 @@ impl DashboardHandle {
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
-    /// The page's address, e.g. `http://127.0.0.1:8080/`.
+    /// The page's address with the token, e.g. `http://127.0.0.1:8080/#token=9f3c...`: the
+    /// page reads the token from the fragment (never sent to the server in the URL) and sends
+    /// it with each read.
     pub fn url(&self) -> String {
         let host = match self.addr.ip() {
             ip if ip.is_unspecified() => "localhost".to_string(),
             IpAddr::V6(ip) => format!("[{ip}]"),
             ip => ip.to_string(),
         };
-        format!("http://{host}:{}/", self.addr.port())
+        format!("http://{host}:{}/#token={}", self.addr.port(), self.token)
     }
-    /// The token reports must carry.
+    /// The token reports and reads must carry.
     pub fn token(&self) -> &str {
         &self.token
     }
@@ -208,7 +229,7 @@ pub fn start_dashboard(cfg: DashboardConfig) -> Result<DashboardHandle, Dashboar
         .enable_io()
         .enable_time()
         .build()?;
-    let app = AppState::new(token.clone());
+    let app = AppState::new(token.clone(), cfg.allowed_hosts.clone());
     let (stop, stopped) = oneshot::channel::<()>();
     let thread = std::thread::Builder::new()
         .name("pool-dashboard-server".into())
@@ -281,7 +302,8 @@ pub fn serve_blocking(cfg: DashboardConfig) -> Result<(), DashboardError> {
     );
     if exposed {
         println!(
-            "note: listening beyond loopback: anyone who can reach {} can read the page",
+            "note: listening beyond loopback: anyone who can reach {} and has the token can \
+             read the calls",
             handle.addr()
         );
     }

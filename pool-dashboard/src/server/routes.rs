@@ -8,7 +8,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,6 +16,7 @@ use futures_util::Stream;
 use serde_json::json;
 use tokio::sync::broadcast;
 
+use super::guard;
 use super::state::Store;
 use crate::protocol::Report;
 
@@ -38,14 +39,17 @@ pub(crate) enum Push {
 #[derive(Debug)]
 pub(crate) struct AppState {
     pub(crate) token: String,
+    /// Names besides `localhost` and IP addresses that `Host` may hold (see `guard`).
+    pub(crate) allowed_hosts: Vec<String>,
     pub(crate) store: Mutex<Store>,
     pub(crate) push: broadcast::Sender<Push>,
 }
 
 impl AppState {
-    pub(crate) fn new(token: String) -> Arc<Self> {
+    pub(crate) fn new(token: String, allowed_hosts: Vec<String>) -> Arc<Self> {
         Arc::new(AppState {
             token,
+            allowed_hosts,
             store: Mutex::new(Store::default()),
             push: broadcast::channel(SSE_BACKLOG).0,
         })
@@ -67,10 +71,14 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/api/report", post(report))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_REPORT_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            guard::guard,
+        ))
         .with_state(state)
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     let body = json!({ "error": message.into() });
     (status, axum::Json(body)).into_response()
 }
@@ -105,29 +113,15 @@ async fn calls(State(app): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-/// Compares without stopping at the first difference.
-fn same_token(given: &[u8], expected: &[u8]) -> bool {
-    given.len() == expected.len()
-        && given
-            .iter()
-            .zip(expected)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
-}
-
 async fn report(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match given {
-        Some(t) if same_token(t.trim().as_bytes(), app.token.as_bytes()) => {}
-        Some(_) => return unauthorized("wrong token"),
-        None => return unauthorized("missing `Authorization: Bearer <token>` header"),
+    match guard::bearer(&headers) {
+        Some(t) if guard::same_token(t.as_bytes(), app.token.as_bytes()) => {}
+        Some(_) => return guard::unauthorized("wrong token"),
+        None => return guard::unauthorized("missing `Authorization: Bearer <token>` header"),
     }
     let body = match body {
         Ok(b) => b,
@@ -163,16 +157,6 @@ async fn report(
         let _ = app.push.send(m);
     }
     axum::Json(json!({ "accepted": accepted, "ignored": ignored })).into_response()
-}
-
-fn unauthorized(why: &str) -> Response {
-    let mut r = error(
-        StatusCode::UNAUTHORIZED,
-        format!("{why}: reports need the token the dashboard printed"),
-    );
-    r.headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    r
 }
 
 async fn events(State(app): State<Arc<AppState>>) -> impl IntoResponse {
