@@ -179,6 +179,7 @@ both! {
     timeout_kills_and_replaces_the_worker => super::timeout;
     unserializable_result_names_the_task => super::unserializable;
     dead_worker_under_keep_going => super::keep_going_after_death;
+    killed_while_sending_a_result_names_the_task => super::killed_while_sending;
 }
 
 fn timeout(m: StartMethod) {
@@ -278,6 +279,71 @@ fn keep_going_after_death(m: StartMethod) {
                 assert_eq!(*r.as_ref().unwrap(), i as u32);
             }
         }
+    }
+    base.check();
+}
+
+/// A large result whose encoding the worker does not survive: its task has ended (the worker
+/// holds no task in hand) but its result never reaches the parent.
+#[derive(Debug, Clone, serde::Deserialize)]
+struct DiesWhenSent(u32, Vec<u8>);
+
+impl serde::Serialize for DiesWhenSent {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0 == 5 {
+            // SAFETY: kill(2) on our own pid.
+            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+            std::thread::sleep(Duration::from_secs(5));
+        }
+        (self.0, &self.1).serialize(s)
+    }
+}
+
+fn large_result(x: u32) -> DiesWhenSent {
+    DiesWhenSent(x, vec![7; 64 << 10])
+}
+
+/// The lost task is named, with its arguments, and under `keep_going` it fails in place (it is
+/// not run again and again).
+fn killed_while_sending(m: StartMethod) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let base = Baseline::take();
+    {
+        let mut p = WorkerPool::builder()
+            .n_jobs(2)
+            .start_method(m)
+            .build()
+            .unwrap();
+        let err = p
+            .map_with(large_result, 0..8u32, MapOptions::default().chunk_size(1))
+            .unwrap_err();
+        let f = err.failure().unwrap_or_else(|| panic!("{err}"));
+        assert_eq!((f.task, &f.cause), (Some(5), &Cause::WorkerDied), "{err}");
+        assert!(err.to_string().contains("task #5 lost its worker"), "{err}");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let out = p.map_results(
+                large_result,
+                0..8u32,
+                MapOptions::default().chunk_size(1).keep_going(0),
+            );
+            let _ = tx.send(out.into_iter().map(|r| r.map(|v| v.0)).collect::<Vec<_>>());
+        });
+        let out = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("keep_going ran the lost task again and again");
+        for (i, r) in out.iter().enumerate() {
+            match r {
+                Ok(v) => assert_eq!(*v as usize, i),
+                Err(e) => {
+                    assert_eq!(i, 5, "{e}");
+                    let f = e.failure().unwrap();
+                    assert_eq!(f.task, Some(5), "{e}");
+                    assert_eq!(f.args.as_deref(), Some("5"), "{e}");
+                }
+            }
+        }
+        assert!(out[5].is_err());
     }
     base.check();
 }
