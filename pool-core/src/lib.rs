@@ -50,6 +50,7 @@ mod options;
 pub mod panic;
 mod pool;
 mod progress;
+pub mod refusal;
 mod slab;
 mod supervisor;
 mod task_inputs;

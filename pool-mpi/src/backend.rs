@@ -181,7 +181,7 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for MpiBackend<Sh, St> {
                 let bytes =
                     postcard::to_stdvec(&*setup.shared).map_err(|e| PoolError::Serialization {
                         context: "the shared objects, for MPI workers".into(),
-                        message: e.to_string(),
+                        message: pool_core::refusal::message(&*setup.shared, e),
                     })?;
                 self.shared_bytes = Some(bytes);
             }

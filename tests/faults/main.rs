@@ -214,7 +214,10 @@ fn sigkills_later(x: u32) -> u32 {
 struct Unserializable(u32);
 
 impl serde::Serialize for Unserializable {
-    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0 != 5 {
+            return s.serialize_u32(self.0);
+        }
         Err(serde::ser::Error::custom(format!(
             "value {} refuses to be serialized",
             self.0
@@ -222,6 +225,12 @@ impl serde::Serialize for Unserializable {
     }
 }
 
+fn unserializable_at_5(x: u32) -> Unserializable {
+    Unserializable(x)
+}
+
+/// The value's own message is kept (postcard replaces it with "Serde Serialization Error"),
+/// and the task that made the value is named, with its arguments, even inside a chunk.
 fn unserializable(m: StartMethod) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let base = Baseline::take();
@@ -233,25 +242,47 @@ fn unserializable(m: StartMethod) {
             .unwrap();
         let e = p
             .map_with(
-                |x: u32| Unserializable(x),
+                unserializable_at_5,
                 0..8u32,
-                MapOptions::default().chunk_size(1),
+                MapOptions::default().chunk_size(4),
             )
             .unwrap_err();
-        // postcard keeps no custom message; the error still names the task and what failed.
         let text = e.to_string();
         assert!(
-            text.contains("could not be serialized") && text.contains("cannot serialize a result"),
+            text.contains("task #5 could not be serialized")
+                && text.contains("value 5 refuses to be serialized"),
             "{text}"
         );
-        assert!(e.failure().unwrap().task.is_some(), "{text}");
-        if m != StartMethod::Threading {
-            let e = p
-                .map(|x: Unserializable| x.0, vec![Unserializable(1)])
-                .unwrap_err();
-            assert!(matches!(e, PoolError::Serialization { .. }), "{e}");
-            assert!(e.to_string().contains("inputs of tasks #0..#1"), "{e}");
+        let f = e.failure().unwrap();
+        assert_eq!((f.task, f.args.as_deref()), (Some(5), Some("5")), "{text}");
+        // Under keep_going the refusing result fails in place; its chunk's others arrive.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let p = std::thread::spawn(move || {
+            let opts = MapOptions::default().chunk_size(4).keep_going(0);
+            let out = p.map_results(unserializable_at_5, 0..8u32, opts);
+            let _ = tx.send(out.into_iter().map(|r| r.map(|v| v.0)).collect::<Vec<_>>());
+            p
+        });
+        let out = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the call never ended");
+        let mut p = p.join().unwrap();
+        for (i, r) in out.iter().enumerate() {
+            match r {
+                Ok(v) => assert_eq!(*v as usize, i),
+                Err(e) => assert!(i == 5 && e.to_string().contains("value 5 refuses"), "{e}"),
+            }
         }
+        assert!(out[5].is_err());
+        let e = p
+            .map(|x: Unserializable| x.0, vec![Unserializable(5)])
+            .unwrap_err();
+        assert!(matches!(e, PoolError::Serialization { .. }), "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains("inputs of tasks #0..#1") && text.contains("value 5 refuses"),
+            "{text}"
+        );
     }
     base.check();
 }

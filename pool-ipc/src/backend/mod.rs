@@ -180,7 +180,7 @@ impl<Sh: SharedObjects, St: 'static> ProcessBackend<Sh, St> {
                     let bytes = postcard::to_stdvec(&*setup.shared).map_err(|e| {
                         PoolError::Serialization {
                             context: "the shared objects, for spawned workers".into(),
-                            message: e.to_string(),
+                            message: pool_core::refusal::message(&*setup.shared, e),
                         }
                     })?;
                     self.shared_bytes = Some(Arc::new(bytes));
