@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -77,6 +78,8 @@ pub(crate) struct Applier<Sh, St> {
     sup: Arc<Mutex<Supervisor<Sh, St>>>,
     queue: Arc<Mutex<Queue<Sh, St>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// The number of the next apply task: errors name a task by it ("task #3").
+    next_task: AtomicU64,
 }
 
 impl<Sh, St> fmt::Debug for Applier<Sh, St> {
@@ -103,6 +106,7 @@ impl<Sh: Send + Sync + 'static, St: 'static> Applier<Sh, St> {
             sup,
             queue: Arc::new(Mutex::new(queue)),
             thread: Mutex::new(None),
+            next_task: AtomicU64::new(0),
         }
     }
 
@@ -128,6 +132,11 @@ impl<Sh: Send + Sync + 'static, St: 'static> Applier<Sh, St> {
                 last: Instant::now(),
             });
         }
+    }
+
+    /// A number for a new apply task: 0, 1, 2... in the order tasks are submitted to this pool.
+    pub(crate) fn number_task(&self) -> u64 {
+        self.next_task.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Queues a task and makes sure the collector runs.

@@ -102,6 +102,9 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
     }
 
     /// Queues one task; its result comes through the returned [`AsyncResult`].
+    ///
+    /// The pool numbers its apply tasks 0, 1, 2... in the order they are submitted (`apply`
+    /// included); an error names the task by that number ("task #3 panicked").
     pub fn apply_async<T: Input, R: Payload>(
         &mut self,
         f: impl Fn(T) -> R + Send + Sync + 'static,
@@ -147,10 +150,11 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
             s.ensure_workers(spec, call, &job, false)?;
             (call, s.backend.wire())
         };
+        let task = applier.number_task();
         let input =
             encode_inputs::<T, R>(ChunkInputs::Vec(vec![args]), wire, None).map_err(|message| {
                 PoolError::Serialization {
-                    context: "apply_async arguments".into(),
+                    context: format!("arguments of apply_async task #{task}"),
                     message,
                 }
             })?;
@@ -163,7 +167,7 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
         let cmd = Command::Chunk {
             job,
             call,
-            first: 0,
+            first: task,
             len: 1,
             input,
             settings,
@@ -174,7 +178,7 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
             let r: Result<R, PoolError> = out.and_then(|data| {
                 let mut o =
                     decode_output::<R>(data).map_err(|message| PoolError::Serialization {
-                        context: "apply_async result".into(),
+                        context: format!("result of apply_async task #{task}"),
                         message,
                     })?;
                 match o.failures.pop() {

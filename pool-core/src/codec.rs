@@ -129,14 +129,13 @@ pub fn recycle_buffer(buf: Vec<u8>) {
 }
 
 /// Encodes `value` with postcard into a buffer from [`take_buffer`] with room for at least
-/// `capacity` bytes.
-pub(crate) fn encode<T: Serialize + ?Sized>(
-    value: &T,
-    capacity: usize,
-) -> postcard::Result<Vec<u8>> {
+/// `capacity` bytes. An error says why, in the value's own words when it refused (see
+/// [`crate::refusal`]).
+pub(crate) fn encode<T: Serialize + ?Sized>(value: &T, capacity: usize) -> Result<Vec<u8>, String> {
     let mut buf = take_buffer();
     buf.reserve(capacity);
     postcard::serialize_with_flavor(value, Bytes(buf))
+        .map_err(|e| crate::refusal::message(value, e))
 }
 
 /// A guess of the encoded size of `n` values of `T`: varints and byte strings rarely take more

@@ -7,6 +7,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::worker_trace::WorkerBacktrace;
+
 /// Everything that can go wrong in a pool call.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -117,8 +119,9 @@ pub struct Failure {
     pub args: Option<String>,
     /// The panic message, the timeout, or how the worker died.
     pub message: String,
-    /// Backtrace text captured in the worker, when `RUST_BACKTRACE` asked for one.
-    pub backtrace: Option<String>,
+    /// Where a panicking task or hook was when it panicked: frames recorded in the worker,
+    /// symbolized when first shown (`Display`, or `{:#}` of the failure).
+    pub backtrace: Option<WorkerBacktrace>,
     /// How many times the task was tried (1 + retries used).
     pub attempts: u32,
 }

@@ -121,7 +121,10 @@ where
     F: Fn(&mut WorkerContext<'_, Sh, St>) -> E,
     E: serde::Serialize,
 {
-    move |ctx| postcard::to_stdvec(&f(ctx)).map_err(|e| e.to_string())
+    move |ctx| {
+        let result = f(ctx);
+        postcard::to_stdvec(&result).map_err(|e| crate::refusal::message(&result, e))
+    }
 }
 
 fn rebuild_exit<Sh: 'static, St: 'static, F, E>() -> Arc<ExitDyn<Sh, St>>

@@ -181,7 +181,6 @@ pub(crate) fn encode_inputs<T: Input, R: Payload>(
             let inputs = inputs.into_vec();
             codec::encode(&codec::Seq(&inputs), codec::size_guess::<T>(inputs.len()))
                 .map(Data::Bytes)
-                .map_err(|e| e.to_string())
         }
     }
 }
@@ -316,28 +315,18 @@ where
                 ChunkOutput::new(values, 0, settled)
             }
         };
-        if let Data::Bytes(b) = input {
-            codec::recycle_buffer(b);
-        }
         if !bytes {
             return Data::Local(Box::new(out));
         }
         let t1 = Instant::now();
-        let encoded = match codec::encode(&out, codec::size_guess::<R>(out.values.len())) {
-            Ok(b) => b,
-            Err(e) => {
-                return encode_error::<R>(
-                    ctx.worker_id,
-                    first,
-                    &format!("cannot serialize a result: {e}"),
-                    true,
-                );
-            }
-        };
+        let encoded = encode_output::<T, R>(out, first, ctx.worker_id, &source, env.counters);
         if let Some(r) = env.recorder.as_deref_mut() {
             r.timings.data_transfer += t1.elapsed();
         }
-        Data::Bytes(encoded)
+        if let Data::Bytes(b) = input {
+            codec::recycle_buffer(b);
+        }
+        encoded
     }
 
     fn name(&self) -> &'static str {
@@ -358,22 +347,45 @@ where
     Arc::new(TypedJob::<F, T, R>::new(crate::hook::conjure::<F>()))
 }
 
+/// Encodes the output of the chunk at `first`. A result that refuses to be serialized becomes
+/// the failure of its task, named with its arguments, and the others travel as usual.
+fn encode_output<T: Input, R: Payload>(
+    mut out: ChunkOutput<R>,
+    first: u64,
+    worker: usize,
+    source: &ArgSource<'_>,
+    counters: &WorkerCounters,
+) -> Data {
+    loop {
+        let message = match codec::encode(&out, codec::size_guess::<R>(out.values.len())) {
+            Ok(b) => return Data::Bytes(b),
+            Err(e) => format!("cannot serialize a result: {e}"),
+        };
+        let Some(value) = out.values.iter().position(crate::refusal::refuses) else {
+            // Not one value's doing: the chunk fails as a whole.
+            return encode_error::<R>(worker, first, &message, true);
+        };
+        // Values skip the failed tasks: find the offset of the task that made this one.
+        let failed = |o: &u32| out.failures.iter().any(|(f, _)| f == o);
+        let offset = (0..)
+            .filter(|o| !failed(o))
+            .nth(value)
+            .expect("every value has a task");
+        out.values.remove(value);
+        counters
+            .tasks_failed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut failure = task_failure(worker, first + u64::from(offset), message);
+        failure.args = Some(source.debug::<T>(offset as usize));
+        let at = out.failures.partition_point(|(o, _)| *o < offset);
+        out.failures.insert(at, (offset, failure));
+    }
+}
+
 fn encode_error<R: Payload>(worker: usize, first: u64, message: &str, bytes: bool) -> Data {
     let out: ChunkOutput<R> = ChunkOutput {
         values: Vec::new(),
-        failures: vec![(
-            0,
-            Failure {
-                phase: Phase::Task,
-                cause: Cause::Serialization,
-                worker,
-                task: Some(first),
-                args: None,
-                message: message.to_string(),
-                backtrace: None,
-                attempts: 1,
-            },
-        )],
+        failures: vec![(0, task_failure(worker, first, message.to_string()))],
         skipped: 0,
         in_place: 0,
     };
@@ -381,5 +393,19 @@ fn encode_error<R: Payload>(worker: usize, first: u64, message: &str, bytes: boo
         Data::Bytes(postcard::to_stdvec(&out).unwrap_or_default())
     } else {
         Data::Local(Box::new(out))
+    }
+}
+
+/// A serialization failure of task `task`.
+fn task_failure(worker: usize, task: u64, message: String) -> Failure {
+    Failure {
+        phase: Phase::Task,
+        cause: Cause::Serialization,
+        worker,
+        task: Some(task),
+        args: None,
+        message,
+        backtrace: None,
+        attempts: 1,
     }
 }

@@ -50,6 +50,7 @@ mod options;
 pub mod panic;
 mod pool;
 mod progress;
+pub mod refusal;
 mod slab;
 mod supervisor;
 mod task_inputs;
@@ -57,6 +58,7 @@ mod task_loop;
 mod threads;
 mod timing;
 mod worker;
+mod worker_trace;
 
 pub use apply::AsyncResult;
 pub use apply_api::ApplyOptions;
@@ -80,3 +82,4 @@ pub use progress::{
 pub use threads::ThreadBackend;
 pub use timing::{SlowTask, TOP_TASKS, WorkerTimings};
 pub use worker::{IN_HOOK, current_affinity, pin_current_thread, run_worker};
+pub use worker_trace::WorkerBacktrace;

@@ -1,26 +1,39 @@
 //! Turning panics into messages: all of the pool's unwinding handling lives here.
+//!
+//! A worker's panic is reported far from where it happened, so its backtrace is always
+//! recorded, as bare frames that cost microseconds ([`WorkerBacktrace`]); they are symbolized
+//! only if the error is shown with them. (Symbolizing at once cost every worker process
+//! 70-160 ms on its first panic, before the error could leave.)
 
 use std::any::Any;
-use std::backtrace::{Backtrace, BacktraceStatus};
 use std::cell::RefCell;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Once, RwLock};
 
+use crate::worker_trace::WorkerBacktrace;
+
 thread_local! {
-    static LAST_BACKTRACE: RefCell<Option<String>> = const { RefCell::new(None) };
+    static LAST_BACKTRACE: RefCell<Option<WorkerBacktrace>> = const { RefCell::new(None) };
     static IN_WORKER: RefCell<bool> = const { RefCell::new(false) };
 }
 
-/// A caught panic: its message and, when enabled, the backtrace taken where it happened.
+/// A caught panic: its message and the frames where it happened.
 #[derive(Debug)]
 pub(crate) struct Caught {
     pub(crate) message: String,
-    pub(crate) backtrace: Option<String>,
+    pub(crate) backtrace: Option<WorkerBacktrace>,
 }
 
 /// Held (shared) by every panic report in progress, and exclusively around a `fork`: see
 /// [`fork_between_panics`].
 static REPORTING: RwLock<()> = RwLock::new(());
+
+/// Runs `report` as part of a panic report: no fork happens meanwhile (symbolizing a backtrace
+/// takes the symbolizer's lock, which a child forked meanwhile would inherit taken).
+pub(crate) fn while_reporting<R>(report: impl FnOnce() -> R) -> R {
+    let _reporting = REPORTING.read().unwrap_or_else(|e| e.into_inner());
+    report()
+}
 
 /// Runs `fork` (a closure that calls `fork(2)`) while no thread of this process is reporting a
 /// panic.
@@ -54,11 +67,8 @@ fn install_hook() {
         panic::set_hook(Box::new(move |info| {
             let _reporting = REPORTING.read().unwrap_or_else(|e| e.into_inner());
             if IN_WORKER.with(|w| *w.borrow()) {
-                // Always captured: a worker's panic is reported far from where it happened,
-                // and the cost is paid only by failing tasks.
-                let bt = Backtrace::force_capture();
-                let text = (bt.status() == BacktraceStatus::Captured).then(|| bt.to_string());
-                LAST_BACKTRACE.with(|b| *b.borrow_mut() = text);
+                let frames = WorkerBacktrace::capture();
+                LAST_BACKTRACE.with(|b| *b.borrow_mut() = Some(frames));
             } else {
                 previous(info);
             }

@@ -36,6 +36,7 @@ impl<Sh, St> Clone for WorkerSpec<Sh, St> {
 pub(crate) struct InFlight {
     pub(crate) call: u64,
     pub(crate) first: u64,
+    pub(crate) len: u32,
     /// When it was sent to the worker.
     sent: Instant,
 }
@@ -258,6 +259,7 @@ impl<Sh, St> Supervisor<Sh, St> {
             slot.inflight.push_back(InFlight {
                 call: *call,
                 first: *first,
+                len: *len,
                 sent: Instant::now(),
             });
             slot.assigned_in_life += u64::from(*len);
@@ -345,12 +347,25 @@ impl<Sh, St> Supervisor<Sh, St> {
     }
 
     /// Takes a worker out (killed, abandoned or dead) and says what it had in hand.
-    pub(crate) fn lose(&mut self, worker: usize, cause: Cause, message: String) -> Delivery {
+    pub(crate) fn lose(&mut self, worker: usize, cause: Cause, mut message: String) -> Delivery {
         let counters = self.counters.slots()[worker].current();
         let in_hook = counters.is_some_and(|(t, _)| t == IN_HOOK - 1);
-        let current = counters.map(|(t, _)| t).filter(|_| !in_hook);
+        let mut current = counters.map(|(t, _)| t).filter(|_| !in_hook);
         self.backend.kill(worker);
         let slot = &mut self.slots[worker];
+        // No task marked in hand, but a chunk in hand: the worker had run the tasks of its
+        // oldest chunk and was sending their results (or had not begun it). Its first task is
+        // the one lost; the others are named in the message.
+        if let (None, false, Some(c)) = (current, in_hook, slot.inflight.front()) {
+            current = Some(c.first);
+            if c.len > 1 {
+                let last = c.first + u64::from(c.len) - 1;
+                message.push_str(&format!(
+                    " (with the results of tasks #{}..=#{last}, its chunk in hand)",
+                    c.first
+                ));
+            }
+        }
         slot.alive = false;
         let chunks: Vec<InFlight> = slot.inflight.drain(..).collect();
         let phase = if in_hook {

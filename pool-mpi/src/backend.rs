@@ -177,7 +177,7 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for MpiBackend<Sh, St> {
                     let f = encode_framed_value(&header, &*setup.shared).map_err(|e| {
                         PoolError::Serialization {
                             context: "the shared objects, for MPI workers".into(),
-                            message: e.to_string(),
+                            message: pool_core::refusal::message(&*setup.shared, e),
                         }
                     })?;
                     let f = Arc::new(f);

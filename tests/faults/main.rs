@@ -180,12 +180,18 @@ both! {
         let f = err.failure().unwrap();
         assert_eq!(f.cause, pool::Cause::Panic);
         assert!(f.message.contains("cannot parse record 5"), "{err}");
-        let bt = f.backtrace.as_deref().expect("a backtrace");
-        assert!(bt.contains("panics"), "the backtrace names the task function: {bt}");
+        // Symbolizing reads the binary (an fd for a moment): not while another test counts fds.
+        let _serial = super::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let bt = f.backtrace.as_ref().expect("a backtrace").to_string();
+        // Symbolized in this process (a spawned worker's modules are loaded elsewhere), from
+        // the task function down: the panic machinery above it is left out.
+        let top = bt.lines().next().unwrap_or_default();
+        assert!(top.ends_with("::panics"), "the backtrace starts at the task function: {bt}");
     };
     timeout_kills_and_replaces_the_worker => super::timeout;
     unserializable_result_names_the_task => super::unserializable;
     dead_worker_under_keep_going => super::keep_going_after_death;
+    killed_while_sending_a_result_names_the_task => super::killed_while_sending;
 }
 
 fn timeout(m: StartMethod) {
@@ -220,7 +226,10 @@ fn sigkills_later(x: u32) -> u32 {
 struct Unserializable(u32);
 
 impl serde::Serialize for Unserializable {
-    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0 != 5 {
+            return s.serialize_u32(self.0);
+        }
         Err(serde::ser::Error::custom(format!(
             "value {} refuses to be serialized",
             self.0
@@ -228,6 +237,12 @@ impl serde::Serialize for Unserializable {
     }
 }
 
+fn unserializable_at_5(x: u32) -> Unserializable {
+    Unserializable(x)
+}
+
+/// The value's own message is kept (postcard replaces it with "Serde Serialization Error"),
+/// and the task that made the value is named, with its arguments, even inside a chunk.
 fn unserializable(m: StartMethod) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let base = Baseline::take();
@@ -239,25 +254,47 @@ fn unserializable(m: StartMethod) {
             .unwrap();
         let e = p
             .map_with(
-                |x: u32| Unserializable(x),
+                unserializable_at_5,
                 0..8u32,
-                MapOptions::default().chunk_size(1),
+                MapOptions::default().chunk_size(4),
             )
             .unwrap_err();
-        // postcard keeps no custom message; the error still names the task and what failed.
         let text = e.to_string();
         assert!(
-            text.contains("could not be serialized") && text.contains("cannot serialize a result"),
+            text.contains("task #5 could not be serialized")
+                && text.contains("value 5 refuses to be serialized"),
             "{text}"
         );
-        assert!(e.failure().unwrap().task.is_some(), "{text}");
-        if m != StartMethod::Threading {
-            let e = p
-                .map(|x: Unserializable| x.0, vec![Unserializable(1)])
-                .unwrap_err();
-            assert!(matches!(e, PoolError::Serialization { .. }), "{e}");
-            assert!(e.to_string().contains("inputs of tasks #0..#1"), "{e}");
+        let f = e.failure().unwrap();
+        assert_eq!((f.task, f.args.as_deref()), (Some(5), Some("5")), "{text}");
+        // Under keep_going the refusing result fails in place; its chunk's others arrive.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let p = std::thread::spawn(move || {
+            let opts = MapOptions::default().chunk_size(4).keep_going(0);
+            let out = p.map_results(unserializable_at_5, 0..8u32, opts);
+            let _ = tx.send(out.into_iter().map(|r| r.map(|v| v.0)).collect::<Vec<_>>());
+            p
+        });
+        let out = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the call never ended");
+        let mut p = p.join().unwrap();
+        for (i, r) in out.iter().enumerate() {
+            match r {
+                Ok(v) => assert_eq!(*v as usize, i),
+                Err(e) => assert!(i == 5 && e.to_string().contains("value 5 refuses"), "{e}"),
+            }
         }
+        assert!(out[5].is_err());
+        let e = p
+            .map(|x: Unserializable| x.0, vec![Unserializable(5)])
+            .unwrap_err();
+        assert!(matches!(e, PoolError::Serialization { .. }), "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains("inputs of tasks #0..#1") && text.contains("value 5 refuses"),
+            "{text}"
+        );
     }
     base.check();
 }
@@ -285,6 +322,71 @@ fn keep_going_after_death(m: StartMethod) {
                 assert_eq!(*r.as_ref().unwrap(), i as u32);
             }
         }
+    }
+    base.check();
+}
+
+/// A large result whose encoding the worker does not survive: its task has ended (the worker
+/// holds no task in hand) but its result never reaches the parent.
+#[derive(Debug, Clone, serde::Deserialize)]
+struct DiesWhenSent(u32, Vec<u8>);
+
+impl serde::Serialize for DiesWhenSent {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0 == 5 {
+            // SAFETY: kill(2) on our own pid.
+            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+            std::thread::sleep(Duration::from_secs(5));
+        }
+        (self.0, &self.1).serialize(s)
+    }
+}
+
+fn large_result(x: u32) -> DiesWhenSent {
+    DiesWhenSent(x, vec![7; 64 << 10])
+}
+
+/// The lost task is named, with its arguments, and under `keep_going` it fails in place (it is
+/// not run again and again).
+fn killed_while_sending(m: StartMethod) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let base = Baseline::take();
+    {
+        let mut p = WorkerPool::builder()
+            .n_jobs(2)
+            .start_method(m)
+            .build()
+            .unwrap();
+        let err = p
+            .map_with(large_result, 0..8u32, MapOptions::default().chunk_size(1))
+            .unwrap_err();
+        let f = err.failure().unwrap_or_else(|| panic!("{err}"));
+        assert_eq!((f.task, &f.cause), (Some(5), &Cause::WorkerDied), "{err}");
+        assert!(err.to_string().contains("task #5 lost its worker"), "{err}");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let out = p.map_results(
+                large_result,
+                0..8u32,
+                MapOptions::default().chunk_size(1).keep_going(0),
+            );
+            let _ = tx.send(out.into_iter().map(|r| r.map(|v| v.0)).collect::<Vec<_>>());
+        });
+        let out = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("keep_going ran the lost task again and again");
+        for (i, r) in out.iter().enumerate() {
+            match r {
+                Ok(v) => assert_eq!(*v as usize, i),
+                Err(e) => {
+                    assert_eq!(i, 5, "{e}");
+                    let f = e.failure().unwrap();
+                    assert_eq!(f.task, Some(5), "{e}");
+                    assert_eq!(f.args.as_deref(), Some("5"), "{e}");
+                }
+            }
+        }
+        assert!(out[5].is_err());
     }
     base.check();
 }

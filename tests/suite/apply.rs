@@ -82,10 +82,41 @@ fn apply_async_timeout(m: StartMethod) {
     assert_eq!(p.apply(|x: u64| x, 5).unwrap(), 5);
 }
 
+/// Each `apply_async` task of a pool has its own number (in submission order), so errors say
+/// which one failed.
+fn apply_async_errors_name_their_task(m: StartMethod) {
+    let mut p = pool(m, 2);
+    let handles: Vec<_> = (0..6u32)
+        .map(|i| {
+            p.apply_async(|x: u32| if x % 3 == 2 { panic!("bad {x}") } else { x }, i)
+                .unwrap()
+        })
+        .collect();
+    for (i, h) in handles.into_iter().enumerate() {
+        match h.get(Some(Duration::from_secs(10))) {
+            Ok(v) => assert_eq!(v as usize, i),
+            Err(e) => {
+                assert_eq!(i % 3, 2, "{e}");
+                assert_eq!(e.failure().unwrap().task, Some(i as u64), "{e}");
+                assert!(
+                    e.to_string().contains(&format!("task #{i} panicked")),
+                    "{e}"
+                );
+            }
+        }
+    }
+    // Numbers go on across `apply` and later tasks.
+    let e = p
+        .apply(|x: u32| -> u32 { panic!("bad {x}") }, 6)
+        .unwrap_err();
+    assert!(e.to_string().contains("task #6 panicked"), "{e}");
+}
+
 for_each_start_method!(
     apply_and_async_results,
     apply_async_callbacks,
-    apply_async_timeout
+    apply_async_timeout,
+    apply_async_errors_name_their_task
 );
 
 /// Regression: a map with `worker_lifespan` after `apply_async` tasks hung, because the

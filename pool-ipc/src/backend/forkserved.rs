@@ -29,7 +29,7 @@ impl<Sh: SharedObjects, St: 'static> Launch<Sh, St> for ForkserverLaunch {
             let bytes =
                 postcard::to_stdvec(&*s.setup.shared).map_err(|e| PoolError::Serialization {
                     context: "the shared objects, for forkserver workers".into(),
-                    message: e.to_string(),
+                    message: pool_core::refusal::message(&*s.setup.shared, e),
                 })?;
             self.shared = Some(Arc::new(bytes));
         }

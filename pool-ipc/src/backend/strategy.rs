@@ -96,7 +96,7 @@ impl<Sh: SharedObjects, St: 'static> Launch<Sh, St> for SpawnLaunch {
             let bytes =
                 postcard::to_stdvec(&*s.setup.shared).map_err(|e| PoolError::Serialization {
                     context: "the shared objects, for spawned workers".into(),
-                    message: e.to_string(),
+                    message: pool_core::refusal::message(&*s.setup.shared, e),
                 })?;
             self.shared = Some(Arc::new(bytes));
         }
