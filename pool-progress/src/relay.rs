@@ -376,3 +376,58 @@ fn alive(pid: u32) -> bool {
         .and_then(|i| stat[i + 1..].split_whitespace().next());
     !matches!(state, Some("Z" | "X" | "x"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn running_processes_are_alive_and_zombies_are_not() {
+        assert!(alive(std::process::id()));
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        assert!(alive(sleeper.id()));
+        sleeper.kill().unwrap();
+        // Killed but not yet reaped: a zombie, gone as far as its bars are concerned.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while alive(sleeper.id()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!alive(sleeper.id()), "a zombie is not alive");
+        let pid = sleeper.id();
+        sleeper.wait().unwrap();
+        assert!(!alive(pid));
+    }
+
+    #[test]
+    fn long_text_is_cut_on_a_character_boundary() {
+        let text = "é".repeat(MAX_TEXT);
+        let cut = cut(&text);
+        assert!(cut.len() <= MAX_TEXT && text.starts_with(cut));
+        assert_eq!(super::cut("short"), "short");
+    }
+
+    #[test]
+    fn events_round_trip_as_datagrams() {
+        let (a, b) = UnixDatagram::pair().unwrap();
+        let m = Message {
+            pid: 7,
+            call: 3,
+            event: Event::Finish {
+                status: ended(None),
+                outcome: Outcome::Failed("task #1 panicked\nworker backtrace:\n...".into()),
+            },
+        };
+        a.send(&serde_json::to_vec(&m).unwrap()).unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = b.recv(&mut buf).unwrap();
+        let back: Message = serde_json::from_slice(&buf[..n]).unwrap();
+        assert_eq!((back.pid, back.call), (7, 3));
+        assert!(matches!(
+            back.event,
+            Event::Finish { outcome: Outcome::Failed(ref e), .. } if e.starts_with("task #1")
+        ));
+    }
+}
