@@ -215,3 +215,33 @@ fn progress_bar_leaves_stdout_alone() {
         assert_eq!(stdout(&o), "a\nb\n");
     }
 }
+
+#[test]
+fn a_closed_stdout_ends_the_run_promptly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::Duration;
+
+    // `pool run --lb yes ::: a | head -1`
+    let mut child = pool(&["run", "--lb", "yes", ":::", "a"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "a\n");
+    drop(out);
+    wait_timeout(&mut child, Duration::from_secs(5));
+
+    // Grouped output: nothing is written until a job ends, yet the closed pipe is noticed.
+    let mut child = pool(&["run", "yes", ":::", "a"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    drop(child.stdout.take());
+    wait_timeout(&mut child, Duration::from_secs(5));
+}

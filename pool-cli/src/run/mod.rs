@@ -9,6 +9,7 @@
 //! Killing (timeouts, `--halt now`, Ctrl-C) goes through [`registry`] and [`signals`].
 
 mod args;
+mod family;
 mod halt;
 mod inputs;
 mod insights;
@@ -76,7 +77,7 @@ struct Runner {
     retries: u32,
     results: Option<PathBuf>,
     registry: Arc<Registry>,
-    printer: Printer,
+    printer: Arc<Printer>,
     joblog: Option<JobLog>,
     halt: Option<HaltPolicy>,
     total: Option<usize>,
@@ -100,13 +101,16 @@ impl Runner {
                 );
                 capture.data(output::Stream::Err, msg.as_bytes());
             }
-            let a = job::run(
-                self.program.as_deref(),
-                &argv,
-                self.timeout,
-                &self.registry,
-                &mut capture,
-            );
+            let os_argv: Vec<std::ffi::OsString> = argv.iter().map(Into::into).collect();
+            let launch = job::Launch {
+                program: self.program.as_deref(),
+                argv: &os_argv,
+                seq: job.seq,
+                slot,
+                stdin: None,
+                ungrouped: false,
+            };
+            let a = job::run(&launch, self.timeout, &self.registry, &mut capture);
             let stop = a.end.success()
                 || matches!(
                     a.end,
@@ -222,7 +226,7 @@ pub(crate) fn main(args: RunArgs) -> anyhow::Result<i32> {
         retries: cfg.retries,
         results: cfg.results.clone(),
         registry: registry.clone(),
-        printer: Printer::new(cfg.output),
+        printer: Printer::new(cfg.output, registry.clone()),
         joblog: cfg.joblog.as_deref().map(JobLog::create).transpose()?,
         halt,
         total,

@@ -12,11 +12,25 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::stat::{SFlag, fstat};
 
 use super::args::OutputMode;
+use super::registry::Registry;
+
+/// Whether `fd` is a pipe or a socket (whose reader can go away).
+fn is_pipe(fd: BorrowedFd<'_>) -> bool {
+    fstat(fd).is_ok_and(|st| {
+        let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+        kind == SFlag::S_IFIFO || kind == SFlag::S_IFSOCK
+    })
+}
 
 /// Which pipe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,25 +49,63 @@ struct Reorder {
 #[derive(Debug)]
 pub(crate) struct Printer {
     mode: OutputMode,
+    /// Aborted when our stdout is closed.
+    registry: Arc<Registry>,
     reorder: Mutex<Reorder>,
     broken: AtomicBool,
 }
 
 impl Printer {
-    pub(crate) fn new(mode: OutputMode) -> Self {
-        Printer {
+    /// A printer for `mode`; a closed stdout aborts the run through `registry`, also while no
+    /// job writes (a thread watches our stdout when it is a pipe or a socket).
+    pub(crate) fn new(mode: OutputMode, registry: Arc<Registry>) -> Arc<Self> {
+        let printer = Arc::new(Printer {
             mode,
+            registry,
             reorder: Mutex::new(Reorder {
                 next: 1,
                 pending: BTreeMap::new(),
             }),
             broken: AtomicBool::new(false),
+        });
+        let p = printer.clone();
+        if is_pipe(io::stdout().as_fd()) {
+            let _ = std::thread::Builder::new()
+                .name("pool-run-stdout".into())
+                .spawn(move || p.watch_stdout());
+        }
+        printer
+    }
+
+    /// Blocks until our stdout reports an error or a hang-up (its reader is gone).
+    fn watch_stdout(&self) {
+        let stdout = io::stdout();
+        loop {
+            let mut fds = [PollFd::new(stdout.as_fd(), PollFlags::empty())];
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) => {
+                    let gone = PollFlags::POLLERR | PollFlags::POLLHUP;
+                    if fds[0].revents().is_some_and(|r| r.intersects(gone)) {
+                        self.closed();
+                        return;
+                    }
+                }
+                Err(Errno::EINTR) => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Our stdout is closed: no output can reach anyone, so the run ends now.
+    fn closed(&self) {
+        if !self.broken.swap(true, Ordering::SeqCst) {
+            self.registry.abort();
         }
     }
 
     /// Whether our stdout was closed (e.g. `pool run ... | head`).
     pub(crate) fn broken(&self) -> bool {
-        self.broken.load(Ordering::Relaxed)
+        self.broken.load(Ordering::SeqCst)
     }
 
     fn write(&self, stream: Stream, bytes: &[u8]) {
@@ -71,7 +123,7 @@ impl Printer {
             && stream == Stream::Out
             && e.kind() == io::ErrorKind::BrokenPipe
         {
-            self.broken.store(true, Ordering::Relaxed);
+            self.closed();
         }
     }
 
