@@ -59,6 +59,31 @@ impl End {
     }
 }
 
+impl End {
+    /// The job's status as a shell reports it: its exit code, or 128 + the signal that ended it.
+    pub(crate) fn status(&self) -> i32 {
+        match self {
+            End::Exit(c) => *c,
+            End::Signal(s) | End::Killed { signal: s, .. } => 128 + s,
+            End::SpawnFailed(_) => 127,
+        }
+    }
+
+    /// How it ended, in words (for the failure summary).
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            End::Exit(c) => format!("exit {c}"),
+            End::Signal(s) => format!("signal {s}"),
+            End::Killed {
+                reason: KillReason::Timeout,
+                ..
+            } => "timed out".into(),
+            End::Killed { .. } => "killed".into(),
+            End::SpawnFailed(_) => "could not start".into(),
+        }
+    }
+}
+
 /// One run of a command.
 #[derive(Debug, Clone)]
 pub(crate) struct Attempt {
