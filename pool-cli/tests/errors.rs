@@ -16,7 +16,7 @@ fn fails_with(o: &std::process::Output, needle: &str) {
 fn unknown_option() {
     fails_with(
         &run(&["run", "--frobnicate", "echo", ":::", "a"]),
-        "unexpected argument '--frobnicate'",
+        "unknown option `--frobnicate`",
     );
 }
 

@@ -10,4 +10,6 @@ mod ordering;
 mod output;
 mod placeholders;
 mod policy;
+mod resume;
 mod subcommands;
+mod vocabulary;

@@ -239,3 +239,21 @@ pub(crate) fn like_gnu_stdin(args: &[&str], input: Option<&[u8]>, recorded: Seen
         stderr(&o)
     );
 }
+
+/// Runs `c` with `input` on stdin, to its end.
+pub(crate) fn feed(c: &mut Command, input: &[u8]) -> Output {
+    let mut child = c
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let mut w = child.stdin.take().unwrap();
+    let bytes = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = w.write_all(&bytes);
+    });
+    let out = child.wait_with_output().expect("runs");
+    writer.join().unwrap();
+    out
+}

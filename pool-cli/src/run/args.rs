@@ -191,6 +191,16 @@ pub(crate) struct RunArgs {
     #[arg(long, hide = true)]
     allow_empty: bool,
 
+    /// Accepted for compatibility with GNU parallel scripts; they change nothing here.
+    #[arg(long = "will-cite", hide = true)]
+    will_cite: bool,
+    #[arg(long = "no-notice", hide = true)]
+    no_notice: bool,
+    #[arg(long = "group", hide = true)]
+    group: bool,
+    #[arg(short = 'r', long = "no-run-if-empty", hide = true)]
+    no_run_if_empty: bool,
+
     /// The command and its arguments, then input sources: `::: ARGS...` and `:::: FILES...`
     /// (every combination of them), `:::+ ARGS...` and `::::+ FILES...` (side by side with the
     /// source before).

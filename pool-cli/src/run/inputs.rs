@@ -39,6 +39,22 @@ impl Source {
     }
 }
 
+/// `--header`: takes the first value of each `:::` source as its name; `None` for the sources
+/// that are read as the run goes (their first record is the name, taken from the first row).
+pub(crate) fn take_header(sources: &mut [Source]) -> Vec<Option<Vec<u8>>> {
+    sources
+        .iter_mut()
+        .map(|s| match s {
+            Source::Args(v) if !v.is_empty() => Some(v.remove(0)),
+            Source::Linked(inner) => match inner.as_mut() {
+                Source::Args(v) if !v.is_empty() => Some(v.remove(0)),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
 /// The first read error, kept for the end of the run.
 pub(crate) type ReadError = Arc<Mutex<Option<anyhow::Error>>>;
 

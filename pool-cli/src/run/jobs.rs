@@ -24,12 +24,8 @@ impl fmt::Debug for JobSpec {
     }
 }
 
-/// The template of the command, with `-I`'s string turned into `{}`.
+/// The template of the command.
 pub(crate) fn template(cfg: &Config, names: &[Vec<u8>]) -> anyhow::Result<Template> {
-    let words: Vec<Vec<u8>> = match &cfg.replace {
-        Some(r) if !r.is_empty() => cfg.words.iter().map(|w| replace_all(w, r, b"{}")).collect(),
-        _ => cfg.words.clone(),
-    };
     let fixed_count = cfg.colsep.is_none()
         && names.is_empty()
         && cfg.grouping == Grouping::One
@@ -40,7 +36,8 @@ pub(crate) fn template(cfg: &Config, names: &[Vec<u8>]) -> anyhow::Result<Templa
         Spread::Words
     };
     let mut t = Template::parse(
-        &words,
+        &cfg.words,
+        cfg.replace.as_deref().filter(|r| !r.is_empty()),
         fixed_count.then_some(cfg.sources.len()),
         names,
         cfg.quote,
@@ -52,21 +49,6 @@ pub(crate) fn template(cfg: &Config, names: &[Vec<u8>]) -> anyhow::Result<Templa
     Ok(t)
 }
 
-fn replace_all(w: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(w.len());
-    let mut i = 0;
-    while i < w.len() {
-        if w[i..].starts_with(from) {
-            out.extend_from_slice(to);
-            i += from.len();
-        } else {
-            out.push(w[i]);
-            i += 1;
-        }
-    }
-    out
-}
-
 /// The jobs of a run, and how many there are when that is known.
 pub(crate) type Jobs = (Box<dyn Iterator<Item = JobSpec>>, Option<usize>);
 
@@ -76,15 +58,25 @@ pub(crate) fn jobs(
     cfg: &Config,
     rows: Box<dyn Iterator<Item = Vec<Vec<u8>>>>,
     total: Option<usize>,
+    header: Option<Vec<Option<Vec<u8>>>>,
     names: &mut Vec<Vec<u8>>,
 ) -> Jobs {
     let mut rows = rows.peekable();
-    if cfg.header
-        && let Some(first) = rows.next()
-    {
-        *names = first;
+    let mut total = total;
+    if let Some(header) = header {
+        // Names of `:::` sources were taken from them; the others' are in the first row.
+        let first = if header.iter().any(Option::is_none) {
+            total = total.map(|t| t.saturating_sub(1));
+            rows.next().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        *names = header
+            .into_iter()
+            .enumerate()
+            .map(|(i, n)| n.or_else(|| first.get(i).cloned()).unwrap_or_default())
+            .collect();
     }
-    let total = total.map(|t| if cfg.header { t.saturating_sub(1) } else { t });
     let rows: Box<dyn Iterator<Item = Vec<Vec<u8>>>> = match cfg.colsep.clone() {
         Some(re) => {
             *names = columns(&re, std::mem::take(names));

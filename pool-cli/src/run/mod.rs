@@ -21,6 +21,7 @@ mod output;
 mod placeholders;
 mod registry;
 mod signals;
+mod unsupported;
 
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
@@ -33,6 +34,7 @@ use std::time::{Duration, Instant};
 use pool::{MapOptions, ProgressSpec, StartMethod, WorkerPool};
 
 pub(crate) use args::RunArgs;
+pub(crate) use unsupported::message as unsupported_message;
 
 use self::args::{Config, Grouping, OutputMode, Resume, ShellUse};
 use self::halt::{HaltPolicy, Tally, When};
@@ -269,7 +271,8 @@ fn shell() -> OsString {
 
 /// Runs `pool run`; returns the exit status.
 pub(crate) fn main(args: RunArgs) -> anyhow::Result<i32> {
-    let cfg = args.validate()?;
+    let mut cfg = args.validate()?;
+    let header = cfg.header.then(|| inputs::take_header(&mut cfg.sources));
     let halt = cfg.halt.and_then(|h| h.active());
     // Ctrl-C is ours from here on, also while we wait for the first input line.
     let registry = Registry::start()?;
@@ -282,7 +285,7 @@ pub(crate) fn main(args: RunArgs) -> anyhow::Result<i32> {
     let inputs = inputs::read(&cfg.sources, cfg.separator, count_first, cfg.link)?;
     let read_error = inputs.error.clone();
     let mut names = Vec::new();
-    let (jobs, mut total) = jobs::jobs(&cfg, inputs.iter, inputs.total, &mut names);
+    let (jobs, mut total) = jobs::jobs(&cfg, inputs.iter, inputs.total, header, &mut names);
     let mut jobs = jobs.peekable();
     if jobs.peek().is_none() {
         if let Some(e) = read_error.lock().unwrap_or_else(|e| e.into_inner()).take() {
@@ -312,7 +315,16 @@ pub(crate) fn main(args: RunArgs) -> anyhow::Result<i32> {
     let tag = cfg
         .tag
         .as_ref()
-        .map(|t| Template::parse(std::slice::from_ref(t), None, &names, false, Spread::Words))
+        .map(|t| {
+            Template::parse(
+                std::slice::from_ref(t),
+                None,
+                None,
+                &names,
+                false,
+                Spread::Words,
+            )
+        })
         .transpose()?;
     if cfg.dry_run {
         return dry_run(&cfg, &template, jobs);

@@ -83,16 +83,21 @@ fn plain(b: u8) -> bool {
 }
 
 impl Template {
-    /// Parses the command words. `n_values` is how many values each job has, when it is fixed
-    /// (for checking `{N}`); `names` are `--header` column names, for `{name}`.
+    /// Parses the command words. `replace` stands for `{}` instead (`-I`); `n_values` is how
+    /// many values each job has, when it is fixed (for checking `{N}`); `names` are `--header`
+    /// column names, for `{name}`.
     pub(crate) fn parse(
         words: &[Vec<u8>],
+        replace: Option<&[u8]>,
         n_values: Option<usize>,
         names: &[Vec<u8>],
         quote_words: bool,
         spread: Spread,
     ) -> anyhow::Result<Self> {
-        let words: Vec<Vec<Piece>> = words.iter().map(|w| parse_word(w, names)).collect();
+        let words: Vec<Vec<Piece>> = words
+            .iter()
+            .map(|w| parse_word(w, replace, names))
+            .collect();
         let mut append = true;
         for p in words.iter().flatten() {
             match p {
@@ -263,14 +268,25 @@ impl Template {
     }
 }
 
-fn parse_word(w: &[u8], names: &[Vec<u8>]) -> Vec<Piece> {
+fn parse_word(w: &[u8], replace: Option<&[u8]>, names: &[Vec<u8>]) -> Vec<Piece> {
     let mut pieces = Vec::new();
     let mut lit = Vec::new();
     let mut i = 0;
     while i < w.len() {
-        if w[i] == b'{'
-            && let Some((piece, len)) = parse_placeholder(&w[i..], names)
-        {
+        let found = match replace {
+            Some(r) if w[i..].starts_with(r) => Some((
+                Piece::Input {
+                    source: None,
+                    kind: Kind::Whole,
+                },
+                r.len(),
+            )),
+            // With -I, `{}` is plain text; the other placeholders keep their meaning.
+            Some(_) if w[i..].starts_with(b"{}") => None,
+            _ if w[i] == b'{' => parse_placeholder(&w[i..], names),
+            _ => None,
+        };
+        if let Some((piece, len)) = found {
             if !lit.is_empty() {
                 pieces.push(Piece::Lit(std::mem::take(&mut lit)));
             }
@@ -407,7 +423,7 @@ mod tests {
     }
 
     fn t(words: &[&str], n: usize) -> Template {
-        Template::parse(&b(words), Some(n), &[], false, Spread::Words).unwrap()
+        Template::parse(&b(words), None, Some(n), &[], false, Spread::Words).unwrap()
     }
 
     fn argv(words: &[&str], args: &[&str]) -> Vec<String> {
@@ -461,6 +477,16 @@ mod tests {
 
     #[test]
     fn bad_source_number() {
-        assert!(Template::parse(&b(&["echo", "{3}"]), Some(2), &[], false, Spread::Words).is_err());
+        assert!(
+            Template::parse(
+                &b(&["echo", "{3}"]),
+                None,
+                Some(2),
+                &[],
+                false,
+                Spread::Words
+            )
+            .is_err()
+        );
     }
 }
