@@ -63,7 +63,7 @@ pub(crate) struct RunArgs {
     #[arg(long, visible_alias = "progress")]
     bar: bool,
 
-    /// Show a progress bar with the estimated time left.
+    /// Show a progress bar with the estimated time left (inputs are counted first, as GNU does).
     #[arg(long)]
     eta: bool,
 
@@ -254,6 +254,8 @@ pub(crate) struct Config {
     pub(crate) jobs: usize,
     pub(crate) output: OutputMode,
     pub(crate) bar: bool,
+    /// `--eta`: count the inputs first, so that the time left is known from the start.
+    pub(crate) eta: bool,
     pub(crate) timeout: Option<Duration>,
     pub(crate) tries: u32,
     pub(crate) halt: Option<HaltPolicy>,
@@ -365,6 +367,7 @@ impl RunArgs {
             jobs,
             output,
             bar: self.bar || self.eta,
+            eta: self.eta,
             timeout: self.timeout,
             tries: self.retries.max(1),
             halt: self.halt,

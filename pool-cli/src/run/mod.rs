@@ -281,7 +281,8 @@ pub(crate) fn main(args: RunArgs) -> anyhow::Result<i32> {
     if cfg.sources.iter().any(Source::is_stdin) && std::io::stdin().is_terminal() {
         eprintln!("pool run: reading inputs from the terminal (end them with Ctrl-D)");
     }
-    let count_first = halt.is_some_and(|h| h.needs_total()) || cfg.grouping == Grouping::Even;
+    let count_first =
+        halt.is_some_and(|h| h.needs_total()) || cfg.grouping == Grouping::Even || cfg.eta;
     let inputs = inputs::read(&cfg.sources, cfg.separator, count_first, cfg.link)?;
     let read_error = inputs.error.clone();
     let mut names = Vec::new();
