@@ -17,7 +17,7 @@ Examples:
   ls *.png | pool run -j4 convert {} {.}.jpg # one job per stdin line
   pool run echo {1}-{2} ::: a b ::: 1 2      # every combination: a-1 a-2 b-1 b-2
   pool run echo {1}-{2} ::: a b :::+ 1 2     # side by side: a-1 b-2
-  pool run --shell 'gzip -c {} > {}.gz' :::: files.txt
+  pool run 'gzip -c {} > {}.gz' :::: files.txt   # shell syntax: through sh, inputs quoted
   pool run --timeout 10s --retries 2 --joblog jobs.tsv ./check.sh ::: host1 host2
 
 Placeholders: {} input, {.} without extension, {/} basename, {//} dirname,
