@@ -109,7 +109,7 @@ fn resume_failed_runs_the_failed_jobs_again() {
     for (who, gnu) in runs {
         let log = dir.path().join(format!("log-{who}"));
         let _ = fs::remove_file(&ran);
-        let base = ["-k", "--joblog", log.to_str().unwrap()];
+        let base = ["-j1", "--joblog", log.to_str().unwrap()];
         let tail = [script.as_str(), ":::", "1", "2", "3", "4"];
         let go = |extra: &[&str]| {
             let mut a: Vec<&str> = base.to_vec();

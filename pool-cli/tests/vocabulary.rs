@@ -175,6 +175,11 @@ fn verbose_and_tags() {
         false,
     );
     like_gnu(
+        &["-k", "--tag", "echo", ":::", "a", "b", ":::", "1"],
+        Seen::new("a 1\ta 1\nb 1\tb 1\n", 0),
+        false,
+    );
+    like_gnu(
         &[
             "-k",
             "--tagstring",

@@ -98,7 +98,7 @@ impl Runner {
                 .into_iter()
                 .map(OsString::into_vec)
                 .collect::<Vec<_>>()
-                .join(&b'\t')
+                .join(&b' ')
         });
         let mut capture = Capture::new(&self.printer, job.seq, tag);
         if self.registry.stopping() {
