@@ -56,8 +56,6 @@ fn resume_after_sigkill_runs_exactly_the_unfinished_jobs() {
     }
     child.kill().unwrap(); // SIGKILL: no chance to clean up or to finish the log
     child.wait().unwrap();
-    // The jobs it was running live on, orphaned; let them end (they write nothing more).
-    std::thread::sleep(Duration::from_millis(500));
     let finished: BTreeSet<u64> = logged(&log).into_iter().collect();
     assert!(finished.len() < 30, "the run ended before it was killed");
     let first_run = lines_of(&started);
@@ -139,4 +137,30 @@ fn resume_failed_runs_the_failed_jobs_again() {
             "{who}: first run, --resume (nothing left), --resume-failed (job 3 again)"
         );
     }
+}
+
+#[test]
+fn jobs_of_a_killed_resumable_run_die_with_it() {
+    // With --joblog, a job must not go on beside the rerun that --resume would start.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let m = marker();
+    let mut child = pool(&[
+        "run",
+        "-j2",
+        "--joblog",
+        log.to_str().unwrap(),
+        "sleep",
+        ":::",
+        &m,
+        &m,
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    wait_for_processes(&format!("sleep {m}"), 2);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_no_process(&m);
 }

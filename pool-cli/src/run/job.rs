@@ -127,6 +127,9 @@ pub(crate) struct Launch<'a> {
     pub(crate) stdin: Option<&'a [u8]>,
     /// `--ungroup`: the job writes straight to our stdout and stderr.
     pub(crate) ungrouped: bool,
+    /// Kill the job's leader if `pool run` dies (`--joblog` runs, which `--resume` may
+    /// restart: a job of a killed run must not go on beside its rerun).
+    pub(crate) die_with_us: bool,
 }
 
 /// Runs a job to its end, feeding its output to `capture`. The job is over when its leader
@@ -165,6 +168,24 @@ pub(crate) fn run(
         .stdout(out)
         .stderr(err)
         .process_group(0);
+    if launch.die_with_us {
+        let parent = std::process::id() as nix::libc::pid_t;
+        // SAFETY: runs in the forked child before exec, and calls only prctl(2) and
+        // getppid(2), which are async-signal-safe and touch no memory of the parent.
+        unsafe {
+            cmd.pre_exec(move || {
+                nix::libc::prctl(
+                    nix::libc::PR_SET_PDEATHSIG,
+                    nix::libc::SIGKILL as nix::libc::c_ulong,
+                );
+                // We died between fork and prctl: the signal will never come.
+                if nix::libc::getppid() != parent {
+                    return Err(io::Error::other("pool run exited"));
+                }
+                Ok(())
+            });
+        }
+    }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {

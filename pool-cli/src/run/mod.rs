@@ -122,6 +122,7 @@ impl Runner {
             slot,
             stdin: job.stdin.as_deref(),
             ungrouped: self.ungrouped,
+            die_with_us: self.joblog.is_some(),
         };
         let mut attempt = None;
         for _ in 0..self.tries {
