@@ -6,6 +6,7 @@
 # Workloads (every tool gets the same inputs on stdin and appends the input to the command):
 #   1. 10,000 `true` jobs                        (pure per-job overhead)
 #   2. 1,000 short `sh -c 'echo job $0'` jobs     (a shell per job, output collected)
+# (pool run and GNU parallel get -q: without it both compose the line `sh -c echo job $0 N` for a shell)
 #
 # Needs hyperfine; GNU parallel and rust-parallel are benchmarked when installed
 #   apt-get install -y hyperfine parallel ; cargo install rust-parallel
@@ -44,4 +45,4 @@ bench() { # name input command-suffix-for-each-tool...
 }
 
 bench true-10k "$TMP/in10k" "true" "true" "true" "true"
-bench sh-1k "$TMP/in1k" "sh -c 'echo job \$0'" "sh -c 'echo job \$0'" "-q sh -c 'echo job \$0'" "sh -c 'echo job \$0'"
+bench sh-1k "$TMP/in1k" "-q sh -c 'echo job \$0'" "sh -c 'echo job \$0'" "-q sh -c 'echo job \$0'" "sh -c 'echo job \$0'"

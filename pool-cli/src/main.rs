@@ -44,6 +44,16 @@ fn main() {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
+            // An option `pool run` lacks: say what it is and why, not clap's "use -- --flag".
+            let is_run = std::env::args().nth(1).as_deref() == Some("run");
+            if is_run
+                && e.kind() == clap::error::ErrorKind::UnknownArgument
+                && let Some(clap::error::ContextValue::String(flag)) =
+                    e.get(clap::error::ContextKind::InvalidArg)
+            {
+                eprintln!("{}", run::unsupported_message(flag));
+                std::process::exit(EXIT_ERROR);
+            }
             // --help and --version print to stdout and succeed; usage errors fail like GNU
             // parallel's (255).
             let code = if e.use_stderr() { EXIT_ERROR } else { 0 };

@@ -164,3 +164,53 @@ fn ctrl_c_while_waiting_for_more_stdin() {
     assert_no_process(&m);
     drop(stdin);
 }
+
+#[test]
+fn a_background_child_holding_the_output_does_not_hold_the_slot() {
+    // GNU parallel: the job is over when its command exits; a child it left behind, still
+    // holding the output pipe, neither delays the job nor is killed.
+    let m = marker();
+    let t0 = Instant::now();
+    let o = run(&[
+        "run",
+        "-j1",
+        "--shell",
+        &format!("sleep {m} & echo {{}}"),
+        ":::",
+        "a",
+        "b",
+    ]);
+    let took = t0.elapsed();
+    let left = processes_with(&format!("sleep {m}"));
+    for p in &left {
+        let pid = p.split(':').next().unwrap();
+        let _ = std::process::Command::new("kill").arg(pid).status();
+    }
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "a\nb\n");
+    assert_eq!(
+        left.len(),
+        2,
+        "the background children live on, as in GNU parallel"
+    );
+}
+
+#[test]
+fn timeout_kills_a_grandchild_that_left_the_process_group() {
+    let m = marker();
+    let t0 = Instant::now();
+    let o = run(&[
+        "run",
+        "--timeout",
+        "1",
+        "--shell",
+        &format!("setsid sleep {m} & sleep {m}"),
+        ":::",
+        "1",
+    ]);
+    let took = t0.elapsed();
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert_no_process(&m);
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}

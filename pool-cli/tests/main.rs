@@ -10,4 +10,7 @@ mod ordering;
 mod output;
 mod placeholders;
 mod policy;
+mod progress;
+mod resume;
 mod subcommands;
+mod vocabulary;

@@ -100,9 +100,20 @@ fn results_dir_has_each_jobs_output() {
         "b",
     ]);
     assert_eq!(code(&o), 0);
-    assert_eq!(fs::read_to_string(res.join("1/stdout")).unwrap(), "out a\n");
-    assert_eq!(fs::read_to_string(res.join("1/stderr")).unwrap(), "err a\n");
-    assert_eq!(fs::read_to_string(res.join("2/stdout")).unwrap(), "out b\n");
+    // GNU parallel's tree: DIR/<source>/<value>/{seq,stdout,stderr}.
+    assert_eq!(
+        fs::read_to_string(res.join("1/a/stdout")).unwrap(),
+        "out a\n"
+    );
+    assert_eq!(
+        fs::read_to_string(res.join("1/a/stderr")).unwrap(),
+        "err a\n"
+    );
+    assert_eq!(fs::read_to_string(res.join("1/a/seq")).unwrap(), "1");
+    assert_eq!(
+        fs::read_to_string(res.join("1/b/stdout")).unwrap(),
+        "out b\n"
+    );
     // Output is still printed.
     assert_eq!(sorted_lines(&stdout(&o)), ["out a", "out b"]);
 }
@@ -214,4 +225,98 @@ fn progress_bar_leaves_stdout_alone() {
         assert_eq!(code(&o), 0);
         assert_eq!(stdout(&o), "a\nb\n");
     }
+}
+
+#[test]
+fn a_closed_stdout_ends_the_run_promptly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::Duration;
+
+    // `pool run --lb yes ::: a | head -1`
+    let mut child = pool(&["run", "--lb", "yes", ":::", "a"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "a\n");
+    drop(out);
+    wait_timeout(&mut child, Duration::from_secs(5));
+
+    // Grouped output: nothing is written until a job ends, yet the closed pipe is noticed.
+    let mut child = pool(&["run", "yes", ":::", "a"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    drop(child.stdout.take());
+    wait_timeout(&mut child, Duration::from_secs(5));
+}
+
+/// Every file under `dir`, relative, sorted.
+fn tree(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn results_tree_is_gnu_parallels() {
+    let dir = tempfile::tempdir().unwrap();
+    let ours = dir.path().join("ours");
+    let o = run(&[
+        "run",
+        "--results",
+        ours.to_str().unwrap(),
+        "echo",
+        ":::",
+        "a",
+        "b/c",
+        ":::",
+        "1",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let recorded = [
+        "1/a/2/1/seq",
+        "1/a/2/1/stderr",
+        "1/a/2/1/stdout",
+        "1/b\\_c/2/1/seq",
+        "1/b\\_c/2/1/stderr",
+        "1/b\\_c/2/1/stdout",
+    ];
+    assert_eq!(tree(&ours), recorded);
+    if let Some(mut g) = gnu_parallel(&[]) {
+        let theirs = dir.path().join("theirs");
+        g.args([
+            "--results",
+            theirs.to_str().unwrap(),
+            "echo",
+            ":::",
+            "a",
+            "b/c",
+            ":::",
+            "1",
+        ]);
+        assert!(g.output().unwrap().status.success());
+        assert_eq!(tree(&theirs), recorded);
+    }
+    assert_eq!(
+        fs::read_to_string(ours.join("1/b\\_c/2/1/stdout")).unwrap(),
+        "b/c 1\n"
+    );
 }

@@ -68,14 +68,28 @@ fn inputs_are_appended_without_placeholder() {
 
 #[test]
 fn unknown_braces_are_left_alone() {
-    let o = run(&["run", "-k", "echo", "{x}", "{print $1}", ":::", "a"]);
+    // Through the shell, as GNU parallel: `$1` is empty there.
+    like_gnu(
+        &["-k", "echo", "{x}", "{print $1}", ":::", "a"],
+        Seen::new("{x} {print } a\n", 0),
+        false,
+    );
+    let o = run(&["run", "--no-shell", "echo", "{x}", "{print $1}", ":::", "a"]);
     assert_eq!(stdout(&o), "{x} {print $1} a\n");
 }
 
 #[test]
-fn without_shell_an_input_is_one_argument() {
+fn an_input_is_one_argument() {
+    // Through the shell (GNU parallel's way) the values are quoted...
+    like_gnu(
+        &["printf", "'%s.\\n'", ":::", "a b; echo injected", "$HOME"],
+        Seen::new("$HOME.\na b; echo injected.\n", 0),
+        true,
+    );
+    // ... and without one they are single arguments anyway.
     let o = run(&[
         "run",
+        "--no-shell",
         "printf",
         "[%s]\\n",
         ":::",
@@ -115,7 +129,12 @@ fn dry_run_prints_and_runs_nothing() {
     let f = f.to_str().unwrap();
     let o = run(&["run", "--dry-run", "touch", "{}", ":::", f, "it's"]);
     assert_eq!(code(&o), 0);
-    assert_eq!(stdout(&o), format!("touch {f}\ntouch 'it'\\''s'\n"));
+    assert_eq!(stdout(&o), format!("touch {f}\ntouch 'it'\"'\"'s'\n"));
+    like_gnu(
+        &["--dry-run", "touch", "{}", ":::", "a b", "it's", "x$y"],
+        Seen::new("touch 'a b'\ntouch 'it'\"'\"'s'\ntouch 'x$y'\n", 0),
+        false,
+    );
     assert!(!std::path::Path::new(f).exists());
     let o = run(&[
         "run",

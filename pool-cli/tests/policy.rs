@@ -15,11 +15,12 @@ fn flaky(dir: &std::path::Path) -> String {
 
 #[test]
 fn retries_until_success() {
+    // GNU parallel's counting: --retries 3 is three tries in all.
     let dir = tempfile::tempdir().unwrap();
     let o = run(&[
         "run",
         "--retries",
-        "2",
+        "3",
         "--shell",
         &flaky(dir.path()),
         ":::",
@@ -36,7 +37,7 @@ fn too_few_retries_fail() {
     let o = run(&[
         "run",
         "--retries",
-        "1",
+        "2",
         "--shell",
         &flaky(dir.path()),
         ":::",
@@ -46,6 +47,59 @@ fn too_few_retries_fail() {
     assert_eq!(stdout(&o), "try 2\n");
     let count = std::fs::read_to_string(dir.path().join("count")).unwrap();
     assert_eq!(count.trim(), "2");
+}
+
+#[test]
+fn retries_count_as_gnu_parallel() {
+    // Each job prints its try number; only the last try's output is printed.
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("n");
+    let script = format!(
+        "n=$(cat {f}{{}} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {f}{{}}; echo {{}} $n; exit 1",
+        f = f.to_str().unwrap()
+    );
+    let recorded = Seen::new("a 2\n", 1);
+    if let Some(mut g) = gnu_parallel(&["--retries", "2", &script, ":::", "a"]) {
+        let o = g.output().unwrap();
+        let _ = std::fs::remove_file(dir.path().join("na"));
+        assert_eq!(Seen::new(&stdout(&o), code(&o)), recorded, "GNU parallel");
+    }
+    let o = run(&["run", "--retries", "2", &script, ":::", "a"]);
+    assert_eq!(Seen::new(&stdout(&o), code(&o)), recorded, "{}", stderr(&o));
+}
+
+#[test]
+fn halt_exit_status_as_gnu_parallel() {
+    let codes = ["0", "7", "0", "9", "0", "4", "0"];
+    let case = |halt: &str, out: &str, status: i32| {
+        let mut args = vec!["-j1", "-k", "--halt", halt, "echo {}; exit {}", ":::"];
+        args.extend(codes);
+        like_gnu(&args, Seen::new(out, status), false);
+    };
+    // fail=1: the failing job's own exit code.
+    case("now,fail=1", "0\n7\n", 7);
+    case("soon,fail=1", "0\n7\n", 7);
+    case("2", "0\n7\n", 7);
+    // fail=N: the number of failed jobs.
+    case("now,fail=2", "0\n7\n0\n9\n", 2);
+    // success=: 0.
+    case("now,success=1", "0\n", 0);
+    case("-1", "0\n", 0);
+    case("-2", "0\n", 0);
+    // %: the percentage of all jobs that failed, rounded up (2 of 7).
+    case("soon,fail=20%", "0\n7\n0\n9\n", 29);
+    // done=1 on a job that failed: its exit code.
+    like_gnu(
+        &["-j1", "--halt", "now,done=1", "exit {}", ":::", "3", "0"],
+        Seen::new("", 3),
+        false,
+    );
+    // Never triggered: the number of failed jobs (or their percentage).
+    like_gnu(
+        &["-j1", "--halt", "now,fail=5", "exit {}", ":::", "3", "0"],
+        Seen::new("", 1),
+        false,
+    );
 }
 
 #[test]
@@ -111,7 +165,7 @@ fn halt_soon_lets_running_jobs_finish() {
         "0",
         "0",
     ]);
-    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert_eq!(code(&o), 1, "the failing job's exit code: {}", stderr(&o));
     assert_eq!(sorted_lines(&stdout(&o)), ["ran 0", "ran 0.6"]);
 }
 
@@ -138,7 +192,12 @@ fn halt_on_a_percentage_of_all_jobs() {
         "9",
         "10",
     ]);
-    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert_eq!(
+        code(&o),
+        20,
+        "the percentage of jobs that failed: {}",
+        stderr(&o)
+    );
     assert_eq!(stdout(&o), "1\n2\n3\n4\n");
 }
 
@@ -157,6 +216,6 @@ fn halt_on_success() {
         "0",
         "0",
     ]);
-    assert_eq!(code(&o), 1);
+    assert_eq!(code(&o), 0, "success=: 0, as GNU parallel");
     assert_eq!(stdout(&o), "1\n0\n");
 }

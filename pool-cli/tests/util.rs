@@ -133,3 +133,127 @@ pub(crate) fn wait_timeout(child: &mut Child, limit: Duration) -> ExitStatus {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// What a run printed on stdout and how it exited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Seen {
+    pub(crate) stdout: String,
+    pub(crate) code: i32,
+}
+
+impl Seen {
+    pub(crate) fn new(stdout: &str, code: i32) -> Self {
+        Seen {
+            stdout: stdout.to_string(),
+            code,
+        }
+    }
+
+    fn of(o: &Output, sort: bool) -> Self {
+        let text = stdout(o);
+        let text = if sort {
+            sorted_lines(&text)
+                .iter()
+                .map(|l| format!("{l}\n"))
+                .collect()
+        } else {
+            text
+        };
+        Seen {
+            stdout: text,
+            code: code(o),
+        }
+    }
+}
+
+/// GNU parallel, run like `pool run` (stdin closed, its own config dir, no citation notice).
+pub(crate) fn gnu_parallel(args: &[&str]) -> Option<Command> {
+    let found = Command::new("parallel")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "GNU parallel is not installed, and CI must compare with it (apt-get install parallel)"
+        );
+        eprintln!(
+            "\n*** SKIPPED: the comparison with GNU parallel (not installed); checked against the \
+             recorded expectation only ***\n"
+        );
+        return None;
+    }
+    let home = std::env::temp_dir().join("pool-cli-tests-parallel-home");
+    let _ = std::fs::create_dir_all(&home);
+    let _ = std::fs::write(home.join("will-cite"), "");
+    let mut c = Command::new("parallel");
+    c.args(args)
+        .env("PARALLEL_HOME", &home)
+        .env("SHELL", "/bin/sh")
+        .stdin(Stdio::null());
+    Some(c)
+}
+
+/// `pool run ARGS` prints and exits as `recorded`, and so does `parallel ARGS` when GNU parallel
+/// is installed (the recorded expectation is GNU's behaviour, checked whenever it can be).
+/// With `sort`, lines are compared sorted (completion order may differ).
+pub(crate) fn like_gnu(args: &[&str], recorded: Seen, sort: bool) {
+    like_gnu_stdin(args, None, recorded, sort)
+}
+
+/// [`like_gnu`] with `input` on stdin.
+pub(crate) fn like_gnu_stdin(args: &[&str], input: Option<&[u8]>, recorded: Seen, sort: bool) {
+    let feed = |mut c: Command| -> Output {
+        c.stdout(Stdio::piped()).stderr(Stdio::piped());
+        if input.is_some() {
+            c.stdin(Stdio::piped());
+        }
+        let mut child = c.spawn().expect("starts");
+        if let Some(bytes) = input {
+            let mut w = child.stdin.take().unwrap();
+            let bytes = bytes.to_vec();
+            std::thread::spawn(move || {
+                let _ = w.write_all(&bytes);
+            });
+        }
+        child.wait_with_output().expect("runs")
+    };
+    if let Some(g) = gnu_parallel(args) {
+        let o = feed(g);
+        assert_eq!(
+            Seen::of(&o, sort),
+            recorded,
+            "GNU parallel {args:?} no longer behaves as recorded; stderr: {}",
+            stderr(&o)
+        );
+    }
+    let mut p = pool(&["run"]);
+    p.args(args);
+    let o = feed(p);
+    assert_eq!(
+        Seen::of(&o, sort),
+        recorded,
+        "pool run {args:?} differs from GNU parallel; stderr: {}",
+        stderr(&o)
+    );
+}
+
+/// Runs `c` with `input` on stdin, to its end.
+pub(crate) fn feed(c: &mut Command, input: &[u8]) -> Output {
+    let mut child = c
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let mut w = child.stdin.take().unwrap();
+    let bytes = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = w.write_all(&bytes);
+    });
+    let out = child.wait_with_output().expect("runs");
+    writer.join().unwrap();
+    out
+}

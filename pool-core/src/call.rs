@@ -114,7 +114,8 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
             .iter()
             .map(|c| c.tasks_done.load(std::sync::atomic::Ordering::Relaxed))
             .sum();
-        status.begin(cfg.total);
+        // The caller's total (`ProgressSpec::total`) when the inputs have no known length.
+        status.begin(cfg.total.or(info.spec.total));
         let mut sup = sup;
         sup.backend.begin_call();
         let mut progress = progress;

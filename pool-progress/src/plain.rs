@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use pool_core::{CallInfo, Outcome, ProgressSink, Status};
+use pool_core::{CallInfo, Outcome, ProgressSink, ProgressSpec, Status};
 
 use crate::settings::{DrawTarget, plain_interval};
 use crate::text;
@@ -91,10 +91,13 @@ impl ProgressSink for PlainSink {
             Some(t) => format!("0/{t} {} (0%)", self.unit),
             None => format!("0 {}", self.unit),
         };
-        self.line(&format!(
-            "{total} started: {} on {} workers",
-            info.method, info.n_jobs
-        ));
+        // A caller that names its unit (a command runner's "jobs") is told in its own words.
+        let how = if self.unit == ProgressSpec::default().unit {
+            format!("{} on {} workers", info.method, info.n_jobs)
+        } else {
+            format!("{} {} at a time", info.n_jobs, self.unit)
+        };
+        self.line(&format!("{total} started: {how}"));
         self.last = Some(Instant::now());
     }
 

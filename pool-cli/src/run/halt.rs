@@ -3,8 +3,14 @@
 //! `never` (default); `now,fail=N`, `soon,fail=N`, `now,fail=P%`, `soon,fail=P%`, and the same
 //! with `success=` or `done=`. `now` kills the running jobs; `soon` lets them finish. In both
 //! cases no new job starts. GNU's short forms: `0` = never, `1` = `soon,fail=1`,
-//! `2` = `now,fail=1`. A percentage is of all jobs (the inputs are then read up front to count
-//! them).
+//! `2` = `now,fail=1`, `-1` = `soon,success=1`, `-2` = `now,success=1`, `P%` = `soon,fail=P%`.
+//! A percentage is of all jobs (the inputs are then read up front to count them).
+//!
+//! The exit status, as GNU parallel's: when `fail=` or `done=` triggers, the number of failed
+//! jobs (at most 101), or under `=1` the exit code of the job that triggered it (128 + its
+//! signal), or under `%` the percentage of all jobs that failed (rounded up); when `success=`
+//! triggers, 0. When nothing triggered: the number of failed jobs, or under `%` their
+//! percentage of the jobs started.
 
 use anyhow::bail;
 
@@ -58,7 +64,14 @@ impl HaltPolicy {
             "0" | "never" => return Ok(policy(When::Never, Counted::Fail, Threshold::Count(0))),
             "1" => return Ok(policy(When::Soon, Counted::Fail, Threshold::Count(1))),
             "2" => return Ok(policy(When::Now, Counted::Fail, Threshold::Count(1))),
+            "-1" => return Ok(policy(When::Soon, Counted::Success, Threshold::Count(1))),
+            "-2" => return Ok(policy(When::Now, Counted::Success, Threshold::Count(1))),
             _ => {}
+        }
+        if let Some(p) = s.strip_suffix('%')
+            && !s.contains(',')
+        {
+            return HaltPolicy::parse(&format!("soon,fail={p}%"));
         }
         let usage = "expected never, now,fail=N, soon,fail=N%, now,success=N, soon,done=N ...";
         let Some((when, cond)) = s.split_once(',') else {
@@ -117,6 +130,37 @@ impl HaltPolicy {
         }
     }
 
+    /// The exit status when the policy triggers on a job that ended with `job_status` (its exit
+    /// code, or 128 + its signal).
+    pub(crate) fn status_on_trigger(
+        &self,
+        t: &Tally,
+        total: Option<usize>,
+        job_status: i32,
+    ) -> i32 {
+        if self.counted == Counted::Success {
+            return 0;
+        }
+        match self.threshold {
+            Threshold::Count(1) => job_status,
+            Threshold::Count(_) => t.failed.min(101) as i32,
+            Threshold::Percent(_) => {
+                let total = total.map_or(t.failed + t.succeeded, |x| x as u64).max(1);
+                (t.failed * 100).div_ceil(total) as i32
+            }
+        }
+    }
+
+    /// The exit status when the run ended without the policy triggering.
+    pub(crate) fn status_at_end(&self, t: &Tally) -> i32 {
+        match self.threshold {
+            Threshold::Count(_) => t.failed.min(101) as i32,
+            Threshold::Percent(_) => {
+                (t.failed * 100).div_ceil((t.failed + t.succeeded).max(1)) as i32
+            }
+        }
+    }
+
     /// How the policy is shown in messages.
     pub(crate) fn describe(&self) -> String {
         let when = match self.when {
@@ -167,6 +211,14 @@ mod tests {
             Some(20)
         ));
         assert!(HaltPolicy::parse("never").unwrap().active().is_none());
+        assert_eq!(
+            HaltPolicy::parse("-2").unwrap(),
+            HaltPolicy::parse("now,success=1").unwrap()
+        );
+        assert_eq!(
+            HaltPolicy::parse("10%").unwrap(),
+            HaltPolicy::parse("soon,fail=10%").unwrap()
+        );
         assert!(HaltPolicy::parse("later,fail=1").is_err());
         assert!(HaltPolicy::parse("now,fail=0").is_err());
         assert!(HaltPolicy::parse("now,oops=1").is_err());

@@ -1,5 +1,7 @@
 //! Input sources: stdin lines, `:::` argument lists and `::::` files, combined as a cartesian
-//! product (the first source varies slowest, as in GNU parallel).
+//! product (the first source varies slowest, as in GNU parallel), or side by side (`:::+`, the
+//! shortest ends; `--link`, the shorter ones wrap around). Values are bytes, never re-encoded;
+//! records end at `\n`, or at the `-d`/`-0` delimiter.
 //!
 //! The first source is streamed (stdin can be endless; the pool pulls inputs only as workers
 //! free up); the others are read up front, since every value of the first is combined with all
@@ -16,7 +18,7 @@ use anyhow::Context;
 #[derive(Debug, Clone)]
 pub(crate) enum Source {
     /// The values after a `:::`.
-    Args(Vec<String>),
+    Args(Vec<Vec<u8>>),
     /// A file of lines (`::::` or `-a`); `-` is stdin.
     File(PathBuf),
     /// Standard input, one input per line.
@@ -37,12 +39,28 @@ impl Source {
     }
 }
 
+/// `--header`: takes the first value of each `:::` source as its name; `None` for the sources
+/// that are read as the run goes (their first record is the name, taken from the first row).
+pub(crate) fn take_header(sources: &mut [Source]) -> Vec<Option<Vec<u8>>> {
+    sources
+        .iter_mut()
+        .map(|s| match s {
+            Source::Args(v) if !v.is_empty() => Some(v.remove(0)),
+            Source::Linked(inner) => match inner.as_mut() {
+                Source::Args(v) if !v.is_empty() => Some(v.remove(0)),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
 /// The first read error, kept for the end of the run.
 pub(crate) type ReadError = Arc<Mutex<Option<anyhow::Error>>>;
 
 /// The inputs of a run: one `Vec` (a value per source) per job.
 pub(crate) struct Inputs {
-    pub(crate) iter: Box<dyn Iterator<Item = Vec<String>>>,
+    pub(crate) iter: Box<dyn Iterator<Item = Vec<Vec<u8>>>>,
     /// Number of jobs, when known without reading the first source to its end.
     pub(crate) total: Option<usize>,
     pub(crate) error: ReadError,
@@ -56,34 +74,36 @@ impl std::fmt::Debug for Inputs {
     }
 }
 
-type Lines = Box<dyn Iterator<Item = io::Result<String>>>;
+type Lines = Box<dyn Iterator<Item = io::Result<Vec<u8>>>>;
 
-fn open(source: &Source) -> anyhow::Result<(Lines, Option<usize>)> {
+fn open(source: &Source, sep: u8) -> anyhow::Result<(Lines, Option<usize>)> {
     Ok(match source {
         Source::Args(v) => (Box::new(v.clone().into_iter().map(Ok)), Some(v.len())),
-        Source::Stdin => (lines(Box::new(io::stdin().lock())), None),
-        Source::File(p) if p.as_os_str() == "-" => (lines(Box::new(io::stdin().lock())), None),
+        Source::Stdin => (records(Box::new(io::stdin().lock()), sep), None),
+        Source::File(p) if p.as_os_str() == "-" => {
+            (records(Box::new(io::stdin().lock()), sep), None)
+        }
         Source::File(p) => {
             let f =
                 File::open(p).with_context(|| format!("cannot open input file {}", p.display()))?;
-            (lines(Box::new(BufReader::new(f))), None)
+            (records(Box::new(BufReader::new(f)), sep), None)
         }
-        Source::Linked(inner) => return open(inner),
+        Source::Linked(inner) => return open(inner, sep),
     })
 }
 
-/// Lines without their `\n`; bytes that are not UTF-8 are replaced (U+FFFD).
-fn lines(mut r: Box<dyn BufRead>) -> Lines {
+/// Records without their delimiter `sep`, as raw bytes.
+fn records(mut r: Box<dyn BufRead>, sep: u8) -> Lines {
     let mut buf = Vec::new();
     Box::new(std::iter::from_fn(move || {
         buf.clear();
-        match r.read_until(b'\n', &mut buf) {
+        match r.read_until(sep, &mut buf) {
             Ok(0) => None,
             Ok(_) => {
-                if buf.last() == Some(&b'\n') {
+                if buf.last() == Some(&sep) {
                     buf.pop();
                 }
-                Some(Ok(String::from_utf8_lossy(&buf).into_owned()))
+                Some(Ok(buf.clone()))
             }
             Err(e) => Some(Err(e)),
         }
@@ -102,13 +122,13 @@ fn describe(s: &Source) -> String {
 
 /// A group of sources linked with `:::+` / `::::+`: their values are taken side by side (the
 /// shortest one ends the group), as one row.
-type Rows = Box<dyn Iterator<Item = io::Result<Vec<String>>>>;
+type Rows = Box<dyn Iterator<Item = io::Result<Vec<Vec<u8>>>>>;
 
-fn open_group(group: &[&Source]) -> anyhow::Result<(Rows, Option<usize>)> {
+fn open_group(group: &[&Source], sep: u8) -> anyhow::Result<(Rows, Option<usize>)> {
     let mut members = Vec::with_capacity(group.len());
     let mut len: Option<usize> = Some(usize::MAX);
     for s in group {
-        let (it, n) = open(s)?;
+        let (it, n) = open(s, sep)?;
         len = match (len, n) {
             (Some(a), Some(b)) => Some(a.min(b)),
             _ => None,
@@ -136,9 +156,42 @@ fn describe_group(group: &[&Source]) -> String {
         .join(" + ")
 }
 
-/// Opens the sources. With `materialize`, the first source is read to its end too (so that the
-/// total is known, e.g. for percentages in `--halt`).
-pub(crate) fn read(sources: &[Source], materialize: bool) -> anyhow::Result<Inputs> {
+/// `--link`: every source side by side; the shorter ones start again from their first value
+/// until the longest ends. All are read up front.
+fn link_all(sources: &[Source], sep: u8) -> anyhow::Result<Inputs> {
+    let mut all = Vec::with_capacity(sources.len());
+    for s in sources {
+        let (it, _) = open(s, sep)?;
+        let vals = it
+            .collect::<io::Result<Vec<_>>>()
+            .with_context(|| format!("cannot read {}", describe(s)))?;
+        all.push(vals);
+    }
+    let n = if all.iter().any(Vec::is_empty) {
+        0
+    } else {
+        all.iter().map(Vec::len).max().unwrap_or(0)
+    };
+    let rows = (0..n).map(move |i| all.iter().map(|v| v[i % v.len()].clone()).collect());
+    Ok(Inputs {
+        iter: Box::new(rows),
+        total: Some(n),
+        error: Arc::new(Mutex::new(None)),
+    })
+}
+
+/// Opens the sources, whose records end at `sep`. With `materialize`, the first source is read
+/// to its end too (so that the total is known, e.g. for percentages in `--halt`). With `link`,
+/// all sources are taken side by side (`--link`).
+pub(crate) fn read(
+    sources: &[Source],
+    sep: u8,
+    materialize: bool,
+    link: bool,
+) -> anyhow::Result<Inputs> {
+    if link {
+        return link_all(sources, sep);
+    }
     let error: ReadError = Arc::new(Mutex::new(None));
     let mut groups: Vec<Vec<&Source>> = Vec::new();
     for s in sources {
@@ -148,15 +201,15 @@ pub(crate) fn read(sources: &[Source], materialize: bool) -> anyhow::Result<Inpu
             (other, _) => groups.push(vec![other]),
         }
     }
-    let mut rest: Vec<Vec<Vec<String>>> = Vec::new();
+    let mut rest: Vec<Vec<Vec<Vec<u8>>>> = Vec::new();
     for g in groups.iter().skip(1) {
-        let (rows, _) = open_group(g)?;
+        let (rows, _) = open_group(g, sep)?;
         let rows = rows
             .collect::<io::Result<Vec<_>>>()
             .with_context(|| format!("cannot read {}", describe_group(g)))?;
         rest.push(rows);
     }
-    let (first, mut first_len) = open_group(&groups[0])?;
+    let (first, mut first_len) = open_group(&groups[0], sep)?;
     let first: Rows = if materialize && first_len.is_none() {
         let rows = first
             .collect::<io::Result<Vec<_>>>()
@@ -189,14 +242,14 @@ pub(crate) fn read(sources: &[Source], materialize: bool) -> anyhow::Result<Inpu
 
 /// Every combination of one row of the first group with the rows of the others.
 struct Product {
-    first: Vec<String>,
-    rest: Arc<Vec<Vec<Vec<String>>>>,
+    first: Vec<Vec<u8>>,
+    rest: Arc<Vec<Vec<Vec<Vec<u8>>>>>,
     idx: Vec<usize>,
     done: bool,
 }
 
 impl Product {
-    fn new(first: Vec<String>, rest: Arc<Vec<Vec<Vec<String>>>>) -> Self {
+    fn new(first: Vec<Vec<u8>>, rest: Arc<Vec<Vec<Vec<Vec<u8>>>>>) -> Self {
         let done = rest.iter().any(Vec::is_empty);
         Product {
             first,
@@ -208,9 +261,9 @@ impl Product {
 }
 
 impl Iterator for Product {
-    type Item = Vec<String>;
+    type Item = Vec<Vec<u8>>;
 
-    fn next(&mut self) -> Option<Vec<String>> {
+    fn next(&mut self) -> Option<Vec<Vec<u8>>> {
         if self.done {
             return None;
         }
@@ -237,15 +290,21 @@ mod tests {
     use super::*;
 
     fn args(v: &[&str]) -> Source {
-        Source::Args(v.iter().map(|s| s.to_string()).collect())
+        Source::Args(v.iter().map(|s| s.as_bytes().to_vec()).collect())
     }
 
     #[test]
     fn cartesian_product() {
-        let inputs = read(&[args(&["a", "b"]), args(&["1", "2"]), args(&["x"])], false).unwrap();
+        let inputs = read(
+            &[args(&["a", "b"]), args(&["1", "2"]), args(&["x"])],
+            b'\n',
+            false,
+            false,
+        )
+        .unwrap();
         assert_eq!(inputs.total, Some(4));
-        let all: Vec<String> = inputs.iter.map(|v| v.join("")).collect();
-        assert_eq!(all, ["a1x", "a2x", "b1x", "b2x"]);
+        let all: Vec<Vec<u8>> = inputs.iter.map(|v| v.concat()).collect();
+        assert_eq!(all, [b"a1x", b"a2x", b"b1x", b"b2x"]);
     }
 
     #[test]
@@ -257,11 +316,24 @@ mod tests {
                 linked(&["1", "2"]),
                 args(&["x", "y"]),
             ],
+            b'\n',
+            false,
             false,
         )
         .unwrap();
         assert_eq!(inputs.total, Some(4));
-        let all: Vec<String> = inputs.iter.map(|v| v.join("")).collect();
-        assert_eq!(all, ["a1x", "a1y", "b2x", "b2y"]);
+        let all: Vec<Vec<u8>> = inputs.iter.map(|v| v.concat()).collect();
+        assert_eq!(all, [b"a1x", b"a1y", b"b2x", b"b2y"]);
+        let linked = read(
+            &[args(&["a", "b", "c"]), args(&["1", "2"])],
+            b'\n',
+            false,
+            true,
+        )
+        .unwrap()
+        .iter
+        .map(|v| v.concat())
+        .collect::<Vec<_>>();
+        assert_eq!(linked, [b"a1", b"b2", b"c1"]);
     }
 }

@@ -1,7 +1,8 @@
 //! `pool run`: a parallel command runner in the manner of GNU parallel, on a `pool::WorkerPool`
 //! of threads. Each worker thread runs one job (a child process) at a time:
 //!
-//! 1. the inputs ([`inputs`]) are numbered and fed lazily to `imap_unordered`;
+//! 1. the inputs ([`inputs`]) are made into numbered jobs ([`jobs`]) and fed lazily to
+//!    `imap_unordered`;
 //! 2. a worker renders the command ([`placeholders`]), runs it ([`job`]), retries it, prints its
 //!    output ([`output`]) and logs it ([`joblog`]);
 //! 3. this thread counts outcomes, applies `--halt` ([`halt`]) and computes the exit status.
@@ -9,52 +10,47 @@
 //! Killing (timeouts, `--halt now`, Ctrl-C) goes through [`registry`] and [`signals`].
 
 mod args;
+mod family;
 mod halt;
 mod inputs;
 mod insights;
 mod job;
 mod joblog;
+mod jobs;
 mod output;
 mod placeholders;
 mod registry;
 mod signals;
+mod unsupported;
 
-use std::fmt;
+use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
+use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
 use pool::{MapOptions, ProgressSpec, StartMethod, WorkerPool};
 
 pub(crate) use args::RunArgs;
+pub(crate) use unsupported::message as unsupported_message;
 
-use self::args::Config;
+use self::args::{Config, Grouping, OutputMode, Resume, ShellUse};
 use self::halt::{HaltPolicy, Tally, When};
 use self::inputs::Source;
 use self::job::End;
 use self::joblog::JobLog;
+use self::jobs::JobSpec;
 use self::output::{Capture, Printer};
-use self::placeholders::Template;
+use self::placeholders::{Spread, Template};
 use self::registry::{KillReason, Registry};
 
 /// Most failures the exit status counts (GNU parallel's).
 const MAX_FAILED_STATUS: u64 = 101;
 
-/// One job: its sequence number (from 1) and a value per input source.
-#[derive(Clone, serde::Serialize, serde::Deserialize)]
-struct JobSpec {
-    seq: u64,
-    args: Vec<String>,
-}
-
-impl fmt::Debug for JobSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{} {}", self.seq, self.args.join(" "))
-    }
-}
+/// How many failed jobs the summary at the end lists.
+const SUMMARY_LINES: usize = 10;
 
 /// How a job ended, as seen by the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -71,42 +67,78 @@ enum Verdict {
 #[derive(Debug)]
 struct Runner {
     template: Template,
+    /// `--tag`/`--tagstring`.
+    tag: Option<Template>,
+    /// Execute jobs directly (no shell).
+    direct: bool,
+    /// Where the program (direct) or the shell was found.
     program: Option<PathBuf>,
+    shell: OsString,
     timeout: Option<Duration>,
-    retries: u32,
+    tries: u32,
+    verbose: bool,
+    ungrouped: bool,
     results: Option<PathBuf>,
     registry: Arc<Registry>,
-    printer: Printer,
+    printer: Arc<Printer>,
     joblog: Option<JobLog>,
     halt: Option<HaltPolicy>,
     total: Option<usize>,
     tally: Mutex<Tally>,
+    /// The exit status `--halt` fixed when it triggered.
+    halt_status: Mutex<Option<i32>>,
+    /// The first failed jobs, for the summary: (seq, how it ended, command line).
+    failures: Mutex<Vec<(u64, String, String)>>,
 }
 
 impl Runner {
     fn run_job(&self, slot: usize, job: JobSpec) -> Verdict {
-        let mut capture = Capture::new(&self.printer);
+        let tag = self.tag.as_ref().map(|t| {
+            t.argv(&job.values, job.seq, slot)
+                .into_iter()
+                .map(OsString::into_vec)
+                .collect::<Vec<_>>()
+                .join(&b' ')
+        });
+        let mut capture = Capture::new(&self.printer, job.seq, tag);
         if self.registry.stopping() {
-            capture.finish(job.seq);
+            capture.finish();
             return Verdict::Skipped;
         }
-        let argv = self.template.render(&job.args, job.seq, slot);
+        let script = self.template.script(&job.values, job.seq, slot);
+        let argv = if self.direct {
+            self.template.argv(&job.values, job.seq, slot)
+        } else {
+            vec![
+                self.shell.clone(),
+                "-c".into(),
+                OsString::from_vec(script.clone()),
+            ]
+        };
+        let launch = job::Launch {
+            program: self.program.as_deref(),
+            argv: &argv,
+            seq: job.seq,
+            slot,
+            stdin: job.stdin.as_deref(),
+            ungrouped: self.ungrouped,
+            die_with_us: self.joblog.is_some(),
+        };
         let mut attempt = None;
-        for _ in 0..=self.retries {
-            if let Err(e) = capture.begin(self.results.as_deref(), job.seq) {
+        for _ in 0..self.tries {
+            if let Err(e) = capture.begin(self.results.as_deref(), &job.values) {
                 let msg = format!(
                     "pool run: cannot write --results for job {}: {e}\n",
                     job.seq
                 );
                 capture.data(output::Stream::Err, msg.as_bytes());
             }
-            let a = job::run(
-                self.program.as_deref(),
-                &argv,
-                self.timeout,
-                &self.registry,
-                &mut capture,
-            );
+            if self.verbose {
+                let mut line = script.clone();
+                line.push(b'\n');
+                capture.data(output::Stream::Out, &line);
+            }
+            let a = job::run(&launch, self.timeout, &self.registry, &mut capture);
             let stop = a.end.success()
                 || matches!(
                     a.end,
@@ -124,7 +156,7 @@ impl Runner {
         let Some(a) = attempt else {
             unreachable!("at least one attempt runs")
         };
-        let shown = self.template.display(&argv);
+        let shown = String::from_utf8_lossy(&script).into_owned();
         if let Some(log) = &self.joblog {
             log.record(job.seq, &a, capture.received, &shown);
         }
@@ -141,7 +173,7 @@ impl Runner {
                 job.seq
             );
         }
-        capture.finish(job.seq);
+        capture.finish();
         let verdict = match a.end {
             End::Exit(0) => Verdict::Succeeded,
             End::Killed {
@@ -150,13 +182,19 @@ impl Runner {
             } => Verdict::Aborted,
             _ => Verdict::Failed,
         };
-        self.count(verdict, job.seq, &shown);
+        if verdict == Verdict::Failed {
+            let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+            if f.len() < SUMMARY_LINES {
+                f.push((job.seq, a.end.describe(), shown.clone()));
+            }
+        }
+        self.count(verdict, job.seq, &shown, a.end.status());
         verdict
     }
 
     /// Counts a finished job and applies `--halt` here, in the worker, so that this worker
     /// starts no job once the policy has triggered.
-    fn count(&self, verdict: Verdict, seq: u64, shown: &str) {
+    fn count(&self, verdict: Verdict, seq: u64, shown: &str, status: i32) {
         let mut t = self.tally.lock().unwrap_or_else(|e| e.into_inner());
         match verdict {
             Verdict::Succeeded => t.succeeded += 1,
@@ -166,6 +204,10 @@ impl Runner {
         let Some(h) = self.halt else { return };
         if self.registry.stopping() || !h.triggered(&t, self.total) {
             return;
+        }
+        let mut fixed = self.halt_status.lock().unwrap_or_else(|e| e.into_inner());
+        if fixed.is_none() {
+            *fixed = Some(h.status_on_trigger(&t, self.total, status));
         }
         if h.when == When::Now {
             eprintln!(
@@ -182,11 +224,56 @@ impl Runner {
             self.registry.stop_new();
         }
     }
+
+    /// The exit status of a run that went to its end.
+    fn exit_status(&self, pool_errors: u64) -> i32 {
+        if let Some(s) = *self.halt_status.lock().unwrap_or_else(|e| e.into_inner()) {
+            return s;
+        }
+        let mut t = *self.tally.lock().unwrap_or_else(|e| e.into_inner());
+        t.failed += pool_errors;
+        match self.halt {
+            Some(h) => h.status_at_end(&t),
+            None => t.failed.min(MAX_FAILED_STATUS) as i32,
+        }
+    }
+
+    /// The failure summary on stderr: how many failed, and the first of them.
+    fn summary(&self) {
+        let t = *self.tally.lock().unwrap_or_else(|e| e.into_inner());
+        if t.failed == 0 {
+            return;
+        }
+        let f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = format!(
+            "pool run: {} of {} jobs failed:\n",
+            t.failed,
+            t.failed + t.succeeded
+        );
+        for (seq, end, shown) in f.iter() {
+            s.push_str(&format!("  job {seq} ({end}): {shown}\n"));
+        }
+        if t.failed as usize > f.len() {
+            s.push_str(&format!(
+                "  ... and {} more (--joblog FILE lists every job)\n",
+                t.failed as usize - f.len()
+            ));
+        }
+        let _ = std::io::stderr().write_all(s.as_bytes());
+    }
+}
+
+/// The shell that runs command lines: `$PARALLEL_SHELL`, else `/bin/sh`.
+fn shell() -> OsString {
+    std::env::var_os("PARALLEL_SHELL")
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "/bin/sh".into())
 }
 
 /// Runs `pool run`; returns the exit status.
 pub(crate) fn main(args: RunArgs) -> anyhow::Result<i32> {
-    let cfg = args.validate()?;
+    let mut cfg = args.validate()?;
+    let header = cfg.header.then(|| inputs::take_header(&mut cfg.sources));
     let halt = cfg.halt.and_then(|h| h.active());
     // Ctrl-C is ours from here on, also while we wait for the first input line.
     let registry = Registry::start()?;
@@ -195,38 +282,94 @@ pub(crate) fn main(args: RunArgs) -> anyhow::Result<i32> {
     if cfg.sources.iter().any(Source::is_stdin) && std::io::stdin().is_terminal() {
         eprintln!("pool run: reading inputs from the terminal (end them with Ctrl-D)");
     }
-    let inputs = inputs::read(&cfg.sources, halt.is_some_and(|h| h.needs_total()))?;
-    let total = inputs.total;
+    let count_first =
+        halt.is_some_and(|h| h.needs_total()) || cfg.grouping == Grouping::Even || cfg.eta;
+    let inputs = inputs::read(&cfg.sources, cfg.separator, count_first, cfg.link)?;
     let read_error = inputs.error.clone();
-    let mut iter = inputs.iter.peekable();
-    if iter.peek().is_none() {
+    let mut names = Vec::new();
+    let (jobs, mut total) = jobs::jobs(&cfg, inputs.iter, inputs.total, header, &mut names);
+    let mut jobs = jobs.peekable();
+    if jobs.peek().is_none() {
         if let Some(e) = read_error.lock().unwrap_or_else(|e| e.into_inner()).take() {
             return Err(e);
         }
-        if cfg.allow_empty {
-            return Ok(0);
+        return Ok(0); // GNU parallel: no input, nothing to do, success
+    }
+    let template = jobs::template(&cfg, &names)?;
+    let direct = match cfg.shell {
+        ShellUse::Auto => template.direct(),
+        ShellUse::Always => false,
+        ShellUse::Never => {
+            let ops = template.operator_words();
+            if !ops.is_empty() && !cfg.quote {
+                eprintln!(
+                    "pool run: warning: --no-shell passes {} to the program as argument(s); \
+                     without --no-shell a shell would read them as redirections or pipes",
+                    ops.iter()
+                        .map(|o| format!("`{o}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            true
         }
-        bail!(
-            "no input: the input sources gave no values (pass inputs after `:::`, in a file \
-             after `::::`, or as lines on stdin; --allow-empty makes this a success)"
-        );
-    }
+    };
+    let tag = cfg
+        .tag
+        .as_ref()
+        .map(|t| {
+            Template::parse(
+                std::slice::from_ref(t),
+                None,
+                None,
+                &names,
+                false,
+                Spread::Words,
+            )
+        })
+        .transpose()?;
     if cfg.dry_run {
-        return dry_run(&cfg, iter);
+        return dry_run(&cfg, &template, jobs);
     }
-
+    let skip = match (cfg.resume, &cfg.joblog) {
+        (Some(r), Some(log)) => JobLog::done(log, r == Resume::Succeeded)?,
+        _ => Default::default(),
+    };
+    if let Some(t) = &mut total {
+        *t = t.saturating_sub(skip.len());
+    }
+    let shell = shell();
+    let program = if direct {
+        template
+            .fixed_program()
+            .and_then(|p| std::str::from_utf8(p).ok())
+            .and_then(job::resolve)
+    } else {
+        Some(PathBuf::from(&shell))
+    };
     let runner = Arc::new(Runner {
-        template: cfg.template.clone(),
-        program: cfg.template.fixed_program().and_then(job::resolve),
+        template,
+        tag,
+        direct,
+        program,
+        shell,
         timeout: cfg.timeout,
-        retries: cfg.retries,
+        tries: cfg.tries,
+        verbose: cfg.verbose,
+        ungrouped: cfg.output == OutputMode::Ungrouped,
         results: cfg.results.clone(),
         registry: registry.clone(),
-        printer: Printer::new(cfg.output),
-        joblog: cfg.joblog.as_deref().map(JobLog::create).transpose()?,
+        printer: Printer::new(cfg.output, registry.clone()),
+        joblog: cfg
+            .joblog
+            .as_deref()
+            .map(|p| JobLog::create(p, cfg.resume.is_some()))
+            .transpose()?,
         halt,
         total,
         tally: Mutex::new(Tally::default()),
+        halt_status: Mutex::new(None),
+        failures: Mutex::new(Vec::new()),
     });
 
     // No more workers than jobs, when we know how many jobs there are.
@@ -247,13 +390,18 @@ pub(crate) fn main(args: RunArgs) -> anyhow::Result<i32> {
         opts = opts.progress(spec);
     }
     let stop = registry.clone();
-    let jobs = iter
-        .enumerate()
-        .map(|(i, args)| JobSpec {
-            seq: i as u64 + 1,
-            args,
-        })
-        .take_while(move |_| !stop.stopping());
+    let delay = cfg.delay;
+    let mut first = true;
+    let jobs = jobs
+        .filter(move |j| !skip.contains(&j.seq))
+        .take_while(move |_| !stop.stopping())
+        .inspect(move |_| {
+            if let Some(d) = delay
+                && !std::mem::take(&mut first)
+            {
+                std::thread::sleep(d);
+            }
+        });
 
     let started = Instant::now();
     let mut pool_errors = 0;
@@ -267,9 +415,6 @@ pub(crate) fn main(args: RunArgs) -> anyhow::Result<i32> {
         if let Err(e) = res {
             eprintln!("pool run: {e}");
             pool_errors += 1;
-        }
-        if runner.printer.broken() && !registry.stopping() {
-            registry.abort();
         }
     }
     let wall = started.elapsed();
@@ -286,21 +431,23 @@ pub(crate) fn main(args: RunArgs) -> anyhow::Result<i32> {
     if interrupted.load(Ordering::SeqCst) {
         return Ok(signals::EXIT_INTERRUPTED);
     }
-    let failed = runner
-        .tally
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .failed
-        + pool_errors;
-    Ok(failed.min(MAX_FAILED_STATUS) as i32)
+    if !runner.printer.broken() {
+        runner.summary();
+    }
+    Ok(runner.exit_status(pool_errors))
 }
 
-fn dry_run(cfg: &Config, inputs: impl Iterator<Item = Vec<String>>) -> anyhow::Result<i32> {
+fn dry_run(
+    cfg: &Config,
+    template: &Template,
+    jobs: impl Iterator<Item = JobSpec>,
+) -> anyhow::Result<i32> {
     let mut out = std::io::stdout().lock();
-    for (i, args) in inputs.enumerate() {
+    for (i, job) in jobs.enumerate() {
         let slot = i % cfg.jobs + 1;
-        let argv = cfg.template.render(&args, i as u64 + 1, slot);
-        if let Err(e) = writeln!(out, "{}", cfg.template.display(&argv)) {
+        let mut line = template.script(&job.values, job.seq, slot);
+        line.push(b'\n');
+        if let Err(e) = out.write_all(&line) {
             if e.kind() == std::io::ErrorKind::BrokenPipe {
                 return Ok(0);
             }

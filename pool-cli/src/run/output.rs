@@ -4,19 +4,38 @@
 //! job's pipes; the shared [`Printer`] writes them under the stream's lock:
 //! - grouped (default): all of a job's stdout, then all of its stderr, when it ends;
 //! - ordered (`--keep-order`): the same, but held back until every earlier job was printed;
-//! - lines (`--line-buffer`): complete lines as they arrive, the rest at the end.
+//! - lines (`--line-buffer`): complete lines as they arrive, the rest at the end;
+//! - ordered lines (`-k --line-buffer`): lines of the oldest unfinished job as they arrive; a
+//!   younger job's wait until every older job was printed;
+//! - ungrouped (`-u`): the job writes to our stdout and stderr itself.
 //!
-//! Only the last attempt of a retried job is printed in the grouped modes. `--results DIR`
-//! also writes every job's output to `DIR/<seq>/stdout` and `DIR/<seq>/stderr`.
+//! `--tag`/`--tagstring` put a prefix before every line. Only the last attempt of a retried job
+//! is printed in the grouped modes. `--results DIR` also writes every job's output in GNU
+//! parallel's tree: `DIR/1/<value 1>/2/<value 2>/.../{seq,stdout,stderr}`, where a value's `\`
+//! becomes `\\` and its `/` becomes `\_`.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::stat::{SFlag, fstat};
 
 use super::args::OutputMode;
+use super::registry::Registry;
+
+/// Whether `fd` is a pipe or a socket (whose reader can go away).
+fn is_pipe(fd: BorrowedFd<'_>) -> bool {
+    fstat(fd).is_ok_and(|st| {
+        let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+        kind == SFlag::S_IFIFO || kind == SFlag::S_IFSOCK
+    })
+}
 
 /// Which pipe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,25 +54,63 @@ struct Reorder {
 #[derive(Debug)]
 pub(crate) struct Printer {
     mode: OutputMode,
+    /// Aborted when our stdout is closed.
+    registry: Arc<Registry>,
     reorder: Mutex<Reorder>,
     broken: AtomicBool,
 }
 
 impl Printer {
-    pub(crate) fn new(mode: OutputMode) -> Self {
-        Printer {
+    /// A printer for `mode`; a closed stdout aborts the run through `registry`, also while no
+    /// job writes (a thread watches our stdout when it is a pipe or a socket).
+    pub(crate) fn new(mode: OutputMode, registry: Arc<Registry>) -> Arc<Self> {
+        let printer = Arc::new(Printer {
             mode,
+            registry,
             reorder: Mutex::new(Reorder {
                 next: 1,
                 pending: BTreeMap::new(),
             }),
             broken: AtomicBool::new(false),
+        });
+        let p = printer.clone();
+        if is_pipe(io::stdout().as_fd()) {
+            let _ = std::thread::Builder::new()
+                .name("pool-run-stdout".into())
+                .spawn(move || p.watch_stdout());
+        }
+        printer
+    }
+
+    /// Blocks until our stdout reports an error or a hang-up (its reader is gone).
+    fn watch_stdout(&self) {
+        let stdout = io::stdout();
+        loop {
+            let mut fds = [PollFd::new(stdout.as_fd(), PollFlags::empty())];
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) => {
+                    let gone = PollFlags::POLLERR | PollFlags::POLLHUP;
+                    if fds[0].revents().is_some_and(|r| r.intersects(gone)) {
+                        self.closed();
+                        return;
+                    }
+                }
+                Err(Errno::EINTR) => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Our stdout is closed: no output can reach anyone, so the run ends now.
+    fn closed(&self) {
+        if !self.broken.swap(true, Ordering::SeqCst) {
+            self.registry.abort();
         }
     }
 
     /// Whether our stdout was closed (e.g. `pool run ... | head`).
     pub(crate) fn broken(&self) -> bool {
-        self.broken.load(Ordering::Relaxed)
+        self.broken.load(Ordering::SeqCst)
     }
 
     fn write(&self, stream: Stream, bytes: &[u8]) {
@@ -71,13 +128,13 @@ impl Printer {
             && stream == Stream::Out
             && e.kind() == io::ErrorKind::BrokenPipe
         {
-            self.broken.store(true, Ordering::Relaxed);
+            self.closed();
         }
     }
 
     /// Job `seq` ended (or was skipped) with this output.
     pub(crate) fn done(&self, seq: u64, out: Vec<u8>, err: Vec<u8>) {
-        if self.mode != OutputMode::Ordered {
+        if !matches!(self.mode, OutputMode::Ordered | OutputMode::OrderedLines) {
             self.write(Stream::Out, &out);
             self.write(Stream::Err, &err);
             return;
@@ -115,7 +172,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Debug)]
 pub(crate) struct Capture<'a> {
     printer: &'a Printer,
+    seq: u64,
     lines: bool,
+    /// `--tag`: the prefix of every line, and whether each stream is at the start of a line.
+    tag: Option<Vec<u8>>,
+    at_line_start: [bool; 2],
     out: Vec<u8>,
     err: Vec<u8>,
     /// Bytes of stdout of the current attempt (the joblog's Receive).
@@ -124,10 +185,17 @@ pub(crate) struct Capture<'a> {
 }
 
 impl<'a> Capture<'a> {
-    pub(crate) fn new(printer: &'a Printer) -> Self {
+    /// The output of job `seq`; every line prefixed with `tag` and a tab, when given.
+    pub(crate) fn new(printer: &'a Printer, seq: u64, tag: Option<Vec<u8>>) -> Self {
         Capture {
-            lines: printer.mode == OutputMode::Lines,
+            lines: matches!(printer.mode, OutputMode::Lines | OutputMode::OrderedLines),
             printer,
+            seq,
+            tag: tag.map(|mut t| {
+                t.push(b'\t');
+                t
+            }),
+            at_line_start: [true; 2],
             out: Vec::new(),
             err: Vec::new(),
             received: 0,
@@ -137,13 +205,15 @@ impl<'a> Capture<'a> {
 
     /// A new attempt starts: forget the output of the last one (grouped modes) and open the
     /// result files, if asked.
-    pub(crate) fn begin(&mut self, results: Option<&Path>, seq: u64) -> io::Result<()> {
+    pub(crate) fn begin(&mut self, results: Option<&Path>, values: &[Vec<u8>]) -> io::Result<()> {
         self.out.clear();
         self.err.clear();
         self.received = 0;
+        self.at_line_start = [true; 2];
         if let Some(dir) = results {
-            let dir: PathBuf = dir.join(seq.to_string());
+            let dir = results_dir(dir, values);
             fs::create_dir_all(&dir)?;
+            fs::write(dir.join("seq"), self.seq.to_string())?;
             self.results = Some((
                 File::create(dir.join("stdout"))?,
                 File::create(dir.join("stderr"))?,
@@ -154,6 +224,22 @@ impl<'a> Capture<'a> {
 
     /// Bytes read from the job.
     pub(crate) fn data(&mut self, stream: Stream, bytes: &[u8]) {
+        let Some(tag) = &self.tag else {
+            return self.untagged(stream, bytes);
+        };
+        let mut tagged = Vec::with_capacity(bytes.len() + tag.len());
+        let start = &mut self.at_line_start[stream as usize];
+        for line in bytes.split_inclusive(|&b| b == b'\n') {
+            if *start {
+                tagged.extend_from_slice(tag);
+            }
+            tagged.extend_from_slice(line);
+            *start = line.ends_with(b"\n");
+        }
+        self.untagged(stream, &tagged);
+    }
+
+    fn untagged(&mut self, stream: Stream, bytes: &[u8]) {
         if stream == Stream::Out {
             self.received += bytes.len() as u64;
         }
@@ -171,16 +257,58 @@ impl<'a> Capture<'a> {
         if self.lines
             && let Some(nl) = buf.iter().rposition(|&b| b == b'\n')
         {
-            let rest = buf.split_off(nl + 1);
-            let full = std::mem::replace(buf, rest);
-            self.printer.write(stream, &full);
+            let ordered = self.printer.mode == OutputMode::OrderedLines;
+            // In order, only the oldest unfinished job prints live; the printer's lock is held
+            // while it does, so that its turn cannot pass meanwhile.
+            let turn = ordered.then(|| lock(&self.printer.reorder));
+            if turn.as_ref().is_none_or(|r| r.next == self.seq) {
+                if ordered {
+                    // Its stdout held back while it waited, then this stream's lines.
+                    let other = match stream {
+                        Stream::Out => None,
+                        Stream::Err => Some(std::mem::take(&mut self.out)),
+                    };
+                    if let Some(o) = other {
+                        let keep = o.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                        self.printer.write(Stream::Out, &o[..keep]);
+                        self.out = o[keep..].to_vec();
+                    }
+                }
+                let buf = match stream {
+                    Stream::Out => &mut self.out,
+                    Stream::Err => &mut self.err,
+                };
+                let nl = buf.iter().rposition(|&b| b == b'\n').unwrap_or(nl);
+                let rest = buf.split_off(nl + 1);
+                let full = std::mem::replace(buf, rest);
+                self.printer.write(stream, &full);
+            }
         }
     }
 
     /// The job is over: print what is left.
-    pub(crate) fn finish(mut self, seq: u64) {
+    pub(crate) fn finish(mut self) {
         self.results = None;
         let (out, err) = (std::mem::take(&mut self.out), std::mem::take(&mut self.err));
-        self.printer.done(seq, out, err);
+        self.printer.done(self.seq, out, err);
     }
+}
+
+/// GNU parallel's `--results` directory of a job: `DIR/1/<value 1>/2/<value 2>/...`.
+fn results_dir(dir: &Path, values: &[Vec<u8>]) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    let mut d = dir.to_path_buf();
+    for (i, v) in values.iter().enumerate() {
+        let mut escaped = Vec::with_capacity(v.len());
+        for &b in v {
+            match b {
+                b'\\' => escaped.extend_from_slice(b"\\\\"),
+                b'/' => escaped.extend_from_slice(b"\\_"),
+                _ => escaped.push(b),
+            }
+        }
+        d.push((i + 1).to_string());
+        d.push(std::ffi::OsString::from_vec(escaped));
+    }
+    d
 }

@@ -1,6 +1,7 @@
 //! The running jobs, and who kills them.
 //!
-//! Every job runs in its own process group (its pid is the group id). A job registers its group
+//! Every job runs in its own process group (its pid is the group id); killing a job signals its
+//! group and the processes that left it (see [`super::family`]). A job registers its group
 //! when it starts and unregisters it when its leader has exited (but before it is reaped, so the
 //! group id cannot be reused meanwhile). One timer thread kills groups:
 //!
@@ -17,8 +18,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, killpg};
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
+
+use super::family;
 
 /// Time a killed job gets between `SIGTERM` and `SIGKILL`.
 pub(crate) const GRACE: Duration = Duration::from_millis(300);
@@ -35,6 +38,7 @@ pub(crate) enum KillReason {
 #[derive(Debug)]
 struct Entry {
     pgid: Pid,
+    seq: u64,
     deadline: Option<Instant>,
     killed: Option<(KillReason, Instant)>,
     kill_at: Option<Instant>,
@@ -77,13 +81,14 @@ impl Registry {
     }
 
     /// Records a started job; kills it at once if the run is being aborted.
-    pub(crate) fn register(&self, pid: u32, deadline: Option<Instant>) -> Token {
+    pub(crate) fn register(&self, pid: u32, seq: u64, deadline: Option<Instant>) -> Token {
         let pgid = Pid::from_raw(pid as i32);
         let mut st = self.lock();
         let token = st.next_token;
         st.next_token += 1;
         let mut entry = Entry {
             pgid,
+            seq,
             deadline,
             killed: None,
             kill_at: None,
@@ -128,7 +133,7 @@ impl Registry {
     /// `SIGKILL` to every running group, now (a second Ctrl-C).
     pub(crate) fn kill_all_now(&self) {
         for e in self.lock().running.values() {
-            let _ = killpg(e.pgid, Signal::SIGKILL);
+            family::signal(e.pgid, e.seq, Signal::SIGKILL);
         }
     }
 
@@ -163,7 +168,7 @@ impl Registry {
                 }
                 match e.kill_at {
                     Some(k) if k <= now => {
-                        let _ = killpg(e.pgid, Signal::SIGKILL);
+                        family::signal(e.pgid, e.seq, Signal::SIGKILL);
                         e.kill_at = None;
                     }
                     Some(k) => next = Some(next.map_or(k, |n| n.min(k))),
@@ -185,7 +190,7 @@ impl Registry {
 }
 
 fn term(e: &mut Entry, why: KillReason, now: Instant) {
-    let _ = killpg(e.pgid, Signal::SIGTERM);
+    family::signal(e.pgid, e.seq, Signal::SIGTERM);
     e.killed = Some((why, now));
     e.kill_at = Some(now + GRACE);
 }
