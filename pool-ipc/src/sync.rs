@@ -34,6 +34,13 @@ pub(crate) fn yield_now() {
     loom::thread::yield_now();
 }
 
+/// Whether a failed loom model is unwinding: it drops the rings, whose `Drop` closes them, and
+/// touching loom then would abort the test binary instead of reporting the failure. Always
+/// false outside loom.
+pub(crate) fn model_unwinding() -> bool {
+    cfg!(loom) && std::thread::panicking()
+}
+
 /// Cross-process futex on a word of the ring (see [`crate::futex`]).
 pub(crate) mod futex {
     #[cfg(not(loom))]

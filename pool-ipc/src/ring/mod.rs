@@ -168,6 +168,9 @@ impl Ring {
         self.u32(CLOSED).load(Ordering::Acquire) != 0
     }
     pub(super) fn close(&self) {
+        if sync::model_unwinding() {
+            return;
+        }
         self.u32(CLOSED).store(1, Ordering::SeqCst);
         // Pairs with the sleeper's fence (step 3): either it sees `closed`, or its sleep flag
         // comes before the clearing store below and the wake-up finds it. Without this fence
