@@ -114,12 +114,15 @@ fn chunk_output<R: Serialize + 'static>(
     postcard::to_stdvec(&out).unwrap()
 }
 
+/// What [`decode_outputs`] got: the plain decode, and the in-place one with its written values.
+type Decoded<R> = (Option<ChunkOutput<R>>, Option<(ChunkOutput<R>, Vec<R>)>);
+
 /// Both output decoders on `bytes`, the in-place one with `room` slots. Asserts what must hold
 /// whatever the bytes: no panic (the caller's proptest catches one), no write past `room`.
 fn decode_outputs<R: crate::Payload + Clone + PartialEq + std::fmt::Debug>(
     bytes: Vec<u8>,
     room: usize,
-) -> (Option<ChunkOutput<R>>, Option<(ChunkOutput<R>, Vec<R>)>) {
+) -> Decoded<R> {
     let plain = decode_output::<R>(Data::Bytes(bytes.clone())).ok();
     let slab = Slab::<R>::new(room);
     let mut w = slab.writer(0, room);

@@ -1,8 +1,7 @@
 //! Property tests of what the parent decodes from a worker process: the ring's chunk headers and
 //! frames in shared memory the worker can scribble over, and the wire messages it sends. Arbitrary
-//! and mutated inputs give an error, never a panic, a hang or a read outside the ring (the data
-//! area is followed by a guard page-free end of the region here, so a stray copy past it would
-//! either corrupt the bytes checked below or fault).
+//! and mutated inputs give an error, never a panic, a hang or a write outside the ring (a guard
+//! of known bytes follows the ring in its region and must stay intact; Valgrind checks reads).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,7 +54,6 @@ fn drain(rx: &mut RingReceiver, n: usize) -> Vec<Result<Option<u8>, RecvError>> 
     let mut buf = Vec::new();
     for _ in 0..n {
         let r = rx.try_recv(&mut buf);
-        assert!(buf.len() <= CAP, "a frame chunk larger than the ring");
         let stop = !matches!(r, Ok(Some(_)));
         out.push(r);
         if stop {
@@ -151,9 +149,13 @@ proptest! {
         for &(at, b) in &damage {
             region.write_at(HEADER_LEN + at, &[b]);
         }
+        // The worker hangs up (or dies): a damaged header that announces a continuation must
+        // then end in `Disconnected`, not in a wait for the rest of the frame.
+        let closer = tx.closer();
+        drop(tx);
         let results = drain(&mut rx, sent + 1);
         if matches!(results.last(), Some(Err(RecvError::Corrupt { .. }))) {
-            prop_assert!(tx.send(b"x", 1).is_err(), "a corrupt ring is closed");
+            prop_assert!(closer.is_closed(), "a corrupt ring is closed");
         }
         prop_assert!(guard_intact(&region));
     }

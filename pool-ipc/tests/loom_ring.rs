@@ -152,7 +152,10 @@ fn a_sender_blocked_on_a_full_ring_sees_the_hang_up() {
         drop(rx);
         let (sent, err) = sender.join().unwrap();
         assert_eq!(err, SendError::Disconnected);
-        assert!(sent <= 2, "{sent} frames of 32 bytes cannot fit a 64-byte ring");
+        assert!(
+            sent <= 2,
+            "{sent} frames of 32 bytes cannot fit a 64-byte ring"
+        );
     });
 }
 

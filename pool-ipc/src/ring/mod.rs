@@ -28,9 +28,9 @@
 //!    `rx_sleep.store(1)`, `fence(SeqCst)`, re-load `tail` and `closed`; if still nothing,
 //!    `futex_wait(rx_sleep, 1, timeout)`.
 //! 4. **Wake** (producer, after each publish): `fence(SeqCst)`; only if `rx_sleep == 1`:
-//!    `rx_sleep.swap(0)` and if it was 1, `futex_wake`. The two fences make this a Dekker pair:
-//!    either the consumer sees the new tail before sleeping, or the producer sees the flag. A
-//!    stream of messages to an awake consumer therefore costs no syscall at all.
+//!    `rx_sleep.compare_exchange(1, 0)` and if that took it, `futex_wake`. The two fences make
+//!    this a Dekker pair: either the consumer sees the new tail before sleeping, or the producer
+//!    sees the flag. A stream of messages to an awake consumer therefore costs no syscall at all.
 //! 5. **Back-pressure**: the producer waits for space exactly like 3 on `tx_sleep` and `head`;
 //!    the consumer wakes it like 4 after advancing `head`. The consumer publishes `head` in
 //!    batches (every `cap / 8` bytes, after each chunk of a streamed frame, and always before it
@@ -213,7 +213,13 @@ impl Ring {
     pub(super) fn notify(&self, word: usize) {
         fence(Ordering::SeqCst);
         let w = self.u32(word);
-        if w.load(Ordering::Relaxed) == 1 && w.swap(0, Ordering::SeqCst) == 1 {
+        // A compare-exchange, not a swap: it writes only when it takes the flag, so the waker
+        // never stores a 0 that could be ordered after the sleeper's next 1 (loom found that
+        // its model, which orders concurrent stores loosely, otherwise loses this wake-up).
+        if w.load(Ordering::Relaxed) == 1
+            && w.compare_exchange(1, 0, Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok()
+        {
             futex::wake(w, 1);
         }
     }
