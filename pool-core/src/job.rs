@@ -244,11 +244,16 @@ impl<'de, R: Payload> serde::de::Visitor<'de> for OutputInto<'_, R> {
         let failures = seq.next_element()?.ok_or_else(|| missing(1))?;
         let skipped = seq.next_element()?.ok_or_else(|| missing(2))?;
         let in_place: u32 = seq.next_element()?.ok_or_else(|| missing(3))?;
+        // The count comes from the worker's bytes: a corrupt one must not overflow it.
+        let in_place = u32::try_from(self.0.written() - before)
+            .ok()
+            .and_then(|n| n.checked_add(in_place))
+            .ok_or_else(|| A::Error::custom("a chunk's output counts more than 2^32 results"))?;
         Ok(ChunkOutput {
             values: Vec::new(),
             failures,
             skipped,
-            in_place: in_place + (self.0.written() - before) as u32,
+            in_place,
         })
     }
 }

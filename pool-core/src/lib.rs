@@ -40,6 +40,8 @@ pub mod chunking;
 mod codec;
 mod context;
 mod counters;
+#[cfg(test)]
+mod decode_props;
 mod error;
 mod extensions;
 mod hook;

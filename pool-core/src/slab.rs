@@ -64,9 +64,9 @@ impl<R> Slab<R> {
     /// The first `len` results as a vector, once every writer is gone and exactly
     /// `0..len` was written; the slab back otherwise.
     pub(crate) fn into_vec(this: Arc<Self>, len: usize) -> Result<Vec<R>, Arc<Self>> {
-        let slab = Arc::try_unwrap(this)?;
+        let mut slab = Arc::try_unwrap(this)?;
         let complete = {
-            let mut runs = slab.written.lock().unwrap_or_else(|e| e.into_inner());
+            let runs = slab.written.get_mut().unwrap_or_else(|e| e.into_inner());
             runs.sort_unstable();
             let mut end = 0;
             runs.iter().all(|&(first, n)| {
@@ -78,6 +78,10 @@ impl<R> Slab<R> {
         if !complete {
             return Err(Arc::new(slab));
         }
+        // `ManuallyDrop` skips every field's drop: free the bookkeeping first.
+        drop(std::mem::take(
+            slab.written.get_mut().unwrap_or_else(|e| e.into_inner()),
+        ));
         let slab = ManuallyDrop::new(slab);
         // SAFETY: `ptr`/`cap` come from a `Vec<R>` whose first `len` elements are now
         // initialized (the runs cover `0..len` exactly); `ManuallyDrop` keeps `Drop` from

@@ -9,11 +9,13 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 struct Installed {
     calls: usize,
-    previous: Option<libc::sigaction>,
+    previous: Option<SigAction>,
 }
 
 static STATE: Mutex<Installed> = Mutex::new(Installed {
@@ -25,6 +27,22 @@ extern "C" fn on_sigint(_: libc::c_int) {
     INTERRUPTED.store(true, Ordering::SeqCst);
 }
 
+/// Whether SIGINT has its default disposition (nix has no read-only `sigaction`).
+fn sigint_is_default() -> bool {
+    // SAFETY: `sigaction` is plain old data, for which all zeroes is a valid value.
+    let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new action makes `sigaction` only write the current one into `current`.
+    let r = unsafe { libc::sigaction(libc::SIGINT, std::ptr::null(), &mut current) };
+    r == 0 && current.sa_sigaction == libc::SIG_DFL
+}
+
+/// Installs `action` for SIGINT, returning the one it replaced.
+fn set_sigint(action: &SigAction) -> Option<SigAction> {
+    // SAFETY: the handlers installed here are `on_sigint` (async-signal-safe: one atomic store)
+    // or a disposition read back from the kernel, restored unchanged.
+    unsafe { sigaction(Signal::SIGINT, action) }.ok()
+}
+
 /// Marks the start of a call: installs the handler if SIGINT has its default disposition.
 pub fn begin_call() {
     let mut s = STATE.lock().unwrap_or_else(|e| e.into_inner());
@@ -33,21 +51,15 @@ pub fn begin_call() {
         return;
     }
     INTERRUPTED.store(false, Ordering::SeqCst);
-    // SAFETY: sigaction with a zeroed struct and a null new action only reads the current one.
-    let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
-    unsafe { libc::sigaction(libc::SIGINT, std::ptr::null(), &mut current) };
-    if current.sa_sigaction != libc::SIG_DFL {
+    if !sigint_is_default() {
         return;
     }
-    // SAFETY: `on_sigint` is async-signal-safe (one atomic store); the struct is fully set.
-    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-    action.sa_sigaction = on_sigint as extern "C" fn(libc::c_int) as usize;
-    unsafe { libc::sigemptyset(&mut action.sa_mask) };
-    // SAFETY: installs a valid action; the previous one is kept to be restored.
-    let mut previous: libc::sigaction = unsafe { std::mem::zeroed() };
-    if unsafe { libc::sigaction(libc::SIGINT, &action, &mut previous) } == 0 {
-        s.previous = Some(previous);
-    }
+    let ours = SigAction::new(
+        SigHandler::Handler(on_sigint),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    s.previous = set_sigint(&ours);
 }
 
 /// Marks the end of a call: restores the previous disposition after the last one.
@@ -57,8 +69,7 @@ pub fn end_call() {
     if s.calls == 0
         && let Some(previous) = s.previous.take()
     {
-        // SAFETY: restores the action saved by `begin_call`.
-        unsafe { libc::sigaction(libc::SIGINT, &previous, std::ptr::null_mut()) };
+        set_sigint(&previous);
     }
 }
 

@@ -41,4 +41,5 @@ pub mod process;
 pub mod ring;
 pub mod shm;
 pub mod spawn;
+mod sync;
 pub mod watcher;

@@ -15,9 +15,13 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::{Arc, Mutex};
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+
+use nix::errno::Errno;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use crate::process::WorkerProcess;
 
@@ -37,27 +41,20 @@ type Watched = Arc<Mutex<HashMap<u64, (OwnedFd, libc::pid_t)>>>;
 /// Reports the death of any watched worker, from one background thread.
 #[derive(Debug)]
 pub struct DeathWatcher {
-    epoll: Arc<OwnedFd>,
-    stop: OwnedFd,
+    epoll: Arc<Epoll>,
+    stop: EventFd,
     watched: Watched,
     thread: Option<JoinHandle<()>>,
 }
 
-fn cvt(r: i32) -> io::Result<i32> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
+/// The workspace's poisoning policy: the map stays consistent whatever a panicking holder did
+/// (every update is one insert or remove), so a poisoned lock is taken as is.
+fn lock(watched: &Watched) -> MutexGuard<'_, HashMap<u64, (OwnedFd, libc::pid_t)>> {
+    watched.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn epoll_add(epoll: &OwnedFd, fd: i32, token: u64) -> io::Result<()> {
-    let mut ev = libc::epoll_event {
-        events: libc::EPOLLIN as u32,
-        u64: token,
-    };
-    // SAFETY: valid epoll fd, valid fd, valid event pointer.
-    cvt(unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) }).map(drop)
+fn readable(token: u64) -> EpollEvent {
+    EpollEvent::new(EpollFlags::EPOLLIN, token)
 }
 
 impl DeathWatcher {
@@ -72,47 +69,29 @@ impl DeathWatcher {
 
     /// Starts a watcher that calls `on_death` (on its thread) for each death.
     pub fn with_callback(mut on_death: impl FnMut(Death) + Send + 'static) -> io::Result<Self> {
-        // SAFETY: epoll_create1 returns a new fd or -1.
-        let ep = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
-        // SAFETY: fresh fd we own.
-        let epoll = Arc::new(unsafe { OwnedFd::from_raw_fd(ep) });
-        // SAFETY: eventfd returns a new fd or -1.
-        let ev = cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) })?;
-        // SAFETY: fresh fd we own.
-        let stop = unsafe { OwnedFd::from_raw_fd(ev) };
-        epoll_add(&epoll, stop.as_raw_fd(), STOP)?;
+        let epoll = Arc::new(Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?);
+        let stop = EventFd::from_flags(EfdFlags::EFD_CLOEXEC)?;
+        epoll.add(&stop, readable(STOP))?;
         let watched: Watched = Arc::default();
         let (ep2, w2) = (Arc::clone(&epoll), Arc::clone(&watched));
         let thread = std::thread::Builder::new()
             .name("pool-ipc-death-watcher".into())
             .spawn(move || {
-                let mut events = [libc::epoll_event { events: 0, u64: 0 }; 32];
+                let mut events = [EpollEvent::empty(); 32];
                 loop {
-                    // SAFETY: valid epoll fd and an events buffer of the stated length.
-                    let n =
-                        unsafe { libc::epoll_wait(ep2.as_raw_fd(), events.as_mut_ptr(), 32, -1) };
-                    if n < 0 {
-                        if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-                            continue;
-                        }
-                        return;
-                    }
-                    for ev in &events[..n as usize] {
-                        let token = ev.u64;
+                    let n = match ep2.wait(&mut events, EpollTimeout::NONE) {
+                        Ok(n) => n,
+                        Err(Errno::EINTR) => continue,
+                        Err(_) => return,
+                    };
+                    for ev in &events[..n] {
+                        let token = ev.data();
                         if token == STOP {
                             return;
                         }
-                        let entry = w2.lock().expect("watcher map poisoned").remove(&token);
+                        let entry = lock(&w2).remove(&token);
                         if let Some((fd, pid)) = entry {
-                            // SAFETY: removing a registered fd; the event pointer may be null for DEL.
-                            unsafe {
-                                libc::epoll_ctl(
-                                    ep2.as_raw_fd(),
-                                    libc::EPOLL_CTL_DEL,
-                                    fd.as_raw_fd(),
-                                    std::ptr::null_mut(),
-                                )
-                            };
+                            let _ = ep2.delete(&fd);
                             drop(fd);
                             on_death(Death { token, pid });
                         }
@@ -132,41 +111,21 @@ impl DeathWatcher {
     pub fn watch(&self, worker: &WorkerProcess, token: u64) -> io::Result<()> {
         assert_ne!(token, STOP, "token u64::MAX is reserved");
         let fd = worker.pidfd().try_clone_to_owned()?;
-        let mut map = self.watched.lock().expect("watcher map poisoned");
+        let mut map = lock(&self.watched);
         if let Some((old, _)) = map.remove(&token) {
-            // SAFETY: removing a registered fd.
-            unsafe {
-                libc::epoll_ctl(
-                    self.epoll.as_raw_fd(),
-                    libc::EPOLL_CTL_DEL,
-                    old.as_raw_fd(),
-                    std::ptr::null_mut(),
-                )
-            };
+            let _ = self.epoll.delete(&old);
         }
-        epoll_add(&self.epoll, fd.as_raw_fd(), token)?;
+        self.epoll.add(&fd, readable(token))?;
         map.insert(token, (fd, worker.pid()));
         Ok(())
     }
 
     /// Stops watching `token`. Returns false if it was not watched (or its death was reported).
     pub fn unwatch(&self, token: u64) -> bool {
-        let entry = self
-            .watched
-            .lock()
-            .expect("watcher map poisoned")
-            .remove(&token);
+        let entry = lock(&self.watched).remove(&token);
         match entry {
             Some((fd, _)) => {
-                // SAFETY: removing a registered fd.
-                unsafe {
-                    libc::epoll_ctl(
-                        self.epoll.as_raw_fd(),
-                        libc::EPOLL_CTL_DEL,
-                        fd.as_raw_fd(),
-                        std::ptr::null_mut(),
-                    )
-                };
+                let _ = self.epoll.delete(&fd);
                 true
             }
             None => false,
@@ -175,7 +134,7 @@ impl DeathWatcher {
 
     /// How many workers are watched.
     pub fn len(&self) -> usize {
-        self.watched.lock().expect("watcher map poisoned").len()
+        lock(&self.watched).len()
     }
 
     /// Whether no worker is watched.
@@ -186,10 +145,11 @@ impl DeathWatcher {
 
 impl Drop for DeathWatcher {
     fn drop(&mut self) {
-        let one: u64 = 1;
-        // SAFETY: writing 8 bytes from a live u64 to our eventfd.
-        unsafe { libc::write(self.stop.as_raw_fd(), (&one as *const u64).cast(), 8) };
-        if let Some(t) = self.thread.take() {
+        // The eventfd counter cannot overflow from one write; if it failed anyway the thread
+        // would never stop, so do not wait for it then.
+        if self.stop.write(1).is_ok()
+            && let Some(t) = self.thread.take()
+        {
             let _ = t.join();
         }
     }

@@ -28,9 +28,9 @@
 //!    `rx_sleep.store(1)`, `fence(SeqCst)`, re-load `tail` and `closed`; if still nothing,
 //!    `futex_wait(rx_sleep, 1, timeout)`.
 //! 4. **Wake** (producer, after each publish): `fence(SeqCst)`; only if `rx_sleep == 1`:
-//!    `rx_sleep.swap(0)` and if it was 1, `futex_wake`. The two fences make this a Dekker pair:
-//!    either the consumer sees the new tail before sleeping, or the producer sees the flag. A
-//!    stream of messages to an awake consumer therefore costs no syscall at all.
+//!    `rx_sleep.compare_exchange(1, 0)` and if that took it, `futex_wake`. The two fences make
+//!    this a Dekker pair: either the consumer sees the new tail before sleeping, or the producer
+//!    sees the flag. A stream of messages to an awake consumer therefore costs no syscall at all.
 //! 5. **Back-pressure**: the producer waits for space exactly like 3 on `tx_sleep` and `head`;
 //!    the consumer wakes it like 4 after advancing `head`. The consumer publishes `head` in
 //!    batches (every `cap / 8` bytes, after each chunk of a streamed frame, and always before it
@@ -40,8 +40,8 @@
 //!    [`RingSender::flush`] (or the next `send`, or the producer blocking for space, which always
 //!    flushes first) does it once for the whole batch.
 //! 7. **Hang-up**: `close()` (by either end, on drop, or by a third party that saw the peer
-//!    process die, through a [`RingCloser`]) sets `closed`, then clears both sleep words and wakes
-//!    every sleeper. A consumer still drains what was published, then gets `Disconnected`; a
+//!    process die, through a [`RingCloser`]) sets `closed`, `fence(SeqCst)` (a Dekker pair with
+//!    step 3's fence, as in step 4), then clears both sleep words and wakes every sleeper. A consumer still drains what was published, then gets `Disconnected`; a
 //!    producer gets `Disconnected` at once. Nobody sleeps forever on a dead peer as long as someone
 //!    (the death watcher in the parent; `PR_SET_PDEATHSIG` in a worker) reacts to the death.
 //! 8. **Timeouts** apply until the first chunk of a frame moved; once a frame is in flight the
@@ -51,22 +51,26 @@
 //!    is [`RecvError::Corrupt`] (and closes the ring), and a nonsensical `head` reads as "no
 //!    space" (the death watcher or a timeout then ends the wait).
 //!
+//! Checked: `tests/loom_ring.rs` model-checks steps 1 to 7 with loom (atomics, fences and the
+//! futex go through `crate::sync`, which loom replaces); `tests/decode_props.rs` feeds step 9
+//! arbitrary and damaged rings. Both run from `scripts/verify.sh`.
+//!
 //! Costs (2-vCPU VM, see `examples/ring_throughput.rs`): ~20 ns of code per 64-byte frame
 //! (send + receive), 10–14 M frames/s parent ⇄ forked child, 5–11 GB/s for 1 MiB frames, and a
 //! ping-pong of 0.2–0.7 µs when both sides are awake on different CPUs versus 6–20 µs when they
 //! share one or sleep: where workers run matters more than the wait policy.
 
-use std::ptr::NonNull;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 use std::time::Instant;
 
-use crate::futex;
 use crate::shm::SharedRegion;
+use crate::sync::{self, AtomicU32, AtomicU64, Ordering, fence, futex};
 
+mod memory;
 mod receiver;
 mod sender;
 
+use memory::RingMemory;
 pub use receiver::RingReceiver;
 pub use sender::RingSender;
 
@@ -74,8 +78,9 @@ pub(super) const TAIL: usize = 0;
 pub(super) const HEAD: usize = 64;
 pub(super) const RX_SLEEP: usize = 128;
 pub(super) const TX_SLEEP: usize = 192;
-const CLOSED: usize = 256;
-const CAP: usize = 264;
+pub(super) const CLOSED: usize = 256;
+#[cfg_attr(loom, allow(dead_code))]
+pub(super) const CAP: usize = 264;
 /// Bytes of header before the ring's data.
 pub const HEADER_LEN: usize = 384;
 pub(super) const CHUNK_HDR: usize = 8;
@@ -137,88 +142,40 @@ pub fn ring_len(cap: usize) -> usize {
 /// Initializes a ring of `cap` bytes (a power of two, at least 64) at `base` (64-aligned) in
 /// `region`. Call once, before any endpoint attaches.
 pub fn init(region: &SharedRegion, base: usize, cap: usize) {
-    assert!(
-        cap.is_power_of_two() && cap >= 64,
-        "ring capacity must be a power of two >= 64"
-    );
-    assert_eq!(base % 64, 0, "ring base must be 64-aligned");
-    assert!(
-        base + ring_len(cap) <= region.len(),
-        "ring does not fit in region"
-    );
-    for off in [TAIL, HEAD, CAP] {
-        region.atomic_u64(base + off).store(0, Ordering::Relaxed);
-    }
-    for off in [RX_SLEEP, TX_SLEEP, CLOSED] {
-        region.atomic_u32(base + off).store(0, Ordering::Relaxed);
-    }
-    region
-        .atomic_u64(base + CAP)
-        .store(cap as u64, Ordering::Release);
+    RingMemory::init(region, base, cap);
 }
 
-/// What both endpoints share: the region and where the ring is in it.
+/// What both endpoints share: the ring's memory and its capacity.
 #[derive(Debug, Clone)]
 pub(super) struct Ring {
-    /// Keeps the mapping that `ctl` and `data` point into alive.
-    _region: Arc<SharedRegion>,
-    /// Start of the ring's header (`region + base`), checked in bounds and 64-aligned.
-    ctl: NonNull<u8>,
-    /// Start of the data area (`ctl + HEADER_LEN`), `cap` bytes.
-    data: NonNull<u8>,
+    mem: RingMemory,
     pub(super) cap: usize,
 }
 
-// SAFETY: `ctl` and `data` point into the mapping kept alive by `region` (itself Send + Sync);
-// all access through them is atomic or follows the ring protocol.
-unsafe impl Send for Ring {}
-// SAFETY: as for Send.
-unsafe impl Sync for Ring {}
-
 impl Ring {
     pub(super) fn attach(region: Arc<SharedRegion>, base: usize) -> Self {
-        assert_eq!(base % 64, 0, "ring base must be 64-aligned");
-        let cap = region.atomic_u64(base + CAP).load(Ordering::Acquire) as usize;
-        assert!(
-            cap.is_power_of_two() && cap >= 64,
-            "no initialized ring at offset {base}"
-        );
-        assert!(
-            base + ring_len(cap) <= region.len(),
-            "ring does not fit in region"
-        );
-        // SAFETY: `base + ring_len(cap)` is within the mapping (checked above), so both offsets
-        // stay inside it; the mapping's address is non-null.
-        let (ctl, data) = unsafe {
-            let ctl = region.as_ptr().add(base);
-            (
-                NonNull::new_unchecked(ctl),
-                NonNull::new_unchecked(ctl.add(HEADER_LEN)),
-            )
-        };
-        Self {
-            _region: region,
-            ctl,
-            data,
-            cap,
-        }
+        let mem = RingMemory::attach(region, base);
+        let cap = mem.cap();
+        Self { mem, cap }
     }
     pub(super) fn u64(&self, off: usize) -> &AtomicU64 {
-        debug_assert!(off < HEADER_LEN && off.is_multiple_of(8));
-        // SAFETY: `off` is one of the 8-aligned header offsets below HEADER_LEN; `ctl` is
-        // 64-aligned and in bounds; the mapping lives as long as `self.region`.
-        unsafe { AtomicU64::from_ptr(self.ctl.as_ptr().add(off).cast()) }
+        self.mem.u64(off)
     }
     pub(super) fn u32(&self, off: usize) -> &AtomicU32 {
-        debug_assert!(off < HEADER_LEN && off.is_multiple_of(4));
-        // SAFETY: as in `u64`, for a 4-aligned header offset.
-        unsafe { AtomicU32::from_ptr(self.ctl.as_ptr().add(off).cast()) }
+        self.mem.u32(off)
     }
     pub(super) fn closed(&self) -> bool {
         self.u32(CLOSED).load(Ordering::Acquire) != 0
     }
     pub(super) fn close(&self) {
+        if sync::model_unwinding() {
+            return;
+        }
         self.u32(CLOSED).store(1, Ordering::SeqCst);
+        // Pairs with the sleeper's fence (step 3): either it sees `closed`, or its sleep flag
+        // comes before the clearing store below and the wake-up finds it. Without this fence
+        // the argument rests on the total order of SeqCst stores, which loom does not model.
+        fence(Ordering::SeqCst);
         for off in [RX_SLEEP, TX_SLEEP] {
             self.u32(off).store(0, Ordering::SeqCst);
             futex::wake(self.u32(off), i32::MAX);
@@ -227,36 +184,20 @@ impl Ring {
     /// Copies `data` into the data area at stream position `pos`, wrapping around.
     /// `data.len()` must not exceed `cap` (the sender never writes more than the free space).
     pub(super) fn copy_in(&self, pos: u64, data: &[u8]) {
-        assert!(data.len() <= self.cap);
-        let at = (pos as usize) & (self.cap - 1);
-        let first = data.len().min(self.cap - at);
-        // SAFETY: `at + first <= cap` and `data.len() - first <= cap`, so both destination
-        // ranges lie in the data area; `data` is a caller's buffer, never the mapping.
-        unsafe {
-            std::ptr::copy_nonoverlapping(data.as_ptr(), self.data.as_ptr().add(at), first);
-            if first < data.len() {
-                std::ptr::copy_nonoverlapping(
-                    data.as_ptr().add(first),
-                    self.data.as_ptr(),
-                    data.len() - first,
-                );
-            }
-        }
+        self.mem.copy_in(self.at(pos), data);
     }
-    fn header(&self, pos: u64) -> &AtomicU64 {
-        let at = (pos as usize) & (self.cap - 1) & !7;
-        // SAFETY: `at + 8 <= cap` (cap is a multiple of 8, `at` 8-aligned), inside the data
-        // area, which is 64-aligned.
-        unsafe { AtomicU64::from_ptr(self.data.as_ptr().add(at).cast()) }
+    /// Where stream position `pos` is in the data area.
+    fn at(&self, pos: u64) -> usize {
+        (pos as usize) & (self.cap - 1)
     }
     /// Writes a chunk header (one aligned word: never straddles the end) at position `pos`.
     pub(super) fn store_header(&self, pos: u64, len: u32, flags: u32) {
         let word = u64::from(len) | (u64::from(flags) << 32);
-        self.header(pos).store(word, Ordering::Relaxed);
+        self.mem.store_word(self.at(pos) & !7, word);
     }
     /// Reads the chunk header at `pos`: `(len, flags)`.
     pub(super) fn load_header(&self, pos: u64) -> (u32, u32) {
-        let word = self.header(pos).load(Ordering::Relaxed);
+        let word = self.mem.load_word(self.at(pos) & !7);
         (word as u32, (word >> 32) as u32)
     }
     /// Copies `len` bytes (at most `cap`) at stream position `pos` out, wrapping around, into
@@ -265,23 +206,20 @@ impl Ring {
     /// # Safety
     /// `dst` must be valid for `len` bytes of writes and not overlap the region.
     pub(super) unsafe fn copy_out_raw(&self, pos: u64, dst: *mut u8, len: usize) {
-        assert!(len <= self.cap);
-        let at = (pos as usize) & (self.cap - 1);
-        let first = len.min(self.cap - at);
-        // SAFETY: both source ranges lie in the data area (as in `copy_in`); the caller
-        // guarantees `dst` is valid for `len` bytes; `first <= len`.
-        unsafe {
-            std::ptr::copy_nonoverlapping(self.data.as_ptr().add(at), dst, first);
-            if first < len {
-                std::ptr::copy_nonoverlapping(self.data.as_ptr(), dst.add(first), len - first);
-            }
-        }
+        // SAFETY: the caller's guarantee, passed on.
+        unsafe { self.mem.copy_out_raw(self.at(pos), dst, len) }
     }
     /// Wakes the peer sleeping on `word`, if it announced it sleeps (protocol step 4).
     pub(super) fn notify(&self, word: usize) {
         fence(Ordering::SeqCst);
         let w = self.u32(word);
-        if w.load(Ordering::Relaxed) == 1 && w.swap(0, Ordering::SeqCst) == 1 {
+        // A compare-exchange, not a swap: it writes only when it takes the flag, so the waker
+        // never stores a 0 that could be ordered after the sleeper's next 1 (loom found that
+        // its model, which orders concurrent stores loosely, otherwise loses this wake-up).
+        if w.load(Ordering::Relaxed) == 1
+            && w.compare_exchange(1, 0, Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok()
+        {
             futex::wake(w, 1);
         }
     }
@@ -298,13 +236,13 @@ impl Ring {
             if ready() {
                 return Ok(true);
             }
-            std::hint::spin_loop();
+            sync::spin_loop();
         }
         for _ in 0..policy.yields {
             if ready() {
                 return Ok(true);
             }
-            std::thread::yield_now();
+            sync::yield_now();
         }
         let w = self.u32(word);
         loop {
