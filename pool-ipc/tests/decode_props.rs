@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pool_core::{Event, ExitReason, Failure};
-use pool_ipc::backend::wire::WireEvent;
 use pool_ipc::channel::{self, ChannelError, KIND_BYTES, KIND_MSG, Link};
 use pool_ipc::ring::{self, HEADER_LEN, RecvError, RingReceiver, RingSender, WaitPolicy};
 use pool_ipc::shm::SharedRegion;
+use pool_wire::msg::FromWorker;
 use proptest::prelude::*;
 
 const CAP: usize = 256;
@@ -76,33 +76,18 @@ fn failure() -> Failure {
     }
 }
 
-fn wire_event() -> impl Strategy<Value = WireEvent> {
+fn wire_event() -> impl Strategy<Value = FromWorker> {
     prop_oneof![
-        (any::<usize>(), any::<u64>())
-            .prop_map(|(worker, generation)| WireEvent::Ready { worker, generation }),
-        (any::<usize>(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(
-            |(worker, generation, call, first)| WireEvent::ChunkDone {
-                worker,
-                generation,
-                call,
-                first
-            }
-        ),
-        any::<u64>().prop_map(|generation| WireEvent::Failed {
-            generation,
-            failure: failure()
-        }),
-        (
-            any::<usize>(),
-            any::<u64>(),
-            prop::option::of(prop::collection::vec(any::<u8>(), 0..16))
-        )
-            .prop_map(|(worker, generation, exit_result)| WireEvent::Exited {
-                worker,
-                generation,
+        Just(FromWorker::Ready),
+        (any::<u64>(), any::<u64>())
+            .prop_map(|(call, first)| FromWorker::ChunkDone { call, first }),
+        Just(FromWorker::Failed { failure: failure() }),
+        prop::option::of(prop::collection::vec(any::<u8>(), 0..16)).prop_map(|exit_result| {
+            FromWorker::Exited {
                 reason: ExitReason::Lifespan,
                 exit_result,
-            }),
+            }
+        }),
     ]
 }
 
@@ -179,7 +164,7 @@ proptest! {
     #[test]
     fn wire_events_round_trip(ev in wire_event()) {
         let bytes = postcard::to_stdvec(&ev).unwrap();
-        let back: WireEvent = channel::decode(&bytes).unwrap();
+        let back: FromWorker = channel::decode(&bytes).unwrap();
         prop_assert_eq!(format!("{back:?}"), format!("{ev:?}"));
     }
 
@@ -191,8 +176,8 @@ proptest! {
         damage in prop::collection::vec((any::<usize>(), any::<u8>()), 0..4),
         cut in any::<usize>(),
     ) {
-        if let Ok(ev) = channel::decode::<WireEvent>(&garbage) {
-            let _: Event = ev.into_event(Vec::new());
+        if let Ok(ev) = channel::decode::<FromWorker>(&garbage) {
+            let _: Event = ev.into_event(1, 0, Vec::new());
         }
         let mut bytes = postcard::to_stdvec(&ev).unwrap();
         for &(i, b) in &damage {
@@ -200,8 +185,8 @@ proptest! {
             bytes[i % n] = b;
         }
         bytes.truncate(cut % (bytes.len() + 1));
-        if let Ok(ev) = channel::decode::<WireEvent>(&bytes) {
-            let _: Event = ev.into_event(Vec::new());
+        if let Ok(ev) = channel::decode::<FromWorker>(&bytes) {
+            let _: Event = ev.into_event(1, 0, Vec::new());
         }
     }
 }
@@ -213,7 +198,7 @@ fn a_frame_of_the_wrong_kind_is_refused() {
     let mut parent = link.parent_end(no_spin());
     let mut worker = link.worker_end(no_spin());
     worker.send_bytes(b"not a message").unwrap();
-    match parent.recv::<WireEvent>() {
+    match parent.recv::<FromWorker>() {
         Err(ChannelError::UnexpectedKind { expected, got }) => {
             assert_eq!((expected, got), (KIND_MSG, KIND_BYTES));
         }
