@@ -391,6 +391,12 @@ fn a_dead_parent_leaves_no_orphan_workers() {
 }
 
 #[test]
+fn oom_kill_in_a_memory_cgroup_quotes_the_kernel_s_figures() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    scenarios::oom_in_a_memory_cgroup();
+}
+
+#[test]
 fn ctrl_c_stops_the_workers_and_returns() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     scenarios::ctrl_c();

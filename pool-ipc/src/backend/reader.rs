@@ -5,7 +5,7 @@
 //! readable, which wakes this thread; it drains what the worker sent before dying (an
 //! `Exited` there means a clean end), reaps the process, and otherwise reports `Died` with
 //! the signal or exit code and, for an unexplained SIGKILL, whether the OOM killer is the
-//! likely cause with the worker's last resident memory.
+//! likely cause with the memory figures the kernel had at the death.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,11 +15,8 @@ use pool_core::Event;
 
 use crate::backend::wire::WireEvent;
 use crate::channel::MsgReceiver;
-use crate::oom::{self, OomProbe, RssSample};
+use crate::oom::{self, MemoryAtDeath, OomProbe};
 use crate::process::WorkerProcess;
-
-/// How often a worker's resident memory is sampled (after a chunk), for OOM reports.
-const RSS_EVERY: std::time::Duration = std::time::Duration::from_millis(5);
 
 pub(crate) struct Reader {
     pub(crate) rx: MsgReceiver,
@@ -35,7 +32,6 @@ impl Reader {
         let pid = lock(&self.process).pid();
         let probe = OomProbe::for_pid(pid);
         let before = probe.read();
-        let mut last_rss: Option<RssSample> = oom::sample(pid).ok();
         let mut clean = false;
         while let Ok(ev) = self.rx.recv::<WireEvent>() {
             let mut bulk = Vec::new();
@@ -44,12 +40,6 @@ impl Reader {
                 bulk = pool_core::take_buffer();
                 if self.rx.recv_bytes(&mut bulk).is_err() {
                     break;
-                }
-                // Reading /proc costs ~10 µs: not for every chunk of tiny tasks.
-                if last_rss.is_none_or(|s| s.at.elapsed() >= RSS_EVERY)
-                    && let Ok(s) = oom::sample(pid)
-                {
-                    last_rss = Some(s);
                 }
             }
             clean |= matches!(ev, WireEvent::Exited { .. });
@@ -61,8 +51,9 @@ impl Reader {
         // The link is closed: the worker exited or died. Reap it (no zombie) and say how.
         let reason = loop {
             // Short waits, so a concurrent `kill` never waits for this lock.
-            match lock(&self.process).wait_timeout(std::time::Duration::from_millis(10)) {
-                Ok(Some(r)) => break Ok(r),
+            let mut p = lock(&self.process);
+            match p.wait_timeout(std::time::Duration::from_millis(10)) {
+                Ok(Some(r)) => break Ok((r, p.peak_rss_bytes())),
                 Ok(None) => continue,
                 Err(e) => break Err(e),
             }
@@ -72,19 +63,22 @@ impl Reader {
             return;
         }
         let message = match reason {
-            Ok(r) => {
-                let verdict = oom::judge(r, false, before, probe.read(), last_rss);
+            Ok((r, peak_rss)) => {
+                let verdict = oom::judge(r, false, before, probe.read());
                 let mut m = format!("worker process {pid} {r}");
                 if verdict.is_oom() {
                     m.push_str(&format!(
                         "; the kernel's OOM killer is the likely cause ({})",
                         verdict.evidence
                     ));
-                    if let Some(rss) = verdict.last_rss {
-                        m.push_str(&format!(
-                            "; its resident memory was {} MiB at the last sample",
-                            rss.rss_bytes >> 20
-                        ));
+                    let memory = MemoryAtDeath {
+                        peak_rss,
+                        cgroup: probe.memory(),
+                    }
+                    .to_string();
+                    if !memory.is_empty() {
+                        m.push_str("; ");
+                        m.push_str(&memory);
                     }
                 }
                 m
