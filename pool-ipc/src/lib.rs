@@ -38,4 +38,5 @@ pub mod process;
 pub mod ring;
 pub mod shm;
 pub mod spawn;
+mod stderr;
 pub mod watcher;

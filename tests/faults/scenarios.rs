@@ -19,6 +19,7 @@ pub(crate) fn run_if_asked() {
         "orphans" => orphans(),
         "ctrl_c" => ctrl_c_child(),
         "oom" => oom_child(),
+        "stderr" => stderr_child(),
         other => panic!("unknown scenario {other}"),
     }
     std::process::exit(0);
@@ -307,4 +308,41 @@ pub(crate) fn oom_in_a_memory_cgroup() {
         "a stale figure ({peak} MiB) for a worker killed at 256 MiB: {text}"
     );
     assert!(text.contains("of its 256 MiB limit"), "{text}");
+}
+
+fn says_hello(x: u32) -> u32 {
+    eprintln!("hello from task {x}");
+    x
+}
+
+fn stderr_child() {
+    for m in [StartMethod::Fork, StartMethod::Spawn] {
+        let mut p = WorkerPool::builder()
+            .n_jobs(2)
+            .start_method(m)
+            .build()
+            .unwrap();
+        let opts = pool::MapOptions::default().chunk_size(1);
+        assert_eq!(p.map_with(says_hello, 0..20u32, opts).unwrap().len(), 20);
+    }
+}
+
+/// Workers' stderr passes through the parent (which keeps their last lines for death
+/// reports): every line arrives, whole, while the pool runs.
+pub(crate) fn worker_stderr_reaches_the_parent_s() {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .env(VAR, "stderr")
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "scenario failed: {out:?}");
+    let text = String::from_utf8_lossy(&out.stderr);
+    for x in 0..20 {
+        let line = format!("hello from task {x}");
+        assert_eq!(
+            text.lines().filter(|l| *l == line).count(),
+            2,
+            "{line:?} once per start method in: {text}"
+        );
+    }
 }

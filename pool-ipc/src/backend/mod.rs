@@ -20,6 +20,7 @@ pub mod wire;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::marker::PhantomData;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -39,6 +40,7 @@ use crate::channel::{Link, MsgSender};
 use crate::fnid::FnId;
 use crate::process::WorkerProcess;
 use crate::ring::WaitPolicy;
+use crate::stderr::StderrTee;
 use crate::watcher::DeathWatcher;
 
 /// Set in worker processes of daemon pools (the default), which may not start process pools.
@@ -81,6 +83,8 @@ pub struct ProcessBackend<Sh, St> {
     jobs: HashMap<u64, Arc<dyn ErasedJob<Sh, St>>>,
     links: Arc<Mutex<HashMap<u64, Link>>>,
     watcher: DeathWatcher,
+    /// The workers' stderr, passed through, with each one's last line for its death report.
+    stderr: Arc<StderrTee>,
     launcher: Launcher,
     shared_bytes: Option<Arc<Vec<u8>>>,
     daemon: bool,
@@ -128,6 +132,9 @@ impl<Sh: SharedObjects, St: 'static> ProcessBackend<Sh, St> {
             jobs: HashMap::new(),
             links,
             watcher,
+            stderr: Arc::new(
+                StderrTee::new().map_err(io_err("cannot start the workers' stderr thread"))?,
+            ),
             launcher: Launcher::new().map_err(io_err("cannot start the launcher thread"))?,
             daemon,
             shared_bytes: None,
@@ -148,12 +155,15 @@ impl<Sh: SharedObjects, St: 'static> ProcessBackend<Sh, St> {
         }
         self.watcher.unwatch(s.token);
         lock(&self.links).remove(&s.token);
+        self.stderr.detach(s.token);
     }
 
+    /// Starts the worker process; `stderr` becomes its fd 2.
     fn start_process(
         &mut self,
         setup: &WorkerSetup<Sh, St>,
         link: &Link,
+        stderr: OwnedFd,
     ) -> Result<(WorkerProcess, HashSet<u64>), PoolError> {
         let id = setup.id;
         match self.method {
@@ -163,6 +173,9 @@ impl<Sh: SharedObjects, St: 'static> ProcessBackend<Sh, St> {
                 let (setup, link) = (setup.clone(), link.clone());
                 let daemon = self.daemon;
                 let main = Box::new(move || {
+                    // SAFETY: dup2 onto fd 2 of this (single-threaded, just forked) process;
+                    // `stderr` is a live fd. On failure the worker keeps its parent's stderr.
+                    unsafe { libc::dup2(stderr.as_raw_fd(), 2) };
                     DAEMON_WORKER.store(daemon, Ordering::Relaxed);
                     crate::malloc::tune_worker();
                     let (tx, rx) = link.worker_end(WaitPolicy::default()).split();
@@ -191,7 +204,8 @@ impl<Sh: SharedObjects, St: 'static> ProcessBackend<Sh, St> {
                     self.counters.region(),
                     self.slots.len(),
                     self.daemon,
-                )?;
+                )?
+                .stderr(stderr);
                 let p = self
                     .launcher
                     .run(Box::new(move || cmd.spawn()))
@@ -252,8 +266,11 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
         self.retire(id, true);
         let link = Link::new(LINK_CAPACITY)
             .map_err(io_err(format!("cannot create the link of worker {id}")))?;
-        let (process, known) = self.start_process(&setup, &link)?;
         let token = ((id as u64) << 32) | (setup.generation & 0xffff_ffff);
+        let stderr = self.stderr.attach(token).map_err(io_err(format!(
+            "cannot create the stderr pipe of worker {id}"
+        )))?;
+        let (process, known) = self.start_process(&setup, &link, stderr)?;
         lock(&self.links).insert(token, link.clone());
         if let Err(e) = self.watcher.watch(&process, token) {
             let _ = process.kill(libc::SIGKILL);
@@ -283,6 +300,8 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
             killed: killed.clone(),
             worker: id,
             generation: setup.generation,
+            stderr: self.stderr.clone(),
+            token,
         };
         let reader = std::thread::Builder::new()
             .name(format!("pool-reader-{id}"))

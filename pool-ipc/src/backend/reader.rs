@@ -4,8 +4,8 @@
 //! Death is event-driven: the death watcher closes the link of a worker whose pidfd became
 //! readable, which wakes this thread; it drains what the worker sent before dying (an
 //! `Exited` there means a clean end), reaps the process, and otherwise reports `Died` with
-//! the signal or exit code and, for an unexplained SIGKILL, whether the OOM killer is the
-//! likely cause with the memory figures the kernel had at the death.
+//! the signal or exit code, its last line on stderr and, for an unexplained SIGKILL, whether
+//! the OOM killer is the likely cause with the memory figures the kernel had at the death.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,6 +17,7 @@ use crate::backend::wire::WireEvent;
 use crate::channel::MsgReceiver;
 use crate::oom::{self, MemoryAtDeath, OomProbe};
 use crate::process::WorkerProcess;
+use crate::stderr::StderrTee;
 
 pub(crate) struct Reader {
     pub(crate) rx: MsgReceiver,
@@ -25,6 +26,9 @@ pub(crate) struct Reader {
     pub(crate) killed: Arc<AtomicBool>,
     pub(crate) worker: usize,
     pub(crate) generation: u64,
+    /// The workers' stderr, and this worker's token there.
+    pub(crate) stderr: Arc<StderrTee>,
+    pub(crate) token: u64,
 }
 
 impl Reader {
@@ -84,6 +88,11 @@ impl Reader {
                 m
             }
             Err(e) => format!("worker process {pid} was lost: {e}"),
+        };
+        // Its last words: why it aborted, often ("memory allocation of N bytes failed").
+        let message = match self.stderr.last_line(self.token) {
+            Some(line) => format!("{message}; its last line on stderr: \"{line}\""),
+            None => message,
         };
         let _ = self.events.send(Event::Died {
             worker: self.worker,
