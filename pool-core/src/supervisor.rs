@@ -361,7 +361,7 @@ impl<Sh, St> Supervisor<Sh, St> {
             if c.len > 1 {
                 let last = c.first + u64::from(c.len) - 1;
                 message.push_str(&format!(
-                    " (with the results of tasks #{}..=#{last}, its chunk in hand)",
+                    " (with its chunk in hand, tasks #{}..=#{last})",
                     c.first
                 ));
             }

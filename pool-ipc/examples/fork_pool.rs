@@ -61,9 +61,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         match ends[i].recv_timeout::<(usize, u64)>(Duration::from_secs(5)) {
             Ok((id, sq)) => println!("task {x}: worker {id} says {sq}"),
             Err(ChannelError::Disconnected) => {
-                let last_rss = oom::sample(workers[i].pid()).ok();
                 let reason = workers[i].wait()?;
-                let verdict = oom::judge(reason, false, before, probe.read(), last_rss);
+                let verdict = oom::judge(reason, false, before, probe.read());
                 println!(
                     "task {x}: worker {i} died: {reason} (OOM: {:?})",
                     verdict.likelihood

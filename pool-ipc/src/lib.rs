@@ -41,5 +41,6 @@ pub mod process;
 pub mod ring;
 pub mod shm;
 pub mod spawn;
+mod stderr;
 mod sync;
 pub mod watcher;

@@ -10,6 +10,11 @@
 //! - the system-wide `oom_kill` line of `/proc/vmstat` (Linux 4.13+).
 //!
 //! [`judge`] combines them with the exit reason and whether the pool sent the kill itself.
+//!
+//! The figures an OOM report quotes are what the kernel knew at the death: the worker's peak
+//! resident memory (its high-water mark, from reaping it: [`crate::process::WorkerProcess::peak_rss_bytes`])
+//! and its memory cgroup's peak and limit ([`OomProbe::memory`]). A sample taken earlier would
+//! miss the allocation that killed it.
 
 use std::fs;
 use std::io;
@@ -70,6 +75,21 @@ pub struct OomProbe {
     cgroup_file: Option<PathBuf>,
 }
 
+/// A memory cgroup's figures, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CgroupMemory {
+    /// The most memory the cgroup ever used (v2 `memory.peak`, v1 `memory.max_usage_in_bytes`).
+    pub peak: Option<u64>,
+    /// Its limit (v2 `memory.max`, v1 `memory.limit_in_bytes`); `None` when unlimited.
+    pub limit: Option<u64>,
+}
+
+/// Reads a number of bytes from a cgroup file ("max" and v1's near-`i64::MAX` mean no limit).
+fn bytes_in(path: &std::path::Path) -> Option<u64> {
+    let n: u64 = fs::read_to_string(path).ok()?.trim().parse().ok()?;
+    (n < 1 << 60).then_some(n)
+}
+
 /// Reads `key N` from a `key value` per line file.
 fn keyed(path: &std::path::Path, key: &str) -> Option<u64> {
     let s = fs::read_to_string(path).ok()?;
@@ -127,6 +147,22 @@ impl OomProbe {
         self.cgroup_file.is_some()
     }
 
+    /// The memory figures of the cgroup whose counter this probe reads.
+    pub fn memory(&self) -> Option<CgroupMemory> {
+        let file = self.cgroup_file.as_deref()?;
+        let dir = file.parent()?;
+        let v2 = file.ends_with("memory.events");
+        let (peak, limit) = if v2 {
+            ("memory.peak", "memory.max")
+        } else {
+            ("memory.max_usage_in_bytes", "memory.limit_in_bytes")
+        };
+        Some(CgroupMemory {
+            peak: bytes_in(&dir.join(peak)),
+            limit: bytes_in(&dir.join(limit)),
+        })
+    }
+
     /// Reads the counters now.
     pub fn read(&self) -> OomCounters {
         OomCounters {
@@ -159,8 +195,41 @@ pub struct OomVerdict {
     pub likelihood: OomLikelihood,
     /// Why, in words, for error messages.
     pub evidence: String,
-    /// The last resident-memory sample taken before the death, if any.
-    pub last_rss: Option<RssSample>,
+}
+
+/// What the kernel knew of a dead worker's memory, for error messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryAtDeath {
+    /// The worker's peak resident memory, in bytes.
+    pub peak_rss: Option<u64>,
+    /// Its memory cgroup's figures.
+    pub cgroup: Option<CgroupMemory>,
+}
+
+impl std::fmt::Display for MemoryAtDeath {
+    /// "its peak resident memory was 250 MiB; its memory cgroup peaked at 256 MiB of its
+    /// 256 MiB limit", leaving out what is unknown (and an unlimited cgroup).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(rss) = self.peak_rss {
+            parts.push(format!("its peak resident memory was {} MiB", rss >> 20));
+        }
+        if let Some(CgroupMemory {
+            peak,
+            limit: Some(limit),
+        }) = self.cgroup
+        {
+            parts.push(match peak {
+                Some(p) => format!(
+                    "its memory cgroup peaked at {} MiB of its {} MiB limit",
+                    p >> 20,
+                    limit >> 20
+                ),
+                None => format!("its memory cgroup's limit is {} MiB", limit >> 20),
+            });
+        }
+        f.write_str(&parts.join("; "))
+    }
 }
 
 impl OomVerdict {
@@ -178,18 +247,16 @@ fn rose(before: Option<u64>, after: Option<u64>) -> Option<bool> {
 }
 
 /// Judges whether `reason` was the OOM killer's doing, from counters read `before` (at the
-/// worker's start or at the last sample) and `after` its death.
+/// worker's start) and `after` its death.
 pub fn judge(
     reason: ExitReason,
     killed_by_us: bool,
     before: OomCounters,
     after: OomCounters,
-    last_rss: Option<RssSample>,
 ) -> OomVerdict {
     let v = |likelihood, evidence: String| OomVerdict {
         likelihood,
         evidence,
-        last_rss,
     };
     if reason.signal() != Some(libc::SIGKILL) {
         return v(

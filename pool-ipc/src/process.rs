@@ -126,6 +126,8 @@ pub struct WorkerProcess {
     exit: Option<ExitReason>,
     /// `None`: our own child, reaped with `waitpid`.
     reaper: Option<Arc<dyn Reaper>>,
+    /// Its peak resident set size in bytes, as the kernel reported it when reaped.
+    peak_rss: Option<u64>,
 }
 
 /// Opens a pidfd for `pid` (Linux 5.3+).
@@ -167,6 +169,7 @@ impl WorkerProcess {
                 pidfd,
                 exit: None,
                 reaper: None,
+                peak_rss: None,
             }),
             Err(e) => {
                 // Without a pidfd we cannot manage it: kill it and reap it, so it can neither run
@@ -191,6 +194,8 @@ impl WorkerProcess {
             pidfd,
             exit: None,
             reaper: Some(reaper),
+            // The forkserver reaps it: its peak memory is not reported here.
+            peak_rss: None,
         }
     }
 
@@ -207,6 +212,13 @@ impl WorkerProcess {
     /// The exit reason, once reaped.
     pub fn exit_reason(&self) -> Option<ExitReason> {
         self.exit
+    }
+
+    /// Once reaped: the most resident memory the process ever had, in bytes (the kernel's
+    /// high-water mark, `ru_maxrss`, taken as it died; for a forked process it includes the
+    /// pages it shared with its parent).
+    pub fn peak_rss_bytes(&self) -> Option<u64> {
+        self.peak_rss
     }
 
     /// Sends `signal` (e.g. `libc::SIGKILL`) through the pidfd. Sending to a process that already
@@ -285,10 +297,14 @@ impl WorkerProcess {
         }
         loop {
             let mut st = 0;
-            // SAFETY: waitpid on our own unreaped child with a valid status pointer.
-            let r = unsafe { libc::waitpid(self.pid, &mut st, flags) };
+            // SAFETY: rusage is plain data; zeroed is a valid value.
+            let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+            // SAFETY: wait4 on our own unreaped child with valid status and rusage pointers.
+            let r = unsafe { libc::wait4(self.pid, &mut st, flags, &mut usage) };
             if r == self.pid {
                 self.exit = Some(ExitReason::from_wait_status(st));
+                // Linux reports ru_maxrss in KiB.
+                self.peak_rss = u64::try_from(usage.ru_maxrss).ok().map(|kib| kib << 10);
                 return Ok(self.exit);
             }
             if r == 0 {

@@ -35,6 +35,7 @@ pub struct SpawnCommand {
     program: Option<PathBuf>,
     envs: Vec<(OsString, OsString)>,
     opts: ChildOptions,
+    stderr: Option<OwnedFd>,
 }
 
 impl SpawnCommand {
@@ -49,6 +50,7 @@ impl SpawnCommand {
             program: None,
             envs: Vec::new(),
             opts: ChildOptions::default(),
+            stderr: None,
         }
     }
 
@@ -98,6 +100,12 @@ impl SpawnCommand {
         self
     }
 
+    /// Where the worker's stderr goes (default: this process's).
+    pub fn stderr(mut self, fd: OwnedFd) -> Self {
+        self.stderr = Some(fd);
+        self
+    }
+
     /// Starts the worker.
     pub fn spawn(self) -> io::Result<WorkerProcess> {
         check_sigchld()?;
@@ -121,6 +129,9 @@ impl SpawnCommand {
             None => cmd.args(std::env::args_os().skip(1)),
         };
         cmd.envs(self.envs).env(ENV_BOOT, wire.encode());
+        if let Some(fd) = self.stderr {
+            cmd.stderr(std::process::Stdio::from(fd));
+        }
         let opts = self.opts;
         // SAFETY: the hook runs between fork and exec; it only makes async-signal-safe calls
         // (prctl, getppid, sigprocmask, signal, fcntl) and reads the captured, already built

@@ -75,26 +75,26 @@ fn verdicts_follow_the_evidence() {
         core_dumped: false,
     };
     assert_eq!(
-        oom::judge(segv, false, c(Some(0), Some(0)), c(Some(1), Some(1)), None).likelihood,
+        oom::judge(segv, false, c(Some(0), Some(0)), c(Some(1), Some(1))).likelihood,
         OomLikelihood::No
     );
     assert_eq!(
-        oom::judge(KILL, true, c(Some(0), None), c(Some(1), None), None).likelihood,
+        oom::judge(KILL, true, c(Some(0), None), c(Some(1), None)).likelihood,
         OomLikelihood::No
     );
-    let v = oom::judge(KILL, false, c(Some(2), Some(5)), c(Some(3), Some(6)), None);
+    let v = oom::judge(KILL, false, c(Some(2), Some(5)), c(Some(3), Some(6)));
     assert_eq!(v.likelihood, OomLikelihood::Confirmed);
     assert!(v.is_oom() && v.evidence.contains("cgroup"), "{v:?}");
     assert_eq!(
-        oom::judge(KILL, false, c(None, Some(5)), c(None, Some(6)), None).likelihood,
+        oom::judge(KILL, false, c(None, Some(5)), c(None, Some(6))).likelihood,
         OomLikelihood::Likely
     );
     assert_eq!(
-        oom::judge(KILL, false, c(None, None), c(None, None), None).likelihood,
+        oom::judge(KILL, false, c(None, None), c(None, None)).likelihood,
         OomLikelihood::Likely
     );
     assert_eq!(
-        oom::judge(KILL, false, c(Some(1), Some(5)), c(Some(1), Some(5)), None).likelihood,
+        oom::judge(KILL, false, c(Some(1), Some(5)), c(Some(1), Some(5))).likelihood,
         OomLikelihood::Unlikely
     );
     // Counters of this machine are readable the same way the pool will read them.
@@ -172,16 +172,21 @@ fn a_real_oom_kill_is_confirmed() {
     }
     let probe = OomProbe::for_pid(w.pid());
     let before = probe.read();
-    let last = oom::sample(w.pid()).ok();
     region.atomic_u32(0).store(1, Ordering::SeqCst);
     let reason = w
         .wait_timeout(Duration::from_secs(10))
         .unwrap()
         .expect("worker survived its limit");
-    let verdict = oom::judge(reason, false, before, probe.read(), last);
+    let verdict = oom::judge(reason, false, before, probe.read());
     assert_eq!(reason, KILL);
     assert!(probe.has_cgroup_counter());
     assert_eq!(verdict.likelihood, OomLikelihood::Confirmed, "{verdict:?}");
-    assert!(verdict.last_rss.is_some());
+    // The figures are the kernel's at the death: the worker's high-water mark reached the
+    // cgroup's limit (less what its parent's pages took), whatever it was when last sampled.
+    let peak = w.peak_rss_bytes().expect("reaped with its peak");
+    assert!(peak >= 16 << 20, "peak {peak}");
+    let cg = probe.memory().expect("the cgroup's figures");
+    assert_eq!(cg.limit, Some(32 << 20), "{cg:?}");
+    assert!(cg.peak.is_some_and(|p| p >= 24 << 20), "{cg:?}");
     drop(w);
 }

@@ -139,6 +139,28 @@ fn sigkills_itself(x: u32) -> u32 {
     x
 }
 
+/// Under an address-space limit (`RLIMIT_AS`) a large allocation fails: Rust's handler says so
+/// on stderr and aborts.
+fn allocation_fails(x: u32) -> u32 {
+    if x == 5 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let vm_kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmSize:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        let limit = libc::rlimit {
+            rlim_cur: (vm_kib + (64 << 10)) << 10,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        // SAFETY: setrlimit with a valid rlimit; it only lowers this worker's soft limit.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) }, 0);
+        let big: Vec<u8> = Vec::with_capacity(1 << 30);
+        std::hint::black_box(big);
+    }
+    x
+}
+
 fn panics(x: u32) -> u32 {
     if x == 5 {
         panic!("cannot parse record {x}");
@@ -192,6 +214,14 @@ both! {
     unserializable_result_names_the_task => super::unserializable;
     dead_worker_under_keep_going => super::keep_going_after_death;
     killed_while_sending_a_result_names_the_task => super::killed_while_sending;
+    failed_allocation_carries_the_worker_s_last_words => |m| {
+        let err = super::fault(m, super::allocation_fails);
+        super::died(&err, "killed by signal 6 (SIGABRT)");
+        assert!(
+            err.to_string().contains("memory allocation of 1073741824 bytes failed"),
+            "{err}"
+        );
+    };
 }
 
 fn timeout(m: StartMethod) {
@@ -395,6 +425,18 @@ fn killed_while_sending(m: StartMethod) {
 fn a_dead_parent_leaves_no_orphan_workers() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     scenarios::parent_killed_leaves_no_orphans();
+}
+
+#[test]
+fn oom_kill_in_a_memory_cgroup_quotes_the_kernel_s_figures() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    scenarios::oom_in_a_memory_cgroup();
+}
+
+#[test]
+fn worker_stderr_reaches_the_parent_s() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    scenarios::worker_stderr_reaches_the_parent_s();
 }
 
 #[test]

@@ -18,6 +18,8 @@ pub(crate) fn run_if_asked() {
     match name.as_str() {
         "orphans" => orphans(),
         "ctrl_c" => ctrl_c_child(),
+        "oom" => oom_child(),
+        "stderr" => stderr_child(),
         other => panic!("unknown scenario {other}"),
     }
     std::process::exit(0);
@@ -188,5 +190,159 @@ pub(crate) fn copy_on_write() {
                 "spawned workers: {workers_pss} KiB of Pss for a {size_kib} KiB table"
             ),
         }
+    }
+}
+
+/// Where the OOM scenario's child puts itself: a memory cgroup.
+const CGROUP_VAR: &str = "POOL_SCENARIO_CGROUP";
+
+/// Allocates and touches 16 MiB at a time until the kernel kills it.
+fn hog_until_killed(_: u32) -> u32 {
+    let mut kept = Vec::new();
+    for _ in 0..256 {
+        let mut block = vec![0u8; 16 << 20];
+        for i in (0..block.len()).step_by(4096) {
+            block[i] = 1;
+        }
+        kept.push(block);
+    }
+    std::hint::black_box(kept).len() as u32
+}
+
+fn oom_child() {
+    let cgroup = std::env::var(CGROUP_VAR).expect("the cgroup to join");
+    std::fs::write(
+        format!("{cgroup}/cgroup.procs"),
+        std::process::id().to_string(),
+    )
+    .expect("joining the cgroup");
+    let mut p = WorkerPool::builder()
+        .n_jobs(1)
+        .start_method(StartMethod::Fork)
+        .build()
+        .unwrap();
+    match p.map(hog_until_killed, 0..1u32) {
+        Err(e) => println!("error: {e}"),
+        Ok(v) => println!("unexpected: {v:?}"),
+    }
+}
+
+/// A memory cgroup with a limit and no swap, removed on drop: v2 when /sys/fs/cgroup is the
+/// unified hierarchy, else v1's memory controller.
+struct MemoryCgroup(std::path::PathBuf);
+
+impl MemoryCgroup {
+    fn create(limit: u64) -> Result<Self, String> {
+        let name = format!("pool-faults-oom-{}", std::process::id());
+        let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+        let (base, files) = if v2 {
+            ("/sys/fs/cgroup", ["memory.max", "memory.swap.max"])
+        } else {
+            (
+                "/sys/fs/cgroup/memory",
+                ["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"],
+            )
+        };
+        let dir = std::path::Path::new(base).join(name);
+        std::fs::create_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let cg = MemoryCgroup(dir);
+        std::fs::write(cg.0.join(files[0]), limit.to_string())
+            .map_err(|e| format!("cannot set {}: {e}", files[0]))?;
+        // No swapping out of the OOM, where the kernel supports the setting.
+        let _ = std::fs::write(
+            cg.0.join(files[1]),
+            if v2 {
+                "0".to_string()
+            } else {
+                limit.to_string()
+            },
+        );
+        Ok(cg)
+    }
+}
+
+impl Drop for MemoryCgroup {
+    fn drop(&mut self) {
+        // The members are gone by now; the kernel may take a moment to let go of them.
+        for _ in 0..100 {
+            if std::fs::remove_dir(&self.0).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A worker killed by the OOM killer of a 256 MiB cgroup: the error quotes what the kernel
+/// knew at the death (the worker's peak, the cgroup's peak and limit), not a stale sample.
+pub(crate) fn oom_in_a_memory_cgroup() {
+    let cg = match MemoryCgroup::create(256 << 20) {
+        Ok(cg) => cg,
+        Err(why) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must be able to create a memory cgroup: {why}"
+            );
+            eprintln!("SKIPPED (not run): oom_in_a_memory_cgroup needs a memory cgroup: {why}");
+            return;
+        }
+    };
+    let out = Command::new(std::env::current_exe().unwrap())
+        .env(VAR, "oom")
+        .env(CGROUP_VAR, &cg.0)
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "scenario failed: {out:?}");
+    assert!(text.starts_with("error: task #0 lost its worker"), "{text}");
+    assert!(text.contains("OOM killer"), "{text}");
+    let peak: u64 = text
+        .split("its peak resident memory was ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no peak resident memory quoted: {text}"));
+    assert!(
+        peak >= 128,
+        "a stale figure ({peak} MiB) for a worker killed at 256 MiB: {text}"
+    );
+    assert!(text.contains("of its 256 MiB limit"), "{text}");
+}
+
+fn says_hello(x: u32) -> u32 {
+    eprintln!("hello from task {x}");
+    x
+}
+
+fn stderr_child() {
+    for m in [StartMethod::Fork, StartMethod::Spawn] {
+        let mut p = WorkerPool::builder()
+            .n_jobs(2)
+            .start_method(m)
+            .build()
+            .unwrap();
+        let opts = pool::MapOptions::default().chunk_size(1);
+        assert_eq!(p.map_with(says_hello, 0..20u32, opts).unwrap().len(), 20);
+    }
+}
+
+/// Workers' stderr passes through the parent (which keeps their last lines for death
+/// reports): every line arrives, whole, while the pool runs.
+pub(crate) fn worker_stderr_reaches_the_parent_s() {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .env(VAR, "stderr")
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "scenario failed: {out:?}");
+    let text = String::from_utf8_lossy(&out.stderr);
+    for x in 0..20 {
+        let line = format!("hello from task {x}");
+        assert_eq!(
+            text.lines().filter(|l| *l == line).count(),
+            2,
+            "{line:?} once per start method in: {text}"
+        );
     }
 }

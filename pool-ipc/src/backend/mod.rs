@@ -45,6 +45,7 @@ use self::strategy::{ForkLaunch, Launch, SpawnLaunch, Start};
 use crate::channel::{Link, MsgSender};
 use crate::process::WorkerProcess;
 use crate::ring::WaitPolicy;
+use crate::stderr::StderrTee;
 use crate::watcher::DeathWatcher;
 
 /// Set in worker processes of daemon pools (the default), which may not start process pools.
@@ -89,6 +90,8 @@ pub struct ProcessBackend<Sh, St> {
     jobs: HashMap<u64, Arc<dyn ErasedJob<Sh, St>>>,
     links: Arc<Mutex<HashMap<u64, Link>>>,
     watcher: DeathWatcher,
+    /// The workers' stderr, passed through, with each one's last line for its death report.
+    stderr: Arc<StderrTee>,
     launcher: Launcher,
     strategy: Box<dyn Launch<Sh, St>>,
     daemon: bool,
@@ -136,6 +139,9 @@ impl<Sh: SharedObjects, St: 'static> ProcessBackend<Sh, St> {
             jobs: HashMap::new(),
             links,
             watcher,
+            stderr: Arc::new(
+                StderrTee::new().map_err(io_err("cannot start the workers' stderr thread"))?,
+            ),
             launcher: Launcher::new().map_err(io_err("cannot start the launcher thread"))?,
             strategy: match method {
                 ProcessMethod::Fork => Box::new(ForkLaunch),
@@ -160,6 +166,7 @@ impl<Sh: SharedObjects, St: 'static> ProcessBackend<Sh, St> {
         }
         self.watcher.unwatch(s.token);
         lock(&self.links).remove(&s.token);
+        self.stderr.detach(s.token);
     }
 }
 
@@ -206,6 +213,10 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
         self.retire(id, true);
         let link = Link::new(LINK_CAPACITY)
             .map_err(io_err(format!("cannot create the link of worker {id}")))?;
+        let token = ((id as u64) << 32) | (setup.generation & 0xffff_ffff);
+        let stderr = self.stderr.attach(token).map_err(io_err(format!(
+            "cannot create the stderr pipe of worker {id}"
+        )))?;
         let (process, dispatch) = self.strategy.start(Start {
             setup: &setup,
             link: &link,
@@ -214,8 +225,8 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
             counters: &self.counters,
             n_slots: self.slots.len(),
             daemon: self.daemon,
+            stderr,
         })?;
-        let token = ((id as u64) << 32) | (setup.generation & 0xffff_ffff);
         lock(&self.links).insert(token, link.clone());
         if let Err(e) = self.watcher.watch(&process, token) {
             let _ = process.kill(libc::SIGKILL);
@@ -239,6 +250,8 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
             worker: id,
             generation: setup.generation,
             outstanding: dispatch.outstanding().clone(),
+            stderr: self.stderr.clone(),
+            token,
         };
         let reader = std::thread::Builder::new()
             .name(format!("pool-reader-{id}"))

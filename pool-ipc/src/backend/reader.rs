@@ -10,7 +10,7 @@
 //! readable, which wakes this thread; it drains what the worker sent before dying (an
 //! `Exited` there means a clean end), reaps the process, and otherwise reports `Died` with
 //! the signal or exit code and, for an unexplained SIGKILL, whether the OOM killer is the
-//! likely cause with the worker's last resident memory.
+//! likely cause with the memory the kernel knew of at its death, and its last line on stderr.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,11 +22,9 @@ use pool_wire::msg::FromWorker;
 use pool_wire::parent::Outstanding;
 
 use crate::channel::MsgReceiver;
-use crate::oom::{self, OomProbe, RssSample};
+use crate::oom::{self, MemoryAtDeath, OomProbe};
 use crate::process::WorkerProcess;
-
-/// How often a worker's resident memory is sampled (after a chunk), for OOM reports.
-const RSS_EVERY: std::time::Duration = std::time::Duration::from_millis(5);
+use crate::stderr::StderrTee;
 
 pub(crate) struct Reader {
     pub(crate) rx: MsgReceiver,
@@ -36,6 +34,9 @@ pub(crate) struct Reader {
     pub(crate) worker: usize,
     pub(crate) generation: u64,
     pub(crate) outstanding: Outstanding,
+    /// The workers' stderr, and this worker's token there.
+    pub(crate) stderr: Arc<StderrTee>,
+    pub(crate) token: u64,
 }
 
 impl Reader {
@@ -43,7 +44,6 @@ impl Reader {
         let pid = lock(&self.process).pid();
         let probe = OomProbe::for_pid(pid);
         let before = probe.read();
-        let mut last_rss: Option<RssSample> = oom::sample(pid).ok();
         let mut clean = false;
         let mut violation: Option<String> = None;
         loop {
@@ -68,12 +68,6 @@ impl Reader {
                     ));
                     break;
                 }
-                // Reading /proc costs ~10 µs: not for every chunk of tiny tasks.
-                if last_rss.is_none_or(|s| s.at.elapsed() >= RSS_EVERY)
-                    && let Ok(s) = oom::sample(pid)
-                {
-                    last_rss = Some(s);
-                }
             }
             clean |= matches!(ev, FromWorker::Exited { .. });
             let event = ev.into_event(self.worker, self.generation, bulk);
@@ -89,8 +83,9 @@ impl Reader {
         // The link is closed: the worker exited or died. Reap it (no zombie) and say how.
         let reason = loop {
             // Short waits, so a concurrent `kill` never waits for this lock.
-            match lock(&self.process).wait_timeout(std::time::Duration::from_millis(10)) {
-                Ok(Some(r)) => break Ok(r),
+            let mut p = lock(&self.process);
+            match p.wait_timeout(std::time::Duration::from_millis(10)) {
+                Ok(Some(r)) => break Ok((r, p.peak_rss_bytes())),
                 Ok(None) => continue,
                 Err(e) => break Err(e),
             }
@@ -104,24 +99,32 @@ impl Reader {
                 "worker process {pid} broke the protocol: it {}; it was killed",
                 violation.unwrap_or_default()
             ),
-            Ok(r) => {
-                let verdict = oom::judge(r, false, before, probe.read(), last_rss);
+            Ok((r, peak_rss)) => {
+                let verdict = oom::judge(r, false, before, probe.read());
                 let mut m = format!("worker process {pid} {r}");
                 if verdict.is_oom() {
                     m.push_str(&format!(
                         "; the kernel's OOM killer is the likely cause ({})",
                         verdict.evidence
                     ));
-                    if let Some(rss) = verdict.last_rss {
-                        m.push_str(&format!(
-                            "; its resident memory was {} MiB at the last sample",
-                            rss.rss_bytes >> 20
-                        ));
+                    let memory = MemoryAtDeath {
+                        peak_rss,
+                        cgroup: probe.memory(),
+                    }
+                    .to_string();
+                    if !memory.is_empty() {
+                        m.push_str("; ");
+                        m.push_str(&memory);
                     }
                 }
                 m
             }
             Err(e) => format!("worker process {pid} was lost: {e}"),
+        };
+        // Its last words: why it aborted, often ("memory allocation of N bytes failed").
+        let message = match self.stderr.last_line(self.token) {
+            Some(line) => format!("{message}; its last line on stderr: \"{line}\""),
+            None => message,
         };
         let _ = self.events.send(Event::Died {
             worker: self.worker,
@@ -191,6 +194,8 @@ mod tests {
             worker: 1,
             generation: 3,
             outstanding: outstanding.clone(),
+            stderr: Arc::new(StderrTee::new().unwrap()),
+            token: 1,
         };
         let t0 = Instant::now();
         let thread = std::thread::spawn(move || reader.run());

@@ -7,6 +7,7 @@
 //!   and every function must be rebuildable.
 
 use std::collections::{HashMap, HashSet};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -32,6 +33,8 @@ pub(crate) struct Start<'a, Sh, St> {
     pub(crate) counters: &'a SharedCounters,
     pub(crate) n_slots: usize,
     pub(crate) daemon: bool,
+    /// Becomes the worker's stderr (fd 2): the parent passes it on and keeps its last line.
+    pub(crate) stderr: OwnedFd,
 }
 
 /// One start method's way to launch a worker process.
@@ -56,8 +59,11 @@ impl<Sh: SharedObjects, St: 'static> Launch<Sh, St> for ForkLaunch {
         let id = s.setup.id;
         let jobs = s.jobs.clone();
         let known: HashSet<u64> = jobs.keys().copied().collect();
-        let (setup, link, daemon) = (s.setup.clone(), s.link.clone(), s.daemon);
+        let (setup, link, daemon, stderr) = (s.setup.clone(), s.link.clone(), s.daemon, s.stderr);
         let main = Box::new(move || {
+            // SAFETY: dup2 onto fd 2 of this (single-threaded, just forked) process; `stderr`
+            // is a live fd. On failure the worker keeps its parent's stderr.
+            unsafe { libc::dup2(stderr.as_raw_fd(), 2) };
             DAEMON_WORKER.store(daemon, Ordering::Relaxed);
             crate::malloc::tune_worker();
             let (tx, rx) = link.worker_end(WaitPolicy::default()).split();
@@ -100,7 +106,8 @@ impl<Sh: SharedObjects, St: 'static> Launch<Sh, St> for SpawnLaunch {
                 })?;
             self.shared = Some(Arc::new(bytes));
         }
-        let cmd = spawned::command(s.setup, s.link, s.counters.region(), s.n_slots, s.daemon)?;
+        let cmd = spawned::command(s.setup, s.link, s.counters.region(), s.n_slots, s.daemon)?
+            .stderr(s.stderr);
         let p = s
             .launcher
             .run(Box::new(move || cmd.spawn()))
