@@ -276,7 +276,7 @@ impl Loop {
     }
 
     fn is_dead(&self, rank: usize) -> bool {
-        self.dead[rank].load(Ordering::Relaxed)
+        self.dead[rank].load(Ordering::SeqCst)
     }
 
     fn send_to_live_ranks(&mut self, bytes: &[u8]) {
@@ -362,6 +362,11 @@ impl Loop {
                         live: true,
                         outstanding,
                     });
+                }
+                if self.is_dead(rank) {
+                    // Placed while the rank was dying: it will never answer.
+                    let m = format!("{} is dead", self.describe(rank));
+                    self.died(slot, m);
                 }
             }
             Out::Stopped { slot } => {
@@ -460,13 +465,16 @@ impl Loop {
                 message,
                 rank_ends,
             } => {
+                // Dead before anyone hears of it: a worker restarted on news of this death
+                // must not be placed on this rank again.
+                let newly_dead = rank_ends && self.mark_dead(src);
                 if let Some(slot) = self.placed_for(src, &key) {
                     self.apply(slot, counters);
                     let m = format!("{}: {message}", self.describe(src));
                     self.died(slot, m);
                 }
-                if rank_ends {
-                    self.judge_dead(src, "ended its process".into());
+                if newly_dead {
+                    self.report_dead(src, "ended its process");
                 }
             }
             Up::Event { key, counters, msg } => {
@@ -566,12 +574,24 @@ impl Loop {
 
     /// Declares `rank` dead: kills it if it is on this host, reports the workers placed there.
     fn judge_dead(&mut self, rank: usize, why: String) {
-        if self.dead[rank].swap(true, Ordering::Relaxed) {
-            return;
+        if self.mark_dead(rank) {
+            self.report_dead(rank, &why);
+        }
+    }
+
+    /// Marks `rank` dead (and kills it when it is on this host); false if it already was.
+    fn mark_dead(&mut self, rank: usize) -> bool {
+        if self.dead[rank].swap(true, Ordering::SeqCst) {
+            return false;
         }
         if let Some(w) = self.peers[rank].watch.as_ref() {
             w.kill();
         }
+        true
+    }
+
+    /// Reports every live worker placed on the dead `rank`.
+    fn report_dead(&mut self, rank: usize, why: &str) {
         let message = format!("{} {why}", self.describe(rank));
         eprintln!("pool-mpi: {message}");
         let on_it: Vec<usize> = (0..self.placed.len())
