@@ -36,6 +36,9 @@ use crate::watch::{PeerState, PeerWatch};
 
 /// How often liveness is checked.
 const CHECK_EVERY: Duration = Duration::from_millis(10);
+/// A pessimistic transfer rate for big frames: their receivers' silence is excused that long.
+const SLOW_BYTES_PER_SEC: f64 = 20e6;
+
 /// How long a rank on this host may stay stopped before it is judged dead.
 const STOPPED_LIMIT: Duration = Duration::from_millis(300);
 
@@ -235,6 +238,8 @@ struct Placed {
 
 struct Peer {
     seen: Instant,
+    /// Silence is no sign of death until then (a big frame on its way to the rank).
+    excused_until: Instant,
     watch: Option<PeerWatch>,
 }
 
@@ -262,6 +267,7 @@ impl Loop {
             peers: (0..size)
                 .map(|_| Peer {
                     seen: Instant::now(),
+                    excused_until: Instant::now(),
                     watch: None,
                 })
                 .collect(),
@@ -375,11 +381,33 @@ impl Loop {
                 }
             }
             Out::Send { rank, bytes } => {
+                self.excuse_big_frame(&bytes);
                 self.pump.send(rank as i32, bytes);
             }
             Out::Finish(done) => return Some(done),
         }
         None
+    }
+
+    /// A rank busy receiving a frame of hundreds of MB (the shared objects, relayed down the
+    /// tree) cannot say it is alive meanwhile: its silence is excused for as long as the frame
+    /// may take to reach it, at a pessimistic [`SLOW_BYTES_PER_SEC`] per hop.
+    fn excuse_big_frame(&mut self, frame: &Frame) {
+        let bytes = frame.bytes();
+        if bytes.len() < 1 << 20 {
+            return;
+        }
+        let Some((Down::Shared { relay, .. }, _)) = pool_wire::msg::peek_framed::<Down>(bytes)
+        else {
+            return;
+        };
+        let hop = Duration::from_secs_f64(bytes.len() as f64 / SLOW_BYTES_PER_SEC);
+        for (i, &r) in relay.iter().enumerate() {
+            let depth = usize::BITS - (i + 1).leading_zeros(); // 1 for the root
+            if let Some(p) = self.peers.get_mut(r) {
+                p.excused_until = p.excused_until.max(Instant::now() + hop * depth);
+            }
+        }
     }
 
     fn finish(mut self, done: Sender<()>) -> (bool, Sender<()>) {
@@ -557,7 +585,8 @@ impl Loop {
                 )),
                 _ => {
                     let silent = self.peers[rank].seen.elapsed();
-                    (silent > self.limit).then(|| {
+                    let excused = Instant::now() < self.peers[rank].excused_until;
+                    (silent > self.limit && !excused).then(|| {
                         format!(
                             "stopped answering (silent for {:.1} s): it died, is stopped, or its \
                              host is unreachable",
