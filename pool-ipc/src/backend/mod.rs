@@ -11,7 +11,7 @@
 //! serialized once per worker.
 //!
 //! Both speak `pool_wire`'s protocol; each start method is a launch strategy
-//! ([`strategy`]), so this file holds what they share: slots, links, readers, death watching.
+//! (the `strategy` module), so this file holds what they share: slots, links, readers, death watching.
 
 mod counters;
 mod launcher;
