@@ -10,8 +10,8 @@
 //! state factory, hooks and task functions must capture nothing, and the shared objects are
 //! serialized once per worker.
 //!
-//! Both speak `pool_wire`'s protocol; each start method is a launch strategy
-//! (the `strategy` module), so this file holds what they share: slots, links, readers, death watching.
+//! Both speak `pool_wire`'s protocol; each start method is a launch strategy (the `strategy`
+//! module), so this file holds what they share: slots, links, readers, death watching.
 
 mod counters;
 mod launcher;
