@@ -41,8 +41,6 @@ pub struct MpiBackend<Sh, St> {
     slots: Vec<Option<Slot>>,
     /// Ranks that have been sent the shared objects of this pool.
     shared_sent: Vec<bool>,
-    /// The `Shared` message, encoded once for every rank, until each live rank has it.
-    shared_frame: Option<Arc<Vec<u8>>>,
     _types: PhantomData<fn() -> (Sh, St)>,
 }
 
@@ -108,7 +106,6 @@ impl<Sh: SharedObjects, St: 'static> MpiBackend<Sh, St> {
             events,
             slots: (0..n_jobs).map(|_| None).collect(),
             shared_sent: vec![false; r0.size],
-            shared_frame: None,
             _types: PhantomData,
         })
     }
@@ -124,7 +121,7 @@ impl<Sh: SharedObjects, St: 'static> MpiBackend<Sh, St> {
     }
 
     fn is_dead(&self, rank: usize) -> bool {
-        self.r0.dead[rank].load(Ordering::Relaxed)
+        self.r0.dead[rank].load(Ordering::SeqCst)
     }
 
     /// Where the worker of `slot` goes: its own rank while alive, else the live rank with the
@@ -170,36 +167,31 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for MpiBackend<Sh, St> {
         })?;
         let record = BootRecord::of(&setup, Remote::Mpi)?;
         if !self.shared_sent[rank] {
-            let frame = match &self.shared_frame {
-                Some(f) => f.clone(),
-                None => {
-                    let header = Down::Shared { epoch: self.epoch };
-                    let f = encode_framed_value(&header, &*setup.shared).map_err(|e| {
-                        PoolError::Serialization {
-                            context: "the shared objects, for MPI workers".into(),
-                            message: pool_core::refusal::message(&*setup.shared, e),
-                        }
-                    })?;
-                    let f = Arc::new(f);
-                    self.shared_frame = Some(f.clone());
-                    f
-                }
+            // Every live rank that lacks them, this one first: sent once by rank 0 and relayed
+            // by the ranks themselves.
+            let relay: Vec<usize> = std::iter::once(rank)
+                .chain((1..self.r0.size).filter(|&r| r != rank))
+                .filter(|&r| !self.shared_sent[r] && !self.is_dead(r))
+                .collect();
+            let header = Down::Shared {
+                epoch: self.epoch,
+                relay: relay.clone(),
             };
+            let frame = encode_framed_value(&header, &*setup.shared).map_err(|e| {
+                PoolError::Serialization {
+                    context: "the shared objects, for MPI workers".into(),
+                    message: pool_core::refusal::message(&*setup.shared, e),
+                }
+            })?;
             let sent = Out::Send {
                 rank,
-                bytes: Frame::Shared(frame),
+                bytes: Frame::Owned(frame),
             };
             self.r0.tx.send(sent).map_err(|_| {
                 backend_err("the MPI thread has stopped (pool::finalize ran)".into())
             })?;
-            self.shared_sent[rank] = true;
-            if self.shared_sent[1..]
-                .iter()
-                .enumerate()
-                .all(|(i, &sent)| sent || self.is_dead(i + 1))
-            {
-                // Every live rank has its copy: rank 0 keeps none once the sends are done.
-                self.shared_frame = None;
+            for r in relay {
+                self.shared_sent[r] = true;
             }
         }
         let dispatch = Dispatch::default();

@@ -25,7 +25,7 @@ pub(crate) enum Frame {
 }
 
 impl Frame {
-    fn bytes(&self) -> &[u8] {
+    pub(crate) fn bytes(&self) -> &[u8] {
         match self {
             Frame::Owned(v) => v,
             Frame::Shared(v) => v,

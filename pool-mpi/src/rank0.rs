@@ -36,6 +36,9 @@ use crate::watch::{PeerState, PeerWatch};
 
 /// How often liveness is checked.
 const CHECK_EVERY: Duration = Duration::from_millis(10);
+/// A pessimistic transfer rate for big frames: their receivers' silence is excused that long.
+const SLOW_BYTES_PER_SEC: f64 = 20e6;
+
 /// How long a rank on this host may stay stopped before it is judged dead.
 const STOPPED_LIMIT: Duration = Duration::from_millis(300);
 
@@ -235,6 +238,8 @@ struct Placed {
 
 struct Peer {
     seen: Instant,
+    /// Silence is no sign of death until then (a big frame on its way to the rank).
+    excused_until: Instant,
     watch: Option<PeerWatch>,
 }
 
@@ -262,6 +267,7 @@ impl Loop {
             peers: (0..size)
                 .map(|_| Peer {
                     seen: Instant::now(),
+                    excused_until: Instant::now(),
                     watch: None,
                 })
                 .collect(),
@@ -276,7 +282,7 @@ impl Loop {
     }
 
     fn is_dead(&self, rank: usize) -> bool {
-        self.dead[rank].load(Ordering::Relaxed)
+        self.dead[rank].load(Ordering::SeqCst)
     }
 
     fn send_to_live_ranks(&mut self, bytes: &[u8]) {
@@ -363,6 +369,11 @@ impl Loop {
                         outstanding,
                     });
                 }
+                if self.is_dead(rank) {
+                    // Placed while the rank was dying: it will never answer.
+                    let m = format!("{} is dead", self.describe(rank));
+                    self.died(slot, m);
+                }
             }
             Out::Stopped { slot } => {
                 if let Some(Some(p)) = self.placed.get_mut(slot) {
@@ -370,11 +381,33 @@ impl Loop {
                 }
             }
             Out::Send { rank, bytes } => {
+                self.excuse_big_frame(&bytes);
                 self.pump.send(rank as i32, bytes);
             }
             Out::Finish(done) => return Some(done),
         }
         None
+    }
+
+    /// A rank busy receiving a frame of hundreds of MB (the shared objects, relayed down the
+    /// tree) cannot say it is alive meanwhile: its silence is excused for as long as the frame
+    /// may take to reach it, at a pessimistic [`SLOW_BYTES_PER_SEC`] per hop.
+    fn excuse_big_frame(&mut self, frame: &Frame) {
+        let bytes = frame.bytes();
+        if bytes.len() < 1 << 20 {
+            return;
+        }
+        let Some((Down::Shared { relay, .. }, _)) = pool_wire::msg::peek_framed::<Down>(bytes)
+        else {
+            return;
+        };
+        let hop = Duration::from_secs_f64(bytes.len() as f64 / SLOW_BYTES_PER_SEC);
+        for (i, &r) in relay.iter().enumerate() {
+            let depth = usize::BITS - (i + 1).leading_zeros(); // 1 for the root
+            if let Some(p) = self.peers.get_mut(r) {
+                p.excused_until = p.excused_until.max(Instant::now() + hop * depth);
+            }
+        }
     }
 
     fn finish(mut self, done: Sender<()>) -> (bool, Sender<()>) {
@@ -460,13 +493,16 @@ impl Loop {
                 message,
                 rank_ends,
             } => {
+                // Dead before anyone hears of it: a worker restarted on news of this death
+                // must not be placed on this rank again.
+                let newly_dead = rank_ends && self.mark_dead(src);
                 if let Some(slot) = self.placed_for(src, &key) {
                     self.apply(slot, counters);
                     let m = format!("{}: {message}", self.describe(src));
                     self.died(slot, m);
                 }
-                if rank_ends {
-                    self.judge_dead(src, "ended its process".into());
+                if newly_dead {
+                    self.report_dead(src, "ended its process");
                 }
             }
             Up::Event { key, counters, msg } => {
@@ -549,7 +585,8 @@ impl Loop {
                 )),
                 _ => {
                     let silent = self.peers[rank].seen.elapsed();
-                    (silent > self.limit).then(|| {
+                    let excused = Instant::now() < self.peers[rank].excused_until;
+                    (silent > self.limit && !excused).then(|| {
                         format!(
                             "stopped answering (silent for {:.1} s): it died, is stopped, or its \
                              host is unreachable",
@@ -566,12 +603,24 @@ impl Loop {
 
     /// Declares `rank` dead: kills it if it is on this host, reports the workers placed there.
     fn judge_dead(&mut self, rank: usize, why: String) {
-        if self.dead[rank].swap(true, Ordering::Relaxed) {
-            return;
+        if self.mark_dead(rank) {
+            self.report_dead(rank, &why);
+        }
+    }
+
+    /// Marks `rank` dead (and kills it when it is on this host); false if it already was.
+    fn mark_dead(&mut self, rank: usize) -> bool {
+        if self.dead[rank].swap(true, Ordering::SeqCst) {
+            return false;
         }
         if let Some(w) = self.peers[rank].watch.as_ref() {
             w.kill();
         }
+        true
+    }
+
+    /// Reports every live worker placed on the dead `rank`.
+    fn report_dead(&mut self, rank: usize, why: &str) {
         let message = format!("{} {why}", self.describe(rank));
         eprintln!("pool-mpi: {message}");
         let on_it: Vec<usize> = (0..self.placed.len())

@@ -133,15 +133,7 @@ fn a_rank_running_another_binary_is_refused() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
     let args = [name, "--exact", "--nocapture", "--test-threads=1"];
-    let out = std::process::Command::new("timeout")
-        .args([
-            "-s",
-            "KILL",
-            "60",
-            "mpirun",
-            "--allow-run-as-root",
-            "--oversubscribe",
-        ])
+    let out = common::mpirun_command()
         .args(["-n", "1"])
         .arg(&exe)
         .args(args)

@@ -72,6 +72,14 @@ pub fn have_mpirun() -> bool {
     false
 }
 
+/// `mpirun` as root on a small machine, killed after 60 s whatever happens.
+pub fn mpirun_command() -> Command {
+    let mut c = Command::new("timeout");
+    c.args(["-s", "KILL", "60", "mpirun"])
+        .args(["--allow-run-as-root", "--oversubscribe"]);
+    c
+}
+
 /// What one mpirun of a test body did.
 #[derive(Debug)]
 pub struct Run {
@@ -89,15 +97,7 @@ pub fn mpirun(test: &str, ranks: usize, recovery: bool, env: &[(&str, &str)]) ->
     }
     let exe = std::env::current_exe().unwrap();
     let t0 = Instant::now();
-    let out = Command::new("timeout")
-        .args([
-            "-s",
-            "KILL",
-            "60",
-            "mpirun",
-            "--allow-run-as-root",
-            "--oversubscribe",
-        ])
+    let out = mpirun_command()
         .args(recovery.then_some("--enable-recovery"))
         .args(["-n", &ranks.to_string()])
         .arg(&exe)
