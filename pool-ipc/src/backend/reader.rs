@@ -87,6 +87,11 @@ impl Reader {
             clean = false;
         }
         // The link is closed: the worker exited or died. Reap it (no zombie) and say how.
+        // A worker that another process reaps (a forkserver's) needs neither after a clean end.
+        if (clean || self.killed.load(Ordering::Acquire)) && lock(&self.process).reaped_elsewhere()
+        {
+            return;
+        }
         let reason = loop {
             // Short waits, so a concurrent `kill` never waits for this lock.
             match lock(&self.process).wait_timeout(std::time::Duration::from_millis(10)) {
