@@ -52,10 +52,11 @@ use pool_ipc::backend::{ProcessBackend, ProcessMethod};
 /// `ctor` crate: `#[ctor::ctor(unsafe)] fn entry() { pool::entry() }`.
 pub fn entry() {
     pool_ipc::entry::run_if_worker();
+    // Before MPI starts (forking after MPI_Init is best avoided); not in spawned workers.
+    pool_ipc::forkserver::start_at_entry();
     // After the spawn hook: a spawned worker of rank 0 inherits mpirun's environment.
     #[cfg(feature = "mpi")]
     pool_mpi::run_if_worker();
-    pool_ipc::forkserver::start_at_entry();
 }
 
 /// Ends MPI on rank 0 and releases the worker ranks (feature `mpi`). It runs by itself when the

@@ -44,4 +44,10 @@ pub struct Args {
     /// The `bench/` directory holding peers.py and setup_venv.sh [default: WORKSPACE/bench].
     #[arg(long)]
     pub bench_dir: Option<PathBuf>,
+
+    /// Make the harness process this many MiB bigger (touched, resident) before the Rust
+    /// contenders run, to see how start-up grows with the parent (fork copies page tables;
+    /// forkserver and spawn do not). [default: 0]
+    #[arg(long, default_value_t = 0)]
+    pub ballast_mib: usize,
 }

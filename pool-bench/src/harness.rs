@@ -54,6 +54,7 @@ pub fn run(args: &Args) -> Result<Outcome> {
     let workloads = select(&args.only)?;
 
     let rust_k = spin_k_per_ms();
+    let ballast = resident_ballast(args.ballast_mib);
     eprintln!("== pool-bench: {n_jobs} workers, {runs} runs, spin {rust_k} iterations/ms");
     let contenders = contenders::all(n_jobs)?;
     let mut results = Vec::new();
@@ -82,6 +83,7 @@ pub fn run(args: &Args) -> Result<Outcome> {
         });
     }
 
+    drop(ballast);
     let fixed_k = (args.python_work == PythonWork::SameIterations).then_some(rust_k);
     let mut python_info = None;
     let mut python_k = None;
@@ -150,6 +152,19 @@ pub fn run(args: &Args) -> Result<Outcome> {
         out_dir.display()
     );
     Ok(Outcome { report, out_dir })
+}
+
+/// `mib` MiB of memory, every page written, so it is resident in this process.
+fn resident_ballast(mib: usize) -> Vec<u8> {
+    if mib == 0 {
+        return Vec::new();
+    }
+    let mut v = vec![0u8; mib << 20];
+    for page in v.chunks_mut(4096) {
+        page[0] = 1;
+    }
+    eprintln!("== ballast: {mib} MiB resident in the harness process");
+    std::hint::black_box(v)
 }
 
 fn add_python_placeholders(

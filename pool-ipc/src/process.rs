@@ -112,6 +112,8 @@ pub trait Reaper: Send + Sync + fmt::Debug {
     /// How `pid` ended, waiting up to `timeout` for the report; `None` if none came in time. An
     /// error means no report will ever come (the reaper is gone).
     fn exit_of(&self, pid: libc::pid_t, timeout: Duration) -> io::Result<Option<ExitReason>>;
+    /// Nobody will ask how `pid` ended: drop its report, now or when it comes.
+    fn forget(&self, pid: libc::pid_t);
 }
 
 /// How long a blocking wait trusts a [`Reaper`] to report a death it has already seen.
@@ -197,6 +199,11 @@ impl WorkerProcess {
             // The forkserver reaps it: its peak memory is not reported here.
             peak_rss: None,
         }
+    }
+
+    /// Whether another process reaps this one (see [`Reaper`]).
+    pub fn reaped_elsewhere(&self) -> bool {
+        self.reaper.is_some()
     }
 
     /// The worker's process id.
@@ -322,7 +329,13 @@ impl Drop for WorkerProcess {
     fn drop(&mut self) {
         if self.exit.is_none() {
             let _ = self.kill(libc::SIGKILL);
-            let _ = self.wait();
+            match &self.reaper {
+                // Its reaper reaps it: nothing to wait for here.
+                Some(reaper) => reaper.forget(self.pid),
+                None => {
+                    let _ = self.wait();
+                }
+            }
         }
     }
 }

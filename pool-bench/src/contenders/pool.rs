@@ -1,4 +1,4 @@
-//! The `pool` contenders: one per start method (fork, spawn, threading), all in this file so
+//! The `pool` contenders: one per start method (fork, spawn, forkserver, threading), all in this file so
 //! they are added, changed or removed in one place.
 //!
 //! Compiled with the `pool-contenders` feature (on by default). A start method that fails shows
@@ -21,6 +21,7 @@ pub fn contenders(n_jobs: usize) -> Vec<Box<dyn Contender>> {
     [
         StartMethod::Fork,
         StartMethod::Spawn,
+        StartMethod::Forkserver,
         StartMethod::Threading,
     ]
     .into_iter()

@@ -81,6 +81,11 @@ impl Reader {
             clean = false;
         }
         // The link is closed: the worker exited or died. Reap it (no zombie) and say how.
+        // A worker that another process reaps (a forkserver's) needs neither after a clean end.
+        if (clean || self.killed.load(Ordering::Acquire)) && lock(&self.process).reaped_elsewhere()
+        {
+            return;
+        }
         let reason = loop {
             // Short waits, so a concurrent `kill` never waits for this lock.
             let mut p = lock(&self.process);

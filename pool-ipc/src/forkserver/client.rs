@@ -2,7 +2,7 @@
 //! the process, with one thread that reads the server's replies and exit reports (steps 3–5 of
 //! the protocol in [`super`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,6 +40,8 @@ struct State {
     pending: HashMap<u64, mpsc::Sender<Launched>>,
     /// Exit statuses reported by the server, until their worker's handle takes them.
     exits: HashMap<libc::pid_t, i32>,
+    /// Workers whose handle is gone: their report is dropped when it comes.
+    forgotten: HashSet<libc::pid_t>,
     /// Why the server is gone, once it is.
     dead: Option<String>,
 }
@@ -115,8 +117,10 @@ impl Connection {
                     }
                 }
                 Reply::Exited { pid, status } => {
-                    st.exits.insert(pid, status);
-                    self.changed.notify_all();
+                    if !st.forgotten.remove(&pid) {
+                        st.exits.insert(pid, status);
+                        self.changed.notify_all();
+                    }
                 }
             }
         }
@@ -177,6 +181,13 @@ impl Connection {
 }
 
 impl Reaper for Connection {
+    fn forget(&self, pid: libc::pid_t) {
+        let mut st = lock(&self.state);
+        if st.exits.remove(&pid).is_none() && st.dead.is_none() {
+            st.forgotten.insert(pid);
+        }
+    }
+
     fn exit_of(&self, pid: libc::pid_t, timeout: Duration) -> io::Result<Option<ExitReason>> {
         let deadline = Instant::now() + timeout;
         let mut st = lock(&self.state);

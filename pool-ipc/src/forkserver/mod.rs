@@ -8,7 +8,7 @@
 //! thread, so they start in about the time of a fork of a small process and inherit none of
 //! the parent's later threads, locks or memory.
 //!
-//! Protocol (one `SOCK_SEQPACKET` socketpair, see [`socket`]):
+//! Protocol (one `SOCK_SEQPACKET` socketpair, see `socket.rs`):
 //! 1. **Start.** `pool::entry()` ([`start_at_entry`]) forks the server from the main thread,
 //!    before `main` proper runs. Without it, the first Forkserver pool starts one by forking
 //!    the parent as it is then (losing the guarantees above: documented). The server sets

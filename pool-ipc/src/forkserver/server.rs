@@ -2,7 +2,7 @@
 //! workers (steps 2–4 of the protocol in [`super`]).
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
@@ -24,6 +24,7 @@ struct Worker {
 /// Serves launch requests on `sock` until the parent `parent` is gone; returns the exit code.
 /// Must run single-threaded: it forks.
 pub(crate) fn serve(sock: OwnedFd, parent: libc::pid_t) -> i32 {
+    close_cloexec_fds(sock.as_raw_fd());
     let mut workers: Vec<Worker> = Vec::new();
     loop {
         let mut polled: Vec<libc::pollfd> = std::iter::once(sock.as_raw_fd())
@@ -67,6 +68,30 @@ pub(crate) fn serve(sock: OwnedFd, parent: libc::pid_t) -> i32 {
                 }
                 // The parent closed its end: it is gone or exiting.
                 Ok(None) | Err(_) => return 0,
+            }
+        }
+    }
+}
+
+/// Closes the fds that an `exec` would have closed but the fork kept (close-on-exec ones),
+/// except `keep`: the server must not hold the program's pipes and sockets open (whoever reads
+/// them would never see their end), and its workers get what a spawned worker would get.
+fn close_cloexec_fds(keep: RawFd) {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<RawFd> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    for fd in fds.into_iter().filter(|&fd| fd > 2 && fd != keep) {
+        // SAFETY: fcntl F_GETFD on an integer has no memory effects (EBADF for the directory's
+        // own fd, closed by now). Closing the fds that `exec` would close: this process only
+        // runs the server loop from here on, and the owners of these fds in its copy of the
+        // program's memory never run again (the server `_exit`s).
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 && flags & libc::FD_CLOEXEC != 0 {
+                libc::close(fd);
             }
         }
     }
