@@ -3,8 +3,8 @@
 //! the failing task), never hang, and leave nothing behind: fds, threads, zombie children and
 //! pool entries in /dev/shm come back to where they were.
 //!
-//! Size: `SOAK_ROUNDS` (default 240: ~2 min on 2 cores, 0.5 s a round); `SOAK_SEED` replays a run (the seed is
-//! printed first, and in every failure message).
+//! Size: `SOAK_ROUNDS` (default 240: ~2 min on 2 cores, 0.5 s a round); `SOAK_SEED` replays a
+//! run (the seed is printed first, and in every failure message).
 //! Run: `SOAK_ROUNDS=120 cargo test --test soak -- --nocapture`.
 
 use std::time::{Duration, Instant};
