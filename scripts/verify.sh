@@ -58,7 +58,7 @@ valgrind_job() {
 
 soak() {
     step "soak: random faults under Fork and Spawn"
-    SOAK_ROUNDS="${SOAK_ROUNDS:-120}" cargo test --release --test soak -- --nocapture
+    SOAK_ROUNDS="${SOAK_ROUNDS:-240}" cargo test --test soak -- --nocapture
 }
 
 case "${1:-all}" in

@@ -153,11 +153,28 @@ impl<Sh: Send + Sync + 'static, St: 'static> Applier<Sh, St> {
                 let _ = old.join();
             }
             let (sup, queue) = (self.sup.clone(), self.queue.clone());
-            let handle = std::thread::Builder::new()
+            let spawned = std::thread::Builder::new()
                 .name("pool-apply".into())
-                .spawn(move || collect(&sup, &queue))
-                .expect("cannot start the apply collector thread");
-            *lock(&self.thread) = Some(handle);
+                .spawn(move || collect(&sup, &queue));
+            match spawned {
+                Ok(handle) => *lock(&self.thread) = Some(handle),
+                // The OS refused a thread: nothing will run these tasks, so fail them.
+                Err(e) => {
+                    let waiting: Vec<Completion> = {
+                        let mut q = lock(&self.queue);
+                        q.running = false;
+                        q.waiting.drain(..).map(|p| p.complete).collect()
+                    };
+                    let kind = e.kind();
+                    let message = e.to_string();
+                    for complete in waiting {
+                        complete(Err(PoolError::backend(
+                            "cannot start the apply collector thread",
+                            std::io::Error::new(kind, message.clone()),
+                        )));
+                    }
+                }
+            }
         }
     }
 

@@ -177,6 +177,8 @@ fn plain_vec_bytes<T: 'static>(x: &T) -> Option<&[u8]> {
             if TypeId::of::<T>() == TypeId::of::<Vec<$p>>() {
                 // SAFETY: `T` is `Vec<$p>` (same `TypeId`), and `$p` has no padding.
                 let v = unsafe { &*(x as *const T).cast::<Vec<$p>>() };
+                // SAFETY: the vector's initialized elements, `size_of_val` bytes of numbers
+                // without padding, borrowed for as long as `x`.
                 return Some(unsafe {
                     std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), size_of_val(v.as_slice()))
                 });

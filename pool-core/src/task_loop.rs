@@ -388,9 +388,9 @@ impl Span {
                     }
                     let describe = || match kept.as_ref() {
                         Some(a) => format!("{a:?}"),
-                        // SAFETY: without drop glue the bits left in the buffer are a valid
-                        // value (see `TaskInputs::last`).
                         None if !std::mem::needs_drop::<T>() => {
+                            // SAFETY: without drop glue the bits left in the buffer are a
+                            // valid value (see `TaskInputs::last`).
                             format!("{:?}", unsafe { &*args.add(i) })
                         }
                         None => source.debug::<T>(offset),

@@ -198,6 +198,7 @@ pub fn pin_current_thread(cpus: &[usize]) -> std::io::Result<()> {
 pub fn current_affinity() -> Vec<usize> {
     // SAFETY: as above; sched_getaffinity writes at most size_of::<cpu_set_t>() bytes.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid, writable cpu_set_t of the size passed.
     let rc =
         unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
     if rc != 0 {
