@@ -372,6 +372,7 @@ fn encode_error<R: Payload>(worker: usize, first: u64, message: &str, bytes: boo
                 message: message.to_string(),
                 backtrace: None,
                 attempts: 1,
+                earlier: Vec::new(),
             },
         )],
         skipped: 0,

@@ -72,7 +72,7 @@ pub use job::{
     ChunkOutput, Data, ErasedJob, Input, JobRebuilder, Payload, RunSettings, TaskEnv, Wire,
 };
 pub use map_iter::MapIter;
-pub use options::{ErrorPolicy, MapOptions};
+pub use options::{ErrorPolicy, MapOptions, RetryOn};
 pub use pool::{ThreadPool, WorkerPool};
 pub use progress::{
     CallInfo, Outcome, ProgressSink, ProgressSpec, ProgressStyle, Status, StatusHandle,

@@ -345,23 +345,29 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
 
     /// Keeps going past failed tasks: every input gets a result or its error, in input order.
     /// `opts` should carry a [`crate::ErrorPolicy::Continue`] (else the first failure ends it).
+    /// The outer error ends the whole call: invalid options, a back-end failure, Ctrl-C
+    /// ([`PoolError::Interrupted`]).
     #[track_caller]
     pub fn map_results<T, R, F, I>(
         &mut self,
         f: F,
         inputs: I,
         opts: MapOptions<Sh, St>,
-    ) -> Vec<Result<R, PoolError>>
+    ) -> Result<Vec<Result<R, PoolError>>, PoolError>
     where
         F: Fn(T) -> R + Send + Sync + 'static,
         T: Input,
         R: Payload,
         I: IntoIterator<Item = T>,
     {
-        match self.imap_with(f, inputs, opts) {
-            Ok(it) => it.collect(),
-            Err(e) => vec![Err(e)],
+        let mut out = Vec::new();
+        for r in self.imap_with(f, inputs, opts)? {
+            match r {
+                Err(e) if ends_the_call(&e) => return Err(e),
+                r => out.push(r),
+            }
         }
+        Ok(out)
     }
 
     /// What the `worker_exit` functions returned, in the order workers stopped.
@@ -421,6 +427,12 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
     pub(crate) fn applier(&self) -> &Applier<Sh, St> {
         &self.applier
     }
+}
+
+/// Whether an error among the results of a keep-going call ended the call (rather than being
+/// one task's failure, which takes that task's place).
+fn ends_the_call(e: &PoolError) -> bool {
+    !matches!(e, PoolError::Failed(f) if f.phase == crate::error::Phase::Task)
 }
 
 impl<Sh, St, E> Drop for WorkerPool<Sh, St, E> {

@@ -363,6 +363,7 @@ impl<Sh, St> Supervisor<Sh, St> {
             message,
             backtrace: None,
             attempts: 1,
+            earlier: Vec::new(),
         };
         Delivery::Lost {
             chunks,

@@ -245,6 +245,7 @@ where
                                 message: last.message,
                                 backtrace: last.backtrace,
                                 attempts,
+                                earlier: Vec::new(),
                             },
                         ));
                         if s.stop_on_error {
