@@ -44,6 +44,7 @@ mod error;
 mod extensions;
 mod hook;
 mod indexed;
+pub mod interrupt;
 mod job;
 mod map_iter;
 mod options;

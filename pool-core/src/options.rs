@@ -179,8 +179,10 @@ impl<Sh, St> MapOptions<Sh, St> {
         self
     }
 
-    /// At most this many tasks are taken from the input and not yet returned. Default:
-    /// `n_jobs × chunk_size × 2`.
+    /// At most this many tasks are taken from the input and not yet done (waiting for a worker
+    /// or in a worker's hand). Default: `n_jobs × chunk_size × 2`. In ordered calls, finished
+    /// results waiting for a slow one before them do not count (they never stop the workers);
+    /// they are bounded apart, to 64 times this.
     pub fn max_tasks_active(mut self, n: usize) -> Self {
         self.max_tasks_active = Some(n);
         self

@@ -31,7 +31,7 @@ pub mod fds;
 pub mod fnid;
 pub mod fork;
 pub mod futex;
-pub mod interrupt;
+pub use pool_core::interrupt;
 mod malloc;
 pub mod oom;
 pub mod process;

@@ -66,6 +66,8 @@ fn a_timed_out_task_is_retried(m: StartMethod) {
 }
 
 fn the_final_error_tells_every_attempt(m: StartMethod) {
+    // Longer than a panic takes to report on a loaded machine.
+    const LIMIT: Duration = Duration::from_secs(1);
     let (_dir, path) = markers();
     let mut p = pool(m, 2);
     let inputs: Vec<(u32, String)> = (0..6).map(|x| (x, path.clone())).collect();
@@ -87,11 +89,11 @@ fn the_final_error_tells_every_attempt(m: StartMethod) {
         "{e}"
     );
     assert_eq!(f.earlier.len(), 2, "{e}");
-    assert!(f.earlier[0].contains("timed out after 300ms"), "{e}");
+    assert!(f.earlier[0].contains("timed out after 1s"), "{e}");
     assert!(f.earlier[1].contains("record 3 is corrupt"), "{e}");
     let text = e.to_string();
     assert!(text.contains("after 3 attempts"), "{text}");
-    assert!(text.contains("timed out after 300ms"), "{text}");
+    assert!(text.contains("timed out after 1s"), "{text}");
     for (i, r) in out.iter().enumerate().filter(|(i, _)| *i != 3) {
         assert_eq!(*r.as_ref().unwrap(), i as u32);
     }
