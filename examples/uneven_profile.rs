@@ -4,6 +4,9 @@
 //! all tasks over twice the wall time; tasks spin against the wall clock, so a loaded machine
 //! lowers the efficiency of every contender alike only through preemption of the scheduler.
 //!
+//! On a machine shared with other work, `UNEVEN_TASKS=sleep` makes the tasks sleep instead of
+//! spin: the figures then show how well the scheduler keeps workers fed, whatever the load.
+//!
 //! `cargo run --release --example uneven_profile [-- ROUNDS]`. Contenders, interleaved round by
 //! round: two plain threads on a shared counter, rayon, and the pool's `map`, `imap`,
 //! `map_unordered` and `imap_unordered` under Fork, Spawn and Threading. Prints the median
@@ -15,8 +18,12 @@ use std::time::{Duration, Instant};
 use pool::{StartMethod, WorkerPool};
 use rayon::prelude::*;
 
-/// Keeps the CPU busy for `us` microseconds; returns `us`.
+/// Keeps the CPU busy for `us` microseconds (or sleeps, see the module docs); returns `us`.
 fn busy(us: u64) -> u64 {
+    if std::env::var_os("UNEVEN_TASKS").is_some_and(|v| v == "sleep") {
+        std::thread::sleep(Duration::from_micros(us));
+        return us;
+    }
     let end = Instant::now() + Duration::from_micros(us);
     let mut x = us;
     while Instant::now() < end {

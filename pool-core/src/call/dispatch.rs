@@ -12,7 +12,8 @@ use crate::supervisor::Delivery;
 
 impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
     /// Sends staged chunks to workers that can take them, and stages more while
-    /// back-pressure allows.
+    /// back-pressure allows. Errors: an input that cannot be encoded, a worker that cannot be
+    /// started.
     ///
     /// Chunks are staged ahead of need, up to one per worker, so a worker that frees up gets
     /// its next chunk at once instead of waiting for the input to be read.
@@ -27,6 +28,9 @@ impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
                 if let Some(worker) = self.sup.pick(only, input_done) {
                     let (first, tasks) = self.staged.pop_front().expect("not empty");
                     self.send(worker, first, tasks)?;
+                    if self.finished {
+                        return Ok(());
+                    }
                     continue;
                 }
             }
@@ -93,7 +97,11 @@ impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
             input,
             settings,
         };
-        self.sup.dispatch(worker, cmd)
+        if let Err(e) = self.sup.dispatch(worker, cmd) {
+            // Sent → lost: the chunk is in the worker's hand, and goes with it.
+            self.refused(worker, e);
+        }
+        Ok(())
     }
 
     /// What a worker hands the call owner.

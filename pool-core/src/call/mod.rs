@@ -266,7 +266,6 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
                 return None;
             }
             if let Err(e) = self.fill() {
-                let e = self.explain(e);
                 self.fail(e);
                 continue;
             }

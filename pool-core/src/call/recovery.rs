@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::{Batch, Call};
 use crate::chunking::ChunkInputs;
-use crate::error::{Failure, PoolError};
+use crate::error::{Cause, Failure, PoolError};
 use crate::job::{Input, Payload, RunSettings};
 use crate::supervisor::{Delivery, InFlight};
 
@@ -113,31 +113,32 @@ impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
         Some(format!("{arg:?}"))
     }
 
-    /// A worker refused a command: it has most likely just failed (init panic, death), and
-    /// its own report says more than the refusal. Look for it briefly.
-    pub(super) fn explain(&mut self, e: PoolError) -> PoolError {
+    /// Worker `worker` refused a chunk (`e`): it has most likely just failed (init panic,
+    /// death), and its own report says more than the refusal. Look for it briefly, handling
+    /// whatever else arrives meanwhile; without a report, the worker is lost all the same.
+    pub(super) fn refused(&mut self, worker: usize, e: PoolError) {
         let deadline = Instant::now() + Duration::from_millis(200);
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             let Ok(ev) = self.sup.backend.events().recv_timeout(left) else {
                 break;
             };
             match self.sup.handle(ev) {
-                Ok(Some(Delivery::HookFailed(f))) => return f.into(),
-                Ok(Some(Delivery::Lost {
-                    chunks,
-                    current,
-                    mut failure,
-                })) => {
-                    if let Some(t) = current
-                        .filter(|t| chunks.iter().any(|c| c.call == self.id && c.first <= *t))
-                    {
-                        failure.args = self.args_of(t);
+                Ok(Some(d)) => {
+                    let ends = match &d {
+                        Delivery::HookFailed(_) => true,
+                        Delivery::Lost { failure, .. } => failure.worker == worker,
+                        Delivery::Chunk { .. } => false,
+                    };
+                    self.deliver(d);
+                    if ends {
+                        return;
                     }
-                    return failure.into();
                 }
-                _ => {}
+                Ok(None) => {}
+                Err(e) => return self.fail(e),
             }
         }
-        e
+        let d = self.sup.lose(worker, Cause::WorkerDied, e.to_string());
+        self.deliver(d);
     }
 }
