@@ -20,9 +20,10 @@ use crate::workload::{KPerMs, Sizes, WorkloadKind, reference_checksum};
 /// Python side's scale, as `serial` does for Rust; it has no `startup` row.
 pub const CONTENDERS: [&str; 3] = ["mpire", "multiprocessing", "python-serial"];
 
-/// Whether a Python contender runs a workload.
+/// Whether a Python contender runs a workload (the uneven mixes of issue #13 are Rust-only).
 pub fn runs_workload(contender: &str, kind: WorkloadKind) -> bool {
     !(contender == "python-serial" && kind == WorkloadKind::Startup)
+        && !matches!(kind, WorkloadKind::Uneven | WorkloadKind::Lognormal)
 }
 
 /// How the Python peers size their CPU work.
