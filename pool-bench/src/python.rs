@@ -22,8 +22,11 @@ pub const CONTENDERS: [&str; 3] = ["mpire", "multiprocessing", "python-serial"];
 
 /// Whether a Python contender runs a workload (the uneven mixes of issue #13 are Rust-only).
 pub fn runs_workload(contender: &str, kind: WorkloadKind) -> bool {
-    !(contender == "python-serial" && kind == WorkloadKind::Startup)
-        && !matches!(kind, WorkloadKind::Uneven | WorkloadKind::Lognormal)
+    match kind {
+        WorkloadKind::Uneven | WorkloadKind::Lognormal => false,
+        WorkloadKind::Startup => contender != "python-serial",
+        _ => true,
+    }
 }
 
 /// How the Python peers size their CPU work.
