@@ -98,7 +98,7 @@ fn main() -> Result<(), pool::PoolError> {
         },
         vec![(0, 100), (50, 10), (100, 200)],
         MapOptions::default().keep_going(0),
-    );
+    )?;
     for r in &results {
         match r {
             Ok(n) => println!("ok: {n} primes"),

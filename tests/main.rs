@@ -6,4 +6,5 @@ mod suite;
 #[ctor::ctor(unsafe)]
 fn spawned_worker_entry() {
     pool::entry();
+    suite::interrupt::run_if_asked();
 }

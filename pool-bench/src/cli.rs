@@ -24,8 +24,8 @@ pub struct Args {
     #[arg(long)]
     pub runs: Option<usize>,
 
-    /// Run only these workloads (repeat or comma-separate): trivial, cpu-1ms, skewed, stateful,
-    /// expensive-init, payload, startup.
+    /// Run only these workloads (repeat or comma-separate): trivial, cpu-1ms, skewed, uneven,
+    /// lognormal, stateful, expensive-init, payload, startup.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
 

@@ -20,9 +20,13 @@ use crate::workload::{KPerMs, Sizes, WorkloadKind, reference_checksum};
 /// Python side's scale, as `serial` does for Rust; it has no `startup` row.
 pub const CONTENDERS: [&str; 3] = ["mpire", "multiprocessing", "python-serial"];
 
-/// Whether a Python contender runs a workload.
+/// Whether a Python contender runs a workload (the uneven mixes of issue #13 are Rust-only).
 pub fn runs_workload(contender: &str, kind: WorkloadKind) -> bool {
-    !(contender == "python-serial" && kind == WorkloadKind::Startup)
+    match kind {
+        WorkloadKind::Uneven | WorkloadKind::Lognormal => false,
+        WorkloadKind::Startup => contender != "python-serial",
+        _ => true,
+    }
 }
 
 /// How the Python peers size their CPU work.

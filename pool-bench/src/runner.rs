@@ -41,7 +41,9 @@ impl Prepared {
             WorkloadKind::Cpu1ms => U64Task::Spin {
                 k: kernels::iterations_for(sizes.cpu_task_us, k_per_ms),
             },
-            WorkloadKind::Skewed => U64Task::SpinPacked,
+            WorkloadKind::Skewed | WorkloadKind::Uneven | WorkloadKind::Lognormal => {
+                U64Task::SpinPacked
+            }
             WorkloadKind::ExpensiveInit => U64Task::TableLookup {
                 entries: sizes.table_entries,
             },

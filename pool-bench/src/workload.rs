@@ -18,6 +18,10 @@ pub enum WorkloadKind {
     Cpu1ms,
     /// Task lengths from a heavy-tailed (Pareto) distribution with a fixed seed.
     Skewed,
+    /// 400 tasks: 392 of 0.2 ms and 8 of 50 ms spread among them (issue #13).
+    Uneven,
+    /// 400 tasks of lognormal length: median 0.5 ms, σ 1.2, capped at 50 ms, fixed seed.
+    Lognormal,
     /// Short tasks that all update a per-worker state, merged at the end.
     Stateful,
     /// A ~100 MB table that tasks read, built once per worker (or per task, if the contender must).
@@ -30,10 +34,12 @@ pub enum WorkloadKind {
 
 impl WorkloadKind {
     /// All workloads, in report order.
-    pub const ALL: [WorkloadKind; 7] = [
+    pub const ALL: [WorkloadKind; 9] = [
         Self::Trivial,
         Self::Cpu1ms,
         Self::Skewed,
+        Self::Uneven,
+        Self::Lognormal,
         Self::Stateful,
         Self::ExpensiveInit,
         Self::Payload,
@@ -46,6 +52,8 @@ impl WorkloadKind {
             Self::Trivial => "trivial",
             Self::Cpu1ms => "cpu-1ms",
             Self::Skewed => "skewed",
+            Self::Uneven => "uneven",
+            Self::Lognormal => "lognormal",
             Self::Stateful => "stateful",
             Self::ExpensiveInit => "expensive-init",
             Self::Payload => "payload",
@@ -61,6 +69,8 @@ impl WorkloadKind {
             }
             Self::Cpu1ms => "tasks of ~1 ms xorshift arithmetic: scaling on CPU-bound work",
             Self::Skewed => "task lengths from a capped Pareto draw (fixed seed): load balancing",
+            Self::Uneven => "392 tasks of 0.2 ms and 8 of 50 ms: no slow task may stall the rest",
+            Self::Lognormal => "400 lognormal task lengths (median 0.5 ms, capped at 50 ms)",
             Self::Stateful => {
                 "50 µs tasks adding into a per-worker 1024-bin histogram, merged at exit"
             }
@@ -159,6 +169,35 @@ impl Sizes {
     }
 }
 
+/// Task lengths of `uneven` in µs: 392 × 200 and 8 × 50 000, one slow task in each fifty.
+pub fn uneven_micros() -> Vec<u64> {
+    (0..400)
+        .map(|i| if i % 50 == 25 { 50_000 } else { 200 })
+        .collect()
+}
+
+/// Task lengths of `lognormal` in µs: `500 · e^(1.2 z)` for standard normal `z` (Box-Muller over
+/// SplitMix64 from a fixed seed), within 20 µs..50 ms.
+pub fn lognormal_micros() -> Vec<u64> {
+    let uniform = |i: u64| ((kernels::mix(0x10C0 + i) >> 11) + 1) as f64 / (1u64 << 53) as f64;
+    (0..400u64)
+        .map(|i| {
+            let z = (-2.0 * uniform(2 * i).ln()).sqrt()
+                * (2.0 * std::f64::consts::PI * uniform(2 * i + 1)).cos();
+            ((500.0 * (1.2 * z).exp()) as u64).clamp(20, 50_000)
+        })
+        .collect()
+}
+
+/// Packs task lengths in µs as skewed-style inputs (index and iterations).
+fn packed(micros: &[u64], k_per_ms: KPerMs) -> Vec<u64> {
+    micros
+        .iter()
+        .enumerate()
+        .map(|(i, &us)| kernels::pack_skewed(i as u64, kernels::iterations_for(us, k_per_ms)))
+        .collect()
+}
+
 /// The calibrated speed of [`kernels::spin`] in one language: iterations per millisecond.
 pub type KPerMs = u64;
 
@@ -167,12 +206,9 @@ pub fn u64_inputs(kind: WorkloadKind, sizes: &Sizes, k_per_ms: KPerMs) -> Vec<u6
     match kind {
         WorkloadKind::Trivial => (0..sizes.trivial_n).collect(),
         WorkloadKind::Cpu1ms => (0..sizes.cpu_tasks).collect(),
-        WorkloadKind::Skewed => sizes
-            .skewed_micros()
-            .iter()
-            .enumerate()
-            .map(|(i, &us)| kernels::pack_skewed(i as u64, kernels::iterations_for(us, k_per_ms)))
-            .collect(),
+        WorkloadKind::Skewed => packed(&sizes.skewed_micros(), k_per_ms),
+        WorkloadKind::Uneven => packed(&uneven_micros(), k_per_ms),
+        WorkloadKind::Lognormal => packed(&lognormal_micros(), k_per_ms),
         WorkloadKind::Stateful => (0..sizes.stateful_tasks).collect(),
         WorkloadKind::ExpensiveInit => (0..sizes.table_tasks).collect(),
         WorkloadKind::Payload => (0..sizes.payload_tasks).collect(),
@@ -199,12 +235,14 @@ pub fn reference_checksum(kind: WorkloadKind, sizes: &Sizes, k_per_ms: KPerMs) -
                     .collect::<Vec<_>>(),
             )
         }
-        WorkloadKind::Skewed => kernels::checksum_u64(
-            &inputs
-                .iter()
-                .map(|&x| kernels::spin_packed(x))
-                .collect::<Vec<_>>(),
-        ),
+        WorkloadKind::Skewed | WorkloadKind::Uneven | WorkloadKind::Lognormal => {
+            kernels::checksum_u64(
+                &inputs
+                    .iter()
+                    .map(|&x| kernels::spin_packed(x))
+                    .collect::<Vec<_>>(),
+            )
+        }
         WorkloadKind::Stateful => {
             let k = kernels::iterations_for(sizes.stateful_task_us, k_per_ms);
             let mut state = vec![0u64; kernels::STATE_BINS];

@@ -177,7 +177,9 @@ impl<Sh: Send + Sync + 'static, St: 'static> Applier<Sh, St> {
             }
         }
     }
+}
 
+impl<Sh, St> Applier<Sh, St> {
     /// Blocks until no apply task is outstanding.
     pub(crate) fn wait_idle(&self) {
         if let Some(h) = lock(&self.thread).take() {
@@ -198,9 +200,13 @@ impl<Sh: Send + Sync + 'static, St: 'static> Applier<Sh, St> {
         }
         self.wait_idle();
     }
-}
 
-impl<Sh, St> Applier<Sh, St> {
+    /// Whether apply tasks are queued or running.
+    pub(crate) fn busy(&self) -> bool {
+        let q = lock(&self.queue);
+        !q.waiting.is_empty() || !q.outstanding.is_empty()
+    }
+
     pub(crate) fn shutdown(&self) {
         if let Some(h) = lock(&self.thread).take() {
             let _ = h.join();

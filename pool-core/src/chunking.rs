@@ -1,10 +1,87 @@
 //! Splitting inputs into chunks, as MPIRE does: `n_splits` chunks of (possibly fractional)
-//! `len / n_splits` tasks, or a fixed `chunk_size`.
+//! `len / n_splits` tasks, or a fixed `chunk_size`; and the [`Policy`] of a call: chunk size,
+//! how many tasks may be pulled ahead, how far results may run ahead of the ordered output,
+//! and how many chunks a worker holds (the scheduler's protocol, in `call`, says where each
+//! applies).
 //!
 //! With a fractional size `c`, chunk `k` ends at `ceil((k + 1) · c)`, so ten tasks in three
 //! splits become chunks of 4, 3 and 3.
 
+use std::time::Duration;
+
+use crate::error::PoolError;
 use crate::indexed::{ChunkReader, Splittable};
+
+/// Chunking and back-pressure of one call, from its options and the pool.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Policy {
+    /// How the input is cut.
+    pub(crate) spec: ChunkSpec,
+    /// Tasks pulled from the input and not yet back from a worker (staged or sent), at most.
+    pub(crate) max_active: u64,
+    /// In ordered calls: no chunk is pulled that starts this many tasks or more past the first
+    /// result not yet handed out. Results waiting behind a slow task are buffered up to this.
+    pub(crate) max_ahead: u64,
+}
+
+/// How many times `max_active` results may wait for their turn in an ordered call.
+const AHEAD_PER_ACTIVE: u64 = 64;
+
+/// A chunk that took less than this is quick: its worker may hold the next one too.
+pub(crate) const QUICK_CHUNK: Duration = Duration::from_millis(2);
+
+impl Policy {
+    /// MPIRE's defaults: `64 × n_jobs` splits when the length is known, else chunks of 1;
+    /// `max_tasks_active` of `n_jobs × chunk size × 2`.
+    pub(crate) fn new(
+        n_jobs: usize,
+        len: Option<usize>,
+        chunk_size: Option<usize>,
+        n_splits: Option<usize>,
+        max_tasks_active: Option<usize>,
+    ) -> Result<Self, PoolError> {
+        let invalid = |what: &str| {
+            Err(PoolError::InvalidConfig(format!(
+                "{what} must be at least 1"
+            )))
+        };
+        if chunk_size == Some(0) {
+            return invalid("chunk_size");
+        }
+        if n_splits == Some(0) {
+            return invalid("n_splits");
+        }
+        if max_tasks_active == Some(0) {
+            return invalid("max_tasks_active");
+        }
+        let spec = match (chunk_size, len) {
+            (Some(c), _) => ChunkSpec::Size(c as f64),
+            (None, Some(len)) => ChunkSpec::Splits {
+                n_splits: n_splits.unwrap_or(64 * n_jobs),
+                len,
+            },
+            (None, None) => ChunkSpec::Size(1.0),
+        };
+        let chunk = spec.size().ceil() as usize;
+        let max_active = max_tasks_active.unwrap_or(n_jobs * chunk * 2) as u64;
+        Ok(Policy {
+            spec,
+            max_active,
+            max_ahead: max_active.saturating_mul(AHEAD_PER_ACTIVE),
+        })
+    }
+
+    /// Chunks a worker may hold at once. One, so that a chunk never waits behind a slow one
+    /// while another worker could run it; two while its chunks are quick and more input is to
+    /// come. Between two chunks a worker waits for its result to travel back and the next chunk
+    /// to travel out, a gap that matters next to a chunk of a millisecond and not next to one of
+    /// a second; and a chunk held behind a quick one waits little. Once the input is all pulled,
+    /// the last chunks go to idle workers only: a chunk queued then could wait behind a slow one
+    /// while the other workers have nothing left to do.
+    pub(crate) fn hand_depth(quick: bool, input_done: bool) -> usize {
+        if quick && !input_done { 2 } else { 1 }
+    }
+}
 
 /// How to chunk.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -136,11 +213,15 @@ impl<T: Clone> ChunkInputs<T> {
         }
     }
 
-    /// Copies of the inputs.
-    pub(crate) fn to_vec(&self) -> Vec<T> {
+    /// A copy to keep while the chunk is in a worker's hand: a second reader when the inputs
+    /// can be read again (ranges), else copies of them.
+    pub(crate) fn copy(&self) -> Self {
         match self {
-            ChunkInputs::Vec(v) => v.clone(),
-            ChunkInputs::Reader(r) => r.to_vec(),
+            ChunkInputs::Vec(v) => ChunkInputs::Vec(v.clone()),
+            ChunkInputs::Reader(r) => match r.reopen() {
+                Some(again) => ChunkInputs::Reader(again),
+                None => ChunkInputs::Vec(r.to_vec()),
+            },
         }
     }
 

@@ -92,6 +92,7 @@ fn failure(worker: usize, task: u64, message: String) -> Failure {
         message,
         backtrace: None,
         attempts: 1,
+        earlier: Vec::new(),
     }
 }
 

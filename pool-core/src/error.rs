@@ -124,6 +124,25 @@ pub struct Failure {
     pub backtrace: Option<WorkerBacktrace>,
     /// How many times the task was tried (1 + retries used).
     pub attempts: u32,
+    /// Why each earlier attempt failed, oldest first (empty unless the task was retried).
+    pub earlier: Vec<String>,
+}
+
+impl Failure {
+    /// What went wrong, without where: "panicked: boom", "timed out after 1s", "lost its
+    /// worker: killed by signal 6 (SIGABRT)" (one entry of [`Failure::earlier`]).
+    pub fn reason(&self) -> String {
+        format!("{}: {}", self.cause_text(), self.message)
+    }
+
+    fn cause_text(&self) -> String {
+        match &self.cause {
+            Cause::Panic => "panicked".to_string(),
+            Cause::Timeout(d) => format!("timed out after {d:?}"),
+            Cause::WorkerDied => "lost its worker".to_string(),
+            Cause::Serialization => "could not be serialized".to_string(),
+        }
+    }
 }
 
 impl fmt::Display for Failure {
@@ -136,13 +155,7 @@ impl fmt::Display for Failure {
             Phase::Init => "worker_init".to_string(),
             Phase::Exit => "worker_exit".to_string(),
         };
-        let how = match &self.cause {
-            Cause::Panic => "panicked".to_string(),
-            Cause::Timeout(d) => format!("timed out after {d:?}"),
-            Cause::WorkerDied => "lost its worker".to_string(),
-            Cause::Serialization => "could not be serialized".to_string(),
-        };
-        write!(f, "{what} {how} in worker {}", self.worker)?;
+        write!(f, "{what} {} in worker {}", self.cause_text(), self.worker)?;
         if let Some(args) = &self.args {
             write!(f, " (args: {args})")?;
         }
@@ -150,6 +163,9 @@ impl fmt::Display for Failure {
             write!(f, " after {} attempts", self.attempts)?;
         }
         write!(f, ": {}", self.message)?;
+        for (i, why) in self.earlier.iter().enumerate() {
+            write!(f, "; attempt {} {why}", i + 1)?;
+        }
         // The worker's backtrace is long: shown with `{:#}` only.
         if let (true, Some(bt)) = (f.alternate(), &self.backtrace) {
             write!(f, "\nworker backtrace:\n{bt}")?;

@@ -34,6 +34,10 @@ pub(crate) trait ChunkReader<T>: Send {
     /// Copies of the inputs not read yet (kept by the caller to run them again if a worker is
     /// lost).
     fn to_vec(&self) -> Vec<T>;
+    /// A second reader of the inputs not read yet, when they can be read twice (ranges).
+    fn reopen(&self) -> Option<Box<dyn ChunkReader<T>>> {
+        None
+    }
 }
 
 /// `iter` as splittable inputs when it is a range of integers or a vector's `into_iter()`,
@@ -136,6 +140,10 @@ macro_rules! range_inputs {
 
             fn to_vec(&self) -> Vec<$x> {
                 (0..self.left).map(|i| self.next.wrapping_add(i as $x)).collect()
+            }
+
+            fn reopen(&self) -> Option<Box<dyn ChunkReader<$x>>> {
+                Some(Box::new(RangeReader::<$x> { next: self.next, left: self.left }))
             }
         }
     )*};

@@ -412,5 +412,6 @@ fn task_failure(worker: usize, task: u64, message: String) -> Failure {
         message,
         backtrace: None,
         attempts: 1,
+        earlier: Vec::new(),
     }
 }

@@ -46,6 +46,7 @@ mod error;
 mod extensions;
 mod hook;
 mod indexed;
+pub mod interrupt;
 mod job;
 mod map_iter;
 mod options;
@@ -76,7 +77,7 @@ pub use job::{
     ChunkOutput, Data, ErasedJob, Input, JobRebuilder, Payload, RunSettings, TaskEnv, Wire,
 };
 pub use map_iter::MapIter;
-pub use options::{ErrorPolicy, MapOptions};
+pub use options::{ErrorPolicy, MapOptions, RetryOn};
 pub use pool::{ThreadPool, WorkerPool};
 pub use progress::{
     CallInfo, Outcome, ProgressSink, ProgressSpec, ProgressStyle, Status, StatusHandle,

@@ -13,12 +13,66 @@ pub enum ErrorPolicy {
     /// Stop the call at the first failure and return it (MPIRE's behaviour). The default.
     #[default]
     Stop,
-    /// Keep going: a failed task is tried again up to `retries` times, and if it still fails its
-    /// error takes its place among the results while the other tasks complete.
+    /// Keep going: a failed task is tried again up to `retries` times (for the kinds of failure
+    /// `MapOptions::retry_on` names), and if it still fails its error takes its place among the
+    /// results while the other tasks complete.
     Continue {
         /// Extra attempts per failed task.
         retries: u32,
     },
+}
+
+/// Which kinds of failure `keep_going(retries)` tries again. Default: [`RetryOn::ALL`].
+///
+/// ```
+/// use pool_core::{MapOptions, RetryOn};
+///
+/// // Retry crashes and timeouts (flaky machines), not panics (bad inputs).
+/// let opts: MapOptions = MapOptions::default()
+///     .keep_going(2)
+///     .retry_on(RetryOn { panics: false, ..RetryOn::ALL });
+/// # let _ = opts;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryOn {
+    /// The task panicked.
+    pub panics: bool,
+    /// The worker died while running it (abort, signal, OOM kill, `process::exit`).
+    pub deaths: bool,
+    /// It ran longer than `task_timeout`.
+    pub timeouts: bool,
+}
+
+impl RetryOn {
+    /// Every kind of failure.
+    pub const ALL: RetryOn = RetryOn {
+        panics: true,
+        deaths: true,
+        timeouts: true,
+    };
+    /// Panics only.
+    pub const PANICS: RetryOn = RetryOn {
+        panics: true,
+        deaths: false,
+        timeouts: false,
+    };
+
+    /// Whether a failure of `cause` is tried again.
+    pub fn covers(self, cause: &crate::error::Cause) -> bool {
+        use crate::error::Cause;
+        match cause {
+            Cause::Panic => self.panics,
+            Cause::WorkerDied => self.deaths,
+            Cause::Timeout(_) => self.timeouts,
+            Cause::Serialization => false,
+        }
+    }
+}
+
+impl Default for RetryOn {
+    fn default() -> Self {
+        RetryOn::ALL
+    }
 }
 
 /// Options of one map-family or apply call. `MapOptions::default()` matches MPIRE's defaults.
@@ -47,6 +101,7 @@ pub struct MapOptions<Sh = (), St = ()> {
     pub(crate) init_timeout: Option<Duration>,
     pub(crate) exit_timeout: Option<Duration>,
     pub(crate) on_error: ErrorPolicy,
+    pub(crate) retry_on: RetryOn,
     pub(crate) progress: Option<ProgressSpec>,
     /// The user's task function type name (plain-form calls wrap it in a closure).
     pub(crate) fn_name: Option<&'static str>,
@@ -66,6 +121,7 @@ impl<Sh, St> Default for MapOptions<Sh, St> {
             init_timeout: None,
             exit_timeout: None,
             on_error: ErrorPolicy::Stop,
+            retry_on: RetryOn::ALL,
             progress: None,
             fn_name: None,
         }
@@ -97,6 +153,7 @@ impl<Sh, St> fmt::Debug for MapOptions<Sh, St> {
             .field("init_timeout", &self.init_timeout)
             .field("exit_timeout", &self.exit_timeout)
             .field("on_error", &self.on_error)
+            .field("retry_on", &self.retry_on)
             .field("progress", &self.progress)
             .finish()
     }
@@ -122,8 +179,10 @@ impl<Sh, St> MapOptions<Sh, St> {
         self
     }
 
-    /// At most this many tasks are taken from the input and not yet returned. Default:
-    /// `n_jobs × chunk_size × 2`.
+    /// At most this many tasks are taken from the input and not yet done (waiting for a worker
+    /// or in a worker's hand). Default: `n_jobs × chunk_size × 2`. In ordered calls, finished
+    /// results waiting for a slow one before them do not count (they never stop the workers);
+    /// they are bounded apart, to 64 times this.
     pub fn max_tasks_active(mut self, n: usize) -> Self {
         self.max_tasks_active = Some(n);
         self
@@ -180,9 +239,18 @@ impl<Sh, St> MapOptions<Sh, St> {
         self
     }
 
-    /// Keep going after failures, retrying each failed task up to `retries` times.
+    /// Keep going after failures, trying each failed task again up to `retries` times,
+    /// whatever made it fail (a panic, its worker's death, a timeout; see
+    /// [`Self::retry_on`]). A task that fails every attempt gets an error counting them and
+    /// saying why each failed ([`crate::Failure::earlier`]).
     pub fn keep_going(self, retries: u32) -> Self {
         self.on_error(ErrorPolicy::Continue { retries })
+    }
+
+    /// Which kinds of failure `keep_going` tries again. Default: [`RetryOn::ALL`].
+    pub fn retry_on(mut self, kinds: RetryOn) -> Self {
+        self.retry_on = kinds;
+        self
     }
 
     /// Show a progress bar with default options.

@@ -12,7 +12,7 @@ use crate::apply::Applier;
 use crate::backend::{Backend, StartMethod};
 use crate::builder::Builder;
 use crate::call::{Call, CallConfig};
-use crate::chunking::{ChunkSource, ChunkSpec, Chunks, SplitChunks};
+use crate::chunking::{ChunkSource, Chunks, Policy, SplitChunks};
 use crate::context::WorkerContext;
 use crate::error::PoolError;
 use crate::extensions::{CoreOnly, Extensions, SharedObjects};
@@ -242,31 +242,13 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
             _ => None,
         });
         let n_jobs = self.config.n_jobs;
-        let spec = match (opts.chunk_size, len) {
-            (Some(0), _) => {
-                return Err(PoolError::InvalidConfig(
-                    "chunk_size must be at least 1".into(),
-                ));
-            }
-            (Some(c), _) => ChunkSpec::Size(c as f64),
-            (None, Some(len)) => ChunkSpec::Splits {
-                n_splits: opts.n_splits.unwrap_or(64 * n_jobs),
-                len,
-            },
-            (None, None) => ChunkSpec::Size(1.0),
-        };
-        if opts.n_splits == Some(0) {
-            return Err(PoolError::InvalidConfig(
-                "n_splits must be at least 1".into(),
-            ));
-        }
-        let chunk = spec.size().ceil() as usize;
-        let max_active = opts.max_tasks_active.unwrap_or(n_jobs * chunk * 2);
-        if max_active == 0 {
-            return Err(PoolError::InvalidConfig(
-                "max_tasks_active must be at least 1".into(),
-            ));
-        }
+        let policy = Policy::new(
+            n_jobs,
+            len,
+            opts.chunk_size,
+            opts.n_splits,
+            opts.max_tasks_active,
+        )?;
         if opts.worker_lifespan == Some(0) {
             return Err(PoolError::InvalidConfig(
                 "worker_lifespan must be at least 1".into(),
@@ -306,15 +288,16 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
         )?;
         let limit = opts.iterable_len.map(|l| l as u64);
         let chunks: Box<dyn ChunkSource<T> + 'a> = match indexed::split(iter) {
-            Ok(inputs) => Box::new(SplitChunks::new(inputs, spec, limit)),
-            Err(iter) => Box::new(Chunks::new(iter, spec, limit)),
+            Ok(inputs) => Box::new(SplitChunks::new(inputs, policy.spec, limit)),
+            Err(iter) => Box::new(Chunks::new(iter, policy.spec, limit)),
         };
         let cfg = CallConfig {
             ordered,
             order_tasks: self.config.order_tasks,
             keep_alive: self.config.keep_alive,
-            max_active: max_active as u64,
-            policy: opts.on_error,
+            policy,
+            on_error: opts.on_error,
+            retry_on: opts.retry_on,
             task_timeout: opts.task_timeout,
             init_timeout: opts.init_timeout,
             exit_timeout: opts.exit_timeout,
@@ -345,23 +328,29 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
 
     /// Keeps going past failed tasks: every input gets a result or its error, in input order.
     /// `opts` should carry a [`crate::ErrorPolicy::Continue`] (else the first failure ends it).
+    /// The outer error ends the whole call: invalid options, a back-end failure, Ctrl-C
+    /// ([`PoolError::Interrupted`]).
     #[track_caller]
     pub fn map_results<T, R, F, I>(
         &mut self,
         f: F,
         inputs: I,
         opts: MapOptions<Sh, St>,
-    ) -> Vec<Result<R, PoolError>>
+    ) -> Result<Vec<Result<R, PoolError>>, PoolError>
     where
         F: Fn(T) -> R + Send + Sync + 'static,
         T: Input,
         R: Payload,
         I: IntoIterator<Item = T>,
     {
-        match self.imap_with(f, inputs, opts) {
-            Ok(it) => it.collect(),
-            Err(e) => vec![Err(e)],
+        let mut out = Vec::new();
+        for r in self.imap_with(f, inputs, opts)? {
+            match r {
+                Err(e) if ends_the_call(&e) => return Err(e),
+                r => out.push(r),
+            }
         }
+        Ok(out)
     }
 
     /// What the `worker_exit` functions returned, in the order workers stopped.
@@ -396,7 +385,8 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
     }
 
     /// Waits for outstanding `apply_async` tasks, then stops the workers gracefully
-    /// (`worker_exit` runs). The pool can be used again afterwards.
+    /// (`worker_exit` runs). The pool can be used again afterwards. (Dropping the pool instead
+    /// terminates outstanding tasks: see [`WorkerPool`]'s `Drop`.)
     pub fn join(&mut self) -> Result<(), PoolError> {
         self.applier.wait_idle();
         let mut sup = self.lock();
@@ -427,8 +417,25 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
     }
 }
 
+/// Whether an error among the results of a keep-going call ended the call (rather than being
+/// one task's failure, which takes that task's place).
+fn ends_the_call(e: &PoolError) -> bool {
+    !matches!(e, PoolError::Failed(f) if f.phase == crate::error::Phase::Task)
+}
+
+/// Dropping a pool ends it without waiting for work: as MPIRE's context-manager exit does,
+/// outstanding `apply_async` tasks are terminated (their results fail with
+/// [`PoolError::Terminated`]); idle workers stop gracefully (`worker_exit` runs). Call
+/// [`WorkerPool::join`] first to wait for the tasks.
 impl<Sh, St, E> Drop for WorkerPool<Sh, St, E> {
     fn drop(&mut self) {
+        if self.applier.busy() {
+            self.applier.cancel_all();
+            self.sup
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .terminate();
+        }
         self.applier.shutdown();
     }
 }

@@ -219,6 +219,7 @@ where
                 let mut attempts = 1;
                 let mut last = caught;
                 let mut recovered = None;
+                let mut earlier = Vec::new();
                 while let (true, Some(a)) = (attempts <= s.retries, arg.as_ref()) {
                     attempts += 1;
                     match panic::catch(|| f(ctx, a.clone())) {
@@ -226,7 +227,10 @@ where
                             recovered = Some(r);
                             break;
                         }
-                        Err(c) => last = c,
+                        Err(c) => {
+                            let before = std::mem::replace(&mut last, c);
+                            earlier.push(format!("panicked: {}", before.message));
+                        }
                     }
                 }
                 counters.end(done0 + next as u64, s.timed);
@@ -245,6 +249,7 @@ where
                                 message: last.message,
                                 backtrace: last.backtrace,
                                 attempts,
+                                earlier,
                             },
                         ));
                         if s.stop_on_error {

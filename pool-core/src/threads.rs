@@ -92,6 +92,18 @@ where
         self.counters.clone()
     }
 
+    fn begin_call(&mut self) {
+        crate::interrupt::begin_call();
+    }
+
+    fn end_call(&mut self) {
+        crate::interrupt::end_call();
+    }
+
+    fn interrupted(&mut self) -> bool {
+        crate::interrupt::take()
+    }
+
     fn start_worker(&mut self, setup: WorkerSetup<Sh, St>) -> Result<(), PoolError> {
         let id = setup.id;
         if let Some(old) = self.slots[id].take() {
@@ -150,20 +162,23 @@ where
             let _ = s.commands.send(Command::Exit);
         }
         let deadline = Instant::now() + grace;
-        let mut handles: Vec<JoinHandle<()>> = Vec::new();
         for s in self.slots.iter_mut().filter_map(Option::take) {
             drop(s.commands);
-            handles.push(s.handle);
-        }
-        handles.append(&mut self.abandoned);
-        for h in handles {
-            while !h.is_finished() && Instant::now() < deadline {
+            while !s.handle.is_finished() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_micros(200));
             }
-            if h.is_finished() {
-                let _ = h.join();
+            if s.handle.is_finished() {
+                let _ = s.handle.join();
             }
             // else: a task that never returns; the thread is detached (see module docs).
+        }
+        // Abandoned threads are never waited for: those that ended are reaped, the others
+        // are left to end by themselves.
+        let (ended, running): (Vec<_>, Vec<_>) =
+            self.abandoned.drain(..).partition(|h| h.is_finished());
+        self.abandoned = running;
+        for h in ended {
+            let _ = h.join();
         }
     }
 }

@@ -136,6 +136,7 @@ pub fn run_worker<Sh, St>(setup: WorkerSetup<Sh, St>, link: &mut dyn WorkerLink<
                     message: format!("cannot serialize the exit result: {e}"),
                     backtrace: None,
                     attempts: 1,
+                    earlier: Vec::new(),
                 },
             }),
             Err(caught) => link.send(Event::Failed {
@@ -168,6 +169,7 @@ fn hook_failure(phase: Phase, worker: usize, caught: panic::Caught) -> Failure {
         message: caught.message,
         backtrace: caught.backtrace,
         attempts: 1,
+        earlier: Vec::new(),
     }
 }
 

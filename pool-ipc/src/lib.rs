@@ -34,7 +34,7 @@ pub use pool_wire::fnid;
 pub mod fork;
 pub mod forkserver;
 pub mod futex;
-pub mod interrupt;
+pub use pool_core::interrupt;
 mod malloc;
 pub mod oom;
 pub mod process;

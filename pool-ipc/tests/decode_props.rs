@@ -73,6 +73,7 @@ fn failure() -> Failure {
         message: "boom".into(),
         backtrace: None,
         attempts: 1,
+        earlier: Vec::new(),
     }
 }
 

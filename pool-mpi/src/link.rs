@@ -154,6 +154,7 @@ pub(crate) fn boot<Sh: SharedObjects, St: 'static>(
                     message: format!("cannot decode the shared objects on this MPI rank: {e}"),
                     backtrace: None,
                     attempts: 1,
+                    earlier: Vec::new(),
                 },
             });
             link.send(Event::Exited {

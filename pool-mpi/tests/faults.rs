@@ -97,11 +97,13 @@ fn clear_error(name: &str) {
 /// The body under `keep_going`: every entry comes back, the lost task as an error.
 fn every_entry(name: &str) {
     let mut pool = two_workers();
-    let out = pool.map_results(
-        faulty,
-        0..200u64,
-        MapOptions::default().chunk_size(4).keep_going(0),
-    );
+    let out = pool
+        .map_results(
+            faulty,
+            0..200u64,
+            MapOptions::default().chunk_size(4).keep_going(0),
+        )
+        .expect("the call as a whole failed");
     println!("fault reported, call ended {:?} after it", since_fault());
     assert_eq!(out.len(), 200);
     for (i, r) in out.into_iter().enumerate() {

@@ -97,7 +97,7 @@ fn keep_going_counts_failures_on_the_bar() {
                 .progress(ProgressSpec::default().desc("kg")),
         )
     });
-    assert_eq!(out.iter().filter(|r| r.is_err()).count(), 4);
+    assert_eq!(out.unwrap().iter().filter(|r| r.is_err()).count(), 4);
     let failures = term
         .lines()
         .into_iter()

@@ -206,6 +206,7 @@ mod tests {
             message: "boom".into(),
             backtrace: None,
             attempts: 1,
+            earlier: Vec::new(),
         }
     }
 

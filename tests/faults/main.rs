@@ -105,6 +105,7 @@ fn died(err: &PoolError, what: &str) {
     assert_eq!(f.cause, Cause::WorkerDied, "{err}");
     let text = err.to_string();
     assert!(text.contains("task #5 lost its worker"), "{text}");
+    assert!(text.contains("(args: 5)"), "{text}");
     assert!(text.contains(what), "{text}");
 }
 
@@ -214,6 +215,7 @@ both! {
     unserializable_result_names_the_task => super::unserializable;
     dead_worker_under_keep_going => super::keep_going_after_death;
     killed_while_sending_a_result_names_the_task => super::killed_while_sending;
+    dead_workers_task_is_retried => super::retried_after_death;
     failed_allocation_carries_the_worker_s_last_words => |m| {
         let err = super::fault(m, super::allocation_fails);
         super::died(&err, "killed by signal 6 (SIGABRT)");
@@ -237,7 +239,7 @@ fn timeout(m: StartMethod) {
             .chunk_size(1)
             .task_timeout(Duration::from_millis(300))
             .keep_going(0);
-        let out = p.map_results(sigkills_later, 0..8u32, opts);
+        let out = p.map_results(sigkills_later, 0..8u32, opts).unwrap();
         assert_eq!(out.iter().filter(|r| r.is_ok()).count(), 7);
         let e = out[5].as_ref().unwrap_err();
         assert!(e.to_string().contains("task #5 timed out"), "{e}");
@@ -302,7 +304,12 @@ fn unserializable(m: StartMethod) {
         let p = std::thread::spawn(move || {
             let opts = MapOptions::default().chunk_size(4).keep_going(0);
             let out = p.map_results(unserializable_at_5, 0..8u32, opts);
-            let _ = tx.send(out.into_iter().map(|r| r.map(|v| v.0)).collect::<Vec<_>>());
+            let _ = tx.send(
+                out.unwrap()
+                    .into_iter()
+                    .map(|r| r.map(|v| v.0))
+                    .collect::<Vec<_>>(),
+            );
             p
         });
         let out = rx
@@ -338,11 +345,13 @@ fn keep_going_after_death(m: StartMethod) {
             .start_method(m)
             .build()
             .unwrap();
-        let out = p.map_results(
-            aborts,
-            0..20u32,
-            MapOptions::default().chunk_size(3).keep_going(0),
-        );
+        let out = p
+            .map_results(
+                aborts,
+                0..20u32,
+                MapOptions::default().chunk_size(3).keep_going(0),
+            )
+            .unwrap();
         assert_eq!(out.len(), 20);
         for (i, r) in out.iter().enumerate() {
             if i == 5 {
@@ -400,7 +409,12 @@ fn killed_while_sending(m: StartMethod) {
                 0..8u32,
                 MapOptions::default().chunk_size(1).keep_going(0),
             );
-            let _ = tx.send(out.into_iter().map(|r| r.map(|v| v.0)).collect::<Vec<_>>());
+            let _ = tx.send(
+                out.unwrap()
+                    .into_iter()
+                    .map(|r| r.map(|v| v.0))
+                    .collect::<Vec<_>>(),
+            );
         });
         let out = rx
             .recv_timeout(Duration::from_secs(30))
@@ -475,7 +489,7 @@ fn forking_while_other_threads_panic() {
                     0..8u32,
                     MapOptions::default().keep_going(0),
                 );
-                assert!(out.iter().all(Result::is_err));
+                assert!(out.unwrap().iter().all(Result::is_err));
             }
         })
     };
@@ -523,4 +537,47 @@ fn a_lock_held_by_a_parent_thread_blocks_fork_not_forkserver() {
     assert!(err.to_string().contains("timed out"), "{err}");
     let out = forkserver::map_while_a_thread_holds_a_lock(StartMethod::Forkserver).unwrap();
     assert_eq!(out, vec![0, 1, 2, 3]);
+}
+
+/// Task 5 aborts its worker on its first attempt (a marker file remembers it), or on every
+/// attempt when the marker directory is empty.
+fn aborts_once((x, dir): (u32, String)) -> u32 {
+    let marker = std::path::Path::new(&dir).join("aborted");
+    if x == 5 && (dir.is_empty() || std::fs::File::create_new(marker).is_ok()) {
+        std::process::abort();
+    }
+    x
+}
+
+fn retried_after_death(m: StartMethod) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let base = Baseline::take();
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_string_lossy().into_owned();
+        let mut p = WorkerPool::builder()
+            .n_jobs(2)
+            .start_method(m)
+            .build()
+            .unwrap();
+        let opts = || MapOptions::default().chunk_size(3).keep_going(1);
+        let inputs: Vec<(u32, String)> = (0..12).map(|x| (x, path.clone())).collect();
+        let out = p.map_results(aborts_once, inputs, opts()).unwrap();
+        let got: Vec<u32> = out.into_iter().map(|r| r.unwrap()).collect();
+        assert_eq!(got, (0..12).collect::<Vec<_>>());
+        // Dying on every attempt: the error counts them and says why each failed.
+        let inputs: Vec<(u32, String)> = (0..12).map(|x| (x, String::new())).collect();
+        let out = p.map_results(aborts_once, inputs, opts()).unwrap();
+        let e = out[5].as_ref().unwrap_err();
+        let f = e.failure().unwrap();
+        assert_eq!(
+            (f.task, &f.cause, f.attempts),
+            (Some(5), &Cause::WorkerDied, 2),
+            "{e}"
+        );
+        assert!(f.earlier[0].contains("SIGABRT"), "{e}");
+        assert!(e.to_string().contains("after 2 attempts"), "{e}");
+        assert!(out.iter().filter(|r| r.is_ok()).count() == 11, "{out:?}");
+    }
+    base.check();
 }

@@ -49,11 +49,13 @@ fn a_panic_names_task_arguments_and_message(m: StartMethod) {
 
 fn keep_going_puts_errors_in_place(m: StartMethod) {
     let mut p = pool(m, 2);
-    let out = p.map_results(
-        |x: u32| if x % 10 == 3 { panic!("bad {x}") } else { x },
-        0..40u32,
-        MapOptions::default().keep_going(0).chunk_size(4),
-    );
+    let out = p
+        .map_results(
+            |x: u32| if x % 10 == 3 { panic!("bad {x}") } else { x },
+            0..40u32,
+            MapOptions::default().keep_going(0).chunk_size(4),
+        )
+        .unwrap();
     assert_eq!(out.len(), 40);
     for (i, r) in out.iter().enumerate() {
         match r {
@@ -73,22 +75,26 @@ fn keep_going_retries_flaky_tasks(m: StartMethod) {
     let mut p = pool(m, 1);
     // Fails on the first two attempts of task 5, in whichever worker runs it.
     ATTEMPTS.store(0, Ordering::SeqCst);
-    let out = p.map_results(
-        |x: u32| {
-            if x == 5 && ATTEMPTS.fetch_add(1, Ordering::SeqCst) < 2 {
-                panic!("flaky");
-            }
-            x
-        },
-        0..10u32,
-        MapOptions::default().keep_going(2),
-    );
+    let out = p
+        .map_results(
+            |x: u32| {
+                if x == 5 && ATTEMPTS.fetch_add(1, Ordering::SeqCst) < 2 {
+                    panic!("flaky");
+                }
+                x
+            },
+            0..10u32,
+            MapOptions::default().keep_going(2),
+        )
+        .unwrap();
     assert!(out.iter().all(Result::is_ok), "{out:?}");
-    let out = p.map_results(
-        |x: u32| if x == 5 { panic!("always") } else { x },
-        0..10u32,
-        MapOptions::default().keep_going(2),
-    );
+    let out = p
+        .map_results(
+            |x: u32| if x == 5 { panic!("always") } else { x },
+            0..10u32,
+            MapOptions::default().keep_going(2),
+        )
+        .unwrap();
     let e = out[5].as_ref().unwrap_err();
     assert_eq!(e.failure().unwrap().attempts, 3);
     assert!(e.to_string().contains("after 3 attempts"), "{e}");

@@ -34,6 +34,8 @@ fn imap_unordered_over_an_endless_input(m: StartMethod) {
 }
 
 /// Never more than `max_tasks_active` tasks are taken from the input and not yet finished.
+/// (Unordered, so that no result waits for its turn: in an ordered call, finished results
+/// waiting behind a slow one are buffered apart, see `pool_core`'s scheduler tests.)
 fn back_pressure_bounds_tasks_in_flight(m: StartMethod) {
     let mut p = pool(m, 2);
     let pulled = Arc::new(AtomicU64::new(0));
@@ -48,7 +50,7 @@ fn back_pressure_bounds_tasks_in_flight(m: StartMethod) {
     });
     let opts = MapOptions::default().chunk_size(2).max_tasks_active(6);
     let mut n = 0;
-    for r in p.imap_with(|x: u64| x, input, opts).unwrap() {
+    for r in p.imap_unordered_with(|x: u64| x, input, opts).unwrap() {
         r.unwrap();
         returned.fetch_add(1, Ordering::SeqCst);
         n += 1;

@@ -57,7 +57,10 @@ pub(crate) fn pool(m: StartMethod, n: usize) -> WorkerPool {
 mod apply;
 mod errors;
 mod inputs;
+pub(crate) mod interrupt;
 mod lazy;
 mod lifecycle;
 mod ordering;
+mod retries;
+mod shutdown;
 mod timeouts;

@@ -41,14 +41,16 @@ fn task_timeout_names_the_task(m: StartMethod) {
 
 fn task_timeout_with_keep_going_completes_the_rest(m: StartMethod) {
     let mut p = pool(m, 2);
-    let out = p.map_results(
-        sleepy,
-        0..12u64,
-        MapOptions::default()
-            .chunk_size(3)
-            .task_timeout(LIMIT)
-            .keep_going(0),
-    );
+    let out = p
+        .map_results(
+            sleepy,
+            0..12u64,
+            MapOptions::default()
+                .chunk_size(3)
+                .task_timeout(LIMIT)
+                .keep_going(0),
+        )
+        .unwrap();
     assert_eq!(out.len(), 12);
     for (i, r) in out.iter().enumerate() {
         if i == 4 {

@@ -10,6 +10,7 @@ use anyhow::Result;
 use crate::kernels;
 use crate::workload::WorkloadKind;
 
+pub mod counter;
 pub mod process;
 pub mod rayon;
 pub mod serial;
@@ -104,6 +105,7 @@ pub fn all(n_jobs: usize) -> Result<Vec<Box<dyn Contender>>> {
     let baselines: Vec<Box<dyn Contender>> = vec![
         Box::new(rayon::Rayon::new(n_jobs)),
         Box::new(threads::Threads::new(n_jobs)),
+        Box::new(counter::SharedCounter::new(n_jobs)),
         Box::new(process::ProcessPerTask::new(n_jobs)?),
         Box::new(serial::Serial),
     ];

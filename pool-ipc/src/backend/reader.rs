@@ -175,6 +175,7 @@ mod tests {
                     message: "init failed".into(),
                     backtrace: None,
                     attempts: 1,
+                    earlier: Vec::new(),
                 };
                 let _ = tx.send(&FromWorker::Failed { failure });
                 let _ = tx.send_deferred(&FromWorker::ChunkDone {

@@ -1,9 +1,10 @@
 //! Ctrl-C while a pool call runs: the call returns `PoolError::Interrupted` after its workers
-//! are stopped, and the program goes on.
+//! are stopped, and the program goes on, whatever the start method (back ends call
+//! [`begin_call`], [`end_call`] and [`take`] from their `Backend` methods of the same names).
 //!
 //! Only while calls run, and only if the program has not set a SIGINT handler of its own, a
 //! handler is installed that records the signal; the previous disposition comes back when the
-//! last call ends. Workers ignore SIGINT (see [`crate::child`]), so the parent decides.
+//! last call ends. Process workers ignore SIGINT (`pool-ipc`'s `child`), so the parent decides.
 //! A program with its own handler keeps it: its handler sees Ctrl-C, as before.
 
 use std::sync::Mutex;

@@ -1,0 +1,150 @@
+//! Profiling aid for uneven work: 2 workers, tasks that keep a CPU busy for a set time, in two
+//! mixes: `skewed` (392 × 0.2 ms and 8 × 50 ms, the slow ones spread out) and `lognormal`
+//! (median 0.5 ms, σ = 1.2, capped at 50 ms, fixed seed). Parallel efficiency is the busy time of
+//! all tasks over twice the wall time; tasks spin against the wall clock, so a loaded machine
+//! lowers the efficiency of every contender alike only through preemption of the scheduler.
+//!
+//! On a machine shared with other work, `UNEVEN_TASKS=sleep` makes the tasks sleep instead of
+//! spin: the figures then show how well the scheduler keeps workers fed, whatever the load.
+//!
+//! `cargo run --release --example uneven_profile [-- ROUNDS]`. Contenders, interleaved round by
+//! round: two plain threads on a shared counter, rayon, and the pool's `map`, `imap`,
+//! `map_unordered` and `imap_unordered` under Fork, Spawn and Threading. Prints the median
+//! efficiency of each.
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use pool::{StartMethod, WorkerPool};
+use rayon::prelude::*;
+
+/// Keeps the CPU busy for `us` microseconds (or sleeps, see the module docs); returns `us`.
+fn busy(us: u64) -> u64 {
+    if std::env::var_os("UNEVEN_TASKS").is_some_and(|v| v == "sleep") {
+        std::thread::sleep(Duration::from_micros(us));
+        return us;
+    }
+    let end = Instant::now() + Duration::from_micros(us);
+    let mut x = us;
+    while Instant::now() < end {
+        for _ in 0..64 {
+            x = std::hint::black_box(x.rotate_left(5) ^ 0x9E37_79B9);
+        }
+    }
+    std::hint::black_box(x);
+    us
+}
+
+fn skewed() -> Vec<u64> {
+    (0..400)
+        .map(|i| if i % 50 == 25 { 50_000 } else { 200 })
+        .collect()
+}
+
+fn lognormal() -> Vec<u64> {
+    let mut s = 0x5EEDu64;
+    let mut uniform = move || {
+        s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = s;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (((z ^ (z >> 31)) >> 11) + 1) as f64 / (1u64 << 53) as f64
+    };
+    (0..400)
+        .map(|_| {
+            // Box-Muller: one standard normal draw.
+            let n = (-2.0 * uniform().ln()).sqrt() * (2.0 * std::f64::consts::PI * uniform()).cos();
+            ((500.0 * (1.2 * n).exp()) as u64).clamp(20, 50_000)
+        })
+        .collect()
+}
+
+fn two_threads(tasks: &[u64]) -> u64 {
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        let worker = || {
+            let mut sum = 0;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&t) = tasks.get(i) else { break sum };
+                sum += busy(t);
+            }
+        };
+        let a = s.spawn(worker);
+        let b = s.spawn(worker);
+        a.join().unwrap() + b.join().unwrap()
+    })
+}
+
+fn main() {
+    pool::entry();
+    let rounds: usize = std::env::args()
+        .nth(1)
+        .map_or(3, |r| r.parse().expect("ROUNDS is a number"));
+    let rp = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let methods = [
+        ("fork", StartMethod::Fork),
+        ("spawn", StartMethod::Spawn),
+        ("threading", StartMethod::Threading),
+    ];
+    let mut pools: Vec<(&str, WorkerPool)> = methods
+        .iter()
+        .map(|&(name, m)| {
+            let p = WorkerPool::builder()
+                .n_jobs(2)
+                .start_method(m)
+                .keep_alive(true)
+                .build()
+                .unwrap();
+            (name, p)
+        })
+        .collect();
+    let mut eff: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for round in 0..rounds {
+        for (mix, tasks) in [("skewed", skewed()), ("lognormal", lognormal())] {
+            let busy_total: u64 = tasks.iter().sum();
+            let expect = busy_total;
+            let mut record = |name: String, f: &mut dyn FnMut() -> u64| {
+                let t0 = Instant::now();
+                let sum = f();
+                let wall = t0.elapsed();
+                assert_eq!(sum, expect, "{name} lost results");
+                let e = busy_total as f64 / 1e6 / (2.0 * wall.as_secs_f64());
+                println!("round {round} {mix:9} {name:26} {wall:>10.1?} eff {e:.2}");
+                eff.entry(format!("{mix:9} {name}")).or_default().push(e);
+            };
+            record("threads".into(), &mut || two_threads(&tasks));
+            record("rayon".into(), &mut || {
+                rp.install(|| tasks.par_iter().map(|&t| busy(t)).collect::<Vec<u64>>())
+                    .iter()
+                    .sum()
+            });
+            for (name, p) in pools.iter_mut() {
+                let t = tasks.clone();
+                record(format!("{name} map"), &mut || {
+                    p.map(busy, t.clone()).unwrap().iter().sum()
+                });
+                record(format!("{name} imap"), &mut || {
+                    p.imap(busy, t.clone()).unwrap().map(Result::unwrap).sum()
+                });
+                record(format!("{name} map_unordered"), &mut || {
+                    p.map_unordered(busy, t.clone()).unwrap().iter().sum()
+                });
+                record(format!("{name} imap_unordered"), &mut || {
+                    p.imap_unordered(busy, t.clone())
+                        .unwrap()
+                        .map(Result::unwrap)
+                        .sum()
+                });
+            }
+        }
+    }
+    println!("\nmedian parallel efficiency over {rounds} rounds:");
+    for (name, mut v) in eff {
+        v.sort_by(f64::total_cmp);
+        println!("{name:36} {:.2}", v[v.len() / 2]);
+    }
+}

@@ -1,0 +1,178 @@
+//! Chunks out and results in: pulling chunks from the input under back-pressure (*staged*),
+//! handing them to workers (*sent*), and taking their results when they come back
+//! (*delivered*).
+
+use super::{Batch, Call};
+use crate::backend::Command;
+use crate::chunking::ChunkInputs;
+use crate::error::PoolError;
+use crate::job::{Input, Payload, Wire, decode_output, decode_output_into, encode_inputs};
+use crate::options::ErrorPolicy;
+use crate::supervisor::Delivery;
+
+impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
+    /// Sends staged chunks to workers that can take them, and stages more while
+    /// back-pressure allows. Errors: an input that cannot be encoded, a worker that cannot be
+    /// started.
+    ///
+    /// Chunks are staged ahead of need, up to one per worker, so a worker that frees up gets
+    /// its next chunk at once instead of waiting for the input to be read.
+    pub(super) fn fill(&mut self) -> Result<(), PoolError> {
+        loop {
+            if !self.staged.is_empty() {
+                let only = self.cfg.order_tasks.then_some(self.rr % self.sup.n_jobs());
+                let input_done = self.input_done;
+                if self.sup.pick(only, input_done).is_none() && self.sup.any_dead() {
+                    self.sup.revive()?;
+                }
+                if let Some(worker) = self.sup.pick(only, input_done) {
+                    let (first, tasks) = self.staged.pop_front().expect("not empty");
+                    self.send(worker, first, tasks)?;
+                    if self.finished {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            }
+            if self.input_done || self.staged.len() >= self.sup.n_jobs() {
+                return Ok(());
+            }
+            let len = self.chunks.next_len();
+            let policy = self.cfg.policy;
+            let too_far_ahead = self.cfg.ordered
+                && self.chunks.taken() + len > self.reorder.next_expected() + policy.max_ahead;
+            if self.active > 0 && (self.active + len > policy.max_active || too_far_ahead) {
+                return Ok(());
+            }
+            match self.chunks.next_chunk() {
+                Some((first, tasks)) => {
+                    self.active += tasks.len() as u64;
+                    self.staged.push_back((first, tasks));
+                }
+                None => {
+                    self.input_done = true;
+                    self.status.set_total(self.chunks.taken());
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, worker: usize, first: u64, tasks: ChunkInputs<T>) -> Result<(), PoolError> {
+        self.rr += 1;
+        let n = tasks.len() as u32;
+        if let Some(r) = self.retained.as_mut() {
+            r.insert(first, tasks.copy());
+        }
+        let dest = match &self.slab {
+            Some(s) if self.spilled_at.is_none() && first + u64::from(n) <= s.capacity() as u64 => {
+                Some(s.writer(first as usize, n as usize))
+            }
+            // More inputs than the length announced: the rest comes back the usual way.
+            Some(_) => {
+                self.spilled_at.get_or_insert(first);
+                None
+            }
+            None => None,
+        };
+        // Encoded results are decoded into their place when they arrive.
+        let dest = match (self.wire, dest) {
+            (Wire::Bytes, Some(w)) => {
+                self.writers.insert(first, w);
+                None
+            }
+            (_, dest) => dest,
+        };
+        let input =
+            encode_inputs(tasks, self.wire, dest).map_err(|message| PoolError::Serialization {
+                context: format!("inputs of tasks #{first}..#{}", first + u64::from(n)),
+                message,
+            })?;
+        let settings = self.retry_settings(first, n).unwrap_or(self.settings);
+        let cmd = Command::Chunk {
+            job: self.job.clone(),
+            call: self.id,
+            first,
+            len: n,
+            input,
+            settings,
+        };
+        if let Err(e) = self.sup.dispatch(worker, cmd) {
+            // Sent → lost: the chunk is in the worker's hand, and goes with it.
+            self.refused(worker, e);
+        }
+        Ok(())
+    }
+
+    /// What a worker hands the call owner.
+    pub(super) fn deliver(&mut self, d: Delivery) {
+        match d {
+            Delivery::Chunk {
+                call,
+                first,
+                output,
+            } if call == self.id => {
+                let decoded = match self.writers.remove(&first) {
+                    Some(mut w) => decode_output_into(output, &mut w),
+                    None => decode_output::<R>(output),
+                };
+                let out = match decoded {
+                    Ok(o) => o,
+                    Err(message) => {
+                        return self.fail(PoolError::Serialization {
+                            context: format!("results of the chunk at task #{first}"),
+                            message,
+                        });
+                    }
+                };
+                let len = out.len();
+                self.active = self.active.saturating_sub(len);
+                // The chunk is back: its kept copy (for re-running after a lost worker) can go.
+                if let Some(r) = self.retained.as_mut() {
+                    r.remove(&first);
+                }
+                self.returned += len;
+                self.failed += out.failures.len() as u64;
+                if let Some((_, f)) = out.failures.first()
+                    && self.cfg.on_error == ErrorPolicy::Stop
+                {
+                    return self.fail(f.clone().into());
+                }
+                if out.failures.is_empty() {
+                    self.history.remove(&first);
+                    return self
+                        .reorder
+                        .put(first, len, Batch::Values(out.values.into_iter()));
+                }
+                let mut values = out.values.into_iter();
+                let mut failures = out.failures.into_iter().peekable();
+                let mut items = Vec::with_capacity(len as usize);
+                for offset in 0..len as u32 {
+                    match failures.peek() {
+                        Some((o, _)) if *o == offset => {
+                            let (_, f) = failures.next().expect("peeked");
+                            let f = self.with_history(f);
+                            if let Some(p) = self.progress.as_mut() {
+                                p.task_failed(&format!("{f:#}"));
+                            }
+                            items.push(Err(f.into()));
+                        }
+                        _ => match values.next() {
+                            Some(v) => items.push(Ok(v)),
+                            None => break,
+                        },
+                    }
+                }
+                self.reorder
+                    .put(first, len, Batch::Items(items.into_iter()));
+            }
+            Delivery::Chunk { .. } => {}
+            Delivery::HookFailed(f) => self.fail(f.into()),
+            Delivery::Lost {
+                chunks,
+                current,
+                failure,
+            } => self.recover(chunks, current, failure),
+        }
+    }
+}

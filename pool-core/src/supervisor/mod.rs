@@ -1,0 +1,327 @@
+//! The worker set of a pool: which slots run a worker, what each has in hand, and what the
+//! workers' events mean for the call that owns them. Shared by map calls and `apply_async`.
+//!
+//! - [`slot`]: one slot's state (alive, generation, chunks in hand, pace);
+//! - [`lifecycle`]: starting, reviving, stopping and terminating workers, exit results;
+//! - here: handing out chunks and turning events into [`Delivery`]s. An event of an older
+//!   generation than its slot's (a worker already killed or replaced) is dropped, so each chunk
+//!   is delivered or lost once (see the protocol in `crate::call`).
+
+mod lifecycle;
+mod slot;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crate::backend::{Backend, Command, Event};
+use crate::counters::{CounterBlock, monotonic_ns};
+use crate::error::{Cause, Failure, Phase, PoolError};
+use crate::hook::{ExitFn, InitFn, StateFn};
+use crate::job::Data;
+use crate::timing::WorkerTimings;
+use crate::worker::IN_HOOK;
+
+/// Per-call worker settings (MPIRE's map arguments that shape workers).
+pub(crate) struct WorkerSpec<Sh, St> {
+    pub(crate) init: Option<InitFn<Sh, St>>,
+    pub(crate) exit: Option<ExitFn<Sh, St>>,
+    pub(crate) lifespan: Option<u64>,
+}
+
+impl<Sh, St> Clone for WorkerSpec<Sh, St> {
+    fn clone(&self) -> Self {
+        WorkerSpec {
+            init: self.init.clone(),
+            exit: self.exit.clone(),
+            lifespan: self.lifespan,
+        }
+    }
+}
+
+/// What the supervisor hands to the owner of a call.
+#[derive(Debug)]
+pub(crate) enum Delivery {
+    /// A chunk finished.
+    Chunk { call: u64, first: u64, output: Data },
+    /// A worker was lost with these chunks in hand; `failure` is for the task it was running.
+    Lost {
+        chunks: Vec<InFlight>,
+        current: Option<u64>,
+        failure: Failure,
+    },
+    /// A worker's init or exit failed.
+    HookFailed(Failure),
+}
+
+pub(crate) use slot::InFlight;
+use slot::Slot;
+
+pub(crate) struct Supervisor<Sh, St> {
+    pub(crate) backend: Box<dyn Backend<Sh, St>>,
+    counters: Arc<dyn CounterBlock>,
+    slots: Vec<Slot>,
+    pub(crate) shared: Arc<Sh>,
+    make_state: StateFn<St>,
+    cpu_ids: Option<Vec<Vec<usize>>>,
+    pub(crate) insights: bool,
+    spec: WorkerSpec<Sh, St>,
+    pub(crate) exit_results: Vec<Vec<u8>>,
+    /// Timings of every call so far (`get_insights`).
+    pub(crate) timings: Vec<WorkerTimings>,
+    /// Timings of the current call alone, while a call with progress records them (see
+    /// [`Supervisor::begin_call_timings`]).
+    pub(crate) call_timings: Option<Vec<WorkerTimings>>,
+}
+
+impl<Sh, St> Supervisor<Sh, St> {
+    pub(crate) fn new(
+        backend: Box<dyn Backend<Sh, St>>,
+        n_jobs: usize,
+        shared: Arc<Sh>,
+        make_state: StateFn<St>,
+        cpu_ids: Option<Vec<Vec<usize>>>,
+        insights: bool,
+    ) -> Self {
+        Supervisor {
+            counters: backend.counters(),
+            backend,
+            slots: (0..n_jobs).map(|_| Slot::default()).collect(),
+            shared,
+            make_state,
+            cpu_ids,
+            insights,
+            spec: WorkerSpec {
+                init: None,
+                exit: None,
+                lifespan: None,
+            },
+            exit_results: Vec::new(),
+            timings: (0..n_jobs).map(WorkerTimings::new).collect(),
+            call_timings: None,
+        }
+    }
+
+    pub(crate) fn n_jobs(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub(crate) fn counters(&self) -> &Arc<dyn CounterBlock> {
+        &self.counters
+    }
+
+    /// A call id unique in this process (the dashboard and job caches key on it).
+    /// A new call begins: its chunks may take longer than the last call's, so every worker
+    /// starts again with one chunk at a time.
+    pub(crate) fn new_call_id(&mut self) -> u64 {
+        for s in &mut self.slots {
+            s.forget_pace();
+        }
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn any_alive(&self) -> bool {
+        self.slots.iter().any(|s| s.alive)
+    }
+
+    /// A worker that can take a chunk now, the one with the least in hand: `Some(w)` forces
+    /// that worker (round-robin). `input_done`: the call has pulled all its input.
+    pub(crate) fn pick(&self, only: Option<usize>, input_done: bool) -> Option<usize> {
+        match only {
+            Some(w) => self.slots[w].can_take(input_done).then_some(w),
+            None => (0..self.slots.len())
+                .filter(|&w| self.slots[w].can_take(input_done))
+                .min_by_key(|&w| self.slots[w].inflight.len()),
+        }
+    }
+
+    /// A worker with nothing in hand (apply tasks go only to idle workers).
+    pub(crate) fn pick_idle(&self) -> Option<usize> {
+        (0..self.slots.len()).find(|&w| self.slots[w].idle())
+    }
+
+    pub(crate) fn dispatch(
+        &mut self,
+        worker: usize,
+        cmd: Command<Sh, St>,
+    ) -> Result<(), PoolError> {
+        if let Command::Chunk {
+            call, first, len, ..
+        } = &cmd
+        {
+            let slot = &mut self.slots[worker];
+            slot.inflight.push_back(InFlight {
+                call: *call,
+                first: *first,
+                len: *len,
+                sent: Instant::now(),
+            });
+            slot.assigned_in_life += u64::from(*len);
+        }
+        self.backend.send(worker, cmd)
+    }
+
+    /// Handles one event; returns what the call owner must see.
+    pub(crate) fn handle(&mut self, event: Event) -> Result<Option<Delivery>, PoolError> {
+        match event {
+            Event::Ready { .. } => Ok(None),
+            Event::ChunkDone {
+                worker,
+                generation,
+                call,
+                first,
+                output,
+            } => {
+                let slot = &mut self.slots[worker];
+                if slot.generation != generation {
+                    return Ok(None);
+                }
+                if let Some(pos) = slot
+                    .inflight
+                    .iter()
+                    .position(|c| c.call == call && c.first == first)
+                {
+                    let c = slot.inflight.remove(pos).expect("found");
+                    slot.chunk_done(c.sent);
+                }
+                Ok(Some(Delivery::Chunk {
+                    call,
+                    first,
+                    output,
+                }))
+            }
+            Event::Failed {
+                generation,
+                failure,
+            } => {
+                if self.slots[failure.worker].generation != generation {
+                    return Ok(None);
+                }
+                Ok(Some(Delivery::HookFailed(failure)))
+            }
+            Event::Timings {
+                generation: _,
+                timings,
+            } => {
+                let w = timings.worker;
+                self.timings[w].merge(&timings);
+                if let Some(call) = self.call_timings.as_mut() {
+                    call[w].merge(&timings);
+                }
+                Ok(None)
+            }
+            Event::Exited {
+                worker,
+                generation,
+                exit_result,
+                ..
+            } => {
+                if self.slots[worker].generation != generation {
+                    return Ok(None);
+                }
+                if let Some(r) = exit_result {
+                    self.exit_results.push(r);
+                }
+                // A worker at the end of its lifespan is replaced when there is work for it
+                // (see `revive`), so a call's last lives do not start idle successors.
+                self.slots[worker].alive = false;
+                Ok(None)
+            }
+            Event::Died {
+                worker,
+                generation,
+                message,
+            } => {
+                if self.slots[worker].generation != generation {
+                    return Ok(None);
+                }
+                Ok(Some(self.lose(worker, Cause::WorkerDied, message)))
+            }
+        }
+    }
+
+    /// Takes a worker out (killed, abandoned or dead) and says what it had in hand.
+    pub(crate) fn lose(&mut self, worker: usize, cause: Cause, mut message: String) -> Delivery {
+        let counters = self.counters.slots()[worker].current();
+        let in_hook = counters.is_some_and(|(t, _)| t == IN_HOOK - 1);
+        let mut current = counters.map(|(t, _)| t).filter(|_| !in_hook);
+        self.backend.kill(worker);
+        let slot = &mut self.slots[worker];
+        // No task marked in hand, but a chunk in hand: the worker had run the tasks of its
+        // oldest chunk and was sending their results (or had not begun it). Its first task is
+        // the one lost; the others are named in the message.
+        if let (None, false, Some(c)) = (current, in_hook, slot.inflight.front()) {
+            current = Some(c.first);
+            if c.len > 1 {
+                let last = c.first + u64::from(c.len) - 1;
+                message.push_str(&format!(
+                    " (with its chunk in hand, tasks #{}..=#{last})",
+                    c.first
+                ));
+            }
+        }
+        slot.alive = false;
+        let chunks: Vec<InFlight> = slot.inflight.drain(..).collect();
+        let phase = if in_hook {
+            if slot.exiting {
+                Phase::Exit
+            } else {
+                Phase::Init
+            }
+        } else {
+            Phase::Task
+        };
+        let failure = Failure {
+            phase,
+            cause,
+            worker,
+            task: current,
+            args: None,
+            message,
+            backtrace: None,
+            attempts: 1,
+            earlier: Vec::new(),
+        };
+        Delivery::Lost {
+            chunks,
+            current,
+            failure,
+        }
+    }
+
+    /// Tasks a worker has in hand.
+    pub(crate) fn inflight(&self, worker: usize) -> &VecDeque<InFlight> {
+        &self.slots[worker].inflight
+    }
+
+    /// Workers in init or exit for longer than `limit`, or in a task for longer than `task`.
+    pub(crate) fn overdue(
+        &self,
+        hook: Option<Duration>,
+        task: Option<Duration>,
+    ) -> Vec<(usize, bool, Duration)> {
+        let now = monotonic_ns();
+        let mut out = Vec::new();
+        for (w, s) in self.slots.iter().enumerate() {
+            if !s.alive {
+                continue;
+            }
+            let Some((t, started)) = self.counters.slots()[w].current() else {
+                continue;
+            };
+            if started == 0 {
+                continue;
+            }
+            let is_hook = t == IN_HOOK - 1;
+            let limit = if is_hook { hook } else { task };
+            if let Some(limit) = limit
+                && Duration::from_nanos(now.saturating_sub(started)) > limit
+            {
+                out.push((w, is_hook, limit));
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,64 @@
+//! One worker slot as the supervisor sees it: alive or not, its generation, what it has in
+//! hand, and whether its chunks are quick (which lets it hold two; see
+//! [`crate::chunking::Policy::hand_depth`]).
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use crate::chunking::{Policy, QUICK_CHUNK};
+
+/// A chunk a worker has in hand (*sent*, or *running* at the front of the hand).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct InFlight {
+    pub(crate) call: u64,
+    pub(crate) first: u64,
+    pub(crate) len: u32,
+    /// When it was sent to the worker.
+    pub(crate) sent: Instant,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Slot {
+    pub(crate) alive: bool,
+    /// Bumped at each start of a worker here; events of older workers are dropped.
+    pub(crate) generation: u64,
+    /// Asked to run `worker_exit` and stop.
+    pub(crate) exiting: bool,
+    pub(crate) assigned_in_life: u64,
+    /// The lifespan this worker was started with (it stops itself there).
+    pub(crate) lifespan: Option<u64>,
+    pub(crate) inflight: VecDeque<InFlight>,
+    /// This worker's last chunk took less than [`QUICK_CHUNK`].
+    quick: bool,
+    /// When its last chunk came back.
+    last_done: Option<Instant>,
+}
+
+impl Slot {
+    /// Whether it can take one more chunk now (`input_done`: the call pulled all its input).
+    pub(crate) fn can_take(&self, input_done: bool) -> bool {
+        self.alive
+            && !self.exiting
+            && self.inflight.len() < Policy::hand_depth(self.quick, input_done)
+            && self.lifespan.is_none_or(|l| self.assigned_in_life < l)
+    }
+
+    /// Whether it is alive with nothing in hand.
+    pub(crate) fn idle(&self) -> bool {
+        self.can_take(true) && self.inflight.is_empty()
+    }
+
+    /// Notes that a chunk sent at `sent` came back now.
+    pub(crate) fn chunk_done(&mut self, sent: Instant) {
+        let now = Instant::now();
+        // With two in hand, a chunk began when the one before it ended.
+        let began = self.last_done.map_or(sent, |d| d.max(sent));
+        self.quick = now.duration_since(began) < QUICK_CHUNK;
+        self.last_done = Some(now);
+    }
+
+    /// Forgets how quick its chunks were (a new call's may be slower).
+    pub(crate) fn forget_pace(&mut self) {
+        (self.quick, self.last_done) = (false, None);
+    }
+}

@@ -1,0 +1,112 @@
+//! Ctrl-C ends every kind of call with `PoolError::Interrupted`, under every start method, and
+//! the program goes on; the progress bar says "interrupted".
+//!
+//! A real SIGINT goes to a child process: the test re-executes this binary with
+//! `POOL_SUITE_INTERRUPT=<start method>/<call>` set, and [`run_if_asked`] plays the part.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use pool::{MapOptions, PoolError, StartMethod};
+
+const VAR: &str = "POOL_SUITE_INTERRUPT";
+const CALLS: [&str; 4] = ["map", "map_results", "imap", "imap_unordered"];
+
+/// In a scenario child: run the call, print how it ended, exit.
+pub(crate) fn run_if_asked() {
+    let Ok(what) = std::env::var(VAR) else { return };
+    // The child's own workers must not play the scenario again.
+    // SAFETY: single-threaded at this point (before main).
+    unsafe { std::env::remove_var(VAR) };
+    let (method, call) = what.split_once('/').expect("method/call");
+    let m = match method {
+        "fork" => StartMethod::Fork,
+        "spawn" => StartMethod::Spawn,
+        _ => StartMethod::Threading,
+    };
+    println!("ended: {}", play(m, call));
+    std::process::exit(0);
+}
+
+/// Prints that it runs, then sleeps for longer than the test waits.
+fn sleeps(x: u32) -> u32 {
+    println!("running {x}");
+    std::thread::sleep(Duration::from_secs(30));
+    x
+}
+
+fn play(m: StartMethod, call: &str) -> String {
+    let mut p = super::pool(m, 2);
+    let opts = MapOptions::default().chunk_size(1).progress_bar(true);
+    let interrupted = |e: &PoolError| matches!(e, PoolError::Interrupted);
+    let ok = match call {
+        "map" => p
+            .map_with(sleeps, 0..4u32, opts)
+            .is_err_and(|e| interrupted(&e)),
+        "map_results" => p
+            .map_results(sleeps, 0..4u32, opts.keep_going(2))
+            .is_err_and(|e| interrupted(&e)),
+        "imap" | "imap_unordered" => {
+            let it = if call == "imap" {
+                p.imap_with(sleeps, 0..4u32, opts)
+            } else {
+                p.imap_unordered_with(sleeps, 0..4u32, opts)
+            };
+            let items: Vec<_> = it.expect("the call starts").collect();
+            matches!(items.as_slice(), [Err(e)] if interrupted(e))
+        }
+        other => panic!("unknown call {other}"),
+    };
+    if ok {
+        "interrupted".into()
+    } else {
+        "otherwise".into()
+    }
+}
+
+fn ctrl_c_ends_every_call(m: StartMethod) {
+    for call in CALLS {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .env(VAR, format!("{}/{call}", m.name()))
+            .arg("--exact")
+            .arg("no-test-runs-in-the-scenario-child")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        while !line.starts_with("running") {
+            line.clear();
+            assert!(
+                out.read_line(&mut line).unwrap() > 0,
+                "{call}: the child ended early"
+            );
+        }
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let mut rest = String::new();
+        out.read_to_string(&mut rest).unwrap();
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        let status = child.wait().unwrap();
+        assert!(
+            status.success(),
+            "{call}: the program goes on after Ctrl-C: {status:?}, stderr: {err}"
+        );
+        assert!(rest.contains("ended: interrupted"), "{call}: {rest:?}");
+        let bar = err.to_lowercase();
+        assert!(
+            bar.contains("interrupted") && !bar.contains("failed"),
+            "{call}: the bar says interrupted: {err}"
+        );
+    }
+}
+
+for_each_start_method!(ctrl_c_ends_every_call);
