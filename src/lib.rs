@@ -40,6 +40,10 @@ use pool_ipc::backend::{ProcessBackend, ProcessMethod};
 /// spawned worker it runs the worker and exits; elsewhere it returns at once. Code before it
 /// runs again in every spawned worker.
 ///
+/// A program that builds a Spawn pool without calling it gets a
+/// [`PoolError::InvalidConfig`] naming this function at once, and no worker is started (a
+/// worker would run `main` again, which would start workers of its own, and so on).
+///
 /// ```no_run
 /// pool::entry(); // first thing in `main`
 /// let mut pool = pool::WorkerPool::builder().start_method(pool::StartMethod::Spawn).build()?;
@@ -89,6 +93,8 @@ impl Extensions for Layers {
         n_jobs: usize,
         daemon: bool,
     ) -> Result<Box<dyn Backend<Sh, St>>, PoolError> {
+        // A spawned worker whose `main` skipped `pool::entry()` stops here, at its first pool.
+        pool_ipc::entry::exit_if_hook_skipped();
         if method != StartMethod::Threading && pool_ipc::backend::in_daemon_worker() {
             return Err(PoolError::InvalidConfig(
                 "this code runs in a daemon worker, which may not start worker processes: build \

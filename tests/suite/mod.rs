@@ -20,13 +20,15 @@ macro_rules! for_each_start_method {
                 fn spawn() {
                     super::$name(pool::StartMethod::Spawn);
                 }
-                /// Runs under `mpirun` only (`pool-mpi/run-tests.sh`); passes as
-                /// skipped elsewhere.
+                /// Runs under `mpirun` only (`pool-mpi/run-tests.sh`); elsewhere a loud
+                /// skip, and a failure when `CI` is set.
                 #[cfg(feature = "mpi")]
                 #[test]
                 fn mpi() {
                     if std::env::var_os("OMPI_COMM_WORLD_SIZE").is_none() {
-                        eprintln!("skipped: not under mpirun");
+                        super::skip_or_fail_in_ci(
+                            "not under mpirun: run pool-mpi/run-tests.sh for the MPI instances",
+                        );
                         return;
                     }
                     super::$name(pool::StartMethod::Mpi);
@@ -34,6 +36,15 @@ macro_rules! for_each_start_method {
             }
         )*
     };
+}
+
+/// A test that cannot run here: a loud skip line, or a failure when `CI` is set (CI must
+/// never report ok for work it did not do).
+#[cfg(feature = "mpi")]
+pub(crate) fn skip_or_fail_in_ci(why: &str) {
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
+    assert!(!ci, "CI is set, and this test cannot run: {why}");
+    eprintln!("\n!!! SKIPPED: {why} (under CI=true this fails)\n");
 }
 
 /// A builder for `n` workers of start method `m`.

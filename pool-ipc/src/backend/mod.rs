@@ -107,6 +107,10 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> PoolErro
 impl<Sh: SharedObjects, St: 'static> ProcessBackend<Sh, St> {
     /// A back end with `n_jobs` worker slots; `daemon` workers may not start process pools.
     pub fn new(method: ProcessMethod, n_jobs: usize, daemon: bool) -> Result<Self, PoolError> {
+        crate::entry::exit_if_hook_skipped();
+        if method == ProcessMethod::Spawn && !crate::entry::hook_called() {
+            return Err(PoolError::InvalidConfig(crate::entry::ADD_THE_HOOK.into()));
+        }
         let counters =
             SharedCounters::new(n_jobs).map_err(io_err("cannot create the shared counters"))?;
         let links: Arc<Mutex<HashMap<u64, Link>>> = Arc::default();
@@ -252,7 +256,7 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
         self.retire(id, true);
         let link = Link::new(LINK_CAPACITY)
             .map_err(io_err(format!("cannot create the link of worker {id}")))?;
-        let (process, known) = self.start_process(&setup, &link)?;
+        let (mut process, known) = self.start_process(&setup, &link)?;
         let token = ((id as u64) << 32) | (setup.generation & 0xffff_ffff);
         lock(&self.links).insert(token, link.clone());
         if let Err(e) = self.watcher.watch(&process, token) {
@@ -268,8 +272,15 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
             // The first frame of a spawned worker: its copy of the shared objects.
             if let Err(e) = tx.send_bytes(shared) {
                 let _ = process.kill(libc::SIGKILL);
+                // A worker that ended on its own at start-up says why in its exit status.
+                let why = match process.wait() {
+                    Ok(r) if r.signal() != Some(libc::SIGKILL) => {
+                        format!(": worker process {} {r}", process.pid())
+                    }
+                    _ => String::new(),
+                };
                 return Err(PoolError::backend(
-                    format!("cannot send the shared objects to worker {id}: {e}"),
+                    format!("cannot send the shared objects to worker {id}: {e}{why}"),
                     std::io::ErrorKind::BrokenPipe.into(),
                 ));
             }

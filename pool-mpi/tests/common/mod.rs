@@ -66,7 +66,15 @@ pub fn under_mpirun(test: &str, ranks: usize) -> bool {
 
 pub fn under_mpirun_with(test: &str, ranks: usize, recovery: bool) -> bool {
     if Command::new("mpirun").arg("--version").output().is_err() {
-        eprintln!("skipped: mpirun is not installed");
+        let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
+        assert!(
+            !ci,
+            "CI is set and mpirun is not installed: apt-get install -y openmpi-bin libopenmpi-dev"
+        );
+        eprintln!(
+            "\n!!! SKIPPED: mpirun is not installed (apt-get install -y openmpi-bin \
+             libopenmpi-dev); under CI=true this fails\n"
+        );
         return false;
     }
     let exe = std::env::current_exe().unwrap();
