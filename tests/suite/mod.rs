@@ -26,7 +26,7 @@ macro_rules! for_each_start_method {
                 #[test]
                 fn mpi() {
                     if std::env::var_os("OMPI_COMM_WORLD_SIZE").is_none() {
-                        super::skip_or_fail_in_ci(
+                        crate::suite::skip_or_fail_in_ci(
                             "not under mpirun: run pool-mpi/run-tests.sh for the MPI instances",
                         );
                         return;
