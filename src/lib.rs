@@ -96,8 +96,8 @@ pub fn finalize_mpi() {
 /// feature), progress bars that also report to a connected dashboard, and insights.
 pub type DefaultLayers = pool_core::Layers<StartMethods, WithDashboard<Bars>, Insights>;
 
-/// Every start method this build offers, as the workers piece of [`DefaultLayers`]: `Fork`, `Spawn`
-/// and `Threading` from [`pool_ipc::Processes`], and `Mpi` with the `mpi` feature.
+/// Every start method this build offers, as the workers piece of [`DefaultLayers`]: `Fork`,
+/// `Spawn` and `Threading` from [`pool_ipc::Processes`], and `Mpi` with the `mpi` feature.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StartMethods;
 
