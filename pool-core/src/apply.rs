@@ -372,11 +372,31 @@ impl<R> AsyncResult<R> {
     }
 
     /// Whether the task finished.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let mut pool = pool_core::ThreadPool::new(2)?;
+    /// let r = pool.apply_async(|x: u32| x + 1, 1)?;
+    /// r.wait(Some(Duration::from_secs(10)));
+    /// assert!(r.ready());
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn ready(&self) -> bool {
         lock(&self.slot.0).is_some()
     }
 
     /// Whether it finished without error; `Err(NotReady)` while it runs.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let mut pool = pool_core::ThreadPool::new(2)?;
+    /// let r = pool.apply_async(|x: u32| if x == 0 { panic!("zero") } else { x }, 0)?;
+    /// r.wait(None);
+    /// assert!(!r.successful()?);
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn successful(&self) -> Result<bool, PoolError> {
         match &*lock(&self.slot.0) {
             None => Err(PoolError::NotReady),
@@ -385,6 +405,16 @@ impl<R> AsyncResult<R> {
     }
 
     /// Waits until the task finished or `timeout` passed; returns whether it finished.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let mut pool = pool_core::ThreadPool::new(2)?;
+    /// let r = pool.apply_async(|ms: u64| std::thread::sleep(Duration::from_millis(ms)), 300)?;
+    /// assert!(!r.wait(Some(Duration::from_millis(1)))); // not yet
+    /// assert!(r.wait(None)); // done
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn wait(&self, timeout: Option<Duration>) -> bool {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut g = lock(&self.slot.0);
@@ -409,6 +439,15 @@ impl<R> AsyncResult<R> {
     }
 
     /// The result, waiting at most `timeout` (`Err(WaitTimeout)` then).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let mut pool = pool_core::ThreadPool::new(2)?;
+    /// let r = pool.apply_async(|x: u32| x * 2, 21)?;
+    /// assert_eq!(r.get(Some(Duration::from_secs(10)))?, 42);
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn get(self, timeout: Option<Duration>) -> Result<R, PoolError> {
         if !self.wait(timeout) {
             return Err(PoolError::WaitTimeout(timeout.unwrap_or_default()));

@@ -67,24 +67,72 @@ impl<R, Sh, St> fmt::Debug for ApplyOptions<R, Sh, St> {
 
 impl<R, Sh, St> ApplyOptions<R, Sh, St> {
     /// Called with the result when the task succeeds (on the pool's collector thread).
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use pool_core::ApplyOptions;
+    ///
+    /// let mut pool = pool_core::ThreadPool::new(2)?;
+    /// let (tx, rx) = mpsc::channel();
+    /// let opts = ApplyOptions::default().callback(move |v: &u32| tx.send(*v).unwrap());
+    /// pool.apply_async_with(|x: u32| x + 1, 1, opts)?;
+    /// assert_eq!(rx.recv().unwrap(), 2);
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn callback(mut self, f: impl FnOnce(&R) + Send + 'static) -> Self {
         self.callback = Some(Box::new(f));
         self
     }
 
     /// Called with the error when the task fails.
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use pool_core::ApplyOptions;
+    ///
+    /// let mut pool = pool_core::ThreadPool::new(2)?;
+    /// let (tx, rx) = mpsc::channel();
+    /// let opts = ApplyOptions::default().error_callback(move |e| tx.send(e.to_string()).unwrap());
+    /// let r = pool.apply_async_with(|x: u32| if x == 0 { panic!("zero") } else { x }, 0, opts)?;
+    /// assert!(r.get(None).is_err());
+    /// assert!(rx.recv().unwrap().contains("zero"));
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn error_callback(mut self, f: impl FnOnce(&PoolError) + Send + 'static) -> Self {
         self.error_callback = Some(Box::new(f));
         self
     }
 
     /// Fail the task if it runs longer than this.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pool_core::ApplyOptions;
+    ///
+    /// let mut pool = pool_core::ThreadPool::new(2)?;
+    /// let opts = ApplyOptions::default().task_timeout(Duration::from_millis(200));
+    /// let r = pool.apply_async_with(|ms: u64| std::thread::sleep(Duration::from_millis(ms)), 5_000, opts)?;
+    /// assert!(r.get(None).is_err());
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn task_timeout(mut self, d: Duration) -> Self {
         self.workers = self.workers.task_timeout(d);
         self
     }
 
     /// Init, exit and their timeouts for workers this task starts (as in `MapOptions`).
+    ///
+    /// ```
+    /// use pool_core::{ApplyOptions, MapOptions};
+    ///
+    /// let mut pool = pool_core::ThreadPool::builder().n_jobs(1).worker_state(|| 0u32).build()?;
+    /// // Workers that this task starts run this init first.
+    /// let init = MapOptions::default().worker_init(|ctx| *ctx.state_mut() = 7);
+    /// let opts = ApplyOptions::default().worker_options(init);
+    /// let r = pool.apply_async_ctx_with(|ctx, x: u32| *ctx.state() + x, 1, opts)?;
+    /// assert_eq!(r.get(None)?, 8);
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn worker_options(mut self, opts: MapOptions<Sh, St>) -> Self {
         self.workers = opts;
         self
@@ -93,6 +141,12 @@ impl<R, Sh, St> ApplyOptions<R, Sh, St> {
 
 impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
     /// Runs one task on a worker and waits for its result.
+    ///
+    /// ```
+    /// let mut pool = pool_core::ThreadPool::new(2)?;
+    /// assert_eq!(pool.apply(|x: u32| x * 3, 5)?, 15);
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn apply<T: Input, R: Payload>(
         &mut self,
         f: impl Fn(T) -> R + Send + Sync + 'static,
@@ -105,6 +159,14 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
     ///
     /// The pool numbers its apply tasks 0, 1, 2... in the order they are submitted (`apply`
     /// included); an error names the task by that number ("task #3 panicked").
+    ///
+    /// ```
+    /// let mut pool = pool_core::ThreadPool::new(2)?;
+    /// let handles: Vec<_> = (0..4u32).map(|x| pool.apply_async(|x: u32| x * x, x)).collect::<Result<_, _>>()?;
+    /// let squares: Vec<u32> = handles.into_iter().map(|h| h.get(None)).collect::<Result<_, _>>()?;
+    /// assert_eq!(squares, vec![0, 1, 4, 9]);
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn apply_async<T: Input, R: Payload>(
         &mut self,
         f: impl Fn(T) -> R + Send + Sync + 'static,
@@ -114,6 +176,15 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
     }
 
     /// [`Self::apply_async`] with callbacks and options.
+    ///
+    /// ```
+    /// use pool_core::ApplyOptions;
+    ///
+    /// let mut pool = pool_core::ThreadPool::new(2)?;
+    /// let r = pool.apply_async_with(|x: u32| x + 1, 1, ApplyOptions::default())?;
+    /// assert_eq!(r.get(None)?, 2);
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn apply_async_with<T: Input, R: Payload>(
         &mut self,
         f: impl Fn(T) -> R + Send + Sync + 'static,
@@ -124,6 +195,15 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
     }
 
     /// [`Self::apply_async_with`] for a task that takes the worker's [`WorkerContext`].
+    ///
+    /// ```
+    /// use pool_core::ApplyOptions;
+    ///
+    /// let mut pool = pool_core::ThreadPool::builder().n_jobs(2).shared_objects(10u32).build()?;
+    /// let r = pool.apply_async_ctx_with(|ctx, x: u32| *ctx.shared() + x, 1, ApplyOptions::default())?;
+    /// assert_eq!(r.get(None)?, 11);
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn apply_async_ctx_with<T: Input, R: Payload>(
         &mut self,
         f: impl Fn(&mut WorkerContext<'_, Sh, St>, T) -> R + Send + Sync + 'static,

@@ -75,18 +75,44 @@ pub fn cpu_count() -> usize {
 
 impl<Sh, St, E: Extensions> Builder<Sh, St, E> {
     /// Number of workers. Default: the number of CPUs.
+    ///
+    /// ```
+    /// let pool = pool_core::ThreadPool::builder().n_jobs(3).build()?;
+    /// assert_eq!(pool.n_jobs(), 3);
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn n_jobs(mut self, n: usize) -> Self {
         self.n_jobs = Some(n);
         self
     }
 
     /// How workers start. Default: `Fork` with process workers, else `Threading`.
+    ///
+    /// ```
+    /// use pool_core::{StartMethod, ThreadPool};
+    ///
+    /// // This crate alone runs threads; `pool` adds Fork and Spawn.
+    /// let pool = ThreadPool::builder().start_method(StartMethod::Threading).build()?;
+    /// assert_eq!(pool.start_method(), StartMethod::Threading);
+    /// assert!(ThreadPool::builder().start_method(StartMethod::Fork).build().is_err());
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn start_method(mut self, m: StartMethod) -> Self {
         self.start_method = Some(m);
         self
     }
 
     /// Objects every task can read through its context (copy-on-write under `Fork`).
+    ///
+    /// ```
+    /// let mut pool = pool_core::ThreadPool::builder()
+    ///     .n_jobs(2)
+    ///     .shared_objects(vec![10u64, 20, 30])
+    ///     .build()?;
+    /// let out = pool.map_ctx(|ctx, i: usize| ctx.shared()[i], 0..3usize)?;
+    /// assert_eq!(out, vec![10, 20, 30]);
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn shared_objects<S2: SharedObjects>(self, shared: S2) -> Builder<S2, St, E> {
         Builder {
             n_jobs: self.n_jobs,
@@ -103,6 +129,19 @@ impl<Sh, St, E: Extensions> Builder<Sh, St, E> {
     }
 
     /// A state per worker, made by `make` when the worker starts (and restarts).
+    ///
+    /// ```
+    /// let mut pool = pool_core::ThreadPool::builder().n_jobs(1).worker_state(Vec::<u64>::new).build()?;
+    /// let seen = pool.map_ctx(
+    ///     |ctx, x: u64| {
+    ///         ctx.state_mut().push(x);
+    ///         ctx.state().len()
+    ///     },
+    ///     0..3u64,
+    /// )?;
+    /// assert_eq!(seen, vec![1, 2, 3]); // one worker, one state
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn worker_state<S2: 'static, F>(self, make: F) -> Builder<Sh, S2, E>
     where
         F: Fn() -> S2 + Send + Sync + 'static,
@@ -122,36 +161,83 @@ impl<Sh, St, E: Extensions> Builder<Sh, St, E> {
     }
 
     /// Keep workers (and their state) alive between calls. Default: restart them every call.
+    ///
+    /// ```
+    /// let mut pool = pool_core::ThreadPool::builder().n_jobs(2).keep_alive(true).build()?;
+    /// pool.map(|x: u64| x, 0..4u64)?;
+    /// pool.map(|x: u64| x, 0..4u64)?; // the same workers
+    /// pool.join()?;
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn keep_alive(mut self, on: bool) -> Self {
         self.keep_alive = on;
         self
     }
 
     /// Hand chunks to workers round-robin (worker 0, 1, ...), not to whichever is free.
+    ///
+    /// ```
+    /// let mut pool = pool_core::ThreadPool::builder().n_jobs(2).order_tasks(true).build()?;
+    /// // Chunk i goes to worker i % n_jobs.
+    /// let workers = pool.map_ctx_with(
+    ///     |ctx, _x: u64| ctx.worker_id(),
+    ///     0..4u64,
+    ///     pool_core::MapOptions::default().chunk_size(1),
+    /// )?;
+    /// assert_eq!(workers, vec![0, 1, 0, 1]);
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn order_tasks(mut self, on: bool) -> Self {
         self.order_tasks = on;
         self
     }
 
     /// Daemon workers may not start pools of their own (process workers). Default: true.
+    ///
+    /// ```
+    /// let pool = pool_core::ThreadPool::builder().daemon(false).build()?;
+    /// assert!(!pool.daemon());
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn daemon(mut self, on: bool) -> Self {
         self.daemon = on;
         self
     }
 
     /// CPUs per worker: one entry for all workers, or one entry per worker.
+    ///
+    /// ```
+    /// // Pin the one worker to the first CPU this process may run on.
+    /// let first = pool_core::backend::current_affinity()[0];
+    /// let mut pool = pool_core::ThreadPool::builder().n_jobs(1).cpu_ids(vec![vec![first]]).build()?;
+    /// let cpus = pool.map(|_x: u64| pool_core::backend::current_affinity(), 0..1u64)?;
+    /// assert_eq!(cpus[0], vec![first]);
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn cpu_ids(mut self, ids: Vec<Vec<usize>>) -> Self {
         self.cpu_ids = Some(ids);
         self
     }
 
     /// Record per-worker timings for `get_insights`.
+    ///
+    /// ```
+    /// let mut pool = pool_core::ThreadPool::builder().n_jobs(2).enable_insights(true).build()?;
+    /// pool.map(|x: u64| x, 0..10u64)?;
+    /// assert_eq!(pool.get_insights().0.iter().map(|w| w.n_completed_tasks).sum::<u64>(), 10);
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn enable_insights(mut self, on: bool) -> Self {
         self.insights = on;
         self
     }
 
     /// Checks the settings and builds the pool (workers start with the first call).
+    ///
+    /// ```
+    /// let err = pool_core::ThreadPool::builder().n_jobs(0).build().unwrap_err();
+    /// assert!(err.to_string().starts_with("invalid configuration"), "{err}");
+    /// ```
     pub fn build(self) -> Result<WorkerPool<Sh, St, E>, PoolError>
     where
         Sh: SharedObjects,

@@ -10,7 +10,21 @@ use std::time::Duration;
 use crate::worker_trace::WorkerBacktrace;
 
 /// Everything that can go wrong in a pool call.
-#[derive(Debug, thiserror::Error)]
+///
+/// Its `Debug` is meant for people, since `fn main() -> Result<(), PoolError>` prints it: the
+/// message, the chain of causes, and a worker's backtrace only when `RUST_BACKTRACE` asks for
+/// one. [`PoolError::failure`] gives the structured facts.
+///
+/// ```
+/// let mut pool = pool_core::ThreadPool::new(2)?;
+/// let err = pool
+///     .map(|x: u64| if x == 3 { panic!("three") } else { x }, 0..10u64)
+///     .unwrap_err();
+/// assert_eq!(err.failure().unwrap().task, Some(3));
+/// assert!(format!("{err:?}").starts_with("task #3 panicked in worker"));
+/// # Ok::<(), pool_core::PoolError>(())
+/// ```
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum PoolError {
     /// A task, worker init or worker exit failed inside a worker.
@@ -70,6 +84,47 @@ impl PoolError {
             context: context.into(),
             source,
         }
+    }
+}
+
+impl fmt::Debug for PoolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_report(f, backtrace_wanted())
+    }
+}
+
+/// Whether the user asked for backtraces (`RUST_BACKTRACE` set, and not to `0`).
+fn backtrace_wanted() -> bool {
+    std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0")
+}
+
+impl PoolError {
+    /// The human report behind `Debug`: the message, each cause not already in it, and the
+    /// worker's backtrace when `backtrace` (else a hint that there is one).
+    fn write_report(&self, f: &mut fmt::Formatter<'_>, backtrace: bool) -> fmt::Result {
+        let message = self.to_string();
+        f.write_str(&message)?;
+        let mut source = std::error::Error::source(self);
+        let mut first = true;
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            if !message.contains(&text) {
+                if first {
+                    f.write_str("\n\nCaused by:")?;
+                    first = false;
+                }
+                write!(f, "\n    {text}")?;
+            }
+            source = cause.source();
+        }
+        if let Some(bt) = self.failure().and_then(|x| x.backtrace.as_ref()) {
+            if backtrace {
+                write!(f, "\n\nworker backtrace:\n{bt}")?;
+            } else {
+                f.write_str("\n\n(the worker's backtrace: run with RUST_BACKTRACE=1 to see it)")?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -175,3 +230,73 @@ impl fmt::Display for Failure {
 }
 
 impl std::error::Error for Failure {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Report<'a>(&'a PoolError, bool);
+
+    impl fmt::Display for Report<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            self.0.write_report(f, self.1)
+        }
+    }
+
+    fn panicked_task() -> PoolError {
+        PoolError::from(Failure {
+            phase: Phase::Task,
+            cause: Cause::Panic,
+            worker: 1,
+            task: Some(7),
+            args: Some("7".into()),
+            message: "boom".into(),
+            backtrace: Some(crate::worker_trace::WorkerBacktrace::capture()),
+            attempts: 1,
+            earlier: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn debug_of_a_panicked_task_is_its_message_without_the_backtrace() {
+        let err = panicked_task();
+        let text = Report(&err, false).to_string();
+        assert_eq!(
+            text,
+            "task #7 panicked in worker 1 (args: 7): boom\n\n\
+             (the worker's backtrace: run with RUST_BACKTRACE=1 to see it)"
+        );
+    }
+
+    #[test]
+    fn debug_shows_the_backtrace_when_asked() {
+        let err = panicked_task();
+        let text = Report(&err, true).to_string();
+        let head = "task #7 panicked in worker 1 (args: 7): boom\n\nworker backtrace:\n";
+        assert!(text.starts_with(head), "{text}");
+        assert!(text.len() > head.len(), "no frames shown: {text}");
+    }
+
+    #[test]
+    fn debug_lists_causes_not_already_in_the_message() {
+        #[derive(Debug)]
+        struct CannotMap(std::io::Error);
+        impl fmt::Display for CannotMap {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("cannot map the link")
+            }
+        }
+        impl std::error::Error for CannotMap {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let root = std::io::Error::other("no space left in /dev/shm");
+        let err = PoolError::backend("starting worker 2", std::io::Error::other(CannotMap(root)));
+        // io::Error shows its inner error, which the message already holds: not repeated.
+        assert_eq!(
+            Report(&err, false).to_string(),
+            "starting worker 2: cannot map the link\n\nCaused by:\n    no space left in /dev/shm"
+        );
+    }
+}

@@ -3,11 +3,12 @@
 //!
 //! `pool_core::WorkerPool<Sh, St, E>` takes an [`Extensions`] type; the `pool` facade fixes it
 //! to one that adds process workers, progress bars and insights, so its users never see it.
+//! To pick other layers, name a [`crate::Layers`] of ready-made pieces rather than implement
+//! this trait.
 
 use crate::backend::{Backend, StartMethod};
 use crate::error::PoolError;
 use crate::progress::{CallInfo, ProgressSink};
-use crate::threads::ThreadBackend;
 use crate::timing::WorkerTimings;
 
 /// Bounds of shared objects: shared by reference between threads, or shipped to processes.
@@ -49,41 +50,8 @@ pub trait Extensions: 'static {
 }
 
 /// The core alone: threads only, no progress rendering, raw timings as insights.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CoreOnly;
-
-impl Extensions for CoreOnly {
-    type Insights = RawInsights;
-
-    fn default_start_method() -> StartMethod {
-        StartMethod::Threading
-    }
-
-    fn backend<Sh: SharedObjects, St: 'static>(
-        method: StartMethod,
-        n_jobs: usize,
-        _daemon: bool,
-    ) -> Result<Box<dyn Backend<Sh, St>>, PoolError> {
-        match method {
-            StartMethod::Threading => Ok(Box::new(ThreadBackend::new(n_jobs))),
-            StartMethod::Mpi => Err(PoolError::InvalidConfig(
-                "StartMethod::Mpi needs the `mpi` feature and mpirun".into(),
-            )),
-            other => Err(PoolError::InvalidConfig(format!(
-                "start method {} needs process workers: use the `pool` crate, or StartMethod::Threading",
-                other.name()
-            ))),
-        }
-    }
-
-    fn progress(_info: &CallInfo) -> Option<Box<dyn ProgressSink>> {
-        None
-    }
-
-    fn insights(timings: &[WorkerTimings]) -> Self::Insights {
-        RawInsights(timings.to_vec())
-    }
-}
+pub type CoreOnly =
+    crate::layers::Layers<crate::layers::Threads, crate::layers::NoProgress, RawInsights>;
 
 /// The raw per-worker timings, as insights of the core alone (the `pool` crate gives
 /// statistics, percentiles and JSON).

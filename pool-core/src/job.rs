@@ -135,7 +135,7 @@ pub struct TaskEnv<'a> {
 /// Rebuilds a job in a fresh process of the same binary (see [`ErasedJob::rebuilder`]).
 pub type JobRebuilder<Sh, St> = fn() -> Arc<dyn ErasedJob<Sh, St>>;
 
-/// A call's task function, type-erased. Implemented by [`TypedJob`] only.
+/// A call's task function, type-erased. Implemented by `TypedJob` only.
 pub trait ErasedJob<Sh, St>: Send + Sync {
     /// Runs the tasks of one chunk, whose first task has index `first`.
     fn run_chunk(

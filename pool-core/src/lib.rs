@@ -3,10 +3,10 @@
 //! `pool-core` holds the task model, chunking, scheduling (ordered and unordered reassembly,
 //! back-pressure, round-robin), the worker life cycle (start, init, work, exit, lifespan
 //! restarts, keep-alive), timeouts, errors, `AsyncResult`, the thread back end, and the seams
-//! the other layers plug into: [`Backend`] (who runs workers), [`ProgressSink`] (who shows
-//! progress) and raw [`WorkerTimings`] (what insights are made of), wired through
-//! [`Extensions`]. Most users want the `pool` crate, which adds process workers, progress bars
-//! and insights; this crate alone gives [`ThreadPool`].
+//! the other layers plug into: [`Workers`] (who runs workers, through the [`backend`]
+//! interface), [`Progress`] (who shows progress) and [`FromTimings`] (what insights are made
+//! of), put together by [`Layers`]. Most users want the `pool` crate, which adds process
+//! workers, progress bars and insights; this crate alone gives [`ThreadPool`].
 //!
 //! ```
 //! use pool_core::{MapOptions, ThreadPool};
@@ -33,7 +33,7 @@
 
 mod apply;
 mod apply_api;
-mod backend;
+// The back-end interface's own types; public as part of `backend` below.
 mod builder;
 mod call;
 pub mod chunking;
@@ -48,12 +48,15 @@ mod hook;
 mod indexed;
 pub mod interrupt;
 mod job;
+mod layers;
 mod map_iter;
 mod options;
 pub mod panic;
 mod pool;
 mod progress;
 pub mod refusal;
+#[path = "backend.rs"]
+mod seam;
 mod slab;
 mod supervisor;
 mod task_inputs;
@@ -63,26 +66,49 @@ mod timing;
 mod worker;
 mod worker_trace;
 
+/// The back-end interface: what a crate that runs workers (threads here, `pool-ipc`'s
+/// processes, `pool-mpi`'s ranks) implements and calls. Users of the pool need none of it.
+///
+/// The parent talks to a [`Backend`] with [`Command`]s and
+/// hears [`Event`]s; a worker, wherever it runs, is
+/// [`run_worker`] reading commands from a
+/// [`WorkerLink`]. Everything typed (the task function, its inputs and
+/// results) travels inside [`Data`] and an [`ErasedJob`].
+pub mod backend {
+    pub use crate::codec::{recycle_buffer, take_buffer};
+    pub use crate::counters::{CounterBlock, CounterRef, WorkerCounters, monotonic_ns};
+    pub use crate::hook::{ExitFn, Hook, InitFn, StateFn};
+    pub use crate::job::{
+        ChunkOutput, Data, ErasedJob, Input, JobRebuilder, Payload, RunSettings, TaskEnv, Wire,
+    };
+    pub use crate::seam::*;
+    pub use crate::threads::ThreadBackend;
+    pub use crate::worker::{IN_HOOK, current_affinity, pin_current_thread, run_worker};
+}
+
 pub use apply::AsyncResult;
 pub use apply_api::ApplyOptions;
-pub use backend::{Backend, Command, Event, ExitReason, StartMethod, WorkerLink, WorkerSetup};
 pub use builder::{Builder, cpu_count};
-pub use codec::{recycle_buffer, take_buffer};
 pub use context::WorkerContext;
-pub use counters::{CounterBlock, CounterRef, WorkerCounters, monotonic_ns};
 pub use error::{Cause, Failure, Phase, PoolError};
 pub use extensions::{CoreOnly, Extensions, RawInsights, SharedObjects};
-pub use hook::{ExitFn, Hook, InitFn, StateFn};
-pub use job::{
-    ChunkOutput, Data, ErasedJob, Input, JobRebuilder, Payload, RunSettings, TaskEnv, Wire,
-};
+pub use layers::{FromTimings, Layers, NoProgress, Progress, Threads, Workers};
 pub use map_iter::MapIter;
 pub use options::{ErrorPolicy, MapOptions, RetryOn};
 pub use pool::{ThreadPool, WorkerPool};
 pub use progress::{
     CallInfo, Outcome, ProgressSink, ProgressSpec, ProgressStyle, Status, StatusHandle,
 };
-pub use threads::ThreadBackend;
+pub use seam::StartMethod;
 pub use timing::{SlowTask, TOP_TASKS, WorkerTimings};
-pub use worker::{IN_HOOK, current_affinity, pin_current_thread, run_worker};
 pub use worker_trace::WorkerBacktrace;
+
+// Transitional: the back-end interface also at the root, out of the docs, while the crates that
+// implement back ends (rewritten on other branches) move their imports to `backend::`.
+#[doc(hidden)]
+pub use backend::{
+    Backend, ChunkOutput, Command, CounterBlock, CounterRef, Data, ErasedJob, Event, ExitFn,
+    ExitReason, Hook, IN_HOOK, InitFn, Input, JobRebuilder, Payload, RunSettings, StateFn, TaskEnv,
+    ThreadBackend, Wire, WorkerCounters, WorkerLink, WorkerSetup, current_affinity, monotonic_ns,
+    pin_current_thread, recycle_buffer, run_worker, take_buffer,
+};

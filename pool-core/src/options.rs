@@ -162,18 +162,48 @@ impl<Sh, St> fmt::Debug for MapOptions<Sh, St> {
 impl<Sh, St> MapOptions<Sh, St> {
     /// The number of inputs, for iterators that do not know their length (enables chunking by
     /// `n_splits` and a progress total).
+    ///
+    /// ```
+    /// use pool_core::MapOptions;
+    ///
+    /// let mut pool = pool_core::ThreadPool::new(2)?;
+    /// // A generator of unknown length: the length lets the bar show a total and sets chunks.
+    /// let inputs = (0..).map(|x: u64| x * 3).take_while(|&x| x < 30);
+    /// let out = pool.map_with(|x: u64| x + 1, inputs, MapOptions::default().iterable_len(10))?;
+    /// assert_eq!(out.len(), 10);
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn iterable_len(mut self, n: usize) -> Self {
         self.iterable_len = Some(n);
         self
     }
 
     /// Tasks per chunk. Default: `len / n_splits` rounded up, or 1 for inputs of unknown length.
+    ///
+    /// ```
+    /// use pool_core::MapOptions;
+    ///
+    /// let mut pool = pool_core::ThreadPool::new(2)?;
+    /// let sizes = pool.map_with(|x: u64| x, 0..100u64, MapOptions::default().chunk_size(25))?;
+    /// assert_eq!(sizes.len(), 100);
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn chunk_size(mut self, n: usize) -> Self {
         self.chunk_size = Some(n);
         self
     }
 
     /// Number of chunks when the length is known. Default: `64 × n_jobs`.
+    ///
+    /// ```
+    /// use pool_core::MapOptions;
+    ///
+    /// let mut pool = pool_core::ThreadPool::new(2)?;
+    /// // About 4 chunks of 25 tasks instead of the default 64 × n_jobs splits.
+    /// let out = pool.map_with(|x: u64| x, 0..100u64, MapOptions::default().n_splits(4))?;
+    /// assert_eq!(out.len(), 100);
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn n_splits(mut self, n: usize) -> Self {
         self.n_splits = Some(n);
         self
@@ -183,18 +213,55 @@ impl<Sh, St> MapOptions<Sh, St> {
     /// or in a worker's hand). Default: `n_jobs × chunk_size × 2`. In ordered calls, finished
     /// results waiting for a slow one before them do not count (they never stop the workers);
     /// they are bounded apart, to 64 times this.
+    ///
+    /// ```
+    /// use pool_core::MapOptions;
+    ///
+    /// let mut pool = pool_core::ThreadPool::new(2)?;
+    /// // An endless input, read at most 8 tasks ahead of the workers.
+    /// let firsts: Vec<u64> = pool
+    ///     .imap_with(|x: u64| x * 2, 0.., MapOptions::default().chunk_size(2).max_tasks_active(8))?
+    ///     .take(5)
+    ///     .collect::<Result<_, _>>()?;
+    /// assert_eq!(firsts, vec![0, 2, 4, 6, 8]);
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn max_tasks_active(mut self, n: usize) -> Self {
         self.max_tasks_active = Some(n);
         self
     }
 
     /// Restart a worker (exit, then a fresh state and init) after it has done this many tasks.
+    ///
+    /// ```
+    /// let mut pool = pool_core::ThreadPool::builder().n_jobs(1).worker_state(|| 0u64).build()?;
+    /// // A new worker (and state) after every 3 tasks.
+    /// let opts = pool.options().chunk_size(1).worker_lifespan(3);
+    /// let counts = pool.map_ctx_with(
+    ///     |ctx, _x: u64| {
+    ///         *ctx.state_mut() += 1;
+    ///         *ctx.state()
+    ///     },
+    ///     0..6u64,
+    ///     opts,
+    /// )?;
+    /// assert_eq!(counts, vec![1, 2, 3, 1, 2, 3]);
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn worker_lifespan(mut self, n: u64) -> Self {
         self.worker_lifespan = Some(n);
         self
     }
 
     /// Run once when a worker starts, before its first task.
+    ///
+    /// ```
+    /// let mut pool = pool_core::ThreadPool::builder().n_jobs(2).worker_state(String::new).build()?;
+    /// let opts = pool.options().worker_init(|ctx| *ctx.state_mut() = format!("worker {}", ctx.worker_id()));
+    /// let names = pool.map_ctx_with(|ctx, _x: u64| ctx.state().clone(), 0..4u64, opts)?;
+    /// assert!(names.iter().all(|n| n.starts_with("worker ")));
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn worker_init<F>(mut self, f: F) -> Self
     where
         F: Fn(&mut WorkerContext<'_, Sh, St>) + Send + Sync + 'static,
@@ -204,6 +271,15 @@ impl<Sh, St> MapOptions<Sh, St> {
     }
 
     /// Run once when a worker stops; what it returns is collected by `get_exit_results`.
+    ///
+    /// ```
+    /// let mut pool = pool_core::ThreadPool::builder().n_jobs(2).worker_state(|| 0u64).build()?;
+    /// let opts = pool.options().worker_exit(|ctx| *ctx.state()); // collected by get_exit_results
+    /// pool.map_ctx_with(|ctx, x: u64| *ctx.state_mut() += x, 0..10u64, opts)?;
+    /// let sums: Vec<u64> = pool.get_exit_results()?;
+    /// assert_eq!(sums.iter().sum::<u64>(), 45);
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn worker_exit<F, E>(mut self, f: F) -> Self
     where
         F: Fn(&mut WorkerContext<'_, Sh, St>) -> E + Send + Sync + 'static,
@@ -216,24 +292,81 @@ impl<Sh, St> MapOptions<Sh, St> {
     }
 
     /// Fail a task that runs longer than this (see the crate docs for what happens to it).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pool_core::{Cause, MapOptions};
+    ///
+    /// let mut pool = pool_core::ThreadPool::new(2)?;
+    /// let err = pool
+    ///     .map_with(
+    ///         |ms: u64| std::thread::sleep(Duration::from_millis(ms)),
+    ///         [1, 5_000],
+    ///         MapOptions::default().task_timeout(Duration::from_millis(200)),
+    ///     )
+    ///     .unwrap_err();
+    /// assert!(matches!(err.failure().unwrap().cause, Cause::Timeout(_)));
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn task_timeout(mut self, d: Duration) -> Self {
         self.task_timeout = Some(d);
         self
     }
 
     /// Fail the call when a `worker_init` runs longer than this.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pool_core::Phase;
+    ///
+    /// let mut pool = pool_core::ThreadPool::new(2)?;
+    /// let opts = pool
+    ///     .options()
+    ///     .worker_init(|_| std::thread::sleep(Duration::from_secs(5)))
+    ///     .worker_init_timeout(Duration::from_millis(200));
+    /// let err = pool.map_with(|x: u64| x, 0..4u64, opts).unwrap_err();
+    /// assert_eq!(err.failure().unwrap().phase, Phase::Init);
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn worker_init_timeout(mut self, d: Duration) -> Self {
         self.init_timeout = Some(d);
         self
     }
 
     /// Fail the call when a `worker_exit` runs longer than this.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pool_core::Phase;
+    ///
+    /// let mut pool = pool_core::ThreadPool::new(2)?;
+    /// let opts = pool
+    ///     .options()
+    ///     .worker_exit(|_| std::thread::sleep(Duration::from_secs(5)))
+    ///     .worker_exit_timeout(Duration::from_millis(200));
+    /// let err = pool.map_with(|x: u64| x, 0..4u64, opts).unwrap_err();
+    /// assert_eq!(err.failure().unwrap().phase, Phase::Exit);
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn worker_exit_timeout(mut self, d: Duration) -> Self {
         self.exit_timeout = Some(d);
         self
     }
 
     /// What to do when a task fails. Default: [`ErrorPolicy::Stop`].
+    ///
+    /// ```
+    /// use pool_core::{ErrorPolicy, MapOptions};
+    ///
+    /// let mut pool = pool_core::ThreadPool::new(2)?;
+    /// let out = pool.map_results(
+    ///     |x: u64| if x == 1 { panic!("one") } else { x },
+    ///     0..3u64,
+    ///     MapOptions::default().on_error(ErrorPolicy::Continue { retries: 0 }),
+    /// );
+    /// assert!(out[0].is_ok() && out[1].is_err() && out[2].is_ok());
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn on_error(mut self, policy: ErrorPolicy) -> Self {
         self.on_error = policy;
         self
@@ -243,6 +376,19 @@ impl<Sh, St> MapOptions<Sh, St> {
     /// whatever made it fail (a panic, its worker's death, a timeout; see
     /// [`Self::retry_on`]). A task that fails every attempt gets an error counting them and
     /// saying why each failed ([`crate::Failure::earlier`]).
+    ///
+    /// ```
+    /// use pool_core::MapOptions;
+    ///
+    /// let mut pool = pool_core::ThreadPool::new(2)?;
+    /// let out = pool.map_results(
+    ///     |x: u64| if x == 1 { panic!("one") } else { x },
+    ///     0..3u64,
+    ///     MapOptions::default().keep_going(2), // two more tries for a failed task
+    /// )?;
+    /// assert_eq!(out[1].as_ref().unwrap_err().failure().unwrap().attempts, 3);
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn keep_going(self, retries: u32) -> Self {
         self.on_error(ErrorPolicy::Continue { retries })
     }
@@ -254,12 +400,32 @@ impl<Sh, St> MapOptions<Sh, St> {
     }
 
     /// Show a progress bar with default options.
+    ///
+    /// ```
+    /// use pool_core::MapOptions;
+    ///
+    /// let mut pool = pool_core::ThreadPool::new(2)?;
+    /// // pool_core draws nothing itself; with `pool` this shows a bar (or log lines).
+    /// let out = pool.map_with(|x: u64| x, 0..10u64, MapOptions::default().progress_bar(true))?;
+    /// assert_eq!(out.len(), 10);
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn progress_bar(mut self, on: bool) -> Self {
         self.progress = on.then(ProgressSpec::default);
         self
     }
 
     /// Show a progress bar with these options.
+    ///
+    /// ```
+    /// use pool_core::{MapOptions, ProgressSpec};
+    ///
+    /// let mut pool = pool_core::ThreadPool::new(2)?;
+    /// let spec = ProgressSpec::default().desc("parsing").unit("files");
+    /// let out = pool.map_with(|x: u64| x, 0..10u64, MapOptions::default().progress(spec))?;
+    /// assert_eq!(out.len(), 10);
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn progress(mut self, spec: ProgressSpec) -> Self {
         self.progress = Some(spec);
         self

@@ -70,11 +70,23 @@ impl<Sh, St, E> fmt::Debug for WorkerPool<Sh, St, E> {
 
 impl<E: Extensions> WorkerPool<(), (), E> {
     /// A pool of `n_jobs` workers with the default start method.
+    ///
+    /// ```
+    /// let mut pool = pool_core::ThreadPool::new(2)?;
+    /// assert_eq!(pool.map(|x: u64| x * x, 0..4u64)?, vec![0, 1, 4, 9]);
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn new(n_jobs: usize) -> Result<Self, PoolError> {
         Self::builder().n_jobs(n_jobs).build()
     }
 
     /// A builder with MPIRE's defaults.
+    ///
+    /// ```
+    /// let pool = pool_core::ThreadPool::builder().n_jobs(3).build()?;
+    /// assert_eq!(pool.n_jobs(), 3);
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn builder() -> Builder<(), (), E> {
         Builder::default()
     }
@@ -83,25 +95,26 @@ impl<E: Extensions> WorkerPool<(), (), E> {
 macro_rules! eager {
     ($(#[$doc:meta])* $name:ident, $name_with:ident, $ctx:ident, $ctx_with:ident, $lazy:ident, $method:literal) => {
         $(#[$doc])*
+        #[doc = concat!("\n\n```\nlet mut pool = pool_core::ThreadPool::new(2)?;\nlet mut out = pool.", stringify!($name), "(|x: u64| x * 2, 0..4u64)?;\nout.sort(); // (the unordered forms give completion order)\nassert_eq!(out, [0, 2, 4, 6]);\n# Ok::<(), pool_core::PoolError>(())\n```")]
         #[track_caller]
         pub fn $name<T, R, F, I>(&mut self, f: F, inputs: I) -> Result<Vec<R>, PoolError>
         where F: Fn(T) -> R + Send + Sync + 'static, T: Input, R: Payload, I: IntoIterator<Item = T> {
             self.$name_with(f, inputs, MapOptions::default())
         }
-        #[doc = concat!("[`Self::", stringify!($name), "`] with options.")]
+        #[doc = concat!("[`Self::", stringify!($name), "`] with options.", "\n\n```\nlet mut pool = pool_core::ThreadPool::new(2)?;\nlet mut out = pool.", stringify!($name_with), "(|x: u64| x * 2, 0..4u64, pool_core::MapOptions::default().chunk_size(2))?;\nout.sort(); // (the unordered forms give completion order)\nassert_eq!(out, [0, 2, 4, 6]);\n# Ok::<(), pool_core::PoolError>(())\n```")]
         #[track_caller]
         pub fn $name_with<T, R, F, I>(&mut self, f: F, inputs: I, opts: MapOptions<Sh, St>) -> Result<Vec<R>, PoolError>
         where F: Fn(T) -> R + Send + Sync + 'static, T: Input, R: Payload, I: IntoIterator<Item = T> {
             let opts = MapOptions { fn_name: Some(std::any::type_name::<F>()), ..opts };
             self.$ctx_with(move |_: &mut WorkerContext<'_, Sh, St>, x| f(x), inputs, opts)
         }
-        #[doc = concat!("[`Self::", stringify!($name), "`] for tasks that take the worker's [`WorkerContext`].")]
+        #[doc = concat!("[`Self::", stringify!($name), "`] for tasks that take the worker's [`WorkerContext`].", "\n\n```\nlet mut pool = pool_core::ThreadPool::new(2)?;\nlet mut out = pool.", stringify!($ctx), "(|ctx, x: u64| {\n    assert!(ctx.worker_id() < 2);\n    x * 2\n}, 0..4u64)?;\nout.sort(); // (the unordered forms give completion order)\nassert_eq!(out, [0, 2, 4, 6]);\n# Ok::<(), pool_core::PoolError>(())\n```")]
         #[track_caller]
         pub fn $ctx<T, R, F, I>(&mut self, f: F, inputs: I) -> Result<Vec<R>, PoolError>
         where F: Fn(&mut WorkerContext<'_, Sh, St>, T) -> R + Send + Sync + 'static, T: Input, R: Payload, I: IntoIterator<Item = T> {
             self.$ctx_with(f, inputs, MapOptions::default())
         }
-        #[doc = concat!("[`Self::", stringify!($ctx), "`] with options.")]
+        #[doc = concat!("[`Self::", stringify!($ctx), "`] with options.", "\n\n```\nlet mut pool = pool_core::ThreadPool::new(2)?;\nlet mut out = pool.", stringify!($ctx_with), "(|ctx, x: u64| {\n    assert!(ctx.worker_id() < 2);\n    x * 2\n}, 0..4u64, pool_core::MapOptions::default().chunk_size(2))?;\nout.sort(); // (the unordered forms give completion order)\nassert_eq!(out, [0, 2, 4, 6]);\n# Ok::<(), pool_core::PoolError>(())\n```")]
         #[track_caller]
         pub fn $ctx_with<T, R, F, I>(&mut self, f: F, inputs: I, opts: MapOptions<Sh, St>) -> Result<Vec<R>, PoolError>
         where F: Fn(&mut WorkerContext<'_, Sh, St>, T) -> R + Send + Sync + 'static, T: Input, R: Payload, I: IntoIterator<Item = T> {
@@ -113,25 +126,26 @@ macro_rules! eager {
 macro_rules! lazy {
     ($(#[$doc:meta])* $name:ident, $name_with:ident, $ctx:ident, $ctx_with:ident, $ordered:literal, $method:literal) => {
         $(#[$doc])*
+        #[doc = concat!("\n\n```\nlet mut pool = pool_core::ThreadPool::new(2)?;\nlet mut out: Vec<u64> = pool.", stringify!($name), "(|x: u64| x * 2, 0..4u64)?\n    .collect::<Result<Vec<u64>, _>>()?;\nout.sort(); // (the unordered forms give completion order)\nassert_eq!(out, [0, 2, 4, 6]);\n# Ok::<(), pool_core::PoolError>(())\n```")]
         #[track_caller]
         pub fn $name<'a, T, R, F, I>(&'a mut self, f: F, inputs: I) -> Result<MapIter<'a, Sh, St, T, R>, PoolError>
         where F: Fn(T) -> R + Send + Sync + 'static, T: Input, R: Payload, I: IntoIterator<Item = T>, I::IntoIter: 'a {
             self.$name_with(f, inputs, MapOptions::default())
         }
-        #[doc = concat!("[`Self::", stringify!($name), "`] with options.")]
+        #[doc = concat!("[`Self::", stringify!($name), "`] with options.", "\n\n```\nlet mut pool = pool_core::ThreadPool::new(2)?;\nlet mut out: Vec<u64> = pool.", stringify!($name_with), "(|x: u64| x * 2, 0..4u64, pool_core::MapOptions::default().chunk_size(2))?\n    .collect::<Result<Vec<u64>, _>>()?;\nout.sort(); // (the unordered forms give completion order)\nassert_eq!(out, [0, 2, 4, 6]);\n# Ok::<(), pool_core::PoolError>(())\n```")]
         #[track_caller]
         pub fn $name_with<'a, T, R, F, I>(&'a mut self, f: F, inputs: I, opts: MapOptions<Sh, St>) -> Result<MapIter<'a, Sh, St, T, R>, PoolError>
         where F: Fn(T) -> R + Send + Sync + 'static, T: Input, R: Payload, I: IntoIterator<Item = T>, I::IntoIter: 'a {
             let opts = MapOptions { fn_name: Some(std::any::type_name::<F>()), ..opts };
             self.$ctx_with(move |_: &mut WorkerContext<'_, Sh, St>, x| f(x), inputs, opts)
         }
-        #[doc = concat!("[`Self::", stringify!($name), "`] for tasks that take the worker's [`WorkerContext`].")]
+        #[doc = concat!("[`Self::", stringify!($name), "`] for tasks that take the worker's [`WorkerContext`].", "\n\n```\nlet mut pool = pool_core::ThreadPool::new(2)?;\nlet mut out: Vec<u64> = pool.", stringify!($ctx), "(|ctx, x: u64| {\n    assert!(ctx.worker_id() < 2);\n    x * 2\n}, 0..4u64)?\n    .collect::<Result<Vec<u64>, _>>()?;\nout.sort(); // (the unordered forms give completion order)\nassert_eq!(out, [0, 2, 4, 6]);\n# Ok::<(), pool_core::PoolError>(())\n```")]
         #[track_caller]
         pub fn $ctx<'a, T, R, F, I>(&'a mut self, f: F, inputs: I) -> Result<MapIter<'a, Sh, St, T, R>, PoolError>
         where F: Fn(&mut WorkerContext<'_, Sh, St>, T) -> R + Send + Sync + 'static, T: Input, R: Payload, I: IntoIterator<Item = T>, I::IntoIter: 'a {
             self.$ctx_with(f, inputs, MapOptions::default())
         }
-        #[doc = concat!("[`Self::", stringify!($ctx), "`] with options.")]
+        #[doc = concat!("[`Self::", stringify!($ctx), "`] with options.", "\n\n```\nlet mut pool = pool_core::ThreadPool::new(2)?;\nlet mut out: Vec<u64> = pool.", stringify!($ctx_with), "(|ctx, x: u64| {\n    assert!(ctx.worker_id() < 2);\n    x * 2\n}, 0..4u64, pool_core::MapOptions::default().chunk_size(2))?\n    .collect::<Result<Vec<u64>, _>>()?;\nout.sort(); // (the unordered forms give completion order)\nassert_eq!(out, [0, 2, 4, 6]);\n# Ok::<(), pool_core::PoolError>(())\n```")]
         #[track_caller]
         pub fn $ctx_with<'a, T, R, F, I>(&'a mut self, f: F, inputs: I, opts: MapOptions<Sh, St>) -> Result<MapIter<'a, Sh, St, T, R>, PoolError>
         where F: Fn(&mut WorkerContext<'_, Sh, St>, T) -> R + Send + Sync + 'static, T: Input, R: Payload, I: IntoIterator<Item = T>, I::IntoIter: 'a {
@@ -169,32 +183,79 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
     }
 
     /// Number of workers.
+    ///
+    /// ```
+    /// let pool = pool_core::ThreadPool::new(2)?;
+    /// assert_eq!(pool.n_jobs(), 2);
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn n_jobs(&self) -> usize {
         self.config.n_jobs
     }
 
     /// The start method.
+    ///
+    /// ```
+    /// use pool_core::{StartMethod, ThreadPool};
+    ///
+    /// let pool = ThreadPool::new(2)?;
+    /// assert_eq!(pool.start_method(), StartMethod::Threading);
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn start_method(&self) -> StartMethod {
         self.config.start_method
     }
 
     /// Whether workers are daemons (may not start pools of their own, with process workers).
+    ///
+    /// ```
+    /// let pool = pool_core::ThreadPool::builder().daemon(false).build()?;
+    /// assert!(!pool.daemon());
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn daemon(&self) -> bool {
         self.config.daemon
     }
 
     /// Keep workers alive between calls (MPIRE's `set_keep_alive`).
+    ///
+    /// ```
+    /// let mut pool = pool_core::ThreadPool::builder().n_jobs(2).worker_state(|| 0u64).build()?;
+    /// pool.set_keep_alive(true);
+    /// pool.map(|x: u64| x, 0..4u64)?;
+    /// pool.map(|x: u64| x, 0..4u64)?; // the same workers (and states) as the first call
+    /// pool.join()?;
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn set_keep_alive(&mut self, on: bool) {
         self.config.keep_alive = on;
     }
 
     /// Hand chunks out round-robin (MPIRE's `set_order_tasks`).
+    ///
+    /// ```
+    /// let mut pool = pool_core::ThreadPool::new(2)?;
+    /// pool.set_order_tasks(true);
+    /// assert_eq!(pool.map(|x: u64| x, 0..4u64)?, vec![0, 1, 2, 3]);
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn set_order_tasks(&mut self, on: bool) {
         self.config.order_tasks = on;
     }
 
     /// Shows a progress bar for `apply_async` tasks (`None`: no bar). The bar's total grows as
     /// tasks are submitted; it finishes when none is left.
+    ///
+    /// ```
+    /// use pool_core::ProgressSpec;
+    ///
+    /// let mut pool = pool_core::ThreadPool::new(2)?;
+    /// pool.apply_progress_bar(Some(ProgressSpec::default().desc("jobs")));
+    /// let r = pool.apply_async(|x: u32| x + 1, 1)?;
+    /// assert_eq!(r.get(None)?, 2);
+    /// pool.join()?;
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn apply_progress_bar(&mut self, spec: Option<ProgressSpec>) {
         self.apply_progress = spec;
     }
@@ -205,11 +266,29 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
 
     /// Default call options typed for this pool, so that `worker_init` / `worker_exit`
     /// closures know the context type: `pool.options().worker_init(|ctx| ...)`.
+    ///
+    /// ```
+    /// let mut pool = pool_core::ThreadPool::builder().n_jobs(2).worker_state(|| 0u64).build()?;
+    /// // Typed for this pool: the hooks' context knows the state is a u64.
+    /// let opts = pool.options().chunk_size(2).worker_init(|ctx| *ctx.state_mut() = 100);
+    /// let out = pool.map_ctx_with(|ctx, x: u64| *ctx.state() + x, 0..4u64, opts)?;
+    /// assert_eq!(out, vec![100, 101, 102, 103]);
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn options(&self) -> MapOptions<Sh, St> {
         MapOptions::default()
     }
 
     /// Live progress of the current or last call, readable from any thread.
+    ///
+    /// ```
+    /// let mut pool = pool_core::ThreadPool::new(2)?;
+    /// let status = pool.status_handle();
+    /// pool.map(|x: u64| x, 0..10u64)?;
+    /// let last = status.snapshot();
+    /// assert_eq!((last.done, last.total, last.active), (10, Some(10), false));
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn status_handle(&self) -> StatusHandle {
         self.status.clone()
     }
@@ -330,6 +409,21 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
     /// `opts` should carry a [`crate::ErrorPolicy::Continue`] (else the first failure ends it).
     /// The outer error ends the whole call: invalid options, a back-end failure, Ctrl-C
     /// ([`PoolError::Interrupted`]).
+    ///
+    /// ```
+    /// use pool_core::MapOptions;
+    ///
+    /// let mut pool = pool_core::ThreadPool::new(2)?;
+    /// let out = pool.map_results(
+    ///     |x: u64| if x == 2 { panic!("two") } else { x },
+    ///     0..4u64,
+    ///     MapOptions::default().keep_going(0),
+    /// )?;
+    /// assert_eq!(out.len(), 4);
+    /// assert!(out[2].is_err());
+    /// assert_eq!(*out[3].as_ref().unwrap(), 3);
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     #[track_caller]
     pub fn map_results<T, R, F, I>(
         &mut self,
@@ -354,6 +448,20 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
     }
 
     /// What the `worker_exit` functions returned, in the order workers stopped.
+    ///
+    /// ```
+    /// let mut pool = pool_core::ThreadPool::builder()
+    ///     .n_jobs(2)
+    ///     .worker_state(|| 0u64)
+    ///     .keep_alive(true)
+    ///     .build()?;
+    /// let opts = pool.options().worker_exit(|ctx| *ctx.state());
+    /// pool.map_ctx_with(|ctx, x: u64| *ctx.state_mut() += x, 0..10u64, opts)?;
+    /// pool.join()?; // runs worker_exit
+    /// let sums: Vec<u64> = pool.get_exit_results()?;
+    /// assert_eq!(sums.iter().sum::<u64>(), 45);
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn get_exit_results<X: DeserializeOwned>(&self) -> Result<Vec<X>, PoolError> {
         let sup = self.lock();
         sup.exit_results
@@ -368,12 +476,28 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
     }
 
     /// Prints the insights as a table (MPIRE's `print_insights`).
+    ///
+    /// ```
+    /// let mut pool = pool_core::ThreadPool::builder().n_jobs(2).enable_insights(true).build()?;
+    /// pool.map(|x: u64| x, 0..10u64)?;
+    /// pool.print_insights(); // a table: tasks and time per worker
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn print_insights(&self) {
         println!("{}", self.get_insights());
     }
 
     /// Insights of the calls so far (requires `enable_insights(true)`; without it the
     /// extension is given no timings at all, so that it can say insights are off).
+    ///
+    /// ```
+    /// let mut pool = pool_core::ThreadPool::builder().n_jobs(2).enable_insights(true).build()?;
+    /// pool.map(|x: u64| x, 0..10u64)?;
+    /// let insights = pool.get_insights(); // pool_core::RawInsights here; statistics in `pool`
+    /// let done: u64 = insights.0.iter().map(|w| w.n_completed_tasks).sum();
+    /// assert_eq!(done, 10);
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn get_insights(&self) -> E::Insights {
         self.applier.wait_idle();
         let mut sup = self.lock();
@@ -387,6 +511,15 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
     /// Waits for outstanding `apply_async` tasks, then stops the workers gracefully
     /// (`worker_exit` runs). The pool can be used again afterwards. (Dropping the pool instead
     /// terminates outstanding tasks: see [`WorkerPool`]'s `Drop`.)
+    ///
+    /// ```
+    /// let mut pool = pool_core::ThreadPool::builder().n_jobs(2).keep_alive(true).build()?;
+    /// let r = pool.apply_async(|x: u32| x * 2, 4)?;
+    /// pool.join()?; // waits for the task, then stops the workers
+    /// assert_eq!(r.get(None)?, 8);
+    /// assert_eq!(pool.map(|x: u32| x, 0..2u32)?, vec![0, 1]); // usable again
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn join(&mut self) -> Result<(), PoolError> {
         self.applier.wait_idle();
         let mut sup = self.lock();
@@ -398,11 +531,28 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
     }
 
     /// Same as [`Self::join`] (MPIRE's name).
+    ///
+    /// ```
+    /// let mut pool = pool_core::ThreadPool::new(2)?;
+    /// pool.map(|x: u64| x, 0..4u64)?;
+    /// pool.stop_and_join()?;
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn stop_and_join(&mut self) -> Result<(), PoolError> {
         self.join()
     }
 
     /// Stops every worker now, without `worker_exit`; outstanding `apply_async` results fail.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let mut pool = pool_core::ThreadPool::new(2)?;
+    /// let slow = pool.apply_async(|ms: u64| std::thread::sleep(Duration::from_millis(ms)), 2_000)?;
+    /// pool.terminate();
+    /// assert!(slow.get(None).is_err());
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn terminate(&mut self) {
         self.applier.cancel_all();
         self.lock().terminate();

@@ -60,31 +60,59 @@ impl Default for ProgressSpec {
 
 impl ProgressSpec {
     /// Sets the description.
+    ///
+    /// ```
+    /// let spec = pool_core::ProgressSpec::default().desc("parsing");
+    /// ```
     pub fn desc(mut self, d: impl Into<String>) -> Self {
         self.desc = Some(d.into());
         self
     }
     /// Sets the unit.
+    ///
+    /// ```
+    /// let spec = pool_core::ProgressSpec::default().unit("files");
+    /// ```
     pub fn unit(mut self, u: impl Into<String>) -> Self {
         self.unit = u.into();
         self
     }
     /// Sets the colour.
+    ///
+    /// ```
+    /// let spec = pool_core::ProgressSpec::default().colour("green");
+    /// ```
     pub fn colour(mut self, c: impl Into<String>) -> Self {
         self.colour = Some(c.into());
         self
     }
     /// Sets the terminal line.
+    ///
+    /// ```
+    /// // The second line of a board of bars (nested pools).
+    /// let spec = pool_core::ProgressSpec::default().position(1);
+    /// ```
     pub fn position(mut self, p: usize) -> Self {
         self.position = p;
         self
     }
     /// Sets the total.
+    ///
+    /// ```
+    /// // A total when the input cannot tell its length.
+    /// let spec = pool_core::ProgressSpec::default().total(1_000);
+    /// ```
     pub fn total(mut self, t: u64) -> Self {
         self.total = Some(t);
         self
     }
     /// Sets the style.
+    ///
+    /// ```
+    /// use pool_core::{ProgressSpec, ProgressStyle};
+    ///
+    /// let spec = ProgressSpec::default().style(ProgressStyle::Plain);
+    /// ```
     pub fn style(mut self, s: ProgressStyle) -> Self {
         self.style = s;
         self
@@ -148,6 +176,14 @@ pub struct Status {
 
 impl Status {
     /// Tasks submitted but not yet started.
+    ///
+    /// ```
+    /// let mut pool = pool_core::ThreadPool::new(2)?;
+    /// let status = pool.status_handle();
+    /// pool.map(|x: u64| x, 0..10u64)?;
+    /// assert_eq!(status.snapshot().pending(), 0);
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn pending(&self) -> u64 {
         self.submitted.saturating_sub(self.done + self.running)
     }
@@ -208,6 +244,14 @@ impl fmt::Debug for StatusHandle {
 
 impl StatusHandle {
     /// The numbers now.
+    ///
+    /// ```
+    /// let mut pool = pool_core::ThreadPool::new(2)?;
+    /// let status = pool.status_handle();
+    /// pool.map(|x: u64| x, 0..10u64)?;
+    /// assert_eq!(status.snapshot().done, 10);
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn snapshot(&self) -> Status {
         let c = &self.inner;
         let started = *c.started.lock().unwrap_or_else(|e| e.into_inner());

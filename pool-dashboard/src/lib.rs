@@ -62,7 +62,7 @@ pub use server::{
     DashboardConfig, DashboardHandle, MAX_REPORT_BYTES, SHUTDOWN_GRACE, parse_port_range,
     serve_blocking, start_dashboard,
 };
-pub use tee::with_dashboard;
+pub use tee::{WithDashboard, with_dashboard};
 
 #[cfg(test)]
 mod send_sync {

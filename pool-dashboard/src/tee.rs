@@ -27,6 +27,23 @@ pub fn with_dashboard(
     }
 }
 
+/// The progress piece of a `pool_core::Layers` that shows every call on the connected
+/// dashboard, besides what the piece `P` shows (the `pool` facade uses
+/// `WithDashboard<pool_progress::Bars>`).
+pub struct WithDashboard<P = pool_core::NoProgress>(std::marker::PhantomData<fn() -> P>);
+
+impl<P> std::fmt::Debug for WithDashboard<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WithDashboard")
+    }
+}
+
+impl<P: pool_core::Progress> pool_core::Progress for WithDashboard<P> {
+    fn sink(info: &CallInfo) -> Option<Box<dyn ProgressSink>> {
+        with_dashboard(info, P::sink(info))
+    }
+}
+
 /// Two sinks fed the same events, in order.
 struct Tee([Box<dyn ProgressSink>; 2]);
 

@@ -6,6 +6,7 @@
 //! Needs `chromium` and `chromium-driver` (Debian). Without them the test is skipped with a
 //! loud message, except under `CI` where a missing browser fails it.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,7 +55,9 @@ fn browser_available() -> bool {
              apt-get install -y chromium chromium-driver"
         );
     }
-    eprintln!(
+    // Straight to stderr: the test harness hides what `eprintln!` says in a passing test.
+    let _ = writeln!(
+        std::io::stderr(),
         "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
          !!! SKIPPED: the dashboard browser test needs {CHROMIUM} and {CHROMEDRIVER}\n\
          !!! (apt-get install -y chromium chromium-driver); under CI=true this fails.\n\

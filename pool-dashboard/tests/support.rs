@@ -3,10 +3,7 @@
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use pool_core::{
-    Backend, Extensions, PoolError, ProgressSink, SharedObjects, StartMethod, ThreadBackend,
-    WorkerTimings,
-};
+use pool_core::{Layers, RawInsights, StartMethod, Threads};
 use pool_dashboard::{DashboardConfig, DashboardHandle};
 use serde_json::Value;
 
@@ -18,34 +15,8 @@ pub(crate) fn global_lock() -> MutexGuard<'static, ()> {
 }
 
 /// A pool whose progress goes to the connected dashboard, as the `pool` facade wires it.
-#[derive(Debug)]
-pub(crate) struct WithDashboard;
-
-impl Extensions for WithDashboard {
-    type Insights = pool_core::RawInsights;
-
-    fn default_start_method() -> StartMethod {
-        StartMethod::Threading
-    }
-
-    fn backend<Sh: SharedObjects, St: 'static>(
-        _method: StartMethod,
-        n_jobs: usize,
-        _daemon: bool,
-    ) -> Result<Box<dyn Backend<Sh, St>>, PoolError> {
-        Ok(Box::new(ThreadBackend::new(n_jobs)))
-    }
-
-    fn progress(info: &pool_core::CallInfo) -> Option<Box<dyn ProgressSink>> {
-        pool_dashboard::reporter_for(info)
-    }
-
-    fn insights(timings: &[WorkerTimings]) -> Self::Insights {
-        pool_core::RawInsights(timings.to_vec())
-    }
-}
-
-pub(crate) type Pool = pool_core::WorkerPool<(), (), WithDashboard>;
+pub(crate) type Pool =
+    pool_core::WorkerPool<(), (), Layers<Threads, pool_dashboard::WithDashboard, RawInsights>>;
 
 pub(crate) fn pool(n_jobs: usize, insights: bool) -> Pool {
     Pool::builder()

@@ -81,6 +81,18 @@ pub struct Percentiles {
 
 impl Percentiles {
     /// Statistics of a histogram of nanoseconds.
+    ///
+    /// ```
+    /// use hdrhistogram::Histogram;
+    ///
+    /// let mut h = Histogram::<u64>::new(3).unwrap();
+    /// for ms in [10u64, 20, 30] {
+    ///     h.record(ms * 1_000_000).unwrap(); // nanoseconds
+    /// }
+    /// let p = pool_insights::Percentiles::from_histogram(&h);
+    /// assert_eq!(p.count, 3);
+    /// assert!((p.max - 0.030).abs() < 0.001); // seconds
+    /// ```
     pub fn from_histogram(h: &Histogram<u64>) -> Self {
         if h.is_empty() {
             return Percentiles::default();
@@ -224,6 +236,15 @@ fn ratio(part: f64, total: f64) -> f64 {
 impl Insights {
     /// Computes insights from raw timings, one entry per worker slot. No timings at all (a
     /// pool has at least one worker) means the pool recorded none: `enabled` is `false`.
+    ///
+    /// ```
+    /// use pool_core::WorkerTimings;
+    ///
+    /// // What a pool hands over: raw timings per worker slot (here, two idle workers).
+    /// let raw = vec![WorkerTimings::new(0), WorkerTimings::new(1)];
+    /// let insights = pool_insights::Insights::from_timings(&raw);
+    /// assert_eq!(insights.total_completed_tasks(), 0);
+    /// ```
     pub fn from_timings(timings: &[WorkerTimings]) -> Self {
         let mut t: Vec<&WorkerTimings> = timings.iter().collect();
         t.sort_by_key(|w| w.worker);
@@ -333,6 +354,20 @@ impl Insights {
     }
 
     /// Tasks completed by all workers.
+    ///
+    /// ```
+    /// use pool_core::{Layers, NoProgress, Threads, WorkerPool};
+    /// use pool_insights::Insights;
+    ///
+    /// let mut pool = WorkerPool::<(), (), Layers<Threads, NoProgress, Insights>>::builder()
+    ///     .n_jobs(2)
+    ///     .enable_insights(true)
+    ///     .build()?;
+    /// pool.map(|x: u64| x * 2, 0..10u64)?;
+    /// let insights: Insights = pool.get_insights();
+    /// assert_eq!(insights.total_completed_tasks(), 10);
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn total_completed_tasks(&self) -> u64 {
         self.n_completed_tasks.iter().sum()
     }
@@ -357,16 +392,59 @@ impl Insights {
     }
 
     /// The JSON of the [schema](crate) on one line.
+    ///
+    /// ```
+    /// use pool_core::{Layers, NoProgress, Threads, WorkerPool};
+    /// use pool_insights::Insights;
+    ///
+    /// let mut pool = WorkerPool::<(), (), Layers<Threads, NoProgress, Insights>>::builder()
+    ///     .n_jobs(2)
+    ///     .enable_insights(true)
+    ///     .build()?;
+    /// pool.map(|x: u64| x * 2, 0..10u64)?;
+    /// let insights: Insights = pool.get_insights();
+    /// let json: serde_json::Value = serde_json::from_str(&insights.to_json()).unwrap();
+    /// assert_eq!(json["n_completed_tasks"].as_array().unwrap().len(), 2);
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("insights always serialize")
     }
 
     /// The JSON of the [schema](crate), indented.
+    ///
+    /// ```
+    /// use pool_core::{Layers, NoProgress, Threads, WorkerPool};
+    /// use pool_insights::Insights;
+    ///
+    /// let mut pool = WorkerPool::<(), (), Layers<Threads, NoProgress, Insights>>::builder()
+    ///     .n_jobs(2)
+    ///     .enable_insights(true)
+    ///     .build()?;
+    /// pool.map(|x: u64| x * 2, 0..10u64)?;
+    /// let insights: Insights = pool.get_insights();
+    /// assert!(insights.to_json_pretty().contains("\n  \"n_completed_tasks\""));
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn to_json_pretty(&self) -> String {
         serde_json::to_string_pretty(self).expect("insights always serialize")
     }
 
     /// Prints the table to standard output (MPIRE's `print_insights()`).
+    ///
+    /// ```
+    /// use pool_core::{Layers, NoProgress, Threads, WorkerPool};
+    /// use pool_insights::Insights;
+    ///
+    /// let mut pool = WorkerPool::<(), (), Layers<Threads, NoProgress, Insights>>::builder()
+    ///     .n_jobs(2)
+    ///     .enable_insights(true)
+    ///     .build()?;
+    /// pool.map(|x: u64| x * 2, 0..10u64)?;
+    /// let insights: Insights = pool.get_insights();
+    /// insights.print(); // the table that `print_insights` shows
+    /// # Ok::<(), pool_core::PoolError>(())
+    /// ```
     pub fn print(&self) {
         println!("{self}");
     }
@@ -375,5 +453,12 @@ impl Insights {
 impl fmt::Display for Insights {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         table::write(self, f)
+    }
+}
+
+/// Insights as the insights piece of a `pool_core::Layers`.
+impl pool_core::FromTimings for Insights {
+    fn from_timings(timings: &[WorkerTimings]) -> Self {
+        Insights::from_timings(timings)
     }
 }

@@ -3,34 +3,11 @@
 use std::thread::sleep;
 use std::time::Duration;
 
-use pool_core::{
-    Backend, CallInfo, Extensions, MapOptions, PoolError, ProgressSink, SharedObjects, StartMethod,
-    ThreadBackend, WorkerTimings,
-};
+use pool_core::{Layers, MapOptions, NoProgress, Threads};
 use pool_insights::Insights;
 
-#[derive(Debug, Clone, Copy, Default)]
-struct Layers;
-
-impl Extensions for Layers {
-    type Insights = Insights;
-    fn default_start_method() -> StartMethod {
-        StartMethod::Threading
-    }
-    fn backend<Sh: SharedObjects, St: 'static>(
-        _: StartMethod,
-        n: usize,
-        _: bool,
-    ) -> Result<Box<dyn Backend<Sh, St>>, PoolError> {
-        Ok(Box::new(ThreadBackend::new(n)))
-    }
-    fn progress(_: &CallInfo) -> Option<Box<dyn ProgressSink>> {
-        None
-    }
-    fn insights(t: &[WorkerTimings]) -> Insights {
-        Insights::from_timings(t)
-    }
-}
+/// Threads, no bars, this crate's insights.
+type Pool = pool_core::WorkerPool<(), (), Layers<Threads, NoProgress, Insights>>;
 
 /// Sleeps overshoot by a little, more on a busy machine: accept up to this much per sleep.
 const SLACK: f64 = 0.015;
@@ -41,7 +18,7 @@ fn within(value: f64, expected: f64, n_sleeps: f64) -> bool {
 
 #[test]
 fn known_sleeps_give_known_insights() {
-    let mut pool = pool_core::WorkerPool::<(), (), Layers>::builder()
+    let mut pool = Pool::builder()
         .n_jobs(2)
         .enable_insights(true)
         .build()
@@ -106,10 +83,7 @@ fn known_sleeps_give_known_insights() {
 
 #[test]
 fn insights_off_means_empty_numbers() {
-    let mut pool = pool_core::WorkerPool::<(), (), Layers>::builder()
-        .n_jobs(2)
-        .build()
-        .unwrap();
+    let mut pool = Pool::builder().n_jobs(2).build().unwrap();
     pool.map(|x: u64| x, 0..10u64).unwrap();
     let i = pool.get_insights();
     assert_eq!(i.total_completed_tasks(), 0);
@@ -124,7 +98,7 @@ fn insights_off_means_empty_numbers() {
 
 #[test]
 fn workers_that_mostly_wait_are_told_what_to_try() {
-    let mut pool = pool_core::WorkerPool::<(), (), Layers>::builder()
+    let mut pool = Pool::builder()
         .n_jobs(2)
         .enable_insights(true)
         .build()
@@ -164,7 +138,7 @@ fn workers_that_mostly_wait_are_told_what_to_try() {
 
 #[test]
 fn short_tasks_are_all_counted_and_a_slow_one_still_shows() {
-    let mut pool = pool_core::WorkerPool::<(), (), Layers>::builder()
+    let mut pool = Pool::builder()
         .n_jobs(2)
         .enable_insights(true)
         .keep_alive(true)

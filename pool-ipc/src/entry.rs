@@ -36,6 +36,14 @@ pub const ENV_BOOT: &str = "POOL_IPC_WORKER_BOOT";
 /// Exit code of a worker whose boot info is unusable (different binary, bad fds, garbage).
 pub const EXIT_BAD_BOOT: i32 = 125;
 
+/// Exit code of a spawned worker whose program built a pool without calling the hook first.
+pub const EXIT_NO_ENTRY: i32 = 123;
+
+/// What to do about a program without the hook, for error messages.
+pub const ADD_THE_HOOK: &str = "StartMethod::Spawn re-executes this program for each worker, so \
+     its `main` must call `pool::entry()` first thing (without the `pool` facade: \
+     `pool_ipc::entry::run_if_worker()`; in a test binary, from a `#[ctor::ctor]` function)";
+
 /// The function a spawned worker runs; its return value is the exit code.
 pub type WorkerMain = fn(WorkerBoot) -> i32;
 
@@ -123,6 +131,35 @@ impl WorkerBoot {
 
 static TAKEN: AtomicBool = AtomicBool::new(false);
 
+/// Set once this process asked for its boot info (the hook does, first thing): proof that its
+/// `main` has the hook, so the workers spawned from it will run it too.
+static HOOK_CALLED: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process called the hook ([`run_if_worker`], [`take_worker_boot`] or
+/// [`is_worker`]). Spawning workers from a program that did not would re-run its `main` in
+/// every worker, which would spawn workers of its own, and so on: the process back end refuses
+/// instead, with [`ADD_THE_HOOK`].
+pub fn hook_called() -> bool {
+    HOOK_CALLED.load(Ordering::Relaxed)
+}
+
+/// The safety net in the worker, for a hook that the parent called but the worker skipped
+/// (say, behind a condition): in a spawned worker that has not taken its boot info, says so
+/// on stderr and exits with [`EXIT_NO_ENTRY`] (so the worker's `main` goes no further than
+/// its first pool); anywhere else, returns at once. Process back ends call it before starting
+/// workers.
+pub fn exit_if_hook_skipped() {
+    if TAKEN.load(Ordering::SeqCst) || read_wire().is_none() {
+        return;
+    }
+    eprintln!(
+        "pool worker (pid {}): this process was started as a worker but its program built a \
+         pool without running the entry hook: {ADD_THE_HOOK}",
+        std::process::id()
+    );
+    std::process::exit(EXIT_NO_ENTRY);
+}
+
 /// `None`: not a worker (no variable, or it was meant for another process);
 /// `Some(None)`: a worker whose variable does not decode.
 fn read_wire() -> Option<Option<BootWire>> {
@@ -137,12 +174,14 @@ fn read_wire() -> Option<Option<BootWire>> {
 
 /// Whether this process was started as a worker by its parent (does not consume the boot info).
 pub fn is_worker() -> bool {
+    HOOK_CALLED.store(true, Ordering::Relaxed);
     read_wire().is_some()
 }
 
 /// The boot info, the first time it is asked for in a worker; `None` in any other process or
 /// on later calls. The exe identity is checked and the fds are validated and owned from here on.
 pub fn take_worker_boot() -> Option<Result<WorkerBoot, BootError>> {
+    HOOK_CALLED.store(true, Ordering::Relaxed);
     let wire = read_wire()?;
     if TAKEN.swap(true, Ordering::SeqCst) {
         return None;

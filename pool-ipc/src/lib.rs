@@ -13,7 +13,8 @@
 //! - [`process`]: a worker handle (pidfd, kill, reap, decoded [`process::ExitReason`]);
 //!   [`watcher`]: one thread that reports the death of many workers;
 //! - [`oom`]: resident-memory sampling and a "was it the OOM killer?" verdict;
-//! - [`affinity`]: CPU pinning; [`fds`]: fd and zombie counting for leak tests.
+//! - [`affinity`]: CPU pinning; [`fds`]: fd and zombie counting for leak tests;
+//! - [`Processes`]: all of it as the workers piece of a `pool_core::Layers`.
 //!
 //! Which guarantees each start method gives: [`fork`] shares memory copy-on-write and starts in
 //! microseconds, but is only sound when no other thread can hold a lock the child needs (see
@@ -44,3 +45,6 @@ pub mod spawn;
 mod stderr;
 mod sync;
 pub mod watcher;
+mod workers;
+
+pub use workers::{Processes, refuse_in_daemon_worker};

@@ -92,7 +92,17 @@ pub fn signal_name(signal: i32) -> &'static str {
 impl fmt::Display for ExitReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Self::Exited { code } => write!(f, "exited with code {code}"),
+            Self::Exited { code } => {
+                write!(f, "exited with code {code}")?;
+                if code == crate::entry::EXIT_NO_ENTRY {
+                    write!(
+                        f,
+                        " (its program built a pool without running the entry hook: {})",
+                        crate::entry::ADD_THE_HOOK
+                    )?;
+                }
+                Ok(())
+            }
             Self::Signaled {
                 signal,
                 core_dumped,

@@ -135,6 +135,28 @@ pub fn sink_for(info: &CallInfo) -> Option<Box<dyn ProgressSink>> {
     }
 }
 
+/// Progress bars (or plain lines when stderr is not a terminal) as the progress piece of a
+/// `pool_core::Layers`: threads with bars, no process workers, is
+///
+/// ```
+/// use pool_core::{Layers, MapOptions, RawInsights, Threads, WorkerPool};
+/// use pool_progress::Bars;
+///
+/// type Pool = WorkerPool<(), (), Layers<Threads, Bars, RawInsights>>;
+/// let mut pool = Pool::builder().n_jobs(2).build()?;
+/// let out = pool.map_with(|x: u64| x + 1, 0..3u64, MapOptions::default().progress_bar(true))?;
+/// assert_eq!(out, vec![1, 2, 3]);
+/// # Ok::<(), pool_core::PoolError>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bars;
+
+impl pool_core::Progress for Bars {
+    fn sink(info: &CallInfo) -> Option<Box<dyn ProgressSink>> {
+        sink_for(info)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     fn assert_send_sync<T: Send + Sync>() {}

@@ -7,10 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::sleep;
 use std::time::Duration;
 
-use common::{Layers, pool};
+use common::pool;
 use pool_core::{
-    Backend, CallInfo, Extensions, MapOptions, Outcome, PoolError, ProgressSink, ProgressSpec,
-    SharedObjects, StartMethod, Status, ThreadBackend, WorkerTimings,
+    CallInfo, Layers, MapOptions, Outcome, Progress, ProgressSink, ProgressSpec, Status, Threads,
 };
 use pool_progress::{DrawTarget, MemoryTerm, with_draw_target};
 
@@ -199,30 +198,15 @@ impl ProgressSink for Recorder {
 #[derive(Debug, Clone, Copy, Default)]
 struct Recording;
 
-impl Extensions for Recording {
-    type Insights = pool_core::RawInsights;
-    fn default_start_method() -> StartMethod {
-        StartMethod::Threading
-    }
-    fn backend<Sh: SharedObjects, St: 'static>(
-        m: StartMethod,
-        n: usize,
-        d: bool,
-    ) -> Result<Box<dyn Backend<Sh, St>>, PoolError> {
-        let _ = (m, d);
-        Ok(Box::new(ThreadBackend::new(n)))
-    }
-    fn progress(_: &CallInfo) -> Option<Box<dyn ProgressSink>> {
+impl Progress for Recording {
+    fn sink(_: &CallInfo) -> Option<Box<dyn ProgressSink>> {
         Some(Box::new(Recorder))
-    }
-    fn insights(t: &[WorkerTimings]) -> Self::Insights {
-        <Layers as Extensions>::insights(t)
     }
 }
 
 #[test]
 fn progress_moves_task_by_task_inside_big_skewed_chunks() {
-    let mut p = pool_core::WorkerPool::<(), (), Recording>::builder()
+    let mut p = pool_core::WorkerPool::<(), (), Layers<Threads, Recording>>::builder()
         .n_jobs(2)
         .build()
         .unwrap();

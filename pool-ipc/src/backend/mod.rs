@@ -118,6 +118,10 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> PoolErro
 impl<Sh: SharedObjects, St: 'static> ProcessBackend<Sh, St> {
     /// A back end with `n_jobs` worker slots; `daemon` workers may not start process pools.
     pub fn new(method: ProcessMethod, n_jobs: usize, daemon: bool) -> Result<Self, PoolError> {
+        crate::entry::exit_if_hook_skipped();
+        if method == ProcessMethod::Spawn && !crate::entry::hook_called() {
+            return Err(PoolError::InvalidConfig(crate::entry::ADD_THE_HOOK.into()));
+        }
         let counters =
             SharedCounters::new(n_jobs).map_err(io_err("cannot create the shared counters"))?;
         let links: Arc<Mutex<HashMap<u64, Link>>> = Arc::default();
@@ -217,7 +221,7 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
         let stderr = self.stderr.attach(token).map_err(io_err(format!(
             "cannot create the stderr pipe of worker {id}"
         )))?;
-        let (process, dispatch) = self.strategy.start(Start {
+        let (mut process, dispatch) = self.strategy.start(Start {
             setup: &setup,
             link: &link,
             launcher: &self.launcher,
@@ -235,8 +239,15 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
         let (mut tx, rx) = link.parent_end(WaitPolicy::default()).split();
         if let Err(e) = self.strategy.greet(&mut tx) {
             let _ = process.kill(libc::SIGKILL);
+            // A worker that ended on its own at start-up says why in its exit status.
+            let why = match process.wait() {
+                Ok(r) if r.signal() != Some(libc::SIGKILL) => {
+                    format!(": worker process {} {r}", process.pid())
+                }
+                _ => String::new(),
+            };
             return Err(PoolError::backend(
-                format!("cannot send the shared objects to worker {id}: {e}"),
+                format!("cannot send the shared objects to worker {id}: {e}{why}"),
                 std::io::ErrorKind::BrokenPipe.into(),
             ));
         }

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use std::sync::Mutex;
 
+use pool_core::backend::Backend;
 use pool_core::{
-    Backend, CallInfo, Extensions, Outcome, PoolError, ProgressSink, SharedObjects, StartMethod,
-    Status, WorkerTimings,
+    CallInfo, Layers, Outcome, PoolError, Progress, ProgressSink, RawInsights, SharedObjects,
+    StartMethod, Status, Workers,
 };
 use pool_mpi::MpiBackend;
 
@@ -18,12 +19,13 @@ fn mpi_entry() {
     pool_mpi::run_if_worker();
 }
 
-/// `pool_core` with MPI workers only (the facade is above this crate).
-#[derive(Debug)]
-pub struct MpiOnly;
+/// `pool_core` with MPI workers only (the facade is above this crate), progress recorded.
+pub type MpiOnly = Layers<MpiRanks, Recorder, RawInsights>;
 
-impl Extensions for MpiOnly {
-    type Insights = pool_core::RawInsights;
+/// MPI ranks as the workers piece.
+pub struct MpiRanks;
+
+impl Workers for MpiRanks {
     fn default_start_method() -> StartMethod {
         StartMethod::Mpi
     }
@@ -34,18 +36,18 @@ impl Extensions for MpiOnly {
     ) -> Result<Box<dyn Backend<Sh, St>>, PoolError> {
         Ok(Box::new(MpiBackend::new(n_jobs)?))
     }
-    fn progress(_info: &CallInfo) -> Option<Box<dyn ProgressSink>> {
-        Some(Box::new(Recorder))
-    }
-    fn insights(timings: &[WorkerTimings]) -> Self::Insights {
-        pool_core::RawInsights(timings.to_vec())
-    }
 }
 
 /// Every status a progress sink was given, in order (the last call's).
 pub static PROGRESS: Mutex<Vec<Status>> = Mutex::new(Vec::new());
 
-struct Recorder;
+pub struct Recorder;
+
+impl Progress for Recorder {
+    fn sink(_info: &CallInfo) -> Option<Box<dyn ProgressSink>> {
+        Some(Box::new(Recorder))
+    }
+}
 
 impl ProgressSink for Recorder {
     fn start(&mut self, _info: &CallInfo) {
@@ -68,7 +70,11 @@ pub fn have_mpirun() -> bool {
     if std::env::var_os("CI").is_some() {
         panic!("mpirun is not installed, and CI is set: install Open MPI to run the MPI tests");
     }
-    eprintln!("\n*** SKIPPED: mpirun is not installed; nothing was tested ***\n");
+    // Straight to stderr: the test harness hides what `eprintln!` says in a passing test.
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr(),
+        b"\n*** SKIPPED: mpirun is not installed; nothing was tested ***\n",
+    );
     false
 }
 

@@ -4,40 +4,13 @@
 
 use std::time::Duration;
 
-use pool_core::{
-    Backend, CallInfo, Extensions, PoolError, ProgressSink, ProgressSpec, SharedObjects,
-    StartMethod, Status, ThreadBackend, WorkerTimings,
-};
+use pool_core::{CallInfo, Layers, ProgressSpec, RawInsights, StartMethod, Status, Threads};
+use pool_progress::Bars;
 
 /// The facade's wiring, minus process workers: progress from `pool_progress::sink_for`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Layers;
+pub type WithBars = Layers<Threads, Bars, RawInsights>;
 
-impl Extensions for Layers {
-    type Insights = pool_core::RawInsights;
-
-    fn default_start_method() -> StartMethod {
-        StartMethod::Threading
-    }
-
-    fn backend<Sh: SharedObjects, St: 'static>(
-        _method: StartMethod,
-        n_jobs: usize,
-        _daemon: bool,
-    ) -> Result<Box<dyn Backend<Sh, St>>, PoolError> {
-        Ok(Box::new(ThreadBackend::new(n_jobs)))
-    }
-
-    fn progress(info: &CallInfo) -> Option<Box<dyn ProgressSink>> {
-        pool_progress::sink_for(info)
-    }
-
-    fn insights(timings: &[WorkerTimings]) -> Self::Insights {
-        pool_core::RawInsights(timings.to_vec())
-    }
-}
-
-pub type Pool<Sh = (), St = ()> = pool_core::WorkerPool<Sh, St, Layers>;
+pub type Pool<Sh = (), St = ()> = pool_core::WorkerPool<Sh, St, WithBars>;
 
 pub fn pool(n: usize) -> Pool {
     Pool::builder()
