@@ -47,6 +47,9 @@ pub struct WorkerTimings {
     pub slowest: Vec<SlowTask>,
     /// Task durations in nanoseconds (hdrhistogram V2 encoding, see [`WorkerTimings::histogram`]).
     pub histogram_v2: Vec<u8>,
+    /// Where the worker ran when that is not plain from its slot: for MPI workers, the rank and
+    /// host ("MPI rank 2 on host h"), set by the parent.
+    pub location: Option<String>,
 }
 
 impl WorkerTimings {
@@ -63,6 +66,7 @@ impl WorkerTimings {
             data_transfer: Duration::ZERO,
             slowest: Vec::new(),
             histogram_v2: Vec::new(),
+            location: None,
         }
     }
 
@@ -78,6 +82,9 @@ impl WorkerTimings {
 
     /// Adds `other` (a later life or a later call of the same slot) into `self`.
     pub fn merge(&mut self, other: &WorkerTimings) {
+        if other.location.is_some() {
+            self.location.clone_from(&other.location);
+        }
         self.n_completed_tasks += other.n_completed_tasks;
         self.start_up += other.start_up;
         self.init += other.init;

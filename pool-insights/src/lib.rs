@@ -28,6 +28,7 @@
 //! | `schema_version` | int | `1` |
 //! | `n_workers` | int | worker slots |
 //! | `n_completed_tasks` | list of int | tasks completed, per worker |
+//! | `worker_locations` | list of string or null | where each worker ran (MPI: rank and host); absent when unknown |
 //! | `total_<phase>_time` | float | sum over workers, for each phase below |
 //! | `total_time` | float | sum of all phases' totals |
 //! | `<phase>_time` | list of float | per worker |
@@ -100,6 +101,9 @@ pub struct Insights {
     pub n_workers: usize,
     /// Tasks completed per worker.
     pub n_completed_tasks: Vec<u64>,
+    /// Where each worker ran, when its back end says (MPI: rank and host); empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub worker_locations: Vec<Option<String>>,
 
     /// Start-up time summed over workers.
     pub total_start_up_time: f64,
@@ -259,6 +263,11 @@ impl Insights {
             schema_version: 1,
             n_workers: t.len(),
             n_completed_tasks: t.iter().map(|w| w.n_completed_tasks).collect(),
+            worker_locations: if t.iter().any(|w| w.location.is_some()) {
+                t.iter().map(|w| w.location.clone()).collect()
+            } else {
+                Vec::new()
+            },
             total_start_up_time,
             total_init_time,
             total_waiting_time,

@@ -58,7 +58,10 @@ pub(crate) fn write(i: &Insights, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         row(
             f,
             &[
-                format!("worker {w}"),
+                match i.worker_locations.get(w) {
+                    Some(Some(at)) => format!("worker {w} ({at})"),
+                    _ => format!("worker {w}"),
+                },
                 i.n_completed_tasks[w].to_string(),
                 secs(i.start_up_time[w]),
                 secs(i.init_time[w]),

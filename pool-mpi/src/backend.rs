@@ -18,11 +18,12 @@ use pool_core::{
 };
 use pool_wire::boot::{BootRecord, Remote};
 use pool_wire::fnid::FnId;
-use pool_wire::msg::encode_framed;
+use pool_wire::msg::{encode_framed, encode_framed_value};
 use pool_wire::parent::Dispatch;
 
 use crate::link::{Entry, boot};
 use crate::msg::{Down, WorkerKey};
+use crate::pump::Frame;
 use crate::rank0::{Out, Rank0, Route, rank0};
 
 struct Slot {
@@ -40,7 +41,6 @@ pub struct MpiBackend<Sh, St> {
     slots: Vec<Option<Slot>>,
     /// Ranks that have been sent the shared objects of this pool.
     shared_sent: Vec<bool>,
-    shared_bytes: Option<Vec<u8>>,
     _types: PhantomData<fn() -> (Sh, St)>,
 }
 
@@ -106,7 +106,6 @@ impl<Sh: SharedObjects, St: 'static> MpiBackend<Sh, St> {
             events,
             slots: (0..n_jobs).map(|_| None).collect(),
             shared_sent: vec![false; r0.size],
-            shared_bytes: None,
             _types: PhantomData,
         })
     }
@@ -116,13 +115,13 @@ impl<Sh: SharedObjects, St: 'static> MpiBackend<Sh, St> {
             .tx
             .send(Out::Send {
                 rank,
-                bytes: encode_framed(msg, bulk),
+                bytes: encode_framed(msg, bulk).into(),
             })
             .map_err(|_| backend_err("the MPI thread has stopped (pool::finalize ran)".into()))
     }
 
     fn is_dead(&self, rank: usize) -> bool {
-        self.r0.dead[rank].load(Ordering::Relaxed)
+        self.r0.dead[rank].load(Ordering::SeqCst)
     }
 
     /// Where the worker of `slot` goes: its own rank while alive, else the live rank with the
@@ -168,24 +167,31 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for MpiBackend<Sh, St> {
         })?;
         let record = BootRecord::of(&setup, Remote::Mpi)?;
         if !self.shared_sent[rank] {
-            if self.shared_bytes.is_none() {
-                let bytes =
-                    postcard::to_stdvec(&*setup.shared).map_err(|e| PoolError::Serialization {
-                        context: "the shared objects, for MPI workers".into(),
-                        message: e.to_string(),
-                    })?;
-                self.shared_bytes = Some(bytes);
-            }
-            let bytes = self.shared_bytes.as_deref().unwrap_or_default();
-            self.post(rank, &Down::Shared { epoch: self.epoch }, bytes)?;
-            self.shared_sent[rank] = true;
-            if self.shared_sent[1..]
-                .iter()
-                .enumerate()
-                .all(|(i, &sent)| sent || self.is_dead(i + 1))
-            {
-                // Every live rank has its copy: rank 0 keeps none.
-                self.shared_bytes = None;
+            // Every live rank that lacks them, this one first: sent once by rank 0 and relayed
+            // by the ranks themselves.
+            let relay: Vec<usize> = std::iter::once(rank)
+                .chain((1..self.r0.size).filter(|&r| r != rank))
+                .filter(|&r| !self.shared_sent[r] && !self.is_dead(r))
+                .collect();
+            let header = Down::Shared {
+                epoch: self.epoch,
+                relay: relay.clone(),
+            };
+            let frame = encode_framed_value(&header, &*setup.shared).map_err(|e| {
+                PoolError::Serialization {
+                    context: "the shared objects, for MPI workers".into(),
+                    message: e.to_string(),
+                }
+            })?;
+            let sent = Out::Send {
+                rank,
+                bytes: Frame::Owned(frame),
+            };
+            self.r0.tx.send(sent).map_err(|_| {
+                backend_err("the MPI thread has stopped (pool::finalize ran)".into())
+            })?;
+            for r in relay {
+                self.shared_sent[r] = true;
             }
         }
         let dispatch = Dispatch::default();
@@ -281,7 +287,7 @@ impl<Sh, St> Drop for MpiBackend<Sh, St> {
                 };
                 let _ = self.r0.tx.send(Out::Send {
                     rank: s.rank,
-                    bytes: encode_framed(&Down::Kill { key }, &[]),
+                    bytes: encode_framed(&Down::Kill { key }, &[]).into(),
                 });
             }
         }

@@ -9,14 +9,15 @@
 //!   mismatch fails pool creation, naming the rank), so a `fn` is named by its offset from an
 //!   anchor; tasks, the state factory and the hooks must capture nothing.
 //! - Tasks, results and events travel as framed MPI messages (bulk bytes outside serde);
-//!   a worker's counters ride on its events, and go alone at most every [`REPORT_EVERY`].
-//!   The shared objects are serialized once per pool and sent once to each worker rank, which
-//!   decodes them once and keeps only the decoded value.
+//!   a worker's counters ride on its events, and go alone at most every 2 ms.
+//!   The shared objects are serialized once per pool into one frame that rank 0 sends once and
+//!   the worker ranks relay down a binary tree; each rank decodes them once per pool and keeps
+//!   only the decoded value (a rank receiving them is excused from heartbeats meanwhile).
 //! - Every MPI call of a process is made by one thread: rank 0's MPI thread, or a worker
 //!   rank's main thread; workers run in threads beside it. Both loops wake at once for local
-//!   work and probe MPI every 50 µs while a pool is busy ([`pump::Idle`] says why not a
+//!   work and probe MPI every 50 µs while a pool is busy (`pump::Idle` says why not a
 //!   blocking probe).
-//! - Faults (see [`rank0`] for how they are seen): a dead, exiting or stopped worker rank ends
+//! - Faults (see the `rank0` module for how they are seen): a dead, exiting or stopped worker rank ends
 //!   the call with `Cause::WorkerDied` naming the rank, its host and pid and the task it held,
 //!   within the silence limit at worst (1.5 s, `POOL_MPI_DEAD_AFTER_MS`) and at once for a
 //!   rank on rank 0's host. By default Open MPI then ends the whole job (rank 0 gets SIGTERM

@@ -3,7 +3,8 @@
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use pool_core::{
@@ -16,15 +17,17 @@ use pool_wire::worker::{Carrier, WorkerEnd};
 
 use crate::msg::{Snapshot, Up, WorkerKey};
 
-/// The pool's shared objects on this rank: the bytes as they arrived, until the first worker
-/// of the pool decodes them; from then on only the decoded value (one copy per rank).
+/// The pool's shared objects on this rank: the frame as it arrived (bulk from `offset`), until
+/// the first worker of the pool decodes them; from then on only the decoded value (one copy
+/// per rank, once the relayed sends of the frame are done).
 #[derive(Default)]
 pub(crate) enum SharedState {
     #[default]
     Empty,
     Raw {
         epoch: u64,
-        bytes: Vec<u8>,
+        frame: Arc<Vec<u8>>,
+        offset: usize,
     },
     Decoded {
         epoch: u64,
@@ -32,7 +35,12 @@ pub(crate) enum SharedState {
     },
 }
 
-pub(crate) type SharedSlot = Arc<Mutex<SharedState>>;
+/// The state, and a condition a worker waits on when its `Start` came before the relayed
+/// shared objects.
+pub(crate) type SharedSlot = Arc<(Mutex<SharedState>, Condvar)>;
+
+/// How long a worker waits for relayed shared objects.
+const SHARED_PATIENCE: Duration = Duration::from_secs(20);
 
 /// The untyped entry of a worker thread: `boot::<Sh, St>` as a plain `fn` pointer.
 pub(crate) type Entry = fn(WorkerKey, BootRecord, SharedSlot, MpiCarrier, Arc<Vec<WorkerCounters>>);
@@ -79,21 +87,45 @@ impl Carrier for MpiCarrier {
 }
 
 fn shared_objects<Sh: SharedObjects>(slot: &SharedSlot, epoch: u64) -> Result<Arc<Sh>, String> {
-    let mut state = slot.lock().unwrap_or_else(|e| e.into_inner());
-    match &*state {
-        SharedState::Decoded { epoch: e, value } if *e == epoch => value
-            .clone()
-            .downcast::<Sh>()
-            .map_err(|_| "the shared objects have another type".to_string()),
-        SharedState::Raw { epoch: e, bytes } if *e == epoch => {
-            let value: Arc<Sh> = Arc::new(postcard::from_bytes(bytes).map_err(|e| e.to_string())?);
-            *state = SharedState::Decoded {
-                epoch,
-                value: value.clone(),
-            };
-            Ok(value)
+    let (lock, arrived) = &**slot;
+    let deadline = Instant::now() + SHARED_PATIENCE;
+    let mut state = lock.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        match &*state {
+            SharedState::Decoded { epoch: e, value } if *e == epoch => {
+                return value
+                    .clone()
+                    .downcast::<Sh>()
+                    .map_err(|_| "the shared objects have another type".to_string());
+            }
+            SharedState::Raw {
+                epoch: e,
+                frame,
+                offset,
+            } if *e == epoch => {
+                let bytes = frame.get(*offset..).unwrap_or_default();
+                let value: Arc<Sh> =
+                    Arc::new(postcard::from_bytes(bytes).map_err(|e| e.to_string())?);
+                *state = SharedState::Decoded {
+                    epoch,
+                    value: value.clone(),
+                };
+                return Ok(value);
+            }
+            _ => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(format!(
+                        "they did not arrive within {SHARED_PATIENCE:?} (did the rank that \
+                         relays them die?)"
+                    ));
+                }
+                state = arrived
+                    .wait_timeout(state, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
         }
-        _ => Err("they never arrived".into()),
     }
 }
 

@@ -55,8 +55,10 @@ pub(crate) enum Down {
     },
     /// Rank 0 is alive (every [`crate::HEARTBEAT`]).
     Beat,
-    /// The pool's shared objects (bulk), once per pool and rank.
-    Shared { epoch: u64 },
+    /// The pool's shared objects (bulk), once per pool and rank. Rank 0 sends them to
+    /// `relay[0]` only; the rank at position `i` of `relay` passes the frame on, as it is, to
+    /// positions `2i + 1` and `2i + 2` (a binary tree over the ranks).
+    Shared { epoch: u64, relay: Vec<usize> },
     /// Start a worker thread: `entry` is `link::boot::<Sh, St>`.
     Start {
         key: WorkerKey,

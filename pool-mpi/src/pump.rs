@@ -7,6 +7,7 @@
 //! large messages to each other at once would deadlock.
 
 use std::os::raw::{c_int, c_void};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mpi::ffi;
@@ -16,10 +17,32 @@ use mpi::topology::{Communicator, SimpleCommunicator};
 /// The only tag pool-mpi uses.
 const TAG: c_int = 7;
 
+/// The bytes of a message: owned, or one buffer sent to many ranks (the shared objects).
+#[derive(Debug)]
+pub(crate) enum Frame {
+    Owned(Vec<u8>),
+    Shared(Arc<Vec<u8>>),
+}
+
+impl Frame {
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match self {
+            Frame::Owned(v) => v,
+            Frame::Shared(v) => v,
+        }
+    }
+}
+
+impl From<Vec<u8>> for Frame {
+    fn from(v: Vec<u8>) -> Self {
+        Frame::Owned(v)
+    }
+}
+
 /// Sends and receives byte messages on `MPI_COMM_WORLD`.
 pub(crate) struct Pump {
     world: SimpleCommunicator,
-    pending: Vec<(Vec<u8>, ffi::MPI_Request)>,
+    pending: Vec<(Frame, ffi::MPI_Request)>,
 }
 
 impl Pump {
@@ -46,7 +69,9 @@ impl Pump {
     }
 
     /// Starts sending `bytes` to `rank`. Returns false if MPI refused.
-    pub(crate) fn send(&mut self, rank: i32, bytes: Vec<u8>) -> bool {
+    pub(crate) fn send(&mut self, rank: i32, frame: impl Into<Frame>) -> bool {
+        let frame = frame.into();
+        let bytes = frame.bytes();
         let Ok(count) = c_int::try_from(bytes.len()) else {
             eprintln!(
                 "pool-mpi: a message of {} bytes is over MPI's 2 GiB limit",
@@ -56,8 +81,9 @@ impl Pump {
         };
         // SAFETY: the null request is a valid value to be overwritten.
         let mut req = unsafe { ffi::RSMPI_REQUEST_NULL };
-        // SAFETY: `bytes` stays alive and unmoved (its heap buffer) in `pending` until MPI_Test
-        // reports the request complete; count and datatype describe it exactly.
+        // SAFETY: the frame's heap buffer stays alive and unmoved in `pending` until MPI_Test
+        // reports the request complete (a shared one is not mutated while any `Arc` lives);
+        // count and datatype describe it exactly.
         let rc = unsafe {
             ffi::MPI_Isend(
                 bytes.as_ptr() as *const c_void,
@@ -72,7 +98,7 @@ impl Pump {
         if rc != 0 {
             return false;
         }
-        self.pending.push((bytes, req));
+        self.pending.push((frame, req));
         true
     }
 
@@ -91,8 +117,9 @@ impl Pump {
                 i += 1;
                 continue;
             }
-            let (bytes, _) = self.pending.swap_remove(i);
-            if rc == 0 {
+            if let (Frame::Owned(bytes), _) = self.pending.swap_remove(i)
+                && rc == 0
+            {
                 pool_core::recycle_buffer(bytes);
             }
         }
@@ -132,13 +159,36 @@ pub(crate) struct Idle {
 pub(crate) const PROBE_EVERY: Duration = Duration::from_micros(50);
 
 impl Idle {
+    /// For the calling thread (an MPI loop): short waits end on time. Linux lets a sleep run
+    /// 50 µs late by default (timer slack), as long as the probe period itself.
+    pub(crate) fn for_this_thread() -> Self {
+        // SAFETY: PR_SET_TIMERSLACK takes a value in ns and affects only the calling thread.
+        unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1_000 as libc::c_ulong) };
+        Idle::default()
+    }
+
     /// Something happened: probe eagerly again.
     pub(crate) fn busy(&mut self) {
         self.since = None;
     }
 
+    /// Waits for local work on `rx` as long as the idle stretch allows (see [`Idle::wait`]).
+    pub(crate) fn next<T>(&mut self, rx: &crossbeam_channel::Receiver<T>) -> Option<T> {
+        let wait = self.wait();
+        let got = if wait.is_zero() {
+            std::thread::yield_now();
+            rx.try_recv().ok()
+        } else {
+            rx.recv_timeout(wait).ok()
+        };
+        if got.is_some() {
+            self.busy();
+        }
+        got
+    }
+
     /// How long to wait now.
-    pub(crate) fn wait(&mut self) -> Duration {
+    fn wait(&mut self) -> Duration {
         let idle = self.since.get_or_insert_with(Instant::now).elapsed();
         if idle < Duration::from_micros(30) {
             Duration::ZERO

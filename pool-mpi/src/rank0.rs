@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use mpi::Threading;
 use pool_core::{Event, WorkerCounters, monotonic_ns};
 use pool_wire::fnid::ExeDigest;
@@ -31,11 +31,14 @@ use pool_wire::msg::{FromWorker, decode_framed, encode_framed};
 use pool_wire::parent::Outstanding;
 
 use crate::msg::{Down, Snapshot, Up, Whereabouts, WorkerKey};
-use crate::pump::{Idle, Pump};
+use crate::pump::{Frame, Idle, Pump};
 use crate::watch::{PeerState, PeerWatch};
 
 /// How often liveness is checked.
 const CHECK_EVERY: Duration = Duration::from_millis(10);
+/// A pessimistic transfer rate for big frames: their receivers' silence is excused that long.
+const SLOW_BYTES_PER_SEC: f64 = 20e6;
+
 /// How long a rank on this host may stay stopped before it is judged dead.
 const STOPPED_LIMIT: Duration = Duration::from_millis(300);
 
@@ -56,7 +59,7 @@ pub(crate) enum Out {
     /// The worker of `slot` was stopped or abandoned.
     Stopped { slot: usize },
     /// Bytes for a rank.
-    Send { rank: usize, bytes: Vec<u8> },
+    Send { rank: usize, bytes: Frame },
     /// The program ends: release the worker ranks, finalize MPI, then say so on the sender.
     Finish(Sender<()>),
 }
@@ -235,6 +238,8 @@ struct Placed {
 
 struct Peer {
     seen: Instant,
+    /// Silence is no sign of death until then (a big frame on its way to the rank).
+    excused_until: Instant,
     watch: Option<PeerWatch>,
 }
 
@@ -262,6 +267,7 @@ impl Loop {
             peers: (0..size)
                 .map(|_| Peer {
                     seen: Instant::now(),
+                    excused_until: Instant::now(),
                     watch: None,
                 })
                 .collect(),
@@ -276,10 +282,10 @@ impl Loop {
     }
 
     fn is_dead(&self, rank: usize) -> bool {
-        self.dead[rank].load(Ordering::Relaxed)
+        self.dead[rank].load(Ordering::SeqCst)
     }
 
-    fn to_live_ranks(&mut self, bytes: &[u8]) {
+    fn send_to_live_ranks(&mut self, bytes: &[u8]) {
         for rank in 1..self.size() {
             if !self.is_dead(rank) {
                 self.pump.send(rank as i32, bytes.to_vec());
@@ -301,7 +307,7 @@ impl Loop {
             }
         }
         let beat = encode_framed(&Down::Beat, &[]);
-        let mut idle = Idle::default();
+        let mut idle = Idle::for_this_thread();
         let (mut last_check, mut last_beat) = (Instant::now(), Instant::now());
         loop {
             let mut busy = false;
@@ -322,24 +328,16 @@ impl Loop {
             }
             if last_beat.elapsed() >= crate::HEARTBEAT {
                 last_beat = Instant::now();
-                self.to_live_ranks(&beat);
+                self.send_to_live_ranks(&beat);
             }
             if busy {
                 idle.busy();
                 continue;
             }
-            let wait = idle.wait();
-            let got = if wait.is_zero() {
-                std::thread::yield_now();
-                rx.try_recv().map_err(|_| RecvTimeoutError::Timeout)
-            } else {
-                rx.recv_timeout(wait)
-            };
-            if let Ok(out) = got {
-                idle.busy();
-                if let Some(done) = self.local(out) {
-                    return self.finish(done);
-                }
+            if let Some(out) = idle.next(&rx)
+                && let Some(done) = self.local(out)
+            {
+                return self.finish(done);
             }
         }
     }
@@ -371,6 +369,11 @@ impl Loop {
                         outstanding,
                     });
                 }
+                if self.is_dead(rank) {
+                    // Placed while the rank was dying: it will never answer.
+                    let m = format!("{} is dead", self.describe(rank));
+                    self.died(slot, m);
+                }
             }
             Out::Stopped { slot } => {
                 if let Some(Some(p)) = self.placed.get_mut(slot) {
@@ -378,6 +381,7 @@ impl Loop {
                 }
             }
             Out::Send { rank, bytes } => {
+                self.excuse_big_frame(&bytes);
                 self.pump.send(rank as i32, bytes);
             }
             Out::Finish(done) => return Some(done),
@@ -385,10 +389,31 @@ impl Loop {
         None
     }
 
+    /// A rank busy receiving a frame of hundreds of MB (the shared objects, relayed down the
+    /// tree) cannot say it is alive meanwhile: its silence is excused for as long as the frame
+    /// may take to reach it, at a pessimistic [`SLOW_BYTES_PER_SEC`] per hop.
+    fn excuse_big_frame(&mut self, frame: &Frame) {
+        let bytes = frame.bytes();
+        if bytes.len() < 1 << 20 {
+            return;
+        }
+        let Some((Down::Shared { relay, .. }, _)) = pool_wire::msg::peek_framed::<Down>(bytes)
+        else {
+            return;
+        };
+        let hop = Duration::from_secs_f64(bytes.len() as f64 / SLOW_BYTES_PER_SEC);
+        for (i, &r) in relay.iter().enumerate() {
+            let depth = usize::BITS - (i + 1).leading_zeros(); // 1 for the root
+            if let Some(p) = self.peers.get_mut(r) {
+                p.excused_until = p.excused_until.max(Instant::now() + hop * depth);
+            }
+        }
+    }
+
     fn finish(mut self, done: Sender<()>) -> (bool, Sender<()>) {
         let finalize = !(1..self.size()).any(|r| self.is_dead(r));
         let bye = encode_framed(&Down::Shutdown { finalize }, &[]);
-        self.to_live_ranks(&bye);
+        self.send_to_live_ranks(&bye);
         let deadline = Instant::now() + Duration::from_secs(2);
         while self.pump.in_flight() > 0 && Instant::now() < deadline {
             self.pump.progress();
@@ -468,13 +493,16 @@ impl Loop {
                 message,
                 rank_ends,
             } => {
+                // Dead before anyone hears of it: a worker restarted on news of this death
+                // must not be placed on this rank again.
+                let newly_dead = rank_ends && self.mark_dead(src);
                 if let Some(slot) = self.placed_for(src, &key) {
                     self.apply(slot, counters);
                     let m = format!("{}: {message}", self.describe(src));
                     self.died(slot, m);
                 }
-                if rank_ends {
-                    self.judge_dead(src, "ended its process".into());
+                if newly_dead {
+                    self.report_dead(src, "ended its process");
                 }
             }
             Up::Event { key, counters, msg } => {
@@ -500,8 +528,16 @@ impl Loop {
                 {
                     p.live = false;
                 }
+                let mut event = msg.into_event(slot, key.generation, bulk);
+                if let Event::Timings { timings, .. } = &mut event {
+                    let host = lock(&self.info)[src].at.as_ref().map(|a| a.host.clone());
+                    timings.location = Some(match host {
+                        Some(h) => format!("MPI rank {src} on {h}"),
+                        None => format!("MPI rank {src}"),
+                    });
+                }
                 if let Some(r) = self.route.as_ref() {
-                    let _ = r.events.send(msg.into_event(slot, key.generation, bulk));
+                    let _ = r.events.send(event);
                 }
             }
         }
@@ -549,7 +585,8 @@ impl Loop {
                 )),
                 _ => {
                     let silent = self.peers[rank].seen.elapsed();
-                    (silent > self.limit).then(|| {
+                    let excused = Instant::now() < self.peers[rank].excused_until;
+                    (silent > self.limit && !excused).then(|| {
                         format!(
                             "stopped answering (silent for {:.1} s): it died, is stopped, or its \
                              host is unreachable",
@@ -566,12 +603,24 @@ impl Loop {
 
     /// Declares `rank` dead: kills it if it is on this host, reports the workers placed there.
     fn judge_dead(&mut self, rank: usize, why: String) {
-        if self.dead[rank].swap(true, Ordering::Relaxed) {
-            return;
+        if self.mark_dead(rank) {
+            self.report_dead(rank, &why);
+        }
+    }
+
+    /// Marks `rank` dead (and kills it when it is on this host); false if it already was.
+    fn mark_dead(&mut self, rank: usize) -> bool {
+        if self.dead[rank].swap(true, Ordering::SeqCst) {
+            return false;
         }
         if let Some(w) = self.peers[rank].watch.as_ref() {
             w.kill();
         }
+        true
+    }
+
+    /// Reports every live worker placed on the dead `rank`.
+    fn report_dead(&mut self, rank: usize, why: &str) {
         let message = format!("{} {why}", self.describe(rank));
         eprintln!("pool-mpi: {message}");
         let on_it: Vec<usize> = (0..self.placed.len())

@@ -4,8 +4,9 @@
 //! 1. `Hello`: rank 0 says where it runs and which binary; the rank answers `Alive` with its
 //!    own whereabouts and digest (and again every [`crate::HEARTBEAT`]). A rank whose binary
 //!    differs starts no worker: it cannot trust a function id.
-//! 2. `Shared` (once per pool): the bytes wait in a slot that the pool's first worker here
-//!    decodes, replacing them (one copy per rank). `Start` (once per worker life; a rank
+//! 2. `Shared` (once per pool, sent by rank 0 to one rank and relayed rank to rank down a
+//!    binary tree): the frame is passed on as it is, and waits in a slot that the pool's
+//!    first worker here decodes, replacing it (one copy per rank). `Start` (once per worker life; a rank
 //!    may run several workers when ranks have died) starts a worker thread.
 //! 3. Commands go to the worker thread; its events go to rank 0 with its counters; between
 //!    events, changed counters go as `Progress` at most every [`crate::REPORT_EVERY`].
@@ -23,14 +24,14 @@ use std::sync::{Arc, OnceLock};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{RecvTimeoutError, Sender, unbounded};
+use crossbeam_channel::{Sender, unbounded};
 use pool_core::WorkerCounters;
 use pool_wire::fnid::ExeDigest;
-use pool_wire::msg::{ToWorker, decode_framed, encode_framed};
+use pool_wire::msg::{ToWorker, decode_framed, encode_framed, peek_framed};
 
 use crate::link::{Entry, MpiCarrier, SharedSlot, SharedState, snapshot};
 use crate::msg::{Down, Snapshot, Up, Whereabouts, WorkerKey};
-use crate::pump::{Idle, Pump};
+use crate::pump::{Frame, Idle, Pump};
 use crate::watch::{PeerState, PeerWatch};
 
 struct Current {
@@ -81,13 +82,25 @@ pub(crate) fn serve(mut pump: Pump) -> bool {
     let mut rank0: Option<(Whereabouts, Option<PeerWatch>)> = None;
     let mut rank0_seen = Instant::now();
     let limit = crate::rank0::silence_limit();
-    let mut idle = Idle::default();
+    let mut idle = Idle::for_this_thread();
     let (mut last_alive, mut last_check) = (Instant::now(), Instant::now());
     loop {
         let mut busy = false;
         while let Some((_, bytes)) = pump.poll() {
             busy = true;
             rank0_seen = Instant::now();
+            if let Some((Down::Shared { epoch, relay }, offset)) = peek_framed::<Down>(&bytes) {
+                let frame = Arc::new(bytes);
+                relay_on(&mut pump, rank as usize, &relay, &frame);
+                let (state, arrived) = &*shared;
+                *state.lock().unwrap_or_else(|e| e.into_inner()) = SharedState::Raw {
+                    epoch,
+                    frame,
+                    offset,
+                };
+                arrived.notify_all();
+                continue;
+            }
             let Some((msg, bulk)) = decode_framed::<Down>(bytes) else {
                 eprintln!("pool-mpi rank {rank}: garbled message from rank 0");
                 continue;
@@ -111,10 +124,7 @@ pub(crate) fn serve(mut pump: Pump) -> bool {
                     last_alive = Instant::now();
                 }
                 Down::Beat => {}
-                Down::Shared { epoch } => {
-                    *shared.lock().unwrap_or_else(|e| e.into_inner()) =
-                        SharedState::Raw { epoch, bytes: bulk };
-                }
+                Down::Shared { .. } => {} // taken above, without unframing
                 Down::Start { key, entry, boot } => {
                     abandon(workers.remove(&key.slot));
                     if !trusted {
@@ -245,16 +255,20 @@ pub(crate) fn serve(mut pump: Pump) -> bool {
             idle.busy();
             continue;
         }
-        let wait = idle.wait();
-        let got = if wait.is_zero() {
-            std::thread::yield_now();
-            out_rx.try_recv().map_err(|_| RecvTimeoutError::Timeout)
-        } else {
-            out_rx.recv_timeout(wait)
-        };
-        if let Ok(bytes) = got {
-            idle.busy();
+        if let Some(bytes) = idle.next(&out_rx) {
             pump.send(0, bytes);
+        }
+    }
+}
+
+/// Passes the shared objects' frame on to this rank's children in the relay tree.
+fn relay_on(pump: &mut Pump, me: usize, relay: &[usize], frame: &Arc<Vec<u8>>) {
+    let Some(i) = relay.iter().position(|&r| r == me) else {
+        return;
+    };
+    for child in [2 * i + 1, 2 * i + 2] {
+        if let Some(&r) = relay.get(child) {
+            pump.send(r as i32, Frame::Shared(frame.clone()));
         }
     }
 }

@@ -51,6 +51,12 @@ fn progress_and_insights_on_rank_0() {
     let insights = pool.get_insights().0;
     let tasks: u64 = insights.iter().map(|t| t.n_completed_tasks).sum();
     assert_eq!(tasks, 60, "{insights:?}");
+    // Each worker is named by its rank and host.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    for t in &insights {
+        let want = format!("MPI rank {} on {}", t.worker + 1, host.trim());
+        assert_eq!(t.location.as_deref(), Some(want.as_str()), "{t:?}");
+    }
     assert!(
         insights
             .iter()
@@ -90,4 +96,60 @@ fn configuration_errors_are_clear() {
     let v: Vec<u64> = again.map(|x: u64| x + 1, 0..4u64).unwrap();
     assert_eq!(v, vec![1, 2, 3, 4]);
     println!("MPI-FAULT-OK {name}");
+}
+
+/// Ranks 1 and 2 run a copy of this binary with one byte more: functions travel as offsets
+/// into the binary, so pool creation must fail, naming the rank, before any offset is used.
+#[test]
+fn a_rank_running_another_binary_is_refused() {
+    let name = "a_rank_running_another_binary_is_refused";
+    if inside_mpirun() {
+        let err = WorkerPool::<(), (), MpiOnly>::builder()
+            .build()
+            .unwrap_err();
+        println!("POOL-ERROR {err}");
+        assert!(matches!(err, PoolError::InvalidConfig(_)), "{err}");
+        let text = err.to_string();
+        for word in [
+            "different executable",
+            "MPI rank 1",
+            "host",
+            "pid",
+            "same build",
+        ] {
+            assert!(text.contains(word), "no {word:?} in: {text}");
+        }
+        println!("MPI-FAULT-OK {name}");
+        return;
+    }
+    if !common::have_mpirun() {
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let copy = std::env::temp_dir().join(format!("pool-mpi-other-{}", std::process::id()));
+    let mut bytes = std::fs::read(&exe).unwrap();
+    bytes.push(0);
+    std::fs::write(&copy, bytes).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let args = [name, "--exact", "--nocapture", "--test-threads=1"];
+    let out = common::mpirun_command()
+        .args(["-n", "1"])
+        .arg(&exe)
+        .args(args)
+        .arg(":")
+        .args(["-n", "2"])
+        .arg(&copy)
+        .args(args)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&copy);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains(&format!("MPI-FAULT-OK {name}")),
+        "{:?}",
+        out.status
+    );
+    assert!(out.status.success(), "{:?}", out.status);
 }

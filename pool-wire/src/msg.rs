@@ -162,13 +162,33 @@ pub fn encode_framed<H: Serialize>(header: &H, bulk: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A frame of [`encode_framed`] whose bulk is `body` serialized straight into it (no
+/// intermediate buffer: for the shared objects, which may be hundreds of MB).
+pub fn encode_framed_value<H: Serialize, B: Serialize + ?Sized>(
+    header: &H,
+    body: &B,
+) -> Result<Vec<u8>, postcard::Error> {
+    let mut out = encode_framed(header, &[]);
+    postcard::to_io(body, &mut out)?;
+    Ok(out)
+}
+
+/// The header of a frame of [`encode_framed`] and where its bulk bytes start, without taking
+/// the frame apart (to pass it on as it is); `None` for bytes that are not such a frame.
+pub fn peek_framed<H: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<(H, usize)> {
+    let n = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+    let end = 4usize.checked_add(n)?;
+    let header = postcard::from_bytes(bytes.get(4..end)?).ok()?;
+    Some((header, end))
+}
+
 /// Splits a frame of [`encode_framed`] into its header and bulk bytes; `None` for any bytes
 /// that are not such a frame.
 pub fn decode_framed<H: serde::de::DeserializeOwned>(mut bytes: Vec<u8>) -> Option<(H, Vec<u8>)> {
-    let n = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
-    let header = postcard::from_bytes(bytes.get(4..4usize.checked_add(n)?)?).ok()?;
-    let bulk = bytes.split_off(4 + n);
-    Some((header, bulk))
+    let (header, start) = peek_framed(&bytes)?;
+    // In place: a bulk of hundreds of MB is not copied into a second buffer.
+    bytes.drain(..start);
+    Some((header, bytes))
 }
 
 #[cfg(test)]

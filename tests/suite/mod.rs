@@ -24,13 +24,17 @@ macro_rules! for_each_start_method {
                 fn forkserver() {
                     super::$name(pool::StartMethod::Forkserver);
                 }
-                /// Runs under `mpirun` only (`pool-mpi/run-tests.sh`); passes as
-                /// skipped elsewhere.
+                /// Runs under `mpirun` only (`pool-mpi/run-tests.sh`). Elsewhere a loud
+                /// skip, or a failure when `CI` is set (MPI was expected: it was built).
                 #[cfg(feature = "mpi")]
                 #[test]
                 fn mpi() {
                     if std::env::var_os("OMPI_COMM_WORLD_SIZE").is_none() {
-                        eprintln!("skipped: not under mpirun");
+                        assert!(
+                            std::env::var_os("CI").is_none(),
+                            "not under mpirun, and CI is set: run pool-mpi/run-tests.sh"
+                        );
+                        eprintln!("*** SKIPPED (nothing tested): not under mpirun; run pool-mpi/run-tests.sh ***");
                         return;
                     }
                     super::$name(pool::StartMethod::Mpi);

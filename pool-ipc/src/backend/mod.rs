@@ -12,8 +12,8 @@
 //! Forkserver: as Spawn, but workers are forks of the forkserver (`crate::forkserver`)
 //! instead of fresh executions.
 //!
-//! Both speak `pool_wire`'s protocol; each start method is a launch strategy
-//! ([`strategy`]), so this file holds what they share: slots, links, readers, death watching.
+//! Both speak `pool_wire`'s protocol; each start method is a launch strategy (the `strategy`
+//! module), so this file holds what they share: slots, links, readers, death watching.
 
 mod counters;
 mod forkserved;

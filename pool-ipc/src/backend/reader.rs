@@ -139,3 +139,96 @@ impl Reader {
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use crossbeam_channel::unbounded;
+    use pool_core::{Cause, Failure, Phase};
+
+    use super::*;
+    use crate::channel::Link;
+    use crate::child::ChildOptions;
+    use crate::ring::WaitPolicy;
+
+    /// A real worker process that lies: it claims to be worker 7 and returns a chunk it was
+    /// never given. The reader stamps its true slot, then ends it with a clear report.
+    #[test]
+    fn a_worker_cannot_speak_for_another_nor_return_a_chunk_it_was_not_given() {
+        let link = Link::new(1 << 16).unwrap();
+        let child = link.clone();
+        // SAFETY: the child only encodes (malloc, reset at fork) and writes to its own
+        // shared-memory link, then sleeps; it takes no lock another test thread could hold.
+        let p = unsafe {
+            crate::fork::fork_worker(ChildOptions::default(), move || {
+                let (mut tx, _rx) = child.worker_end(WaitPolicy::default()).split();
+                let failure = Failure {
+                    phase: Phase::Init,
+                    cause: Cause::Panic,
+                    worker: 7,
+                    task: None,
+                    args: None,
+                    message: "init failed".into(),
+                    backtrace: None,
+                    attempts: 1,
+                };
+                let _ = tx.send(&FromWorker::Failed { failure });
+                let _ = tx.send_deferred(&FromWorker::ChunkDone {
+                    call: 1,
+                    first: 999,
+                });
+                let _ = tx.send_bytes(&[1, 2, 3]);
+                std::thread::sleep(Duration::from_secs(30));
+                0
+            })
+        }
+        .unwrap();
+        let (_tx, rx) = link.parent_end(WaitPolicy::default()).split();
+        let (events_tx, events) = unbounded();
+        let outstanding = Outstanding::default();
+        outstanding.sent(1, 0);
+        let reader = Reader {
+            rx,
+            events: events_tx,
+            process: Arc::new(Mutex::new(p)),
+            killed: Arc::new(AtomicBool::new(false)),
+            worker: 1,
+            generation: 3,
+            outstanding: outstanding.clone(),
+        };
+        let t0 = Instant::now();
+        let thread = std::thread::spawn(move || reader.run());
+        let first = events.recv_timeout(Duration::from_secs(10)).unwrap();
+        let Event::Failed {
+            generation,
+            failure,
+        } = first
+        else {
+            panic!("{first:?}")
+        };
+        assert_eq!(
+            (failure.worker, generation),
+            (1, 3),
+            "stamped by the reader"
+        );
+        let second = events.recv_timeout(Duration::from_secs(10)).unwrap();
+        let Event::Died {
+            worker,
+            generation,
+            message,
+        } = second
+        else {
+            panic!("{second:?}")
+        };
+        assert_eq!((worker, generation), (1, 3));
+        assert!(message.contains("broke the protocol"), "{message}");
+        assert!(message.contains("first task 999"), "{message}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the liar was killed, not waited for"
+        );
+        thread.join().unwrap();
+        assert_eq!(outstanding.len(), 1, "the chunk it was given is still owed");
+    }
+}
