@@ -44,4 +44,43 @@ pub struct Args {
     /// The `bench/` directory holding peers.py and setup_venv.sh [default: WORKSPACE/bench].
     #[arg(long)]
     pub bench_dir: Option<PathBuf>,
+
+    /// Measure one contender on one workload in this process, alone, and print its row as JSON
+    /// (what the harness runs in a fresh child per contender, workload and round).
+    #[arg(long, num_args = 2, value_names = ["CONTENDER", "WORKLOAD"])]
+    pub one: Vec<String>,
+
+    /// Run every Rust contender in the harness's own process, one after the other, as before
+    /// issue #17 (slower rows for whoever runs after others; kept for `--check-alone`).
+    #[arg(long)]
+    pub in_process: bool,
+
+    /// Interleave rounds of CONTENDER measured alone (`--one`), in the harness, and in the
+    /// harness with `--in-process`, on the `--only` workload; print medians and ratios.
+    #[arg(long, value_name = "CONTENDER")]
+    pub check_alone: Option<String>,
+
+    /// Spin iterations per ms to use instead of calibrating (children get the parent's).
+    #[arg(long)]
+    pub k_per_ms: Option<u64>,
+
+    /// The serial reference's checksum, when the caller has computed it (`--one`).
+    #[arg(long, hide = true)]
+    pub expect: Option<u64>,
+
+    /// Workload sizes as JSON (all fields of `Sizes`), instead of --quick's or the full ones.
+    #[arg(long, hide = true)]
+    pub sizes: Option<String>,
+}
+
+impl Args {
+    /// The sizes these flags ask for.
+    pub fn sizes(&self) -> anyhow::Result<crate::workload::Sizes> {
+        use anyhow::Context;
+        Ok(match &self.sizes {
+            Some(json) => serde_json::from_str(json).context("--sizes is not a Sizes JSON")?,
+            None if self.quick => crate::workload::Sizes::quick(),
+            None => crate::workload::Sizes::full(),
+        })
+    }
 }

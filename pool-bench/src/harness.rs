@@ -2,16 +2,18 @@
 //! Python peers, check every answer, compute ratios, write the reports.
 //!
 //! Rust contenders run first, then the Python peers, never at the same time: on two cores any
-//! overlap would be measured as slowness.
+//! overlap would be measured as slowness. Each Rust contender runs each round in a fresh child
+//! process ([`crate::isolate`]), so no contender runs in what another left behind.
 
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use crate::calibrate::spin_k_per_ms;
 use crate::cli::Args;
 use crate::contenders::Contender;
+use crate::isolate::{OneRun, measure_all_in_children};
 use crate::python::{self, CONTENDERS, PythonWork};
 use crate::results::{Calibration, Machine, Report, Status, WorkloadResult};
 use crate::runner::{Prepared, measure_all};
@@ -43,29 +45,39 @@ pub fn run(args: &Args) -> Result<Outcome> {
         .clone()
         .unwrap_or_else(|| bench_dir.join("results"));
     std::fs::create_dir_all(&out_dir)?;
-    let sizes = if args.quick {
-        Sizes::quick()
-    } else {
-        Sizes::full()
-    };
+    let sizes = args.sizes()?;
     let runs = args.runs.unwrap_or(if args.quick { 3 } else { 5 }).max(1);
     let machine = Machine::detect();
     let n_jobs = args.n_jobs.unwrap_or(machine.cpus).max(1);
     let workloads = select(&args.only)?;
 
-    let rust_k = spin_k_per_ms();
+    let rust_k = args.k_per_ms.unwrap_or_else(spin_k_per_ms);
+    let exe = std::env::current_exe().context("locating this binary to re-execute it")?;
     eprintln!("== pool-bench: {n_jobs} workers, {runs} runs, spin {rust_k} iterations/ms");
     let contenders = contenders::all(n_jobs)?;
     let mut results = Vec::new();
     for &kind in &workloads {
-        let prepared = Prepared::new(kind, &sizes, rust_k);
         let expected = reference_checksum(kind, &sizes, rust_k);
         let selected: Vec<&dyn Contender> = contenders
             .iter()
             .map(|c| c.as_ref())
             .filter(|c| c.supports(kind))
             .collect();
-        let rows = measure_all(&selected, &prepared, expected, runs);
+        let rows = if args.in_process {
+            let prepared = Prepared::new(kind, &sizes, rust_k);
+            measure_all(&selected, &prepared, expected, runs)
+        } else {
+            let plan = OneRun {
+                contender: "",
+                kind,
+                sizes: &sizes,
+                n_jobs,
+                k_per_ms: rust_k,
+                expected,
+                runs,
+            };
+            measure_all_in_children(&exe, &selected, &plan)
+        };
         for row in &rows {
             let times: Vec<_> = row.times_s.iter().map(|t| format!("{t:.4}")).collect();
             eprintln!(

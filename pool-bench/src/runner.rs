@@ -127,7 +127,8 @@ pub fn measure(contender: &dyn Contender, prepared: &Prepared, expected: u64, ru
     measure_all(&[contender], prepared, expected, runs).remove(0)
 }
 
-fn new_row(contender: &dyn Contender, kind: WorkloadKind, expected: u64) -> Row {
+/// A fresh `ok` row of `contender` on `kind`, before any run.
+pub fn new_row(contender: &dyn Contender, kind: WorkloadKind, expected: u64) -> Row {
     Row {
         contender: contender.name(),
         language: "rust".into(),

@@ -4,7 +4,7 @@
 //! contender. The reference checksum comes from a plain serial loop over [`crate::kernels`],
 //! never from a contender, so a contender that drops, reorders or miscomputes results is caught.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::kernels;
 
@@ -79,7 +79,7 @@ impl WorkloadKind {
 }
 
 /// How big each workload is; `--quick` picks the small set.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Sizes {
     /// Integers squared by `trivial`.
     pub trivial_n: u64,

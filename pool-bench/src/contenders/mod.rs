@@ -99,6 +99,18 @@ pub fn default_chunk_size(len: usize, n_jobs: usize) -> usize {
     len.div_ceil(4 * n_jobs.max(1)).max(1)
 }
 
+/// The contender called `name` in the report (`rayon`, `pool-fork`, ...).
+pub fn by_name(name: &str, n_jobs: usize) -> Result<Box<dyn Contender>> {
+    let mut all = all(n_jobs)?;
+    match all.iter().position(|c| c.name() == name) {
+        Some(i) => Ok(all.swap_remove(i)),
+        None => {
+            let names: Vec<_> = all.iter().map(|c| c.name()).collect();
+            anyhow::bail!("no contender {name:?}; this build has {}", names.join(", "))
+        }
+    }
+}
+
 /// The contenders of this build, in report order (the `pool` ones first when enabled).
 pub fn all(n_jobs: usize) -> Result<Vec<Box<dyn Contender>>> {
     let baselines: Vec<Box<dyn Contender>> = vec![
