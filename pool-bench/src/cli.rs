@@ -29,6 +29,10 @@ pub struct Args {
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
 
+    /// Run only these Rust contenders (repeat or comma-separate), e.g. rayon,pool-threading.
+    #[arg(long, value_delimiter = ',')]
+    pub contenders: Vec<String>,
+
     /// Skip the Python peers (MPIRE, multiprocessing) and the venv.
     #[arg(long)]
     pub skip_python: bool,

@@ -15,9 +15,9 @@ use crate::cli::Args;
 use crate::contenders::Contender;
 use crate::isolate::{OneRun, measure_all_in_children};
 use crate::python::{self, CONTENDERS, PythonWork};
-use crate::results::{Calibration, Machine, Report, Status, WorkloadResult};
+use crate::results::{Calibration, Machine, Report, Row, Status, WorkloadResult};
 use crate::runner::{Prepared, measure_all};
-use crate::workload::{Sizes, WorkloadKind, reference_checksum};
+use crate::workload::{PerRun, Sizes, WorkloadKind, reference_checksum};
 use crate::{contenders, report};
 
 /// The workspace root, as seen when this crate was compiled (`pool-bench/..`).
@@ -54,7 +54,14 @@ pub fn run(args: &Args) -> Result<Outcome> {
     let rust_k = args.k_per_ms.unwrap_or_else(spin_k_per_ms);
     let exe = std::env::current_exe().context("locating this binary to re-execute it")?;
     eprintln!("== pool-bench: {n_jobs} workers, {runs} runs, spin {rust_k} iterations/ms");
-    let contenders = contenders::all(n_jobs)?;
+    let contenders = if args.contenders.is_empty() {
+        contenders::all(n_jobs)?
+    } else {
+        let names = args.contenders.iter().map(|n| n.trim());
+        names
+            .map(|n| contenders::by_name(n, n_jobs))
+            .collect::<Result<_>>()?
+    };
     let mut results = Vec::new();
     for &kind in &workloads {
         let expected = reference_checksum(kind, &sizes, rust_k);
@@ -63,7 +70,7 @@ pub fn run(args: &Args) -> Result<Outcome> {
             .map(|c| c.as_ref())
             .filter(|c| c.supports(kind))
             .collect();
-        let rows = if args.in_process {
+        let mut rows = if args.in_process {
             let prepared = Prepared::new(kind, &sizes, rust_k);
             measure_all(&selected, &prepared, expected, runs)
         } else {
@@ -78,6 +85,9 @@ pub fn run(args: &Args) -> Result<Outcome> {
             };
             measure_all_in_children(&exe, &selected, &plan)
         };
+        if let Some(per_run) = kind.per_run(&sizes) {
+            rows.iter_mut().for_each(|row| add_rate(row, per_run));
+        }
         for row in &rows {
             let times: Vec<_> = row.times_s.iter().map(|t| format!("{t:.4}")).collect();
             eprintln!(
@@ -94,13 +104,19 @@ pub fn run(args: &Args) -> Result<Outcome> {
         });
     }
 
+    let python_workloads: Vec<WorkloadKind> = workloads
+        .iter()
+        .copied()
+        .filter(|k| k.python_peers())
+        .collect();
     let fixed_k = (args.python_work == PythonWork::SameIterations).then_some(rust_k);
     let mut python_info = None;
     let mut python_k = None;
-    if args.skip_python {
+    if python_workloads.is_empty() {
+        // Only Rust workloads: no peers to run or to skip.
+    } else if args.skip_python {
         add_python_placeholders(
             &mut results,
-            &workloads,
             &sizes,
             rust_k,
             "--skip-python",
@@ -108,7 +124,13 @@ pub fn run(args: &Args) -> Result<Outcome> {
         );
     } else {
         match python::run_peers(
-            &bench_dir, &out_dir, &workloads, &sizes, n_jobs, runs, fixed_k,
+            &bench_dir,
+            &out_dir,
+            &python_workloads,
+            &sizes,
+            n_jobs,
+            runs,
+            fixed_k,
         ) {
             Ok(py) => {
                 for w in &mut results {
@@ -122,14 +144,7 @@ pub fn run(args: &Args) -> Result<Outcome> {
             Err(e) => {
                 eprintln!("!!! FAILED: python peers: {e:#}");
                 let why = format!("python peers failed: {e:#}");
-                add_python_placeholders(
-                    &mut results,
-                    &workloads,
-                    &sizes,
-                    rust_k,
-                    &why,
-                    Status::Failed,
-                );
+                add_python_placeholders(&mut results, &sizes, rust_k, &why, Status::Failed);
             }
         }
     }
@@ -166,13 +181,15 @@ pub fn run(args: &Args) -> Result<Outcome> {
 
 fn add_python_placeholders(
     results: &mut [WorkloadResult],
-    workloads: &[WorkloadKind],
     sizes: &Sizes,
     k: u64,
     why: &str,
     status: Status,
 ) {
-    for (w, &kind) in results.iter_mut().zip(workloads) {
+    for w in results.iter_mut() {
+        let Some(kind) = WorkloadKind::from_name(&w.workload).filter(|k| k.python_peers()) else {
+            continue;
+        };
         // Placeholders carry Rust's reference; no Python run happened to check.
         let expected = reference_checksum(kind, sizes, k);
         for c in CONTENDERS
@@ -204,4 +221,21 @@ fn select(only: &[String]) -> Result<Vec<WorkloadKind>> {
     // Report order, whatever order the flags gave.
     out.sort_by_key(|k| WorkloadKind::ALL.iter().position(|w| w == k));
     Ok(out)
+}
+
+/// Adds the median's time per task or throughput to a row's note (`906 ns per task`,
+/// `5.5 GB/s`).
+fn add_rate(row: &mut Row, per_run: PerRun) {
+    let Some(median) = row.summary.map(|s| s.median_s) else {
+        return;
+    };
+    let rate = match per_run {
+        PerRun::Tasks(n) => format!("{} per task", report::human_time(median / n as f64)),
+        PerRun::Bytes(b) => format!("{:.2} GB/s", b as f64 / median / 1e9),
+    };
+    row.note = Some(
+        row.note
+            .take()
+            .map_or(rate.clone(), |n| format!("{rate}; {n}")),
+    );
 }
