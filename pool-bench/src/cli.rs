@@ -29,6 +29,10 @@ pub struct Args {
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
 
+    /// Run only these Rust contenders (repeat or comma-separate), e.g. rayon,pool-threading.
+    #[arg(long, value_delimiter = ',')]
+    pub contenders: Vec<String>,
+
     /// Skip the Python peers (MPIRE, multiprocessing) and the venv.
     #[arg(long)]
     pub skip_python: bool,
@@ -50,4 +54,43 @@ pub struct Args {
     /// forkserver and spawn do not). [default: 0]
     #[arg(long, default_value_t = 0)]
     pub ballast_mib: usize,
+
+    /// Measure one contender on one workload in this process, alone, and print its row as JSON
+    /// (what the harness runs in a fresh child per contender, workload and round).
+    #[arg(long, num_args = 2, value_names = ["CONTENDER", "WORKLOAD"])]
+    pub one: Vec<String>,
+
+    /// Run every Rust contender in the harness's own process, one after the other, as before
+    /// issue #17 (slower rows for whoever runs after others; kept for `--check-alone`).
+    #[arg(long)]
+    pub in_process: bool,
+
+    /// Interleave rounds of CONTENDER measured alone (`--one`), in the harness, and in the
+    /// harness with `--in-process`, on the `--only` workload; print medians and ratios.
+    #[arg(long, value_name = "CONTENDER")]
+    pub check_alone: Option<String>,
+
+    /// Spin iterations per ms to use instead of calibrating (children get the parent's).
+    #[arg(long)]
+    pub k_per_ms: Option<u64>,
+
+    /// The serial reference's checksum, when the caller has computed it (`--one`).
+    #[arg(long, hide = true)]
+    pub expect: Option<u64>,
+
+    /// Workload sizes as JSON (all fields of `Sizes`), instead of --quick's or the full ones.
+    #[arg(long, hide = true)]
+    pub sizes: Option<String>,
+}
+
+impl Args {
+    /// The sizes these flags ask for.
+    pub fn sizes(&self) -> anyhow::Result<crate::workload::Sizes> {
+        use anyhow::Context;
+        Ok(match &self.sizes {
+            Some(json) => serde_json::from_str(json).context("--sizes is not a Sizes JSON")?,
+            None if self.quick => crate::workload::Sizes::quick(),
+            None => crate::workload::Sizes::full(),
+        })
+    }
 }

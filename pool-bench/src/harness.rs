@@ -2,20 +2,22 @@
 //! Python peers, check every answer, compute ratios, write the reports.
 //!
 //! Rust contenders run first, then the Python peers, never at the same time: on two cores any
-//! overlap would be measured as slowness.
+//! overlap would be measured as slowness. Each Rust contender runs each round in a fresh child
+//! process ([`crate::isolate`]), so no contender runs in what another left behind.
 
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use crate::calibrate::spin_k_per_ms;
 use crate::cli::Args;
 use crate::contenders::Contender;
+use crate::isolate::{OneRun, measure_all_in_children};
 use crate::python::{self, CONTENDERS, PythonWork};
-use crate::results::{Calibration, Machine, Report, Status, WorkloadResult};
+use crate::results::{Calibration, Machine, Report, Row, Status, WorkloadResult};
 use crate::runner::{Prepared, measure_all};
-use crate::workload::{Sizes, WorkloadKind, reference_checksum};
+use crate::workload::{PerRun, Sizes, WorkloadKind, reference_checksum};
 use crate::{contenders, report};
 
 /// The workspace root, as seen when this crate was compiled (`pool-bench/..`).
@@ -43,30 +45,52 @@ pub fn run(args: &Args) -> Result<Outcome> {
         .clone()
         .unwrap_or_else(|| bench_dir.join("results"));
     std::fs::create_dir_all(&out_dir)?;
-    let sizes = if args.quick {
-        Sizes::quick()
-    } else {
-        Sizes::full()
-    };
+    let sizes = args.sizes()?;
     let runs = args.runs.unwrap_or(if args.quick { 3 } else { 5 }).max(1);
     let machine = Machine::detect();
     let n_jobs = args.n_jobs.unwrap_or(machine.cpus).max(1);
     let workloads = select(&args.only)?;
 
-    let rust_k = spin_k_per_ms();
-    let ballast = resident_ballast(args.ballast_mib);
+    let rust_k = args.k_per_ms.unwrap_or_else(spin_k_per_ms);
+    let exe = std::env::current_exe().context("locating this binary to re-execute it")?;
+    // In children, each child makes its own (`OneRun::ballast_mib`).
+    let ballast = resident_ballast(if args.in_process { args.ballast_mib } else { 0 });
     eprintln!("== pool-bench: {n_jobs} workers, {runs} runs, spin {rust_k} iterations/ms");
-    let contenders = contenders::all(n_jobs)?;
+    let contenders = if args.contenders.is_empty() {
+        contenders::all(n_jobs)?
+    } else {
+        let names = args.contenders.iter().map(|n| n.trim());
+        names
+            .map(|n| contenders::by_name(n, n_jobs))
+            .collect::<Result<_>>()?
+    };
     let mut results = Vec::new();
     for &kind in &workloads {
-        let prepared = Prepared::new(kind, &sizes, rust_k);
         let expected = reference_checksum(kind, &sizes, rust_k);
         let selected: Vec<&dyn Contender> = contenders
             .iter()
             .map(|c| c.as_ref())
             .filter(|c| c.supports(kind))
             .collect();
-        let rows = measure_all(&selected, &prepared, expected, runs);
+        let mut rows = if args.in_process {
+            let prepared = Prepared::new(kind, &sizes, rust_k);
+            measure_all(&selected, &prepared, expected, runs)
+        } else {
+            let plan = OneRun {
+                contender: "",
+                kind,
+                sizes: &sizes,
+                n_jobs,
+                k_per_ms: rust_k,
+                expected,
+                runs,
+                ballast_mib: args.ballast_mib,
+            };
+            measure_all_in_children(&exe, &selected, &plan)
+        };
+        if let Some(per_run) = kind.per_run(&sizes) {
+            rows.iter_mut().for_each(|row| add_rate(row, per_run));
+        }
         for row in &rows {
             let times: Vec<_> = row.times_s.iter().map(|t| format!("{t:.4}")).collect();
             eprintln!(
@@ -84,13 +108,19 @@ pub fn run(args: &Args) -> Result<Outcome> {
     }
 
     drop(ballast);
+    let python_workloads: Vec<WorkloadKind> = workloads
+        .iter()
+        .copied()
+        .filter(|k| k.python_peers())
+        .collect();
     let fixed_k = (args.python_work == PythonWork::SameIterations).then_some(rust_k);
     let mut python_info = None;
     let mut python_k = None;
-    if args.skip_python {
+    if python_workloads.is_empty() {
+        // Only Rust workloads: no peers to run or to skip.
+    } else if args.skip_python {
         add_python_placeholders(
             &mut results,
-            &workloads,
             &sizes,
             rust_k,
             "--skip-python",
@@ -98,7 +128,13 @@ pub fn run(args: &Args) -> Result<Outcome> {
         );
     } else {
         match python::run_peers(
-            &bench_dir, &out_dir, &workloads, &sizes, n_jobs, runs, fixed_k,
+            &bench_dir,
+            &out_dir,
+            &python_workloads,
+            &sizes,
+            n_jobs,
+            runs,
+            fixed_k,
         ) {
             Ok(py) => {
                 for w in &mut results {
@@ -112,14 +148,7 @@ pub fn run(args: &Args) -> Result<Outcome> {
             Err(e) => {
                 eprintln!("!!! FAILED: python peers: {e:#}");
                 let why = format!("python peers failed: {e:#}");
-                add_python_placeholders(
-                    &mut results,
-                    &workloads,
-                    &sizes,
-                    rust_k,
-                    &why,
-                    Status::Failed,
-                );
+                add_python_placeholders(&mut results, &sizes, rust_k, &why, Status::Failed);
             }
         }
     }
@@ -155,7 +184,7 @@ pub fn run(args: &Args) -> Result<Outcome> {
 }
 
 /// `mib` MiB of memory, every page written, so it is resident in this process.
-fn resident_ballast(mib: usize) -> Vec<u8> {
+pub fn resident_ballast(mib: usize) -> Vec<u8> {
     if mib == 0 {
         return Vec::new();
     }
@@ -169,13 +198,15 @@ fn resident_ballast(mib: usize) -> Vec<u8> {
 
 fn add_python_placeholders(
     results: &mut [WorkloadResult],
-    workloads: &[WorkloadKind],
     sizes: &Sizes,
     k: u64,
     why: &str,
     status: Status,
 ) {
-    for (w, &kind) in results.iter_mut().zip(workloads) {
+    for w in results.iter_mut() {
+        let Some(kind) = WorkloadKind::from_name(&w.workload).filter(|k| k.python_peers()) else {
+            continue;
+        };
         // Placeholders carry Rust's reference; no Python run happened to check.
         let expected = reference_checksum(kind, sizes, k);
         for c in CONTENDERS
@@ -207,4 +238,21 @@ fn select(only: &[String]) -> Result<Vec<WorkloadKind>> {
     // Report order, whatever order the flags gave.
     out.sort_by_key(|k| WorkloadKind::ALL.iter().position(|w| w == k));
     Ok(out)
+}
+
+/// Adds the median's time per task or throughput to a row's note (`906 ns per task`,
+/// `5.5 GB/s`).
+fn add_rate(row: &mut Row, per_run: PerRun) {
+    let Some(median) = row.summary.map(|s| s.median_s) else {
+        return;
+    };
+    let rate = match per_run {
+        PerRun::Tasks(n) => format!("{} per task", report::human_time(median / n as f64)),
+        PerRun::Bytes(b) => format!("{:.2} GB/s", b as f64 / median / 1e9),
+    };
+    row.note = Some(
+        row.note
+            .take()
+            .map_or(rate.clone(), |n| format!("{rate}; {n}")),
+    );
 }

@@ -124,6 +124,25 @@ pub fn payload_checksum(outputs: &[Vec<u8>]) -> u64 {
     })
 }
 
+/// A `big-results` task: `bytes` bytes, each `i * 31 + 7` (a fill, as fast as memory allows).
+pub fn big_result(i: u64, bytes: u64) -> Vec<u8> {
+    vec![(i as u8).wrapping_mul(31).wrapping_add(7); bytes as usize]
+}
+
+/// Checksum of big byte buffers, fast enough for 512 MiB: position-weighted sums of their
+/// little-endian words (and the trailing bytes), so a wrong, short or misplaced buffer shows.
+pub fn words_checksum(outputs: &[Vec<u8>]) -> u64 {
+    outputs.iter().enumerate().fold(0u64, |acc, (i, o)| {
+        let words = o.chunks_exact(8);
+        let tail = words.remainder().iter().map(|&b| u64::from(b));
+        let sum = words
+            .map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes")))
+            .chain(tail)
+            .fold(o.len() as u64, u64::wrapping_add);
+        acc.wrapping_add((i as u64 + 1).wrapping_mul(mix(sum)))
+    })
+}
+
 /// CRC-32 (IEEE, as zlib's `crc32`), bytewise with a table built on first use.
 pub fn crc32(data: &[u8]) -> u32 {
     static TABLE: std::sync::OnceLock<[u32; 256]> = std::sync::OnceLock::new();

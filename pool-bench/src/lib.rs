@@ -10,10 +10,12 @@
 //! checks, timing), [`python`] (the venv and the peers), [`report`] (JSON, Markdown, SVG),
 //! [`harness`] (the whole run, driven by [`cli::Args`]).
 
+pub mod alone_check;
 pub mod calibrate;
 pub mod cli;
 pub mod contenders;
 pub mod harness;
+pub mod isolate;
 pub mod kernels;
 pub mod python;
 pub mod report;

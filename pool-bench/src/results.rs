@@ -1,6 +1,6 @@
 //! The result of one harness run, as written to `results.json` and read by the reports.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::stats::Summary;
 use crate::workload::Sizes;
@@ -11,7 +11,7 @@ pub const RAYON: &str = "rayon";
 pub const MPIRE: &str = "mpire";
 
 /// Whether a row's timings count.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Checksums matched the reference on every run; the timings count.
@@ -25,7 +25,7 @@ pub enum Status {
 }
 
 /// One contender on one workload.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Row {
     /// Contender name, e.g. `rayon`, `mpire`.
     pub contender: String,

@@ -23,13 +23,14 @@ pub struct Prepared {
     payloads: Vec<Vec<u8>>,
     task: U64Task,
     stateful_k: u64,
+    sizes: Sizes,
 }
 
 impl Prepared {
     /// Builds the inputs of `kind` for the Rust calibration `k_per_ms`.
     pub fn new(kind: WorkloadKind, sizes: &Sizes, k_per_ms: KPerMs) -> Self {
         let u64_inputs = u64_inputs(kind, sizes, k_per_ms);
-        let payloads = if kind == WorkloadKind::Payload {
+        let payloads = if matches!(kind, WorkloadKind::Payload | WorkloadKind::RoundTrips) {
             u64_inputs
                 .iter()
                 .map(|&i| kernels::payload_input(i))
@@ -56,14 +57,42 @@ impl Prepared {
             payloads,
             task,
             stateful_k,
+            sizes: sizes.clone(),
         }
     }
 
     /// One run of `contender`: returns the wall time of the call and the checksum of its
     /// results (computed after the clock stops).
     pub fn run_once(&self, contender: &dyn Contender) -> Result<(f64, u64)> {
+        let s = &self.sizes;
+        // Owned inputs are cloned before the clock starts: moving them in is what is timed.
+        let (owned, owned_payloads) = match self.kind {
+            WorkloadKind::SteadyOwned => (self.u64_inputs.clone(), Vec::new()),
+            WorkloadKind::RoundTrips => (Vec::new(), self.payloads.clone()),
+            _ => (Vec::new(), Vec::new()),
+        };
         let start = Instant::now();
+        let u64s = |outs: Result<Vec<u64>>| -> Result<(f64, u64)> {
+            let outs = outs?;
+            let elapsed = start.elapsed().as_secs_f64();
+            Ok((elapsed, kernels::checksum_u64(&outs)))
+        };
         match self.kind {
+            WorkloadKind::SteadyRange => u64s(contender.steady_range(s.trivial_n)),
+            WorkloadKind::SteadySlice => u64s(contender.steady_slice(&self.u64_inputs)),
+            WorkloadKind::SteadyOwned => u64s(contender.steady_owned(owned)),
+            WorkloadKind::FreshRange => u64s(contender.fresh_range(s.trivial_n)),
+            WorkloadKind::PerTask => u64s(contender.per_task(s.per_task_n)),
+            WorkloadKind::RoundTrips => {
+                let outs = contender.round_trips(owned_payloads)?;
+                let elapsed = start.elapsed().as_secs_f64();
+                Ok((elapsed, kernels::payload_checksum(&outs)))
+            }
+            WorkloadKind::BigResults => {
+                let outs = contender.big_results(s.big_results, s.big_result_bytes)?;
+                let elapsed = start.elapsed().as_secs_f64();
+                Ok((elapsed, kernels::words_checksum(&outs)))
+            }
             WorkloadKind::Stateful => {
                 let state = contender.stateful(&self.u64_inputs, self.stateful_k)?;
                 let elapsed = start.elapsed().as_secs_f64();
@@ -129,7 +158,8 @@ pub fn measure(contender: &dyn Contender, prepared: &Prepared, expected: u64, ru
     measure_all(&[contender], prepared, expected, runs).remove(0)
 }
 
-fn new_row(contender: &dyn Contender, kind: WorkloadKind, expected: u64) -> Row {
+/// A fresh `ok` row of `contender` on `kind`, before any run.
+pub fn new_row(contender: &dyn Contender, kind: WorkloadKind, expected: u64) -> Row {
     Row {
         contender: contender.name(),
         language: "rust".into(),

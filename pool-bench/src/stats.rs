@@ -3,10 +3,10 @@
 //! Timings on shared 2-vCPU machines vary by 2–3× between runs, so the report gives the median
 //! (robust to one slow run) and the min–max (honest about the spread) instead of a mean ± σ.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Median, min and max of a set of wall times, in seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     /// Middle value (mean of the two middle ones for an even count).
     pub median_s: f64,

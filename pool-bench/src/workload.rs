@@ -1,10 +1,11 @@
-//! The seven workloads of issue #5: their names, sizes, inputs, and serial reference answers.
+//! The workloads: the seven of issue #5 (which the Python peers run too), then the rows of
+//! issue #17's table (Rust only): their names, sizes, inputs, and serial reference answers.
 //!
 //! A workload is prepared once (inputs built outside any timing) and then handed to every
 //! contender. The reference checksum comes from a plain serial loop over [`crate::kernels`],
 //! never from a contender, so a contender that drops, reorders or miscomputes results is caught.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::kernels;
 
@@ -30,11 +31,25 @@ pub enum WorkloadKind {
     Payload,
     /// Pool start, one task, join.
     Startup,
+    /// A keep-alive pool started before the clock: `x * x` over the range `0..n`.
+    SteadyRange,
+    /// A keep-alive pool: `x * x` over a borrowed slice (`v.iter().copied()`; rayon `par_iter`).
+    SteadySlice,
+    /// A keep-alive pool: `x * x` over an owned `Vec` moved in (cloned before the clock).
+    SteadyOwned,
+    /// Build a pool, `x * x` over `0..n`, join.
+    FreshRange,
+    /// One worker, `chunk_size(1)`: what one task's round trip costs.
+    PerTask,
+    /// A keep-alive pool, `chunk_size(1)`: 1 MiB in, 1 MiB out per task (inputs moved in).
+    RoundTrips,
+    /// A keep-alive pool: a few tasks that each return one big result.
+    BigResults,
 }
 
 impl WorkloadKind {
     /// All workloads, in report order.
-    pub const ALL: [WorkloadKind; 9] = [
+    pub const ALL: [WorkloadKind; 16] = [
         Self::Trivial,
         Self::Cpu1ms,
         Self::Skewed,
@@ -44,7 +59,31 @@ impl WorkloadKind {
         Self::ExpensiveInit,
         Self::Payload,
         Self::Startup,
+        Self::SteadyRange,
+        Self::SteadySlice,
+        Self::SteadyOwned,
+        Self::FreshRange,
+        Self::PerTask,
+        Self::RoundTrips,
+        Self::BigResults,
     ];
+
+    /// Whether `bench/peers.py` runs this workload (issue #5's seven); the others are Rust only.
+    pub fn python_peers(self) -> bool {
+        Self::ALL[..7].contains(&self)
+    }
+
+    /// What one run moves, for the report's per-task time or throughput.
+    pub fn per_run(self, sizes: &Sizes) -> Option<PerRun> {
+        match self {
+            Self::PerTask => Some(PerRun::Tasks(sizes.per_task_n)),
+            Self::RoundTrips => Some(PerRun::Bytes(
+                2 * sizes.round_trips * kernels::PAYLOAD_BYTES as u64,
+            )),
+            Self::BigResults => Some(PerRun::Bytes(sizes.big_results * sizes.big_result_bytes)),
+            _ => None,
+        }
+    }
 
     /// The name used on the command line, in JSON and by `bench/peers.py`.
     pub fn name(self) -> &'static str {
@@ -58,6 +97,13 @@ impl WorkloadKind {
             Self::ExpensiveInit => "expensive-init",
             Self::Payload => "payload",
             Self::Startup => "startup",
+            Self::SteadyRange => "steady-range",
+            Self::SteadySlice => "steady-slice",
+            Self::SteadyOwned => "steady-owned",
+            Self::FreshRange => "fresh-range",
+            Self::PerTask => "per-task",
+            Self::RoundTrips => "round-trips",
+            Self::BigResults => "big-results",
         }
     }
 
@@ -79,6 +125,15 @@ impl WorkloadKind {
             }
             Self::Payload => "1 MiB in, 1 MiB out per task (byte-wise affine map): bulk transfer",
             Self::Startup => "start a pool, run one task, join: fixed cost of a pool",
+            Self::SteadyRange => "steady pool, x*x over 0..n (the range itself is the input)",
+            Self::SteadySlice => {
+                "steady pool, x*x over a borrowed slice (v.iter().copied(); rayon par_iter)"
+            }
+            Self::SteadyOwned => "steady pool, x*x over an owned Vec moved in",
+            Self::FreshRange => "build a pool, x*x over 0..n, join",
+            Self::PerTask => "one worker, chunk_size(1), x*x: the cost of one task's round trip",
+            Self::RoundTrips => "steady pool, chunk_size(1), 1 MiB in and 1 MiB out per task",
+            Self::BigResults => "steady pool, a few tasks each returning one big byte buffer",
         }
     }
 
@@ -89,7 +144,7 @@ impl WorkloadKind {
 }
 
 /// How big each workload is; `--quick` picks the small set.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Sizes {
     /// Integers squared by `trivial`.
     pub trivial_n: u64,
@@ -117,6 +172,23 @@ pub struct Sizes {
     pub table_tasks: u64,
     /// Tasks in `payload` (each 1 MiB in, 1 MiB out).
     pub payload_tasks: u64,
+    /// Tasks of `per-task` (one worker, one task per chunk).
+    pub per_task_n: u64,
+    /// Tasks of `round-trips` (each 1 MiB in, 1 MiB out).
+    pub round_trips: u64,
+    /// Tasks of `big-results`.
+    pub big_results: u64,
+    /// Bytes of each `big-results` result.
+    pub big_result_bytes: u64,
+}
+
+/// What one run of a workload moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PerRun {
+    /// Tasks: the report gives the time per task.
+    Tasks(u64),
+    /// Bytes: the report gives GB/s.
+    Bytes(u64),
 }
 
 impl Sizes {
@@ -136,6 +208,10 @@ impl Sizes {
             table_entries: 12_500_000,
             table_tasks: 200,
             payload_tasks: 256,
+            per_task_n: 100_000,
+            round_trips: 256,
+            big_results: 8,
+            big_result_bytes: 64 << 20,
         }
     }
 
@@ -149,6 +225,9 @@ impl Sizes {
             stateful_tasks: 3000,
             table_tasks: 16,
             payload_tasks: 48,
+            per_task_n: 5000,
+            round_trips: 48,
+            big_result_bytes: 8 << 20,
             ..Self::full()
         }
     }
@@ -213,13 +292,31 @@ pub fn u64_inputs(kind: WorkloadKind, sizes: &Sizes, k_per_ms: KPerMs) -> Vec<u6
         WorkloadKind::ExpensiveInit => (0..sizes.table_tasks).collect(),
         WorkloadKind::Payload => (0..sizes.payload_tasks).collect(),
         WorkloadKind::Startup => vec![7],
+        WorkloadKind::SteadySlice | WorkloadKind::SteadyOwned => (0..sizes.trivial_n).collect(),
+        WorkloadKind::RoundTrips => (0..sizes.round_trips).collect(),
+        // Made by the contender (a range, or a task index): nothing to prepare.
+        WorkloadKind::SteadyRange
+        | WorkloadKind::FreshRange
+        | WorkloadKind::PerTask
+        | WorkloadKind::BigResults => Vec::new(),
     }
 }
 
 /// The serial reference checksum of a workload, for one language's calibration.
 pub fn reference_checksum(kind: WorkloadKind, sizes: &Sizes, k_per_ms: KPerMs) -> u64 {
     let inputs = u64_inputs(kind, sizes, k_per_ms);
+    let squares = |n: u64| kernels::checksum_u64(&(0..n).map(kernels::square).collect::<Vec<_>>());
     match kind {
+        WorkloadKind::SteadyRange
+        | WorkloadKind::SteadySlice
+        | WorkloadKind::SteadyOwned
+        | WorkloadKind::FreshRange => squares(sizes.trivial_n),
+        WorkloadKind::PerTask => squares(sizes.per_task_n),
+        WorkloadKind::BigResults => kernels::words_checksum(
+            &(0..sizes.big_results)
+                .map(|i| kernels::big_result(i, sizes.big_result_bytes))
+                .collect::<Vec<_>>(),
+        ),
         WorkloadKind::Trivial | WorkloadKind::Startup => kernels::checksum_u64(
             &inputs
                 .iter()
@@ -259,7 +356,7 @@ pub fn reference_checksum(kind: WorkloadKind, sizes: &Sizes, k_per_ms: KPerMs) -
                 .collect();
             kernels::checksum_u64(&out)
         }
-        WorkloadKind::Payload => {
+        WorkloadKind::Payload | WorkloadKind::RoundTrips => {
             let outs: Vec<Vec<u8>> = inputs
                 .iter()
                 .map(|&i| kernels::payload_task(&kernels::payload_input(i)))

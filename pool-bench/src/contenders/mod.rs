@@ -79,8 +79,9 @@ pub trait Contender: Send + Sync {
     }
 
     /// Whether this contender runs `kind` at all (the serial loop has no pool to start).
-    fn supports(&self, _kind: WorkloadKind) -> bool {
-        true
+    /// By default: issue #5's workloads (the ones the Python peers run too).
+    fn supports(&self, kind: WorkloadKind) -> bool {
+        kind.python_peers()
     }
 
     /// Maps `task` over `inputs`, results in input order.
@@ -92,12 +93,67 @@ pub trait Contender: Send + Sync {
 
     /// Maps [`kernels::payload_task`] over 1 MiB inputs, results in input order.
     fn payload(&self, inputs: &[Vec<u8>]) -> Result<Vec<Vec<u8>>>;
+
+    // Issue #17's rows. "Steady" means a keep-alive pool made on the first call (the untimed
+    // warm-up) and reused by the later ones. Only contenders whose `supports` says so are
+    // called; the defaults say what is missing.
+
+    /// Steady pool: [`kernels::square`] over `0..n`, passed as the range itself.
+    fn steady_range(&self, _n: u64) -> Result<Vec<u64>> {
+        unsupported(self, WorkloadKind::SteadyRange)
+    }
+
+    /// Steady pool: [`kernels::square`] over a borrowed slice.
+    fn steady_slice(&self, _inputs: &[u64]) -> Result<Vec<u64>> {
+        unsupported(self, WorkloadKind::SteadySlice)
+    }
+
+    /// Steady pool: [`kernels::square`] over an owned vector, moved in.
+    fn steady_owned(&self, _inputs: Vec<u64>) -> Result<Vec<u64>> {
+        unsupported(self, WorkloadKind::SteadyOwned)
+    }
+
+    /// Build a pool, [`kernels::square`] over `0..n`, join.
+    fn fresh_range(&self, _n: u64) -> Result<Vec<u64>> {
+        unsupported(self, WorkloadKind::FreshRange)
+    }
+
+    /// Steady pool of one worker: [`kernels::square`] over `0..n`, one task per chunk.
+    fn per_task(&self, _n: u64) -> Result<Vec<u64>> {
+        unsupported(self, WorkloadKind::PerTask)
+    }
+
+    /// Steady pool, one task per chunk: [`kernels::payload_task`] over owned 1 MiB inputs.
+    fn round_trips(&self, _inputs: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>> {
+        unsupported(self, WorkloadKind::RoundTrips)
+    }
+
+    /// Steady pool: [`kernels::big_result`]`(i, bytes)` for `i` in `0..count`.
+    fn big_results(&self, _count: u64, _bytes: u64) -> Result<Vec<Vec<u8>>> {
+        unsupported(self, WorkloadKind::BigResults)
+    }
+}
+
+fn unsupported<C: Contender + ?Sized, T>(c: &C, kind: WorkloadKind) -> Result<T> {
+    anyhow::bail!("{} does not run the {} workload", c.name(), kind.name())
 }
 
 /// Chunk size for `len` tasks over `n_jobs` workers: MPIRE's and `multiprocessing.Pool`'s
 /// default rule (about four chunks per worker), so chunked contenders batch alike.
 pub fn default_chunk_size(len: usize, n_jobs: usize) -> usize {
     len.div_ceil(4 * n_jobs.max(1)).max(1)
+}
+
+/// The contender called `name` in the report (`rayon`, `pool-fork`, ...).
+pub fn by_name(name: &str, n_jobs: usize) -> Result<Box<dyn Contender>> {
+    let mut all = all(n_jobs)?;
+    match all.iter().position(|c| c.name() == name) {
+        Some(i) => Ok(all.swap_remove(i)),
+        None => {
+            let names: Vec<_> = all.iter().map(|c| c.name()).collect();
+            anyhow::bail!("no contender {name:?}; this build has {}", names.join(", "))
+        }
+    }
 }
 
 /// The contenders of this build, in report order (the `pool` ones first when enabled).

@@ -8,8 +8,13 @@
 //! needs travel in its input, e.g. `(i, k)` for cpu-1ms instead of capturing `k`. The table of
 //! expensive-init and the histogram of stateful live in the worker state, made once per worker;
 //! the histograms come back through `worker_exit` and are merged here.
+//!
+//! Issue #17's steady rows use a keep-alive pool made on the first call (the untimed warm-up)
+//! and kept by the contender; `per-task` keeps its own pool of one worker.
 
-use anyhow::Result;
+use std::sync::Mutex;
+
+use anyhow::{Result, anyhow};
 use pool::{MapOptions, StartMethod, WorkerContext, WorkerPool};
 
 use super::{Contender, U64Task};
@@ -25,15 +30,25 @@ pub fn contenders(n_jobs: usize) -> Vec<Box<dyn Contender>> {
         StartMethod::Threading,
     ]
     .into_iter()
-    .map(|method| Box::new(PoolContender { n_jobs, method }) as Box<dyn Contender>)
+    .map(|method| {
+        Box::new(PoolContender {
+            n_jobs,
+            method,
+            steady: Mutex::new(None),
+            single: Mutex::new(None),
+        }) as Box<dyn Contender>
+    })
     .collect()
 }
 
 /// `pool` with one start method.
-#[derive(Debug, Clone)]
 struct PoolContender {
     n_jobs: usize,
     method: StartMethod,
+    /// The steady rows' keep-alive pool of `n_jobs` workers.
+    steady: Mutex<Option<WorkerPool>>,
+    /// `per-task`'s keep-alive pool of one worker.
+    single: Mutex<Option<WorkerPool>>,
 }
 
 impl PoolContender {
@@ -41,6 +56,22 @@ impl PoolContender {
         WorkerPool::builder()
             .n_jobs(self.n_jobs)
             .start_method(self.method)
+    }
+
+    /// Runs `call` on the keep-alive pool in `slot` (of `n_jobs` workers), made on first use.
+    fn with_steady<R>(
+        &self,
+        slot: &Mutex<Option<WorkerPool>>,
+        n_jobs: usize,
+        call: impl FnOnce(&mut WorkerPool) -> Result<R, pool::PoolError>,
+    ) -> Result<R> {
+        let mut guard = slot
+            .lock()
+            .map_err(|_| anyhow!("a steady pool's lock was poisoned"))?;
+        if guard.is_none() {
+            *guard = Some(self.builder().n_jobs(n_jobs).keep_alive(true).build()?);
+        }
+        Ok(call(guard.as_mut().expect("just made"))?)
     }
 
     /// Starts a pool, maps `f` over `inputs`, joins: one whole run.
@@ -131,6 +162,56 @@ impl Contender for PoolContender {
             |v: Vec<u8>| kernels::payload_task(&v),
             inputs.iter().cloned(),
         )
+    }
+
+    fn supports(&self, _kind: WorkloadKind) -> bool {
+        true
+    }
+
+    fn steady_range(&self, n: u64) -> Result<Vec<u64>> {
+        self.with_steady(&self.steady, self.n_jobs, |p| p.map(kernels::square, 0..n))
+    }
+
+    fn steady_slice(&self, inputs: &[u64]) -> Result<Vec<u64>> {
+        self.with_steady(&self.steady, self.n_jobs, |p| {
+            p.map(kernels::square, inputs.iter().copied())
+        })
+    }
+
+    fn steady_owned(&self, inputs: Vec<u64>) -> Result<Vec<u64>> {
+        self.with_steady(&self.steady, self.n_jobs, |p| {
+            p.map(kernels::square, inputs)
+        })
+    }
+
+    fn fresh_range(&self, n: u64) -> Result<Vec<u64>> {
+        self.run(kernels::square, 0..n)
+    }
+
+    fn per_task(&self, n: u64) -> Result<Vec<u64>> {
+        self.with_steady(&self.single, 1, |p| {
+            p.map_with(kernels::square, 0..n, MapOptions::default().chunk_size(1))
+        })
+    }
+
+    fn round_trips(&self, inputs: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>> {
+        self.with_steady(&self.steady, self.n_jobs, |p| {
+            p.map_with(
+                |v: Vec<u8>| kernels::payload_task(&v),
+                inputs,
+                MapOptions::default().chunk_size(1),
+            )
+        })
+    }
+
+    fn big_results(&self, count: u64, bytes: u64) -> Result<Vec<Vec<u8>>> {
+        self.with_steady(&self.steady, self.n_jobs, |p| {
+            p.map_with(
+                |(i, bytes): (u64, u64)| kernels::big_result(i, bytes),
+                (0..count).map(move |i| (i, bytes)),
+                MapOptions::default().chunk_size(1),
+            )
+        })
     }
 }
 

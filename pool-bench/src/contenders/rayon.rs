@@ -1,7 +1,10 @@
 //! rayon: the in-process ceiling. Work stealing, no serialization, no copies.
 //!
 //! A fresh `ThreadPool` per run (not the global one), so rayon pays its start and join like
-//! every other contender; on this workload set that costs it well under a millisecond.
+//! every other contender; on this workload set that costs it well under a millisecond. The
+//! steady rows of issue #17 reuse one `ThreadPool`, made on the first call.
+
+use std::sync::OnceLock;
 
 use anyhow::{Context, Result};
 use rayon::prelude::*;
@@ -11,15 +14,28 @@ use crate::kernels;
 use crate::workload::WorkloadKind;
 
 /// `par_iter().map().collect()` on a pool of `n_jobs` threads.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct Rayon {
     n_jobs: usize,
+    steady: OnceLock<rayon::ThreadPool>,
 }
 
 impl Rayon {
     /// A contender with `n_jobs` threads.
     pub fn new(n_jobs: usize) -> Self {
-        Self { n_jobs }
+        Self {
+            n_jobs,
+            steady: OnceLock::new(),
+        }
+    }
+
+    /// The steady rows' pool, made on first use.
+    fn steady(&self) -> Result<&rayon::ThreadPool> {
+        if let Some(p) = self.steady.get() {
+            return Ok(p);
+        }
+        let _ = self.steady.set(self.pool()?);
+        Ok(self.steady.get().expect("just set"))
     }
 
     fn pool(&self) -> Result<rayon::ThreadPool> {
@@ -82,6 +98,52 @@ impl Contender for Rayon {
             inputs
                 .par_iter()
                 .map(|i| kernels::payload_task(i))
+                .collect()
+        }))
+    }
+
+    fn supports(&self, kind: WorkloadKind) -> bool {
+        // One task per chunk has no rayon equivalent worth timing (rayon splits as it likes).
+        kind != WorkloadKind::PerTask
+    }
+
+    fn steady_range(&self, n: u64) -> Result<Vec<u64>> {
+        Ok(self
+            .steady()?
+            .install(|| (0..n).into_par_iter().map(kernels::square).collect()))
+    }
+
+    fn steady_slice(&self, inputs: &[u64]) -> Result<Vec<u64>> {
+        Ok(self
+            .steady()?
+            .install(|| inputs.par_iter().map(|&x| kernels::square(x)).collect()))
+    }
+
+    fn steady_owned(&self, inputs: Vec<u64>) -> Result<Vec<u64>> {
+        Ok(self
+            .steady()?
+            .install(|| inputs.into_par_iter().map(kernels::square).collect()))
+    }
+
+    fn fresh_range(&self, n: u64) -> Result<Vec<u64>> {
+        let pool = self.pool()?;
+        Ok(pool.install(|| (0..n).into_par_iter().map(kernels::square).collect()))
+    }
+
+    fn round_trips(&self, inputs: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>> {
+        Ok(self.steady()?.install(|| {
+            inputs
+                .into_par_iter()
+                .map(|i| kernels::payload_task(&i))
+                .collect()
+        }))
+    }
+
+    fn big_results(&self, count: u64, bytes: u64) -> Result<Vec<Vec<u8>>> {
+        Ok(self.steady()?.install(|| {
+            (0..count)
+                .into_par_iter()
+                .map(|i| kernels::big_result(i, bytes))
                 .collect()
         }))
     }
