@@ -1,6 +1,7 @@
 //! Forkserver workers: booted as spawned workers are (`spawned::boot`, the shared objects as
 //! the first frame), but forked by the forkserver instead of executed (`crate::forkserver`).
 
+use std::os::fd::AsFd;
 use std::sync::Arc;
 
 use pool_core::{ErasedJob, PoolError, SharedObjects};
@@ -34,7 +35,12 @@ impl<Sh: SharedObjects, St: 'static> Launch<Sh, St> for ForkserverLaunch {
             self.shared = Some(Arc::new(bytes));
         }
         let (main, payload) = spawned::boot(s.setup, s.n_slots, s.daemon, Remote::Forkserver)?;
-        let fds = [s.link.region().fd(), s.counters.region().fd()];
+        // The third becomes the worker's stderr (see `spawned::spawn_main`).
+        let fds = [
+            s.link.region().fd(),
+            s.counters.region().fd(),
+            s.stderr.as_fd(),
+        ];
         // No fork in this process: any thread may ask.
         let p = crate::forkserver::launch(main, id as u64, payload, &fds).map_err(io_err(
             format!("cannot start worker {id} from the forkserver"),

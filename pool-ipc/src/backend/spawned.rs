@@ -89,6 +89,12 @@ fn spawn_main<Sh: SharedObjects, St: 'static>(mut boot: WorkerBoot) -> i32 {
     let (Some(link_fd), Some(counters_fd)) = (boot.take_fd(0), boot.take_fd(1)) else {
         return fail("missing fds");
     };
+    // A forkserver worker gets its stderr pipe as a third fd (a spawned one has it as fd 2).
+    if let Some(stderr) = boot.take_fd(2) {
+        // SAFETY: dup2 onto fd 2 of this single-threaded worker; `stderr` is a live fd (closed
+        // after, its copy stays). On failure the worker keeps the stderr it inherited.
+        unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&stderr), 2) };
+    }
     let Ok(link) = Link::from_fd(link_fd) else {
         return fail("cannot map the link");
     };
