@@ -116,7 +116,17 @@ pub fn suspend<R>(f: impl FnOnce() -> R) -> R {
 /// the draw target of this thread and the hook. `None` when nothing is to be shown.
 pub fn sink_for(info: &CallInfo) -> Option<Box<dyn ProgressSink>> {
     let target = draw_target();
-    let visible: Option<Box<dyn ProgressSink>> = match resolve(info.spec.style, &target) {
+    let resolved = match resolve(info.spec.style, &target) {
+        // A forked worker's stderr is a pipe to its parent (which passes it on), not the
+        // terminal: its bars are still the parent's to draw when the parent draws bars.
+        Resolved::Plain
+            if matches!(info.spec.style, ProgressStyle::Auto) && relay::parent_draws(&target) =>
+        {
+            Resolved::Bar
+        }
+        r => r,
+    };
+    let visible: Option<Box<dyn ProgressSink>> = match resolved {
         // In a forked worker, the parent draws the bar (see `relay`).
         Resolved::Bar => match relay::remote_bar(&target) {
             Some(remote) => Some(Box::new(remote)),

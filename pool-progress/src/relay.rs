@@ -118,6 +118,11 @@ fn inherited(target: &DrawTarget) -> Option<&'static Relay> {
         .filter(|r| r.owner != std::process::id() && r.target_key == target.key())
 }
 
+/// Whether this process is a forked worker of a process that draws bars on `target`.
+pub(crate) fn parent_draws(target: &DrawTarget) -> bool {
+    inherited(target).is_some()
+}
+
 /// A sink that has the parent draw this call's bar, when this process is a forked worker of a
 /// process that draws bars on `target`.
 pub(crate) fn remote_bar(target: &DrawTarget) -> Option<RemoteBar> {
