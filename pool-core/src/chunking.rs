@@ -1,5 +1,5 @@
 //! Splitting inputs into chunks, as MPIRE does: `n_splits` chunks of (possibly fractional)
-//! `len / n_splits` tasks, or a fixed `chunk_size`; and the [`Policy`] of a call: chunk size,
+//! `len / n_splits` tasks, or a fixed `chunk_size`; and the `Policy` of a call: chunk size,
 //! how many tasks may be pulled ahead, how far results may run ahead of the ordered output,
 //! and how many chunks a worker holds (the scheduler's protocol, in `call`, says where each
 //! applies).

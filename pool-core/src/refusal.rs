@@ -2,7 +2,7 @@
 //!
 //! postcard drops the message of a custom error: whatever a `Serialize` impl passes to
 //! `serde::ser::Error::custom`, postcard reports "Serde Serialization Error". So when postcard
-//! fails that way, [`message`] walks the value again with [`Probe`], a serializer that writes
+//! fails that way, [`message`] walks the value again with `Probe`, a serializer that writes
 //! nothing and keeps the message. The walk costs what a serialization costs, and only failures
 //! pay it.
 
