@@ -130,8 +130,18 @@ fn dry_run_prints_and_runs_nothing() {
     let o = run(&["run", "--dry-run", "touch", "{}", ":::", f, "it's"]);
     assert_eq!(code(&o), 0);
     assert_eq!(stdout(&o), format!("touch {f}\ntouch 'it'\"'\"'s'\n"));
+    // `-k`: GNU prints dry-run lines as its job slots finish them, in any order.
     like_gnu(
-        &["--dry-run", "touch", "{}", ":::", "a b", "it's", "x$y"],
+        &[
+            "-k",
+            "--dry-run",
+            "touch",
+            "{}",
+            ":::",
+            "a b",
+            "it's",
+            "x$y",
+        ],
         Seen::new("touch 'a b'\ntouch 'it'\"'\"'s'\ntouch 'x$y'\n", 0),
         false,
     );
