@@ -363,7 +363,7 @@ impl<Sh, St> MapOptions<Sh, St> {
     ///     |x: u64| if x == 1 { panic!("one") } else { x },
     ///     0..3u64,
     ///     MapOptions::default().on_error(ErrorPolicy::Continue { retries: 0 }),
-    /// );
+    /// )?;
     /// assert!(out[0].is_ok() && out[1].is_err() && out[2].is_ok());
     /// # Ok::<(), pool_core::PoolError>(())
     /// ```
