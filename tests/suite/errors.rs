@@ -145,7 +145,7 @@ fn init_and_exit_panics_are_reported(m: StartMethod) {
 }
 
 /// Values alive in this process, per test and start method (they run concurrently).
-static LIVE: [AtomicI64; 8] = [const { AtomicI64::new(0) }; 8];
+static LIVE: [AtomicI64; 16] = [const { AtomicI64::new(0) }; 16];
 
 /// A result that counts its live copies in [`LIVE`]: made by a task (in this process on
 /// threads) or by deserialization (process workers).
@@ -226,7 +226,7 @@ fn a_failed_map_drops_each_result_once(m: StartMethod) {
 /// in a chunk in flight, or run.
 fn a_failed_map_drops_each_input_once(m: StartMethod) {
     // Its own counters: the results' test runs at the same time.
-    let tag = 4 + m as usize;
+    let tag = 8 + m as usize;
     let mut p = pool(m, 2);
     let inputs: Vec<Tracked> = (0..20_000u64).map(|x| Tracked::new(tag, x)).collect();
     // Chunks longer than a worker reads at once: the failed one still holds unread inputs.
