@@ -129,19 +129,5 @@ fn a_spawned_worker_dies_with_its_parent() {
         .atomic_u32(0)
         .load(std::sync::atomic::Ordering::SeqCst) as i32;
     assert!(pid > 0);
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let state = stat
-            .rfind(')')
-            .and_then(|i| stat[i + 1..].split_whitespace().next());
-        if matches!(state, None | Some("Z") | Some("X")) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "worker {pid} outlived its parent"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    common::assert_dies_soon(pid, "worker");
 }

@@ -60,3 +60,23 @@ pub fn no_core() {
     // SAFETY: valid rlimit pointer.
     unsafe { libc::setrlimit(libc::RLIMIT_CORE, &lim) };
 }
+
+/// Waits (at most 5 s) until process `pid` is gone or a zombie: a process whose parent died
+/// must not outlive it. `what` names it in the failure.
+pub fn assert_dies_soon(pid: i32, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next());
+        if matches!(state, None | Some("Z") | Some("X")) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} {pid} outlived its parent"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
