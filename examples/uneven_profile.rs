@@ -11,6 +11,12 @@
 //! round: two plain threads on a shared counter, rayon, and the pool's `map`, `imap`,
 //! `map_unordered` and `imap_unordered` under Fork, Spawn and Threading. Prints the median
 //! efficiency of each.
+//!
+//! `cargo run --release --example uneven_profile -- timeline [ROUNDS]`: where the time of a
+//! whole run goes (build a pool, one call, join, as the harness times it), from the start and
+//! end of every task on the wall clock: *start-up* (build to the first task), *gaps* (a worker
+//! idle between two of its tasks), *tail* (a worker done while the other still runs), *end*
+//! (the last task to the call's return) and *join*; in ms, medians over the rounds.
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -76,8 +82,137 @@ fn two_threads(tasks: &[u64]) -> u64 {
     })
 }
 
+/// Microseconds on the wall clock, comparable across processes.
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_micros() as u64
+}
+
+/// One task that says when it ran and where: `(worker, start µs, end µs)`.
+fn timed(ctx: &mut pool::WorkerContext<'_, (), ()>, us: u64) -> (usize, u64, u64) {
+    let start = now_us();
+    busy(us);
+    (ctx.worker_id(), start, now_us())
+}
+
+/// CPU time of every thread of this process so far, in ms (`/proc/self/task/*/schedstat`):
+/// under Fork and Spawn, what the call costs the parent, which on two cores is taken from the
+/// workers.
+fn own_cpu_ms() -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum::<u64>() as f64
+        / 1e6
+}
+
+/// The `timeline` mode (see the module docs).
+fn timeline(rounds: usize) {
+    let methods = [
+        ("fork", StartMethod::Fork),
+        ("spawn", StartMethod::Spawn),
+        ("threading", StartMethod::Threading),
+    ];
+    let forms = ["map", "imap", "map_unordered", "imap_unordered"];
+    let mut rows: BTreeMap<String, Vec<[f64; 8]>> = BTreeMap::new();
+    for _ in 0..rounds {
+        for (mix, tasks) in [("skewed", skewed()), ("lognormal", lognormal())] {
+            let busy_total: u64 = tasks.iter().sum();
+            for &(name, method) in &methods {
+                for form in forms {
+                    let cpu0 = own_cpu_ms();
+                    let t0 = now_us();
+                    let mut p = WorkerPool::builder()
+                        .n_jobs(2)
+                        .start_method(method)
+                        .build()
+                        .unwrap();
+                    let t = tasks.clone();
+                    let spans: Vec<(usize, u64, u64)> = match form {
+                        "map" => p.map_ctx(timed, t).unwrap(),
+                        "imap" => p.imap_ctx(timed, t).unwrap().map(Result::unwrap).collect(),
+                        "map_unordered" => p.map_unordered_ctx(timed, t).unwrap(),
+                        _ => p
+                            .imap_unordered_ctx(timed, t)
+                            .unwrap()
+                            .map(Result::unwrap)
+                            .collect(),
+                    };
+                    let returned = now_us();
+                    p.join().unwrap();
+                    let joined = now_us();
+                    let cpu = own_cpu_ms() - cpu0;
+                    let first = spans.iter().map(|s| s.1).min().unwrap();
+                    let mut gaps = 0u64;
+                    let mut ends = Vec::new();
+                    for w in 0..2 {
+                        let mut mine: Vec<_> = spans.iter().filter(|s| s.0 == w).collect();
+                        mine.sort_by_key(|s| s.1);
+                        gaps += mine
+                            .windows(2)
+                            .map(|p| p[1].1.saturating_sub(p[0].2))
+                            .sum::<u64>();
+                        gaps += mine.first().map_or(0, |s| s.1 - first);
+                        ends.push(mine.last().map_or(first, |s| s.2));
+                    }
+                    let last = *ends.iter().max().unwrap();
+                    let tail: u64 = ends.iter().map(|e| last - e).sum();
+                    let wall = (joined - t0) as f64;
+                    let ms = |us: u64| us as f64 / 1000.0;
+                    rows.entry(format!("{mix:9} {name:9} {form:14}"))
+                        .or_default()
+                        .push([
+                            busy_total as f64 / (2.0 * wall),
+                            ms(first - t0),
+                            ms(gaps),
+                            ms(tail),
+                            ms(returned - last),
+                            ms(joined - returned),
+                            wall / 1000.0,
+                            cpu,
+                        ]);
+                }
+            }
+        }
+    }
+    println!(
+        "{:36} {:>5} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "median over rounds", "eff", "start-up", "gaps", "tail", "end", "join", "wall", "own cpu"
+    );
+    for (name, v) in rows {
+        let med = |i: usize| {
+            let mut c: Vec<f64> = v.iter().map(|r| r[i]).collect();
+            c.sort_by(f64::total_cmp);
+            c[c.len() / 2]
+        };
+        println!(
+            "{name:36} {:>5.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.1} {:>8.2}",
+            med(0),
+            med(1),
+            med(2),
+            med(3),
+            med(4),
+            med(5),
+            med(6),
+            med(7)
+        );
+    }
+}
+
 fn main() {
     pool::entry();
+    if std::env::args().nth(1).as_deref() == Some("timeline") {
+        let rounds = std::env::args()
+            .nth(2)
+            .map_or(3, |r| r.parse().expect("ROUNDS is a number"));
+        return timeline(rounds);
+    }
     let rounds: usize = std::env::args()
         .nth(1)
         .map_or(3, |r| r.parse().expect("ROUNDS is a number"));

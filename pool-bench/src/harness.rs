@@ -91,6 +91,9 @@ pub fn run(args: &Args) -> Result<Outcome> {
         if let Some(per_run) = kind.per_run(&sizes) {
             rows.iter_mut().for_each(|row| add_rate(row, per_run));
         }
+        if kind.uneven_mix().is_some() {
+            add_efficiency(&mut rows, n_jobs);
+        }
         for row in &rows {
             let times: Vec<_> = row.times_s.iter().map(|t| format!("{t:.4}")).collect();
             eprintln!(
@@ -238,6 +241,28 @@ fn select(only: &[String]) -> Result<Vec<WorkloadKind>> {
     // Report order, whatever order the flags gave.
     out.sort_by_key(|k| WorkloadKind::ALL.iter().position(|w| w == k));
     Ok(out)
+}
+
+/// Adds each row's parallel efficiency, `serial / (n_jobs · median)`, to its note, on the
+/// uneven mixes (issue #13 asks ≥ 90%): `efficiency 93.1%`.
+fn add_efficiency(rows: &mut [Row], n_jobs: usize) {
+    let median = |row: &Row| row.summary.map(|s| s.median_s);
+    let Some(serial) = rows
+        .iter()
+        .find(|r| r.contender == "serial")
+        .and_then(median)
+    else {
+        return;
+    };
+    for row in rows.iter_mut().filter(|r| r.contender != "serial") {
+        let Some(m) = median(row) else { continue };
+        let eff = format!("efficiency {:.1}%", 100.0 * serial / (n_jobs as f64 * m));
+        row.note = Some(
+            row.note
+                .take()
+                .map_or(eff.clone(), |n| format!("{eff}; {n}")),
+        );
+    }
 }
 
 /// Adds the median's time per task or throughput to a row's note (`906 ns per task`,

@@ -23,7 +23,7 @@ pub const CONTENDERS: [&str; 3] = ["mpire", "multiprocessing", "python-serial"];
 /// Whether a Python contender runs a workload (the uneven mixes of issue #13 are Rust-only).
 pub fn runs_workload(contender: &str, kind: WorkloadKind) -> bool {
     match kind {
-        WorkloadKind::Uneven | WorkloadKind::Lognormal => false,
+        kind if kind.uneven_mix().is_some() => false,
         WorkloadKind::Startup => contender != "python-serial",
         _ => true,
     }

@@ -42,7 +42,7 @@ impl Prepared {
             WorkloadKind::Cpu1ms => U64Task::Spin {
                 k: kernels::iterations_for(sizes.cpu_task_us, k_per_ms),
             },
-            WorkloadKind::Skewed | WorkloadKind::Uneven | WorkloadKind::Lognormal => {
+            kind if kind == WorkloadKind::Skewed || kind.uneven_mix().is_some() => {
                 U64Task::SpinPacked
             }
             WorkloadKind::ExpensiveInit => U64Task::TableLookup {
@@ -104,7 +104,7 @@ impl Prepared {
                 Ok((elapsed, kernels::payload_checksum(&outs)))
             }
             _ => {
-                let outs = contender.map_u64(self.task, &self.u64_inputs)?;
+                let outs = contender.map_u64_as(self.task, &self.u64_inputs, self.kind.form())?;
                 let elapsed = start.elapsed().as_secs_f64();
                 Ok((elapsed, kernels::checksum_u64(&outs)))
             }

@@ -23,6 +23,18 @@ pub enum WorkloadKind {
     Uneven,
     /// 400 tasks of lognormal length: median 0.5 ms, σ 1.2, capped at 50 ms, fixed seed.
     Lognormal,
+    /// `uneven` through `imap`.
+    UnevenImap,
+    /// `uneven` through `map_unordered`.
+    UnevenUnordered,
+    /// `uneven` through `imap_unordered`.
+    UnevenImapUnordered,
+    /// `lognormal` through `imap`.
+    LognormalImap,
+    /// `lognormal` through `map_unordered`.
+    LognormalUnordered,
+    /// `lognormal` through `imap_unordered`.
+    LognormalImapUnordered,
     /// Short tasks that all update a per-worker state, merged at the end.
     Stateful,
     /// A ~100 MB table that tasks read, built once per worker (or per task, if the contender must).
@@ -49,12 +61,18 @@ pub enum WorkloadKind {
 
 impl WorkloadKind {
     /// All workloads, in report order.
-    pub const ALL: [WorkloadKind; 16] = [
+    pub const ALL: [WorkloadKind; 22] = [
         Self::Trivial,
         Self::Cpu1ms,
         Self::Skewed,
         Self::Uneven,
         Self::Lognormal,
+        Self::UnevenImap,
+        Self::UnevenUnordered,
+        Self::UnevenImapUnordered,
+        Self::LognormalImap,
+        Self::LognormalUnordered,
+        Self::LognormalImapUnordered,
         Self::Stateful,
         Self::ExpensiveInit,
         Self::Payload,
@@ -70,7 +88,46 @@ impl WorkloadKind {
 
     /// Whether `bench/peers.py` runs this workload (issue #5's seven); the others are Rust only.
     pub fn python_peers(self) -> bool {
-        Self::ALL[..7].contains(&self)
+        matches!(
+            self,
+            Self::Trivial
+                | Self::Cpu1ms
+                | Self::Skewed
+                | Self::Uneven
+                | Self::Lognormal
+                | Self::Stateful
+                | Self::ExpensiveInit
+        )
+    }
+
+    /// The task lengths of the uneven mixes of issue #13 (in µs), whatever the form.
+    pub fn uneven_mix(self) -> Option<Vec<u64>> {
+        match self {
+            Self::Uneven | Self::UnevenImap | Self::UnevenUnordered | Self::UnevenImapUnordered => {
+                Some(uneven_micros())
+            }
+            Self::Lognormal
+            | Self::LognormalImap
+            | Self::LognormalUnordered
+            | Self::LognormalImapUnordered => Some(lognormal_micros()),
+            _ => None,
+        }
+    }
+
+    /// Which call of a pool runs the workload (contenders without the choice ignore it).
+    pub fn form(self) -> Form {
+        match self {
+            Self::UnevenImap | Self::LognormalImap => Form::Imap,
+            Self::UnevenUnordered | Self::LognormalUnordered => Form::MapUnordered,
+            Self::UnevenImapUnordered | Self::LognormalImapUnordered => Form::ImapUnordered,
+            _ => Form::Map,
+        }
+    }
+
+    /// A form variant of an uneven mix: only the pools, rayon (for the ratio) and serial (for
+    /// the efficiency) run it.
+    pub fn form_variant(self) -> bool {
+        self.form() != Form::Map
     }
 
     /// What one run moves, for the report's per-task time or throughput.
@@ -93,6 +150,12 @@ impl WorkloadKind {
             Self::Skewed => "skewed",
             Self::Uneven => "uneven",
             Self::Lognormal => "lognormal",
+            Self::UnevenImap => "uneven-imap",
+            Self::UnevenUnordered => "uneven-unordered",
+            Self::UnevenImapUnordered => "uneven-imap-unordered",
+            Self::LognormalImap => "lognormal-imap",
+            Self::LognormalUnordered => "lognormal-unordered",
+            Self::LognormalImapUnordered => "lognormal-imap-unordered",
             Self::Stateful => "stateful",
             Self::ExpensiveInit => "expensive-init",
             Self::Payload => "payload",
@@ -117,6 +180,12 @@ impl WorkloadKind {
             Self::Skewed => "task lengths from a capped Pareto draw (fixed seed): load balancing",
             Self::Uneven => "392 tasks of 0.2 ms and 8 of 50 ms: no slow task may stall the rest",
             Self::Lognormal => "400 lognormal task lengths (median 0.5 ms, capped at 50 ms)",
+            Self::UnevenImap => "uneven, through imap (results read as they come, in order)",
+            Self::UnevenUnordered => "uneven, through map_unordered",
+            Self::UnevenImapUnordered => "uneven, through imap_unordered",
+            Self::LognormalImap => "lognormal, through imap",
+            Self::LognormalUnordered => "lognormal, through map_unordered",
+            Self::LognormalImapUnordered => "lognormal, through imap_unordered",
             Self::Stateful => {
                 "50 µs tasks adding into a per-worker 1024-bin histogram, merged at exit"
             }
@@ -141,6 +210,19 @@ impl WorkloadKind {
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|w| w.name() == name)
     }
+}
+
+/// Which call of a pool runs a workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// `map`: all results, in order.
+    Map,
+    /// `imap`: an iterator of results, in order.
+    Imap,
+    /// `map_unordered`: all results, in completion order.
+    MapUnordered,
+    /// `imap_unordered`: an iterator of results, in completion order.
+    ImapUnordered,
 }
 
 /// How big each workload is; `--quick` picks the small set.
@@ -286,8 +368,14 @@ pub fn u64_inputs(kind: WorkloadKind, sizes: &Sizes, k_per_ms: KPerMs) -> Vec<u6
         WorkloadKind::Trivial => (0..sizes.trivial_n).collect(),
         WorkloadKind::Cpu1ms => (0..sizes.cpu_tasks).collect(),
         WorkloadKind::Skewed => packed(&sizes.skewed_micros(), k_per_ms),
-        WorkloadKind::Uneven => packed(&uneven_micros(), k_per_ms),
-        WorkloadKind::Lognormal => packed(&lognormal_micros(), k_per_ms),
+        WorkloadKind::Uneven
+        | WorkloadKind::UnevenImap
+        | WorkloadKind::UnevenUnordered
+        | WorkloadKind::UnevenImapUnordered => packed(&uneven_micros(), k_per_ms),
+        WorkloadKind::Lognormal
+        | WorkloadKind::LognormalImap
+        | WorkloadKind::LognormalUnordered
+        | WorkloadKind::LognormalImapUnordered => packed(&lognormal_micros(), k_per_ms),
         WorkloadKind::Stateful => (0..sizes.stateful_tasks).collect(),
         WorkloadKind::ExpensiveInit => (0..sizes.table_tasks).collect(),
         WorkloadKind::Payload => (0..sizes.payload_tasks).collect(),
@@ -332,14 +420,20 @@ pub fn reference_checksum(kind: WorkloadKind, sizes: &Sizes, k_per_ms: KPerMs) -
                     .collect::<Vec<_>>(),
             )
         }
-        WorkloadKind::Skewed | WorkloadKind::Uneven | WorkloadKind::Lognormal => {
-            kernels::checksum_u64(
-                &inputs
-                    .iter()
-                    .map(|&x| kernels::spin_packed(x))
-                    .collect::<Vec<_>>(),
-            )
-        }
+        WorkloadKind::Skewed
+        | WorkloadKind::Uneven
+        | WorkloadKind::UnevenImap
+        | WorkloadKind::UnevenUnordered
+        | WorkloadKind::UnevenImapUnordered
+        | WorkloadKind::Lognormal
+        | WorkloadKind::LognormalImap
+        | WorkloadKind::LognormalUnordered
+        | WorkloadKind::LognormalImapUnordered => kernels::checksum_u64(
+            &inputs
+                .iter()
+                .map(|&x| kernels::spin_packed(x))
+                .collect::<Vec<_>>(),
+        ),
         WorkloadKind::Stateful => {
             let k = kernels::iterations_for(sizes.stateful_task_us, k_per_ms);
             let mut state = vec![0u64; kernels::STATE_BINS];

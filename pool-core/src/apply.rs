@@ -4,6 +4,11 @@
 //! While apply tasks are outstanding, a collector thread owns the event stream: it hands
 //! queued tasks to idle workers, completes results, runs callbacks and enforces timeouts. It
 //! exits when nothing is outstanding; map calls wait for that before they start.
+//!
+//! A run of the collector is a call for [`crate::interrupt`]: it begins when the first task is
+//! submitted and ends when the collector exits. Ctrl-C in between terminates the workers and
+//! ends every queued and running task with `PoolError::Interrupted` (the bar says
+//! "interrupted"), under every start method; the pool starts new workers for later tasks.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -67,10 +72,10 @@ impl Bar {
         }
     }
 
-    fn finish(mut self) {
+    fn finish(mut self, outcome: &Outcome) {
         self.update(true);
         self.status.end();
-        self.sink.finish(&self.status.snapshot(), &Outcome::Done);
+        self.sink.finish(&self.status.snapshot(), outcome);
     }
 }
 
@@ -149,6 +154,8 @@ impl<Sh: Send + Sync + 'static, St: 'static> Applier<Sh, St> {
         if !q.running {
             q.running = true;
             drop(q);
+            // From here to the collector's exit, Ctrl-C is the pool's (it ends the tasks).
+            lock(&self.sup).backend.begin_call();
             if let Some(old) = lock(&self.thread).take() {
                 let _ = old.join();
             }
@@ -160,6 +167,7 @@ impl<Sh: Send + Sync + 'static, St: 'static> Applier<Sh, St> {
                 Ok(handle) => *lock(&self.thread) = Some(handle),
                 // The OS refused a thread: nothing will run these tasks, so fail them.
                 Err(e) => {
+                    lock(&self.sup).backend.end_call();
                     let waiting: Vec<Completion> = {
                         let mut q = lock(&self.queue);
                         q.running = false;
@@ -224,7 +232,14 @@ fn collect<Sh, St>(sup: &Mutex<Supervisor<Sh, St>>, queue: &Mutex<Queue<Sh, St>>
             let mut s = lock(sup);
             let mut q = lock(queue);
             let mut deliveries = Vec::new();
-            if let Some(ev) = ev {
+            let interrupted = s.backend.interrupted();
+            if interrupted {
+                s.terminate();
+                let mut all: Vec<Completion> =
+                    q.outstanding.drain().map(|(_, o)| o.complete).collect();
+                all.extend(q.waiting.drain(..).map(|p| p.complete));
+                done.extend(all.into_iter().map(|c| (c, Err(PoolError::Interrupted))));
+            } else if let Some(ev) = ev {
                 match s.handle(ev) {
                     Ok(Some(d)) => deliveries.push(d),
                     Ok(None) => {}
@@ -270,7 +285,7 @@ fn collect<Sh, St>(sup: &Mutex<Supervisor<Sh, St>>, queue: &Mutex<Queue<Sh, St>>
                     Delivery::HookFailed(f) => fail_all(&mut q, &mut done, &PoolError::from(f)),
                 }
             }
-            if s.revive().is_err() {
+            if !interrupted && s.revive().is_err() {
                 fail_all(&mut q, &mut done, &PoolError::Terminated);
             }
             while !q.waiting.is_empty() {
@@ -292,6 +307,7 @@ fn collect<Sh, St>(sup: &Mutex<Supervisor<Sh, St>>, queue: &Mutex<Queue<Sh, St>>
             let idle = q.waiting.is_empty() && q.outstanding.is_empty();
             if idle {
                 q.running = false;
+                s.backend.end_call();
             }
             let bar = if idle { q.bar.take() } else { None };
             drop(q);
@@ -300,8 +316,15 @@ fn collect<Sh, St>(sup: &Mutex<Supervisor<Sh, St>>, queue: &Mutex<Queue<Sh, St>>
             let oks: Vec<bool> = done.into_iter().map(|(c, r)| c(r)).collect();
             if idle {
                 if let Some(mut b) = bar {
-                    oks.iter().for_each(|&ok| b.count(ok));
-                    b.finish();
+                    // Interrupted tasks did not run to an end: they are not counted.
+                    if !interrupted {
+                        oks.iter().for_each(|&ok| b.count(ok));
+                    }
+                    b.finish(if interrupted {
+                        &Outcome::Interrupted
+                    } else {
+                        &Outcome::Done
+                    });
                 }
                 return;
             }

@@ -6,6 +6,15 @@
 //!
 //! With a fractional size `c`, chunk `k` ends at `ceil((k + 1) · c)`, so ten tasks in three
 //! splits become chunks of 4, 3 and 3.
+//!
+//! **Adaptive chunks.** When the user gave no `chunk_size` and the length is known, chunks
+//! shrink as the call nears its end (guided self-scheduling): the next chunk has at most
+//! `remaining / (GUIDE_SHARE · n_jobs)` tasks, never more than the MPIRE size, and never fewer
+//! than `1 / TAIL_SHRINK` of it (so millions of tiny tasks do not end in thousands of round
+//! trips), unless the call's mean task time so far says that [`TAIL_CHUNK_TIME`] holds fewer
+//! tasks (slow tasks shrink to chunks of one). Where this cap bites, the call is in its *tail*:
+//! a worker holds one chunk only, so one slow task never holds a chunk queued behind it while
+//! another worker runs out of work. A `chunk_size` given by the user stays exact.
 
 use std::time::Duration;
 
@@ -22,17 +31,34 @@ pub(crate) struct Policy {
     /// In ordered calls: no chunk is pulled that starts this many tasks or more past the first
     /// result not yet handed out. Results waiting behind a slow task are buffered up to this.
     pub(crate) max_ahead: u64,
+    /// Adaptive chunks (see the module docs): the number of tasks, when chunks may shrink.
+    guided_len: Option<u64>,
+    n_jobs: u64,
 }
 
 /// How many times `max_active` results may wait for their turn in an ordered call.
 const AHEAD_PER_ACTIVE: u64 = 64;
 
-/// A chunk that took less than this is quick: its worker may hold the next one too.
-pub(crate) const QUICK_CHUNK: Duration = Duration::from_millis(2);
+/// A chunk that took less than this is quick: its worker may hold the next one too, outside
+/// the tail. Next to it, the round trip a second chunk in hand saves (~0.1 ms) is worth the
+/// wait of a chunk queued behind it.
+pub(crate) const QUICK_CHUNK: Duration = Duration::from_millis(20);
+
+/// In the tail, a chunk gets at most `1 / (GUIDE_SHARE · n_jobs)` of the tasks left.
+pub(crate) const GUIDE_SHARE: u64 = 2;
+
+/// Chunks of slow tasks may shrink to this much work at the call's mean task time (and to
+/// one task): shorter, their round trip would cost more than the balance they buy.
+pub(crate) const TAIL_CHUNK_TIME: Duration = Duration::from_millis(1);
+
+/// Chunks shrink to `1 / TAIL_SHRINK` of their size whatever the pace: tasks may turn slow
+/// near the end, after the pace was measured.
+pub(crate) const TAIL_SHRINK: u64 = 8;
 
 impl Policy {
     /// MPIRE's defaults: `64 × n_jobs` splits when the length is known, else chunks of 1;
-    /// `max_tasks_active` of `n_jobs × chunk size × 2`.
+    /// `max_tasks_active` of `n_jobs × chunk size × 2`. Chunks adapt (see the module docs)
+    /// unless `chunk_size` is given.
     pub(crate) fn new(
         n_jobs: usize,
         len: Option<usize>,
@@ -68,18 +94,95 @@ impl Policy {
             spec,
             max_active,
             max_ahead: max_active.saturating_mul(AHEAD_PER_ACTIVE),
+            guided_len: len.filter(|_| chunk_size.is_none()).map(|l| l as u64),
+            n_jobs: n_jobs.max(1) as u64,
         })
     }
 
+    /// The most tasks the next chunk may have, after `taken` tasks were cut, when chunks adapt
+    /// and the cap is below the MPIRE size (the call is then in its tail); `mean_task` is the
+    /// call's mean task time so far. `None`: chunks as cut by `spec`.
+    pub(crate) fn tail_cap(&self, taken: u64, mean_task: Option<Duration>) -> Option<u64> {
+        let len = self.guided_len?;
+        let remaining = len.checked_sub(taken).filter(|&r| r > 0)?;
+        let size = self.spec.size().floor() as u64;
+        let by_pace = match mean_task {
+            Some(mean) if !mean.is_zero() => {
+                TAIL_CHUNK_TIME.as_nanos().div_ceil(mean.as_nanos()) as u64
+            }
+            _ => u64::MAX,
+        };
+        let floor = by_pace.min(size / TAIL_SHRINK).max(1);
+        let guided = remaining.div_ceil(GUIDE_SHARE * self.n_jobs).max(floor);
+        (guided < size).then_some(guided)
+    }
+
+    /// Whether the call is in its tail after `taken` tasks were cut: chunks shrink
+    /// ([`Policy::tail_cap`]) or all the tasks announced are cut. (A call whose input ran out
+    /// is in its tail too; the caller knows that.)
+    pub(crate) fn in_tail(&self, taken: u64, mean_task: Option<Duration>) -> bool {
+        self.guided_len.is_some_and(|len| taken >= len) || self.tail_cap(taken, mean_task).is_some()
+    }
+
     /// Chunks a worker may hold at once. One, so that a chunk never waits behind a slow one
-    /// while another worker could run it; two while its chunks are quick and more input is to
-    /// come. Between two chunks a worker waits for its result to travel back and the next chunk
-    /// to travel out, a gap that matters next to a chunk of a millisecond and not next to one of
-    /// a second; and a chunk held behind a quick one waits little. Once the input is all pulled,
-    /// the last chunks go to idle workers only: a chunk queued then could wait behind a slow one
-    /// while the other workers have nothing left to do.
-    pub(crate) fn hand_depth(quick: bool, input_done: bool) -> usize {
-        if quick && !input_done { 2 } else { 1 }
+    /// while another worker could run it; two while its chunks are quick and the call is not
+    /// in its tail. Between two chunks a worker waits for its result to travel back and the
+    /// next chunk to travel out, a gap that matters next to a chunk of a few milliseconds and
+    /// not next to one of a second; and a chunk held behind a quick one waits little. In the
+    /// tail (the input all pulled, or chunks shrinking, see [`Policy::tail_cap`]), the last
+    /// chunks go to idle workers only: a chunk queued then could wait behind a slow one while
+    /// the other workers have nothing left to do.
+    pub(crate) fn hand_depth(quick: bool, tail: bool) -> usize {
+        if quick && !tail { 2 } else { 1 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(len: usize, chunk_size: Option<usize>) -> Policy {
+        Policy::new(2, Some(len), chunk_size, Some(8), None).unwrap()
+    }
+
+    #[test]
+    fn chunks_shrink_with_the_tasks_left() {
+        let p = policy(400, None);
+        // 8 splits of 50; the cap bites below 50 tasks: 4 shares of what is left.
+        assert_eq!(p.tail_cap(0, None), None);
+        assert_eq!(p.tail_cap(200, None), None);
+        assert_eq!(p.tail_cap(300, None), Some(25));
+        assert_eq!(p.tail_cap(390, None), Some(6), "not below 50 / 8");
+        assert!(!p.in_tail(200, None));
+        assert!(p.in_tail(300, None) && p.in_tail(400, None));
+        assert_eq!(p.tail_cap(400, None), None, "nothing left to cap");
+    }
+
+    #[test]
+    fn tiny_tasks_keep_bigger_chunks_and_a_given_size_stays() {
+        let p = policy(400, None);
+        // Tasks of a millisecond: down to one.
+        let pace = Some(Duration::from_millis(1));
+        assert_eq!(p.tail_cap(390, pace), Some(3));
+        assert_eq!(p.tail_cap(399, pace), Some(1));
+        // Tasks of a nanosecond: no smaller than 50 / 8.
+        assert_eq!(p.tail_cap(399, Some(Duration::from_nanos(1))), Some(6));
+        let given = policy(400, Some(50));
+        assert_eq!(given.tail_cap(399, None), None);
+        assert!(!given.in_tail(399, None));
+        let unknown = Policy::new(2, None, None, None, None).unwrap();
+        assert_eq!(unknown.tail_cap(10, None), None);
+    }
+
+    #[test]
+    fn a_capped_chunk_moves_the_grid() {
+        let mut c = Chunks::new(0..20u32, ChunkSpec::Size(2.5), None);
+        let lens: Vec<usize> = [u64::MAX, 1, u64::MAX, u64::MAX]
+            .into_iter()
+            .map(|cap| c.next_capped(cap).unwrap().1.len())
+            .collect();
+        // 3, then 1 (capped), then the grid of 2.5 starts again at task 4: 3, 2.
+        assert_eq!(lens, vec![3, 1, 3, 2]);
     }
 }
 
@@ -117,11 +220,14 @@ fn chunk_end(k: u64, size: f64) -> u64 {
     }
 }
 
-/// Where chunk boundaries fall: the running count of tasks cut so far and the next cut.
+/// Where chunk boundaries fall: the running count of tasks cut so far and the next cut. The
+/// cuts fall on a grid of `size` from `origin`; a chunk cut short by a cap moves the grid to
+/// its end, so the chunks after it are not longer to catch up.
 #[derive(Debug, Clone, Copy)]
 struct Cuts {
     size: f64,
     k: u64,
+    origin: u64,
     next_index: u64,
     limit: Option<u64>,
 }
@@ -131,23 +237,33 @@ impl Cuts {
         Cuts {
             size: spec.size(),
             k: 0,
+            origin: 0,
             next_index: 0,
             limit,
         }
     }
 
-    /// How many tasks the next chunk will have at most.
-    fn next_len(&self) -> u64 {
-        let end = chunk_end(self.k, self.size);
+    /// How many tasks the next chunk has on the grid (before any cap).
+    fn grid_len(&self) -> u64 {
+        let end = self.origin + chunk_end(self.k, self.size);
         let end = self.limit.map_or(end, |l| end.min(l));
         end.saturating_sub(self.next_index)
+    }
+
+    /// How many tasks the next chunk will have at most, with at most `cap` (at least 1).
+    fn next_len(&self, cap: u64) -> u64 {
+        self.grid_len().min(cap.max(1))
     }
 
     /// Records a chunk of `len` tasks; returns the index of its first task.
     fn advance(&mut self, len: u64) -> u64 {
         let first = self.next_index;
+        let short = len < self.grid_len();
         self.next_index += len;
         self.k += 1;
+        if short {
+            (self.origin, self.k) = (self.next_index, 0);
+        }
         first
     }
 }
@@ -175,15 +291,12 @@ impl<I: Iterator> Chunks<I> {
 
     /// How many tasks the next chunk will have at most.
     pub fn next_len(&self) -> u64 {
-        self.cuts.next_len()
+        self.cuts.next_len(u64::MAX)
     }
-}
 
-impl<I: Iterator> Iterator for Chunks<I> {
-    type Item = (u64, Vec<I::Item>);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let want = self.next_len() as usize;
+    /// The next chunk, of at most `cap` tasks.
+    fn next_capped(&mut self, cap: u64) -> Option<(u64, Vec<I::Item>)> {
+        let want = self.cuts.next_len(cap) as usize;
         if want == 0 {
             return None;
         }
@@ -192,6 +305,14 @@ impl<I: Iterator> Iterator for Chunks<I> {
             return None;
         }
         Some((self.cuts.advance(chunk.len() as u64), chunk))
+    }
+}
+
+impl<I: Iterator> Iterator for Chunks<I> {
+    type Item = (u64, Vec<I::Item>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_capped(u64::MAX)
     }
 }
 
@@ -239,23 +360,25 @@ impl<T: Clone> ChunkInputs<T> {
 }
 
 /// A source of chunks whose input type is erased: one virtual call per chunk rather than
-/// one per task, so pulling a chunk out of a range or a vector stays a tight loop.
+/// one per task, so pulling a chunk out of a range or a vector stays a tight loop. `cap`: the
+/// most tasks the chunk may have ([`Policy::tail_cap`]; `u64::MAX` for none).
 pub(crate) trait ChunkSource<T> {
     /// See [`Chunks::next_len`].
-    fn next_len(&self) -> u64;
+    fn next_len(&self, cap: u64) -> u64;
     /// The next chunk: `(index of its first task, tasks)`.
-    fn next_chunk(&mut self) -> Option<(u64, ChunkInputs<T>)>;
+    fn next_chunk(&mut self, cap: u64) -> Option<(u64, ChunkInputs<T>)>;
     /// See [`Chunks::taken`].
     fn taken(&self) -> u64;
 }
 
 impl<I: Iterator> ChunkSource<I::Item> for Chunks<I> {
-    fn next_len(&self) -> u64 {
-        Chunks::next_len(self)
+    fn next_len(&self, cap: u64) -> u64 {
+        self.cuts.next_len(cap)
     }
 
-    fn next_chunk(&mut self) -> Option<(u64, ChunkInputs<I::Item>)> {
-        self.next().map(|(first, v)| (first, ChunkInputs::Vec(v)))
+    fn next_chunk(&mut self, cap: u64) -> Option<(u64, ChunkInputs<I::Item>)> {
+        self.next_capped(cap)
+            .map(|(first, v)| (first, ChunkInputs::Vec(v)))
     }
 
     fn taken(&self) -> u64 {
@@ -281,12 +404,12 @@ impl<T> SplitChunks<T> {
 }
 
 impl<T> ChunkSource<T> for SplitChunks<T> {
-    fn next_len(&self) -> u64 {
-        self.cuts.next_len()
+    fn next_len(&self, cap: u64) -> u64 {
+        self.cuts.next_len(cap)
     }
 
-    fn next_chunk(&mut self) -> Option<(u64, ChunkInputs<T>)> {
-        let len = self.cuts.next_len();
+    fn next_chunk(&mut self, cap: u64) -> Option<(u64, ChunkInputs<T>)> {
+        let len = self.cuts.next_len(cap);
         if len == 0 {
             return None;
         }

@@ -36,6 +36,9 @@ struct Script {
 /// What the back end saw, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Seen {
+    /// The pool handed the chunk `(first, len)` to worker `w` (it may be queued behind
+    /// another in the worker's hand until `Sent`).
+    Handed { worker: usize, first: u64, len: u32 },
     /// A chunk `(first, len)` reached worker `w`.
     Sent { worker: usize, first: u64, len: u32 },
     /// Worker `w` sent back the chunk at `first`.
@@ -262,6 +265,13 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ScriptedBackend<Sh, St>
     fn send(&mut self, slot: usize, cmd: Command<Sh, St>) -> Result<(), PoolError> {
         let refused = || PoolError::backend("no worker", std::io::ErrorKind::BrokenPipe.into());
         let s = self.slots[slot].as_ref().ok_or_else(refused)?;
+        if let Command::Chunk { first, len, .. } = &cmd {
+            self.stage.log.lock().unwrap().push(Seen::Handed {
+                worker: slot,
+                first: *first,
+                len: *len,
+            });
+        }
         s.commands.send(cmd).map_err(|_| refused())
     }
 
@@ -365,6 +375,7 @@ fn inputs_pulled_ahead_stay_bounded() {
         match s {
             Seen::Sent { worker, len, .. } => out[worker] += i64::from(len),
             Seen::Done { worker, .. } | Seen::Died { worker, .. } => out[worker] -= 1,
+            Seen::Handed { .. } => {}
         }
         assert!(out.iter().sum::<i64>() <= 4, "{out:?}");
     }
@@ -484,4 +495,78 @@ fn without_keep_going_a_timeout_names_the_task_and_its_arguments() {
     assert_eq!((f.task, f.args.as_deref()), (Some(5), Some("5")), "{e}");
     // The pool works again.
     assert_eq!(p.map(|x: u64| x, 0..4u64).unwrap(), vec![0, 1, 2, 3]);
+}
+
+/// Tasks from 300 on take 2 ms; the ones before, nothing.
+fn slow_from_300(x: u64) -> u64 {
+    if x >= 300 {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    x
+}
+
+/// The chunks the pool handed out, in order: `(worker, first, len)`.
+fn handed(log: &[Seen]) -> Vec<(usize, u64, u32)> {
+    log.iter()
+        .filter_map(|s| match *s {
+            Seen::Handed { worker, first, len } => Some((worker, first, len)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn chunks_shrink_in_the_tail_and_none_waits_in_a_busy_hand() {
+    let (mut p, stage) = pool(Script::default());
+    // 400 tasks in 8 splits: chunks of 50 while nothing says the work is slow.
+    let opts = MapOptions::default().n_splits(8);
+    let out = p
+        .map_with(slow_from_300, counted(&stage, 400), opts)
+        .unwrap();
+    assert_eq!(out, (0..400).collect::<Vec<_>>());
+    let log = stage.log();
+    let chunks = handed(&log);
+    // Every task handed out once, in order, no chunk over the split size.
+    let mut next = 0;
+    for &(_, first, len) in &chunks {
+        assert_eq!(first, next, "{chunks:?}");
+        assert!((1..=50).contains(&len), "{chunks:?}");
+        next += u64::from(len);
+    }
+    assert_eq!(next, 400);
+    // Once tasks turned slow, chunks shrank with the tasks left: the last ones are small.
+    let last: Vec<u32> = chunks.iter().rev().take(2).map(|c| c.2).collect();
+    assert!(last.iter().all(|&l| l <= 10), "{chunks:?}");
+    // From the first shrunken chunk on (the tail), a chunk went only to a worker with nothing
+    // in hand: none waited in one worker's hand while another worker could run it.
+    let mut in_hand = [0i32; 2];
+    let mut tail = false;
+    for s in &log {
+        match *s {
+            Seen::Handed { worker, len, .. } => {
+                tail |= len < 50;
+                if tail {
+                    assert_eq!(in_hand[worker], 0, "{s:?} in the tail: {log:?}");
+                }
+                in_hand[worker] += 1;
+            }
+            Seen::Done { worker, .. } | Seen::Died { worker, .. } => in_hand[worker] -= 1,
+            Seen::Sent { .. } => {}
+        }
+    }
+    assert!(tail, "{chunks:?}");
+}
+
+#[test]
+fn a_chunk_size_given_stays_exact() {
+    let (mut p, stage) = pool(Script::default());
+    let opts = MapOptions::default().chunk_size(7);
+    let out = p
+        .map_with(slow_from_300, counted(&stage, 400), opts)
+        .unwrap();
+    assert_eq!(out, (0..400).collect::<Vec<_>>());
+    let lens: Vec<u32> = handed(&stage.log()).iter().map(|c| c.2).collect();
+    let mut want = vec![7; 400 / 7];
+    want.push(400 % 7);
+    assert_eq!(lens, want);
 }

@@ -1,5 +1,6 @@
 //! Ctrl-C ends every kind of call with `PoolError::Interrupted`, under every start method, and
-//! the program goes on; the progress bar says "interrupted".
+//! the program goes on; the progress bar says "interrupted". A pending `apply_async` result
+//! ends with `Interrupted` too.
 //!
 //! A real SIGINT goes to a child process: the test re-executes this binary with
 //! `POOL_SUITE_INTERRUPT=<start method>/<call>` set, and [`run_if_asked`] plays the part.
@@ -11,7 +12,13 @@ use std::time::Duration;
 use pool::{MapOptions, PoolError, StartMethod};
 
 const VAR: &str = "POOL_SUITE_INTERRUPT";
-const CALLS: [&str; 4] = ["map", "map_results", "imap", "imap_unordered"];
+const CALLS: [&str; 5] = [
+    "map",
+    "map_results",
+    "imap",
+    "imap_unordered",
+    "apply_async",
+];
 
 /// In a scenario child: run the call, print how it ended, exit.
 pub(crate) fn run_if_asked() {
@@ -23,6 +30,7 @@ pub(crate) fn run_if_asked() {
     let m = match method {
         "fork" => StartMethod::Fork,
         "spawn" => StartMethod::Spawn,
+        "forkserver" => StartMethod::Forkserver,
         _ => StartMethod::Threading,
     };
     println!("ended: {}", play(m, call));
@@ -55,6 +63,17 @@ fn play(m: StartMethod, call: &str) -> String {
             };
             let items: Vec<_> = it.expect("the call starts").collect();
             matches!(items.as_slice(), [Err(e)] if interrupted(e))
+        }
+        "apply_async" => {
+            p.apply_progress_bar(Some(pool::ProgressSpec::default()));
+            let r = p.apply_async(sleeps, 0u32).expect("the task is queued");
+            // Bounded: a pending result that ignores Ctrl-C fails the test, not hangs it.
+            let ended = r
+                .get(Some(Duration::from_secs(20)))
+                .is_err_and(|e| interrupted(&e));
+            // The pool goes on: the next task gets a new worker.
+            let next = p.apply_async(|x: u32| x + 1, 1u32).expect("queued");
+            ended && next.get(Some(Duration::from_secs(20))).ok() == Some(2)
         }
         other => panic!("unknown call {other}"),
     };

@@ -8,7 +8,7 @@
 use anyhow::Result;
 
 use crate::kernels;
-use crate::workload::WorkloadKind;
+use crate::workload::{Form, WorkloadKind};
 
 pub mod counter;
 pub mod process;
@@ -86,6 +86,13 @@ pub trait Contender: Send + Sync {
 
     /// Maps `task` over `inputs`, results in input order.
     fn map_u64(&self, task: U64Task, inputs: &[u64]) -> Result<Vec<u64>>;
+
+    /// Maps `task` over `inputs` through the call `form` names (`imap`, `map_unordered`, ...),
+    /// results put back in input order for the checksum. Contenders with one way to map use
+    /// [`Contender::map_u64`].
+    fn map_u64_as(&self, task: U64Task, inputs: &[u64], _form: Form) -> Result<Vec<u64>> {
+        self.map_u64(task, inputs)
+    }
 
     /// Runs [`kernels::stateful_step`] for every input against a per-worker histogram, and
     /// returns the histograms merged with [`kernels::merge_state`].

@@ -19,7 +19,7 @@ use pool::{MapOptions, StartMethod, WorkerContext, WorkerPool};
 
 use super::{Contender, U64Task};
 use crate::kernels;
-use crate::workload::WorkloadKind;
+use crate::workload::{Form, WorkloadKind};
 
 /// Every `pool` contender, in report order.
 pub fn contenders(n_jobs: usize) -> Vec<Box<dyn Contender>> {
@@ -136,6 +136,34 @@ impl Contender for PoolContender {
                 Ok(out)
             }
         }
+    }
+
+    fn map_u64_as(&self, task: U64Task, inputs: &[u64], form: Form) -> Result<Vec<u64>> {
+        // The index of each input travels in its upper half (`kernels::pack_skewed`), so the
+        // unordered forms' results are put back in input order after the call.
+        let with_index = |x: u64| (x >> 32, kernels::spin_packed(x));
+        let in_order = |mut v: Vec<(u64, u64)>| {
+            v.sort_unstable_by_key(|&(i, _)| i);
+            v.into_iter().map(|(_, r)| r).collect()
+        };
+        if task != U64Task::SpinPacked || form == Form::Map {
+            return self.map_u64(task, inputs);
+        }
+        let mut p = self.builder().build()?;
+        let inputs = inputs.iter().copied();
+        let out = match form {
+            Form::Map => unreachable!("handled above"),
+            Form::Imap => p
+                .imap(kernels::spin_packed, inputs)?
+                .collect::<Result<Vec<u64>, _>>()?,
+            Form::MapUnordered => in_order(p.map_unordered(with_index, inputs)?),
+            Form::ImapUnordered => in_order(
+                p.imap_unordered(with_index, inputs)?
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        };
+        p.join()?;
+        Ok(out)
     }
 
     fn stateful(&self, inputs: &[u64], k: u64) -> Result<Vec<u64>> {

@@ -17,7 +17,7 @@ impl Contender for Serial {
     }
 
     fn supports(&self, kind: WorkloadKind) -> bool {
-        kind != WorkloadKind::Startup && kind.python_peers()
+        kind != WorkloadKind::Startup && (kind.python_peers() || kind.form_variant())
     }
 
     fn map_u64(&self, task: U64Task, inputs: &[u64]) -> Result<Vec<u64>> {

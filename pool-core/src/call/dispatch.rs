@@ -19,13 +19,19 @@ impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
     /// its next chunk at once instead of waiting for the input to be read.
     pub(super) fn fill(&mut self) -> Result<(), PoolError> {
         loop {
+            let (policy, taken, pace) = (
+                self.cfg.policy,
+                self.chunks.taken(),
+                self.sup.mean_task_time(),
+            );
+            let cap = policy.tail_cap(taken, pace);
             if !self.staged.is_empty() {
                 let only = self.cfg.order_tasks.then_some(self.rr % self.sup.n_jobs());
-                let input_done = self.input_done;
-                if self.sup.pick(only, input_done).is_none() && self.sup.any_dead() {
+                let tail = self.input_done || policy.in_tail(taken, pace);
+                if self.sup.pick(only, tail).is_none() && self.sup.any_dead() {
                     self.sup.revive()?;
                 }
-                if let Some(worker) = self.sup.pick(only, input_done) {
+                if let Some(worker) = self.sup.pick(only, tail) {
                     let (first, tasks) = self.staged.pop_front().expect("not empty");
                     self.send(worker, first, tasks)?;
                     if self.finished {
@@ -37,14 +43,14 @@ impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
             if self.input_done || self.staged.len() >= self.sup.n_jobs() {
                 return Ok(());
             }
-            let len = self.chunks.next_len();
-            let policy = self.cfg.policy;
+            let cap = cap.unwrap_or(u64::MAX);
+            let len = self.chunks.next_len(cap);
             let too_far_ahead = self.cfg.ordered
                 && self.chunks.taken() + len > self.reorder.next_expected() + policy.max_ahead;
             if self.active > 0 && (self.active + len > policy.max_active || too_far_ahead) {
                 return Ok(());
             }
-            match self.chunks.next_chunk() {
+            match self.chunks.next_chunk(cap) {
                 Some((first, tasks)) => {
                     self.active += tasks.len() as u64;
                     self.staged.push_back((first, tasks));

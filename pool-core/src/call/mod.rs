@@ -43,8 +43,15 @@
 //!      slow task never stops the other workers;
 //!    - *results ahead* (ordered calls): no chunk is pulled that starts `max_ahead` tasks or
 //!      more past the first result not yet out, so what waits behind a stuck task is bounded;
-//!    - *hand depth*: a worker holds one chunk, two while its chunks are quick and input is
-//!      left (`Policy::hand_depth`); at most `n_jobs` chunks are staged.
+//!    - *hand depth*: a worker holds one chunk, two while its chunks are quick and the call
+//!      is not in its tail (`Policy::hand_depth`); at most `n_jobs` chunks are staged.
+//!    - *the tail*: when the user gave no `chunk_size` and the length is known, each chunk is
+//!      cut as it is staged, to at most `Policy::tail_cap` tasks: a share of the tasks left,
+//!      so chunks shrink as the call nears its end. From the first chunk cut short, or once
+//!      every task is cut (or the input ran out), the call is in its tail: chunks go to
+//!      workers with nothing in hand only, so none waits behind a slow task while another
+//!      worker idles. The mean task time of the call's delivered chunks (`Supervisor`'s pace)
+//!      keeps chunks of tiny tasks from shrinking to round trips.
 //!    - *the caller*: nothing is pulled or sent while the caller does not ask for results.
 //! 5. **End.** When the input is exhausted and no chunk is staged, sent, running or reordered,
 //!    the call ends: without keep-alive the workers stop gracefully (`worker_exit` runs). A

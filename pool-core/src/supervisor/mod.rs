@@ -73,6 +73,9 @@ pub(crate) struct Supervisor<Sh, St> {
     /// Timings of the current call alone, while a call with progress records them (see
     /// [`Supervisor::begin_call_timings`]).
     pub(crate) call_timings: Option<Vec<WorkerTimings>>,
+    /// The current call's pace: time its chunks took and their tasks (adaptive chunks, see
+    /// [`crate::chunking::Policy::tail_cap`]).
+    pace: (Duration, u64),
 }
 
 impl<Sh, St> Supervisor<Sh, St> {
@@ -100,6 +103,7 @@ impl<Sh, St> Supervisor<Sh, St> {
             exit_results: Vec::new(),
             timings: (0..n_jobs).map(WorkerTimings::new).collect(),
             call_timings: None,
+            pace: (Duration::ZERO, 0),
         }
     }
 
@@ -118,8 +122,15 @@ impl<Sh, St> Supervisor<Sh, St> {
         for s in &mut self.slots {
             s.forget_pace();
         }
+        self.pace = (Duration::ZERO, 0);
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         NEXT.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The current call's mean task time so far, once a chunk came back.
+    pub(crate) fn mean_task_time(&self) -> Option<Duration> {
+        let (took, tasks) = self.pace;
+        (tasks > 0).then(|| took / u32::try_from(tasks).unwrap_or(u32::MAX))
     }
 
     pub(crate) fn any_alive(&self) -> bool {
@@ -127,12 +138,12 @@ impl<Sh, St> Supervisor<Sh, St> {
     }
 
     /// A worker that can take a chunk now, the one with the least in hand: `Some(w)` forces
-    /// that worker (round-robin). `input_done`: the call has pulled all its input.
-    pub(crate) fn pick(&self, only: Option<usize>, input_done: bool) -> Option<usize> {
+    /// that worker (round-robin). `tail`: the call is in its tail ([`Slot::can_take`]).
+    pub(crate) fn pick(&self, only: Option<usize>, tail: bool) -> Option<usize> {
         match only {
-            Some(w) => self.slots[w].can_take(input_done).then_some(w),
+            Some(w) => self.slots[w].can_take(tail).then_some(w),
             None => (0..self.slots.len())
-                .filter(|&w| self.slots[w].can_take(input_done))
+                .filter(|&w| self.slots[w].can_take(tail))
                 .min_by_key(|&w| self.slots[w].inflight.len()),
         }
     }
@@ -184,7 +195,9 @@ impl<Sh, St> Supervisor<Sh, St> {
                     .position(|c| c.call == call && c.first == first)
                 {
                     let c = slot.inflight.remove(pos).expect("found");
-                    slot.chunk_done(c.sent);
+                    let took = slot.chunk_done(c.sent);
+                    self.pace.0 += took;
+                    self.pace.1 += u64::from(c.len);
                 }
                 Ok(Some(Delivery::Chunk {
                     call,

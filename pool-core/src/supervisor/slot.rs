@@ -3,7 +3,7 @@
 //! [`crate::chunking::Policy::hand_depth`]).
 
 use std::collections::VecDeque;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::chunking::{Policy, QUICK_CHUNK};
 
@@ -35,11 +35,12 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
-    /// Whether it can take one more chunk now (`input_done`: the call pulled all its input).
-    pub(crate) fn can_take(&self, input_done: bool) -> bool {
+    /// Whether it can take one more chunk now (`tail`: the call is in its tail, see
+    /// [`Policy::hand_depth`]).
+    pub(crate) fn can_take(&self, tail: bool) -> bool {
         self.alive
             && !self.exiting
-            && self.inflight.len() < Policy::hand_depth(self.quick, input_done)
+            && self.inflight.len() < Policy::hand_depth(self.quick, tail)
             && self.lifespan.is_none_or(|l| self.assigned_in_life < l)
     }
 
@@ -48,13 +49,15 @@ impl Slot {
         self.can_take(true) && self.inflight.is_empty()
     }
 
-    /// Notes that a chunk sent at `sent` came back now.
-    pub(crate) fn chunk_done(&mut self, sent: Instant) {
+    /// Notes that a chunk sent at `sent` came back now; returns how long it took.
+    pub(crate) fn chunk_done(&mut self, sent: Instant) -> Duration {
         let now = Instant::now();
         // With two in hand, a chunk began when the one before it ended.
         let began = self.last_done.map_or(sent, |d| d.max(sent));
-        self.quick = now.duration_since(began) < QUICK_CHUNK;
+        let took = now.duration_since(began);
+        self.quick = took < QUICK_CHUNK;
         self.last_done = Some(now);
+        took
     }
 
     /// Forgets how quick its chunks were (a new call's may be slower).
