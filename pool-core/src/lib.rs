@@ -46,6 +46,7 @@ mod error;
 mod extensions;
 mod hook;
 mod indexed;
+mod input_wire;
 pub mod interrupt;
 mod job;
 mod layers;
