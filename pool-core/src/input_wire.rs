@@ -106,10 +106,10 @@ mod tests {
     /// A chunk of `range` split at `start`, `len`, sent and received.
     fn travel<I>(range: I, start: usize, len: usize) -> (Vec<u8>, Vec<I::Item>)
     where
-        I: Iterator,
+        I: Iterator + std::fmt::Debug,
         I::Item: Input,
     {
-        let mut s = indexed::split(range).ok().expect("a range");
+        let mut s = indexed::split(range).expect("a range");
         let bytes = encode(ChunkInputs::Reader(s.split(start, len))).expect("encoded");
         let got = all(decode::<I::Item>(&bytes).expect("decoded"));
         (bytes, got)
@@ -144,7 +144,7 @@ mod tests {
         let bytes = encode(ChunkInputs::Vec(vec!["a".to_string(), "b".into()])).unwrap();
         assert_eq!(all(decode::<String>(&bytes).unwrap()), vec!["a", "b"]);
         assert_eq!(nth::<String>(&bytes, 1).as_deref(), Some("b"));
-        let mut v = indexed::split(vec![7u32, 8, 9].into_iter()).ok().unwrap();
+        let mut v = indexed::split(vec![7u32, 8, 9].into_iter()).unwrap();
         let bytes = encode(ChunkInputs::Reader(v.split(0, 3))).unwrap();
         assert!(bytes.len() > 12, "a vector's elements travel");
         assert_eq!(all(decode::<u32>(&bytes).unwrap()), vec![7, 8, 9]);
@@ -152,7 +152,7 @@ mod tests {
 
     #[test]
     fn a_failed_tasks_argument_is_found_in_a_range() {
-        let mut s = indexed::split(0..100_000i64).ok().unwrap();
+        let mut s = indexed::split(0..100_000i64).unwrap();
         let bytes = encode(ChunkInputs::Reader(s.split(10, 90_000))).unwrap();
         assert_eq!(nth::<i64>(&bytes, 0), Some(10));
         assert_eq!(nth::<i64>(&bytes, 50_000), Some(50_010));

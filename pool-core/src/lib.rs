@@ -34,6 +34,7 @@
 mod apply;
 mod apply_api;
 // The back-end interface's own types; public as part of `backend` below.
+mod borrowed;
 mod builder;
 mod call;
 pub mod chunking;
