@@ -38,6 +38,11 @@ pub(crate) trait ChunkReader<T>: Send {
     fn reopen(&self) -> Option<Box<dyn ChunkReader<T>>> {
         None
     }
+    /// The inputs not read yet, when they lie in memory as they are (vectors): to encode them
+    /// from where they are, without moving them out first.
+    fn in_memory(&self) -> Option<&[T]> {
+        None
+    }
     /// The inputs not read yet as `(first, count)` when they are a range of integers: what a
     /// worker in another process needs to make them itself (see [`range_reader`]).
     fn as_range(&self) -> Option<(i128, usize)> {
@@ -305,10 +310,19 @@ impl<T: Clone + Send> ChunkReader<T> for VecReader<T> {
     }
 
     fn to_vec(&self) -> Vec<T> {
+        self.owned().to_vec()
+    }
+
+    fn in_memory(&self) -> Option<&[T]> {
+        Some(self.owned())
+    }
+}
+
+impl<T> VecReader<T> {
+    /// The elements this reader owns and has not read yet.
+    fn owned(&self) -> &[T] {
         // SAFETY: `next..end` is initialized and owned by this reader, which `&self` borrows.
-        let owned =
-            unsafe { std::slice::from_raw_parts(self.store.ptr.add(self.next), self.remaining()) };
-        owned.to_vec()
+        unsafe { std::slice::from_raw_parts(self.store.ptr.add(self.next), self.end - self.next) }
     }
 }
 

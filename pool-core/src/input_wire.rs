@@ -51,6 +51,13 @@ pub(crate) fn encode<T: Input>(inputs: ChunkInputs<T>) -> Result<Vec<u8>, String
         let count = count as u64;
         return codec::encode(&range::<T>(first, count), 32);
     }
+    if let ChunkInputs::Reader(r) = &inputs
+        && let Some(items) = r.in_memory()
+    {
+        // Encoded where they lie; they are dropped with the reader (they travel as copies).
+        let guess = codec::size_guess::<T>(items.len()).saturating_add(1);
+        return codec::encode(&Outgoing::Items(Seq(items)), guess);
+    }
     let items = inputs.into_vec();
     let guess = codec::size_guess::<T>(items.len()).saturating_add(1);
     codec::encode(&Outgoing::Items(Seq(&items)), guess)
@@ -151,6 +158,19 @@ mod tests {
     }
 
     #[test]
+    fn a_vector_chunk_is_encoded_where_it_lies() {
+        let names: Vec<String> = (0..5).map(|i| format!("w{i}")).collect();
+        let mut s = indexed::split(names.into_iter()).unwrap();
+        let first = s.split(0, 2);
+        let bytes = encode(ChunkInputs::Reader(s.split(2, 3))).unwrap();
+        assert_eq!(
+            all(decode::<String>(&bytes).unwrap()),
+            vec!["w2", "w3", "w4"]
+        );
+        assert_eq!(all(ChunkInputs::Reader(first)), vec!["w0", "w1"]);
+    }
+
+    #[test]
     fn a_failed_tasks_argument_is_found_in_a_range() {
         let mut s = indexed::split(0..100_000i64).unwrap();
         let bytes = encode(ChunkInputs::Reader(s.split(10, 90_000))).unwrap();
@@ -177,5 +197,37 @@ mod tests {
             all(decode::<u8>(&last).unwrap()),
             vec![250, 251, 252, 253, 254, 255]
         );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 256, failure_persistence: None, ..Default::default()
+        })]
+
+        /// Any bytes, or a range message with any numbers, decode to inputs or an error:
+        /// never a panic, and a range reader only for a range its type holds.
+        #[test]
+        fn any_bytes_are_inputs_or_an_error(
+            garbage in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+            first in proptest::prelude::any::<i128>(),
+            count in proptest::prelude::any::<u64>(),
+        ) {
+            let _ = decode::<u64>(&garbage).map(|i| i.len());
+            let _ = decode::<String>(&garbage).map(|i| i.len());
+            let _ = decode::<i8>(&garbage).map(|i| i.len());
+            let bytes = codec::encode(&range::<i16>(first, count), 0).unwrap();
+            let fits = count == 0
+                || (first >= i16::MIN as i128
+                    && first.checked_add(count as i128 - 1).is_some_and(|l| l <= i16::MAX as i128));
+            match decode::<i16>(&bytes) {
+                Ok(inputs) => {
+                    proptest::prop_assert!(fits);
+                    proptest::prop_assert_eq!(inputs.len() as u64, count);
+                    let v = inputs.into_vec();
+                    proptest::prop_assert!(v.first().is_none_or(|&x| x as i128 == first));
+                }
+                Err(_) => proptest::prop_assert!(!fits),
+            }
+        }
     }
 }
