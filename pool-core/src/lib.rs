@@ -46,6 +46,7 @@ mod decode_props;
 mod error;
 mod extensions;
 mod hook;
+mod huge_pages;
 mod indexed;
 mod input_wire;
 pub mod interrupt;

@@ -14,28 +14,6 @@
 use std::mem::ManuallyDrop;
 use std::sync::{Arc, Mutex};
 
-/// Asks for transparent huge pages over the 2 MiB pages that `len` bytes from `ptr` cover
-/// whole, when they are many (at least 4 MiB).
-///
-/// Why: the output of a big map is fresh memory, and its first write faults every 4 KiB page
-/// in: for 10M `u64` results that is 20,000 faults (each a kernel entry, a page cleared, a
-/// cgroup charge), often taken by one thread (a process pool's parent decodes every result
-/// into place). With huge pages it is 40. Only advice: where the kernel has no huge page at
-/// hand, or transparent huge pages are off, nothing changes.
-fn advise_huge_pages(ptr: *mut u8, len: usize) {
-    const HUGE: usize = 2 << 20;
-    if len < 2 * HUGE || std::env::var_os("POOL_NO_THP").is_some() {
-        return;
-    }
-    let start = (ptr as usize).next_multiple_of(HUGE);
-    let end = (ptr as usize + len) / HUGE * HUGE;
-    if end > start {
-        // SAFETY: `start..end` lies inside an allocation of ours; advice changes neither the
-        // mapping nor its contents, and a failure (say, no THP support) is harmless.
-        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
-    }
-}
-
 /// The final buffer of a call, shared with the writers of its chunks.
 pub(crate) struct Slab<R> {
     ptr: *mut R,
@@ -55,7 +33,7 @@ impl<R> Slab<R> {
     /// A slab with room for `cap` results.
     pub(crate) fn new(cap: usize) -> Arc<Self> {
         let mut v = ManuallyDrop::new(Vec::<R>::with_capacity(cap));
-        advise_huge_pages(v.as_mut_ptr().cast(), v.capacity() * size_of::<R>());
+        crate::huge_pages::advise(v.as_mut_ptr().cast(), v.capacity() * size_of::<R>());
         Arc::new(Slab {
             ptr: v.as_mut_ptr(),
             cap: v.capacity(),
