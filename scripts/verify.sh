@@ -2,7 +2,7 @@
 # Proof for the unsafe and concurrent core (issue 16), stable Rust only:
 #   loom      model-check the shared-memory ring (pool-ipc/tests/loom_ring.rs)
 #   props     property tests of every decoder of a worker's bytes (ring, wire, codec, outputs)
-#   valgrind  pool-core's unit tests (slab, task_inputs, indexed, codec, the task loop through
+#   valgrind  pool-core's unit tests (slab, task_inputs, indexed, borrowed, input_wire, codec, the task loop through
 #             the job and pool tests, the decoder properties) and a small Fork map, memcheck
 #   soak      random faults over many rounds under Fork and Spawn (tests/soak.rs)
 #   all       the four, in that order (the default)
@@ -47,7 +47,7 @@ valgrind_job() {
         sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
     # One test thread: Valgrind runs threads one at a time anyway; fewer cases: 50x slower.
     PROPTEST_CASES="${VALGRIND_PROPTEST_CASES:-8}" "${VALGRIND[@]}" "$tests" --test-threads=1 \
-        slab task_inputs indexed codec decode_props --skip spare_buffers
+        slab task_inputs indexed codec decode_props borrowed input_wire --skip spare_buffers
     cargo build --example valgrind_fork_map
     # Valgrind 3.19 (Debian 12) fails `pidfd_open` (ENOSYS), which process workers need; from
     # 3.20 on the Fork map runs too.

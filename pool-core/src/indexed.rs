@@ -38,6 +38,38 @@ pub(crate) trait ChunkReader<T>: Send {
     fn reopen(&self) -> Option<Box<dyn ChunkReader<T>>> {
         None
     }
+    /// The inputs not read yet, when they lie in memory as they are (vectors): to encode them
+    /// from where they are, without moving them out first.
+    fn in_memory(&self) -> Option<&[T]> {
+        None
+    }
+    /// The inputs not read yet as `(first, count)` when they are a range of integers: what a
+    /// worker in another process needs to make them itself (see [`range_reader`]).
+    fn as_range(&self) -> Option<(i128, usize)> {
+        None
+    }
+}
+
+/// The reader of the `len` integers from `start`, when `T` is an integer type that holds them
+/// all; `None` otherwise (bytes from another process are checked, never trusted).
+pub(crate) fn range_reader<T: 'static>(start: i128, len: usize) -> Option<Box<dyn ChunkReader<T>>> {
+    macro_rules! try_type {
+        ($($x:ty),*) => {$(
+            if typeid::of::<T>() == typeid::of::<$x>() {
+                let last = start.checked_add(len as i128 - 1)?;
+                let fits = |v: i128| v >= <$x>::MIN as i128 && v <= <$x>::MAX as i128;
+                if len > 0 && !(fits(start) && fits(last)) {
+                    return None;
+                }
+                let next = if len == 0 { 0 } else { start as $x };
+                let boxed: Box<dyn ChunkReader<$x>> = Box::new(RangeReader::<$x> { next, left: len });
+                let any: Box<dyn Any> = Box::new(boxed);
+                return any.downcast::<Box<dyn ChunkReader<T>>>().ok().map(|b| *b);
+            }
+        )*};
+    }
+    try_type!(u8, u16, u32, u64, usize, i8, i16, i32, i64, isize);
+    None
 }
 
 /// `iter` as splittable inputs when it is a range of integers or a vector's `into_iter()`,
@@ -144,6 +176,10 @@ macro_rules! range_inputs {
 
             fn reopen(&self) -> Option<Box<dyn ChunkReader<$x>>> {
                 Some(Box::new(RangeReader::<$x> { next: self.next, left: self.left }))
+            }
+
+            fn as_range(&self) -> Option<(i128, usize)> {
+                Some((self.next as i128, self.left))
             }
         }
     )*};
@@ -274,10 +310,19 @@ impl<T: Clone + Send> ChunkReader<T> for VecReader<T> {
     }
 
     fn to_vec(&self) -> Vec<T> {
+        self.owned().to_vec()
+    }
+
+    fn in_memory(&self) -> Option<&[T]> {
+        Some(self.owned())
+    }
+}
+
+impl<T> VecReader<T> {
+    /// The elements this reader owns and has not read yet.
+    fn owned(&self) -> &[T] {
         // SAFETY: `next..end` is initialized and owned by this reader, which `&self` borrows.
-        let owned =
-            unsafe { std::slice::from_raw_parts(self.store.ptr.add(self.next), self.remaining()) };
-        owned.to_vec()
+        unsafe { std::slice::from_raw_parts(self.store.ptr.add(self.next), self.end - self.next) }
     }
 }
 

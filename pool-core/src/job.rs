@@ -177,11 +177,7 @@ pub(crate) fn encode_inputs<T: Input, R: Payload>(
 ) -> Result<Data, String> {
     match wire {
         Wire::Local => Ok(Data::Local(Box::new(LocalChunk { inputs, dest }))),
-        Wire::Bytes => {
-            let inputs = inputs.into_vec();
-            codec::encode(&codec::Seq(&inputs), codec::size_guess::<T>(inputs.len()))
-                .map(Data::Bytes)
-        }
+        Wire::Bytes => crate::input_wire::encode(inputs).map(Data::Bytes),
     }
 }
 
@@ -285,8 +281,8 @@ where
                     );
                 }
             },
-            Data::Bytes(b) => match postcard::from_bytes::<codec::SeqVec<T>>(&b) {
-                Ok(v) => (ChunkInputs::Vec(v.0), None, Data::Bytes(b)),
+            Data::Bytes(b) => match crate::input_wire::decode::<T>(&b) {
+                Ok(inputs) => (inputs, None, Data::Bytes(b)),
                 Err(e) => {
                     return encode_error::<R>(
                         ctx.worker_id,

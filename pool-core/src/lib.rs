@@ -34,6 +34,7 @@
 mod apply;
 mod apply_api;
 // The back-end interface's own types; public as part of `backend` below.
+mod borrowed;
 mod builder;
 mod call;
 pub mod chunking;
@@ -45,7 +46,9 @@ mod decode_props;
 mod error;
 mod extensions;
 mod hook;
+mod huge_pages;
 mod indexed;
+mod input_wire;
 pub mod interrupt;
 mod job;
 mod layers;

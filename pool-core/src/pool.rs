@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 
 use crate::apply::Applier;
 use crate::backend::{Backend, StartMethod};
+use crate::borrowed;
 use crate::builder::Builder;
 use crate::call::{Call, CallConfig};
 use crate::chunking::{ChunkSource, Chunks, Policy, SplitChunks};
@@ -118,7 +119,7 @@ macro_rules! eager {
         #[track_caller]
         pub fn $ctx_with<T, R, F, I>(&mut self, f: F, inputs: I, opts: MapOptions<Sh, St>) -> Result<Vec<R>, PoolError>
         where F: Fn(&mut WorkerContext<'_, Sh, St>, T) -> R + Send + Sync + 'static, T: Input, R: Payload, I: IntoIterator<Item = T> {
-            self.start(f, inputs, opts, $method, $lazy)?.collect_all()
+            self.start(f, inputs, opts, $method, $lazy, true)?.collect_all()
         }
     };
 }
@@ -149,7 +150,7 @@ macro_rules! lazy {
         #[track_caller]
         pub fn $ctx_with<'a, T, R, F, I>(&'a mut self, f: F, inputs: I, opts: MapOptions<Sh, St>) -> Result<MapIter<'a, Sh, St, T, R>, PoolError>
         where F: Fn(&mut WorkerContext<'_, Sh, St>, T) -> R + Send + Sync + 'static, T: Input, R: Payload, I: IntoIterator<Item = T>, I::IntoIter: 'a {
-            self.start(f, inputs, opts, $method, $ordered)
+            self.start(f, inputs, opts, $method, $ordered, false)
         }
     };
 }
@@ -305,6 +306,7 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
         opts: MapOptions<Sh, St>,
         method: &'static str,
         ordered: bool,
+        eager: bool,
     ) -> Result<MapIter<'a, Sh, St, T, R>, PoolError>
     where
         F: Fn(&mut WorkerContext<'_, Sh, St>, T) -> R + Send + Sync + 'static,
@@ -366,7 +368,13 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
             !self.config.keep_alive,
         )?;
         let limit = opts.iterable_len.map(|l| l as u64);
-        let chunks: Box<dyn ChunkSource<T> + 'a> = match indexed::split(iter) {
+        let split = match indexed::split(iter) {
+            // SAFETY: an eager call drops its inputs before it returns, on every path (the
+            // `MapIter` is consumed by `collect_all` in this call): step 1 of `borrowed`.
+            Err(iter) if eager => unsafe { borrowed::split(iter) },
+            split => split,
+        };
+        let chunks: Box<dyn ChunkSource<T> + 'a> = match split {
             Ok(inputs) => Box::new(SplitChunks::new(inputs, policy.spec, limit)),
             Err(iter) => Box::new(Chunks::new(iter, policy.spec, limit)),
         };

@@ -99,11 +99,7 @@ impl ArgSource<'_> {
     pub(crate) fn decode<T: Input>(&self, offset: usize) -> Option<T> {
         match self {
             ArgSource::Cloned => None,
-            ArgSource::Encoded(b) => postcard::from_bytes::<crate::codec::SeqVec<T>>(b)
-                .ok()?
-                .0
-                .into_iter()
-                .nth(offset),
+            ArgSource::Encoded(b) => crate::input_wire::nth(b, offset),
         }
     }
 

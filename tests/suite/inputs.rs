@@ -86,7 +86,54 @@ fn vectors_of_zero_sized_values(m: StartMethod) {
     assert_eq!(out, vec![7u8; 10_000]);
 }
 
+/// `v.iter().copied()`: read in place by threads in eager maps, chunked by the caller for
+/// processes and lazy maps; the same results everywhere, down to empty and one-element slices.
+fn borrowed_slices_of_numbers(m: StartMethod) {
+    let mut p = pool(m, 2);
+    for n in [0usize, 1, 7, 20_001] {
+        let v: Vec<u32> = (0..n as u32).map(|x| x * 3).collect();
+        let want: Vec<u32> = v.iter().map(|x| x + 1).collect();
+        assert_eq!(
+            p.map(|x: u32| x + 1, v.iter().copied()).unwrap(),
+            want,
+            "{n}"
+        );
+        let odd = MapOptions::default().chunk_size(333);
+        assert_eq!(
+            p.map_with(|x: u32| x + 1, v.iter().cloned(), odd).unwrap(),
+            want
+        );
+        let lazy: Vec<u32> = p
+            .imap(|x: u32| x + 1, v.iter().copied())
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(lazy, want);
+    }
+    let f: Vec<f64> = vec![0.5, -1.5];
+    assert_eq!(
+        p.map(|x: f64| x * 2.0, f.iter().copied()).unwrap(),
+        vec![1.0, -3.0]
+    );
+}
+
+/// A failed task of a range chunk (made by the worker, not sent) is named with its argument.
+fn a_failed_task_of_a_range_is_named_with_its_argument(m: StartMethod) {
+    let mut p = pool(m, 2);
+    let e = p
+        .map(
+            |x: i64| if x == -77_777 { panic!("no") } else { x },
+            -100_000..100_000i64,
+        )
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("-77777"), "{text}");
+    assert_eq!(e.failure().and_then(|f| f.task), Some(100_000 - 77_777));
+}
+
 for_each_start_method!(
+    borrowed_slices_of_numbers,
+    a_failed_task_of_a_range_is_named_with_its_argument,
     ranges_of_every_integer_type,
     vectors_of_owned_values,
     vectors_of_zero_sized_values,
