@@ -30,9 +30,23 @@ const AHEAD_PER_ACTIVE: u64 = 64;
 /// A chunk that took less than this is quick: its worker may hold the next one too.
 pub(crate) const QUICK_CHUNK: Duration = Duration::from_millis(2);
 
+/// A chunk that took less than this is tiny: its trip to the worker and back costs about as
+/// much as running it, so its worker may hold [`PIPELINE_DEPTH`] of them (a pipeline: the next
+/// chunks wait in the worker's queue while it runs one, and it never sleeps between them). A
+/// chunk then waits at most `PIPELINE_DEPTH × TINY_CHUNK` (0.8 ms) behind the others, less
+/// than behind one quick chunk.
+pub(crate) const TINY_CHUNK: Duration = Duration::from_micros(100);
+
+/// Chunks a worker may hold while its chunks are tiny.
+pub(crate) const PIPELINE_DEPTH: usize = 8;
+
+/// Tasks per worker the default `max_tasks_active` allows at least, so that one-task chunks
+/// can fill a pipeline ([`PIPELINE_DEPTH`] in hand and one staged).
+const PIPELINE_TASKS: usize = 2 * PIPELINE_DEPTH;
+
 impl Policy {
     /// MPIRE's defaults: `64 × n_jobs` splits when the length is known, else chunks of 1;
-    /// `max_tasks_active` of `n_jobs × chunk size × 2`.
+    /// `max_tasks_active` of `n_jobs × chunk size × 2` (at least `n_jobs × 16`, for pipelining).
     pub(crate) fn new(
         n_jobs: usize,
         len: Option<usize>,
@@ -63,7 +77,8 @@ impl Policy {
             (None, None) => ChunkSpec::Size(1.0),
         };
         let chunk = spec.size().ceil() as usize;
-        let max_active = max_tasks_active.unwrap_or(n_jobs * chunk * 2) as u64;
+        let max_active =
+            max_tasks_active.unwrap_or(n_jobs * (chunk * 2).max(PIPELINE_TASKS)) as u64;
         Ok(Policy {
             spec,
             max_active,
@@ -77,9 +92,39 @@ impl Policy {
     /// to travel out, a gap that matters next to a chunk of a millisecond and not next to one of
     /// a second; and a chunk held behind a quick one waits little. Once the input is all pulled,
     /// the last chunks go to idle workers only: a chunk queued then could wait behind a slow one
-    /// while the other workers have nothing left to do.
-    pub(crate) fn hand_depth(quick: bool, input_done: bool) -> usize {
-        if quick && !input_done { 2 } else { 1 }
+    /// while the other workers have nothing left to do. While its chunks are tiny (their trip
+    /// costs more than running them), it holds [`PIPELINE_DEPTH`]: then the trips overlap.
+    pub(crate) fn hand_depth(pace: Pace, input_done: bool) -> usize {
+        match (pace, input_done) {
+            (_, true) | (Pace::Slow, _) => 1,
+            (Pace::Quick, false) => 2,
+            (Pace::Tiny, false) => PIPELINE_DEPTH,
+        }
+    }
+}
+
+/// How long a worker's last chunk took: under [`TINY_CHUNK`], under [`QUICK_CHUNK`], or more.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Pace {
+    /// Slower than [`QUICK_CHUNK`], or not known yet.
+    #[default]
+    Slow,
+    /// Under [`QUICK_CHUNK`].
+    Quick,
+    /// Under [`TINY_CHUNK`].
+    Tiny,
+}
+
+impl Pace {
+    /// The pace of a chunk that took `took`.
+    pub(crate) fn of(took: Duration) -> Self {
+        if took < TINY_CHUNK {
+            Pace::Tiny
+        } else if took < QUICK_CHUNK {
+            Pace::Quick
+        } else {
+            Pace::Slow
+        }
     }
 }
 

@@ -44,7 +44,8 @@
 //!    - *results ahead* (ordered calls): no chunk is pulled that starts `max_ahead` tasks or
 //!      more past the first result not yet out, so what waits behind a stuck task is bounded;
 //!    - *hand depth*: a worker holds one chunk, two while its chunks are quick and input is
-//!      left (`Policy::hand_depth`); at most `n_jobs` chunks are staged.
+//!      left, eight while they are tiny (`Policy::hand_depth`); at most `n_jobs` chunks are
+//!      staged.
 //!    - *the caller*: nothing is pulled or sent while the caller does not ask for results.
 //! 5. **End.** When the input is exhausted and no chunk is staged, sent, running or reordered,
 //!    the call ends: without keep-alive the workers stop gracefully (`worker_exit` runs). A

@@ -1,11 +1,11 @@
 //! One worker slot as the supervisor sees it: alive or not, its generation, what it has in
-//! hand, and whether its chunks are quick (which lets it hold two; see
+//! hand, and how quick its chunks are (which lets it hold more than one; see
 //! [`crate::chunking::Policy::hand_depth`]).
 
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use crate::chunking::{Policy, QUICK_CHUNK};
+use crate::chunking::{Pace, Policy};
 
 /// A chunk a worker has in hand (*sent*, or *running* at the front of the hand).
 #[derive(Debug, Clone, Copy)]
@@ -28,8 +28,8 @@ pub(crate) struct Slot {
     /// The lifespan this worker was started with (it stops itself there).
     pub(crate) lifespan: Option<u64>,
     pub(crate) inflight: VecDeque<InFlight>,
-    /// This worker's last chunk took less than [`QUICK_CHUNK`].
-    quick: bool,
+    /// How long this worker's last chunk took.
+    pace: Pace,
     /// When its last chunk came back.
     last_done: Option<Instant>,
 }
@@ -39,7 +39,7 @@ impl Slot {
     pub(crate) fn can_take(&self, input_done: bool) -> bool {
         self.alive
             && !self.exiting
-            && self.inflight.len() < Policy::hand_depth(self.quick, input_done)
+            && self.inflight.len() < Policy::hand_depth(self.pace, input_done)
             && self.lifespan.is_none_or(|l| self.assigned_in_life < l)
     }
 
@@ -53,12 +53,12 @@ impl Slot {
         let now = Instant::now();
         // With two in hand, a chunk began when the one before it ended.
         let began = self.last_done.map_or(sent, |d| d.max(sent));
-        self.quick = now.duration_since(began) < QUICK_CHUNK;
+        self.pace = Pace::of(now.duration_since(began));
         self.last_done = Some(now);
     }
 
     /// Forgets how quick its chunks were (a new call's may be slower).
     pub(crate) fn forget_pace(&mut self) {
-        (self.quick, self.last_done) = (false, None);
+        (self.pace, self.last_done) = (Pace::Slow, None);
     }
 }
