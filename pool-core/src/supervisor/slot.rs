@@ -62,3 +62,63 @@ impl Slot {
         (self.pace, self.last_done) = (Pace::Slow, None);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::chunking::PIPELINE_DEPTH;
+
+    fn chunk() -> InFlight {
+        InFlight {
+            call: 1,
+            first: 0,
+            len: 1,
+            sent: Instant::now(),
+        }
+    }
+
+    /// How many chunks a live worker of `pace` takes before it is full.
+    fn takes(pace: Pace, input_done: bool) -> usize {
+        let mut s = Slot {
+            alive: true,
+            pace,
+            ..Slot::default()
+        };
+        while s.can_take(input_done) {
+            s.inflight.push_back(chunk());
+        }
+        s.inflight.len()
+    }
+
+    #[test]
+    fn a_worker_holds_more_chunks_the_quicker_they_are_and_one_once_input_is_done() {
+        assert_eq!(Pace::of(Duration::from_micros(20)), Pace::Tiny);
+        assert_eq!(Pace::of(Duration::from_micros(500)), Pace::Quick);
+        assert_eq!(Pace::of(Duration::from_millis(5)), Pace::Slow);
+        assert_eq!(takes(Pace::Tiny, false), PIPELINE_DEPTH);
+        assert_eq!(takes(Pace::Quick, false), 2);
+        assert_eq!(takes(Pace::Slow, false), 1);
+        for pace in [Pace::Tiny, Pace::Quick, Pace::Slow] {
+            assert_eq!(takes(pace, true), 1, "{pace:?}, input done");
+        }
+    }
+
+    #[test]
+    fn a_slow_chunk_ends_the_pipeline() {
+        let mut s = Slot {
+            alive: true,
+            pace: Pace::Tiny,
+            ..Slot::default()
+        };
+        let long_ago = Instant::now()
+            .checked_sub(Duration::from_millis(50))
+            .expect("the clock runs long enough");
+        s.chunk_done(long_ago);
+        assert_eq!(s.pace, Pace::Slow);
+        s.pace = Pace::Tiny;
+        s.forget_pace();
+        assert_eq!(s.pace, Pace::Slow, "a new call starts cautious");
+    }
+}
