@@ -5,7 +5,9 @@
 //! which stays meaningful on a busy machine. Ends with the median of each.
 //!
 //! `cargo run --release --example round_trip_profile -- [ROUNDS] [N] [METHODS]`
-//! (defaults: 5 rounds, N = 100000, methods `threading,fork,forkserver`).
+//! (defaults: 5 rounds, N = 100000, methods `threading,fork,forkserver`). A method written
+//! `fork:2` runs with `max_tasks_active(2)`: at most two tasks in flight, no pipeline (the
+//! scheduling before pipelining), for an A/B comparison in the same run.
 use std::time::Instant;
 
 use pool::{MapOptions, StartMethod, WorkerPool};
@@ -31,9 +33,13 @@ fn main() {
     let methods = args
         .get(2)
         .map_or("threading,fork,forkserver", String::as_str);
-    let mut pools: Vec<(&str, WorkerPool, Vec<f64>)> = methods
+    let mut pools: Vec<(&str, WorkerPool, Option<usize>, Vec<f64>)> = methods
         .split(',')
-        .map(|m| {
+        .map(|spec| {
+            let (m, cap) = match spec.split_once(':') {
+                Some((m, cap)) => (m, Some(cap.parse::<usize>().expect("a number after ':'"))),
+                None => (spec, None),
+            };
             let method = match m {
                 "threading" => StartMethod::Threading,
                 "fork" => StartMethod::Fork,
@@ -47,24 +53,26 @@ fn main() {
                 .keep_alive(true)
                 .build()
                 .unwrap();
-            (m, p, Vec::new())
+            (spec, p, cap, Vec::new())
         })
         .collect();
     for _ in 0..rounds {
-        for (name, p, times) in &mut pools {
+        for (name, p, cap, times) in &mut pools {
+            let mut opts = MapOptions::default().chunk_size(1);
+            if let Some(cap) = *cap {
+                opts = opts.max_tasks_active(cap);
+            }
             let (t0, c0) = (Instant::now(), cpu());
-            let out = p
-                .map_with(square, 0..n, MapOptions::default().chunk_size(1))
-                .unwrap();
+            let out = p.map_with(square, 0..n, opts).unwrap();
             let per = t0.elapsed().as_secs_f64() * 1e6 / n as f64;
             let cpu_per = (cpu() - c0) * 1e6 / n as f64;
             assert_eq!(out.len() as u64, n);
-            println!("{name:10} {per:7.3} µs/task  cpu {cpu_per:7.3} µs/task");
+            println!("{name:13} {per:7.3} µs/task  cpu {cpu_per:7.3} µs/task");
             times.push(per);
         }
     }
-    for (name, _, times) in &mut pools {
+    for (name, _, _, times) in &mut pools {
         times.sort_by(f64::total_cmp);
-        println!("{name:10} median {:.3} µs/task", times[times.len() / 2]);
+        println!("{name:13} median {:.3} µs/task", times[times.len() / 2]);
     }
 }
