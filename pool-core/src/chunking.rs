@@ -55,10 +55,24 @@ pub(crate) const TAIL_CHUNK_TIME: Duration = Duration::from_millis(1);
 /// near the end, after the pace was measured.
 pub(crate) const TAIL_SHRINK: u64 = 8;
 
+/// A chunk that took less than this is tiny: its trip to the worker and back costs about as
+/// much as running it, so its worker may hold [`PIPELINE_DEPTH`] of them (a pipeline: the next
+/// chunks wait in the worker's queue while it runs one, and it never sleeps between them). A
+/// chunk then waits at most `PIPELINE_DEPTH × TINY_CHUNK` (0.8 ms) behind the others, less
+/// than behind one quick chunk.
+pub(crate) const TINY_CHUNK: Duration = Duration::from_micros(100);
+
+/// Chunks a worker may hold while its chunks are tiny.
+pub(crate) const PIPELINE_DEPTH: usize = 8;
+
+/// Tasks per worker the default `max_tasks_active` allows at least, so that one-task chunks
+/// can fill a pipeline ([`PIPELINE_DEPTH`] in hand and one staged).
+const PIPELINE_TASKS: usize = 2 * PIPELINE_DEPTH;
+
 impl Policy {
     /// MPIRE's defaults: `64 × n_jobs` splits when the length is known, else chunks of 1;
-    /// `max_tasks_active` of `n_jobs × chunk size × 2`. Chunks adapt (see the module docs)
-    /// unless `chunk_size` is given.
+    /// `max_tasks_active` of `n_jobs × chunk size × 2` (at least `n_jobs × 16`, for pipelining).
+    /// Chunks adapt (see the module docs) unless `chunk_size` is given.
     pub(crate) fn new(
         n_jobs: usize,
         len: Option<usize>,
@@ -89,7 +103,8 @@ impl Policy {
             (None, None) => ChunkSpec::Size(1.0),
         };
         let chunk = spec.size().ceil() as usize;
-        let max_active = max_tasks_active.unwrap_or(n_jobs * chunk * 2) as u64;
+        let max_active =
+            max_tasks_active.unwrap_or(n_jobs * (chunk * 2).max(PIPELINE_TASKS)) as u64;
         Ok(Policy {
             spec,
             max_active,
@@ -131,9 +146,40 @@ impl Policy {
     /// not next to one of a second; and a chunk held behind a quick one waits little. In the
     /// tail (the input all pulled, or chunks shrinking, see [`Policy::tail_cap`]), the last
     /// chunks go to idle workers only: a chunk queued then could wait behind a slow one while
-    /// the other workers have nothing left to do.
-    pub(crate) fn hand_depth(quick: bool, tail: bool) -> usize {
-        if quick && !tail { 2 } else { 1 }
+    /// the other workers have nothing left to do. While its chunks are tiny (their trip costs
+    /// more than running them) and the call is not in its tail, it holds [`PIPELINE_DEPTH`]:
+    /// then the trips overlap.
+    pub(crate) fn hand_depth(pace: Pace, tail: bool) -> usize {
+        match (pace, tail) {
+            (_, true) | (Pace::Slow, _) => 1,
+            (Pace::Quick, false) => 2,
+            (Pace::Tiny, false) => PIPELINE_DEPTH,
+        }
+    }
+}
+
+/// How long a worker's last chunk took: under [`TINY_CHUNK`], under [`QUICK_CHUNK`], or more.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Pace {
+    /// Slower than [`QUICK_CHUNK`], or not known yet.
+    #[default]
+    Slow,
+    /// Under [`QUICK_CHUNK`].
+    Quick,
+    /// Under [`TINY_CHUNK`].
+    Tiny,
+}
+
+impl Pace {
+    /// The pace of a chunk that took `took`.
+    pub(crate) fn of(took: Duration) -> Self {
+        if took < TINY_CHUNK {
+            Pace::Tiny
+        } else if took < QUICK_CHUNK {
+            Pace::Quick
+        } else {
+            Pace::Slow
+        }
     }
 }
 

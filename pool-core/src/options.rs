@@ -210,7 +210,8 @@ impl<Sh, St> MapOptions<Sh, St> {
     }
 
     /// At most this many tasks are taken from the input and not yet done (waiting for a worker
-    /// or in a worker's hand). Default: `n_jobs × chunk_size × 2`. In ordered calls, finished
+    /// or in a worker's hand). Default: `n_jobs × chunk_size × 2`, at least `n_jobs × 16` (so
+    /// that tiny one-task chunks can travel in a pipeline). In ordered calls, finished
     /// results waiting for a slow one before them do not count (they never stop the workers);
     /// they are bounded apart, to 64 times this.
     ///

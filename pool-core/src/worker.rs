@@ -68,7 +68,8 @@ pub fn run_worker<Sh, St>(setup: WorkerSetup<Sh, St>, link: &mut dyn WorkerLink<
 
     let mut done_in_life = 0u64;
     let reason = loop {
-        let wait = Instant::now();
+        // Waiting time is recorded only with insights on (a clock read per chunk otherwise).
+        let wait = recorder.is_some().then(Instant::now);
         let Some(cmd) = link.recv() else { return };
         match cmd {
             Command::Chunk {
@@ -79,7 +80,7 @@ pub fn run_worker<Sh, St>(setup: WorkerSetup<Sh, St>, link: &mut dyn WorkerLink<
                 input,
                 settings,
             } => {
-                if let Some(r) = recorder.as_mut() {
+                if let (Some(r), Some(wait)) = (recorder.as_mut(), wait) {
                     r.timings.waiting += wait.elapsed();
                 }
                 let mut env = TaskEnv {

@@ -334,9 +334,10 @@ fn results_wait_for_a_slow_chunk_without_stopping_the_other_worker() {
         .map_with(|x: u64| x * 10, counted(&stage, 40), opts)
         .unwrap();
     assert_eq!(out, (0..40).map(|x| x * 10).collect::<Vec<_>>());
-    // Every other chunk was done while task 7 was held, but for one that its worker may have
-    // been handed behind it (chunks were quick then): results waited for their turn, and the
-    // other worker never stopped.
+    // Every other chunk was done while task 7 was held, but for those its worker was handed
+    // behind it while its chunks were tiny (a pipeline of at most eight in hand, fewer here as
+    // `max_tasks_active` is 4): results waited for their turn, and the other worker never
+    // stopped.
     let log = stage.log();
     let done_7 = log
         .iter()
@@ -349,7 +350,7 @@ fn results_wait_for_a_slow_chunk_without_stopping_the_other_worker() {
             _ => None,
         })
         .collect();
-    assert!(done_before.len() >= 38, "{log:?}");
+    assert!(done_before.len() >= 40 - 4, "{log:?}");
     assert!(done_before.contains(&39), "{log:?}");
 }
 

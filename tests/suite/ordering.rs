@@ -96,6 +96,35 @@ fn cpu_ids_pin_workers(m: StartMethod) {
     assert!(bad.unwrap_err().to_string().contains("CPU 100000"));
 }
 
+/// Tiny one-task chunks travel in a pipeline (several in a worker's hand); a slow task now and
+/// then empties it. Results still come back in input order, or all of them once, unordered.
+fn pipelined_one_task_chunks_keep_order(m: StartMethod) {
+    let mut p = pool(m, 2);
+    let task = |x: u64| {
+        if x % 2500 == 1234 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        x * 3
+    };
+    let n = 20_000u64;
+    let expect: Vec<u64> = (0..n).map(|x| x * 3).collect();
+    let out = p
+        .map_with(task, 0..n, MapOptions::default().chunk_size(1))
+        .unwrap();
+    assert_eq!(out, expect);
+    let lazy: Vec<u64> = p
+        .imap_with(task, 0..n, MapOptions::default().chunk_size(1))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(lazy, expect);
+    let mut unordered = p
+        .map_unordered_with(task, 0..n, MapOptions::default().chunk_size(1))
+        .unwrap();
+    unordered.sort_unstable();
+    assert_eq!(unordered, expect);
+}
+
 /// An iterator that claims an exact length it does not have.
 struct Liar {
     next: u64,
@@ -138,6 +167,7 @@ fn map_survives_a_wrong_size_hint(m: StartMethod) {
 for_each_start_method!(
     map_survives_a_wrong_size_hint,
     map_keeps_input_order,
+    pipelined_one_task_chunks_keep_order,
     map_unordered_returns_in_completion_order,
     order_tasks_is_round_robin,
     chunking_options_give_the_same_results,

@@ -1,11 +1,11 @@
 //! One worker slot as the supervisor sees it: alive or not, its generation, what it has in
-//! hand, and whether its chunks are quick (which lets it hold two; see
+//! hand, and how quick its chunks are (which lets it hold more than one; see
 //! [`crate::chunking::Policy::hand_depth`]).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::chunking::{Policy, QUICK_CHUNK};
+use crate::chunking::{Pace, Policy};
 
 /// A chunk a worker has in hand (*sent*, or *running* at the front of the hand).
 #[derive(Debug, Clone, Copy)]
@@ -28,8 +28,8 @@ pub(crate) struct Slot {
     /// The lifespan this worker was started with (it stops itself there).
     pub(crate) lifespan: Option<u64>,
     pub(crate) inflight: VecDeque<InFlight>,
-    /// This worker's last chunk took less than [`QUICK_CHUNK`].
-    quick: bool,
+    /// How long this worker's last chunk took.
+    pace: Pace,
     /// When its last chunk came back.
     last_done: Option<Instant>,
 }
@@ -40,7 +40,7 @@ impl Slot {
     pub(crate) fn can_take(&self, tail: bool) -> bool {
         self.alive
             && !self.exiting
-            && self.inflight.len() < Policy::hand_depth(self.quick, tail)
+            && self.inflight.len() < Policy::hand_depth(self.pace, tail)
             && self.lifespan.is_none_or(|l| self.assigned_in_life < l)
     }
 
@@ -55,13 +55,73 @@ impl Slot {
         // With two in hand, a chunk began when the one before it ended.
         let began = self.last_done.map_or(sent, |d| d.max(sent));
         let took = now.duration_since(began);
-        self.quick = took < QUICK_CHUNK;
+        self.pace = Pace::of(took);
         self.last_done = Some(now);
         took
     }
 
     /// Forgets how quick its chunks were (a new call's may be slower).
     pub(crate) fn forget_pace(&mut self) {
-        (self.quick, self.last_done) = (false, None);
+        (self.pace, self.last_done) = (Pace::Slow, None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::chunking::PIPELINE_DEPTH;
+
+    fn chunk() -> InFlight {
+        InFlight {
+            call: 1,
+            first: 0,
+            len: 1,
+            sent: Instant::now(),
+        }
+    }
+
+    /// How many chunks a live worker of `pace` takes before it is full.
+    fn takes(pace: Pace, tail: bool) -> usize {
+        let mut s = Slot {
+            alive: true,
+            pace,
+            ..Slot::default()
+        };
+        while s.can_take(tail) {
+            s.inflight.push_back(chunk());
+        }
+        s.inflight.len()
+    }
+
+    #[test]
+    fn a_worker_holds_more_chunks_the_quicker_they_are_and_one_in_the_tail() {
+        assert_eq!(Pace::of(Duration::from_micros(20)), Pace::Tiny);
+        assert_eq!(Pace::of(Duration::from_micros(500)), Pace::Quick);
+        assert_eq!(Pace::of(Duration::from_millis(50)), Pace::Slow);
+        assert_eq!(takes(Pace::Tiny, false), PIPELINE_DEPTH);
+        assert_eq!(takes(Pace::Quick, false), 2);
+        assert_eq!(takes(Pace::Slow, false), 1);
+        for pace in [Pace::Tiny, Pace::Quick, Pace::Slow] {
+            assert_eq!(takes(pace, true), 1, "{pace:?}, in the tail");
+        }
+    }
+
+    #[test]
+    fn a_slow_chunk_ends_the_pipeline() {
+        let mut s = Slot {
+            alive: true,
+            pace: Pace::Tiny,
+            ..Slot::default()
+        };
+        let long_ago = Instant::now()
+            .checked_sub(Duration::from_millis(50))
+            .expect("the clock runs long enough");
+        s.chunk_done(long_ago);
+        assert_eq!(s.pace, Pace::Slow);
+        s.pace = Pace::Tiny;
+        s.forget_pace();
+        assert_eq!(s.pace, Pace::Slow, "a new call starts cautious");
     }
 }
