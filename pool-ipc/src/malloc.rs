@@ -13,7 +13,8 @@
 //! fresh `mmap` and unmaps it on free, so a task returning 64 MiB faulted 16k fresh pages in for
 //! its result and as many again for the result's encoding, on every call (issue #17). A worker
 //! takes every allocation from its heap instead (`M_MMAP_MAX = 0`), where the trim threshold
-//! keeps freed memory, so the pages of one big result are reused by the next.
+//! keeps freed memory, so the pages of one big result are reused by the next; and the pool's
+//! own spare encode buffers may be as big (`pool_core::keep_big_buffers`).
 
 /// Applies the pool's allocator settings in a worker process (glibc only; elsewhere nothing).
 pub(crate) fn tune_worker() {
@@ -25,4 +26,6 @@ pub(crate) fn tune_worker() {
         libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
         libc::mallopt(libc::M_MMAP_MAX, 0);
     }
+    // The encoding of a big result goes into the warm buffer of the last one.
+    pool_core::keep_big_buffers(256 << 20);
 }
