@@ -64,10 +64,10 @@ mod spare {
 
     /// Buffers below this are cheap to allocate (malloc keeps them warm).
     const MIN_CAP: usize = 64 << 10;
-    /// Buffers above this are not worth keeping resident.
-    const MAX_CAP: usize = 16 << 20;
+    /// Buffers above this are not worth keeping resident (see [`super::keep_big_buffers`]).
+    pub(super) static MAX_CAP: AtomicUsize = AtomicUsize::new(16 << 20);
     /// At most this many bytes are kept.
-    const BUDGET: usize = 16 << 20;
+    pub(super) static BUDGET: AtomicUsize = AtomicUsize::new(16 << 20);
     const SLOTS: usize = 8;
 
     static SLOT: [AtomicPtr<Vec<u8>>; SLOTS] = [const { AtomicPtr::new(ptr::null_mut()) }; SLOTS];
@@ -94,10 +94,10 @@ mod spare {
 
     pub(super) fn give(v: Vec<u8>) {
         let cap = v.capacity();
-        if !(MIN_CAP..=MAX_CAP).contains(&cap) {
+        if !(MIN_CAP..=MAX_CAP.load(Ordering::Relaxed)).contains(&cap) {
             return;
         }
-        if KEPT.fetch_add(cap, Ordering::Relaxed) + cap > BUDGET {
+        if KEPT.fetch_add(cap, Ordering::Relaxed) + cap > BUDGET.load(Ordering::Relaxed) {
             KEPT.fetch_sub(cap, Ordering::Relaxed);
             return;
         }
@@ -128,12 +128,26 @@ pub fn recycle_buffer(buf: Vec<u8>) {
     spare::give(buf);
 }
 
+/// Lets this process keep spare buffers of up to `bytes` each, and twice that in all, instead
+/// of 16 MiB: for a worker process, which belongs to the pool, so that a task returning 64 MiB
+/// encodes into the warm buffer of the last one rather than faulting 64 MiB of fresh pages in
+/// (issue #17). Twice: a worker holds one buffer (its inputs' frame) while it encodes into
+/// another. The user's own process keeps the default.
+pub fn keep_big_buffers(bytes: usize) {
+    use std::sync::atomic::Ordering;
+    spare::MAX_CAP.store(bytes, Ordering::Relaxed);
+    spare::BUDGET.store(bytes.saturating_mul(2), Ordering::Relaxed);
+}
+
 /// Encodes `value` with postcard into a buffer from [`take_buffer`] with room for at least
 /// `capacity` bytes. An error says why, in the value's own words when it refused (see
 /// [`crate::refusal`]).
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T, capacity: usize) -> Result<Vec<u8>, String> {
     let mut buf = take_buffer();
-    buf.reserve(capacity);
+    if buf.capacity() < capacity {
+        buf.reserve(capacity);
+        crate::huge_pages::advise(buf.as_mut_ptr(), buf.capacity());
+    }
     postcard::serialize_with_flavor(value, Bytes(buf))
         .map_err(|e| crate::refusal::message(value, e))
 }
@@ -217,6 +231,7 @@ fn plain_from_bytes<P>(bytes: &[u8]) -> Option<Vec<P>> {
     }
     let n = bytes.len() / size;
     let mut v = Vec::<P>::with_capacity(n);
+    crate::huge_pages::advise(v.as_mut_ptr().cast(), bytes.len());
     // SAFETY: only called for primitive numbers, for which any bytes are a valid value; the
     // vector has room for `n` values, exactly `bytes.len()` bytes, all written before `set_len`.
     unsafe {

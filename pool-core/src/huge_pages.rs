@@ -1,4 +1,5 @@
-//! Transparent huge pages for big fresh buffers (a map's output).
+//! Transparent huge pages for big fresh buffers: a map's output, decoded results, the bulk
+//! arena's reads (pool-ipc).
 //!
 //! Why: the first write to fresh memory faults every 4 KiB page in; for 10M `u64` results that
 //! is 20,000 faults (each a kernel entry, a page cleared, a cgroup charge), often taken by one
@@ -7,7 +8,7 @@
 /// Asks for transparent huge pages over the 2 MiB pages that `len` bytes from `ptr` cover
 /// whole, when they are many (at least 4 MiB). Only advice: where the kernel has no huge page
 /// at hand, or transparent huge pages are off, nothing changes. `POOL_NO_THP=1` turns it off.
-pub(crate) fn advise(ptr: *mut u8, len: usize) {
+pub fn advise(ptr: *mut u8, len: usize) {
     const HUGE: usize = 2 << 20;
     if len < 2 * HUGE || std::env::var_os("POOL_NO_THP").is_some() {
         return;

@@ -46,7 +46,8 @@ mod decode_props;
 mod error;
 mod extensions;
 mod hook;
-mod huge_pages;
+#[doc(hidden)]
+pub mod huge_pages;
 mod indexed;
 mod input_wire;
 pub mod interrupt;
@@ -78,7 +79,7 @@ mod worker_trace;
 /// [`WorkerLink`]. Everything typed (the task function, its inputs and
 /// results) travels inside [`Data`] and an [`ErasedJob`].
 pub mod backend {
-    pub use crate::codec::{recycle_buffer, take_buffer};
+    pub use crate::codec::{keep_big_buffers, recycle_buffer, take_buffer};
     pub use crate::counters::{CounterBlock, CounterRef, WorkerCounters, monotonic_ns};
     pub use crate::hook::{ExitFn, Hook, InitFn, StateFn};
     pub use crate::job::{
@@ -112,6 +113,6 @@ pub use worker_trace::WorkerBacktrace;
 pub use backend::{
     Backend, ChunkOutput, Command, CounterBlock, CounterRef, Data, ErasedJob, Event, ExitFn,
     ExitReason, Hook, IN_HOOK, InitFn, Input, JobRebuilder, Payload, RunSettings, StateFn, TaskEnv,
-    ThreadBackend, Wire, WorkerCounters, WorkerLink, WorkerSetup, current_affinity, monotonic_ns,
-    pin_current_thread, recycle_buffer, run_worker, take_buffer,
+    ThreadBackend, Wire, WorkerCounters, WorkerLink, WorkerSetup, current_affinity,
+    keep_big_buffers, monotonic_ns, pin_current_thread, recycle_buffer, run_worker, take_buffer,
 };

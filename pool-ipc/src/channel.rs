@@ -6,9 +6,13 @@
 //! untagged and internally tagged enums). Bulk bytes take [`Channel::send_bytes`] /
 //! [`Channel::recv_bytes`], one `memcpy` in and one out, never serde's element-by-element path.
 //!
-//! Region layout: a 64-byte header (`magic`, per-direction capacity), then the parent→worker
-//! ring, then the worker→parent ring. Each frame carries a kind (message or bytes), so reading a
-//! message where bytes were sent is a clear [`ChannelError::UnexpectedKind`], not garbage.
+//! Region layout: a 64-byte header (`magic`, per-direction ring capacity, per-direction arena
+//! capacity), then the parent→worker ring, then the worker→parent ring, then one bulk arena per
+//! direction (see [`crate::bulk`]: sparse, so they cost memory only once used). Each frame carries
+//! a kind (message, bytes, or a bulk descriptor), so reading a message where bytes were sent is a
+//! clear [`ChannelError::UnexpectedKind`], not garbage. Bytes of at least [`BULK_MIN`] go through
+//! the arena when it has room (one copy in, one out, the ring carries 24 bytes); otherwise, and
+//! always when smaller, through the ring.
 //!
 //! Endpoints close their rings on drop; create them *after* forking (each process makes its own
 //! end from the shared [`Link`]), so that the parent's copy of an end is never dropped in the child.
@@ -22,6 +26,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::bulk::{self, ArenaError, ArenaReader, ArenaWriter, Descriptor};
 use crate::ring::{self, RecvError, RingCloser, RingReceiver, RingSender, SendError, WaitPolicy};
 use crate::shm::SharedRegion;
 
@@ -31,6 +36,13 @@ const RING_A: usize = 64;
 pub const KIND_MSG: u8 = 1;
 /// Frame kind of raw bytes.
 pub const KIND_BYTES: u8 = 2;
+/// Frame kind of raw bytes placed in the bulk arena: the frame is their [`Descriptor`].
+pub const KIND_BULK: u8 = 3;
+/// Bytes from which a payload goes through the bulk arena rather than the ring.
+pub const BULK_MIN: usize = 256 << 10;
+/// Bulk arena bytes per direction of a link made by [`Link::new`]: payloads up to this size
+/// move in one copy each way; larger ones stream through the ring. Virtual until used.
+pub const DEFAULT_ARENA: usize = 256 << 20;
 
 /// A failed channel operation.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +59,9 @@ pub enum ChannelError {
         /// The announced length.
         len: usize,
     },
+    /// The peer sent a bulk descriptor that is malformed or points outside the arena.
+    #[error("corrupt link: {0}")]
+    Bulk(#[from] ArenaError),
     /// The value could not be encoded.
     #[error("cannot encode message: {0}")]
     Encode(#[source] postcard::Error),
@@ -87,25 +102,39 @@ impl From<RecvError> for ChannelError {
 pub struct Link {
     region: Arc<SharedRegion>,
     cap: usize,
+    arena: usize,
 }
 
 impl Link {
-    /// Creates a link whose rings hold `cap` bytes each (a power of two, at least 64).
+    /// Creates a link whose rings hold `cap` bytes each (a power of two, at least 64), with
+    /// bulk arenas of [`DEFAULT_ARENA`] bytes.
     pub fn new(cap: usize) -> io::Result<Self> {
-        if !cap.is_power_of_two() || cap < 64 {
+        Self::with_arena(cap, DEFAULT_ARENA)
+    }
+
+    /// Creates a link whose rings hold `cap` bytes each (a power of two, at least 64) and whose
+    /// bulk arenas hold `arena` bytes each (a multiple of 64; 0 for none).
+    pub fn with_arena(cap: usize, arena: usize) -> io::Result<Self> {
+        if !cap.is_power_of_two() || cap < 64 || !arena.is_multiple_of(64) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "capacity must be a power of two >= 64",
+                "capacity must be a power of two >= 64, arena a multiple of 64",
             ));
         }
-        let region = SharedRegion::create("pool-ipc-link", RING_A + 2 * ring::ring_len(cap))?;
+        let region = SharedRegion::create("pool-ipc-link", region_len(cap, arena))?;
         ring::init(&region, RING_A, cap);
         ring::init(&region, RING_A + ring::ring_len(cap), cap);
+        if arena > 0 {
+            bulk::init(&region, arena_a(cap), arena);
+            bulk::init(&region, arena_a(cap) + bulk::arena_len(arena), arena);
+        }
         region.atomic_u64(8).store(cap as u64, Ordering::Relaxed);
+        region.atomic_u64(16).store(arena as u64, Ordering::Relaxed);
         region.atomic_u64(0).store(MAGIC, Ordering::Release);
         Ok(Self {
             region: Arc::new(region),
             cap,
+            arena,
         })
     }
 
@@ -119,7 +148,14 @@ impl Link {
             ));
         }
         let cap = region.atomic_u64(8).load(Ordering::Relaxed) as usize;
-        if !cap.is_power_of_two() || region.len() < RING_A + 2 * ring::ring_len(cap) {
+        let arena = region.atomic_u64(16).load(Ordering::Relaxed) as usize;
+        // Sizes far beyond any region first, so `region_len` cannot overflow.
+        let fits = cap.is_power_of_two()
+            && cap <= region.len()
+            && arena <= region.len()
+            && arena.is_multiple_of(64)
+            && region.len() >= region_len(cap, arena);
+        if !fits {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "corrupt pool-ipc link header",
@@ -128,6 +164,7 @@ impl Link {
         Ok(Self {
             region: Arc::new(region),
             cap,
+            arena,
         })
     }
 
@@ -145,11 +182,25 @@ impl Link {
         RING_A + ring::ring_len(self.cap)
     }
 
+    fn arena_b(&self) -> usize {
+        arena_a(self.cap) + bulk::arena_len(self.arena)
+    }
+
+    fn writer(&self, base: usize) -> Option<ArenaWriter> {
+        (self.arena > 0).then(|| ArenaWriter::attach(Arc::clone(&self.region), base, self.arena))
+    }
+
+    fn reader(&self, base: usize) -> Option<ArenaReader> {
+        (self.arena > 0).then(|| ArenaReader::attach(Arc::clone(&self.region), base, self.arena))
+    }
+
     /// The parent's end: sends on parent→worker, receives on worker→parent.
     pub fn parent_end(&self, policy: WaitPolicy) -> Channel {
         Channel::new(
             RingSender::attach(Arc::clone(&self.region), RING_A, policy),
             RingReceiver::attach(Arc::clone(&self.region), self.ring_b(), policy),
+            self.writer(arena_a(self.cap)),
+            self.reader(self.arena_b()),
         )
     }
 
@@ -158,6 +209,8 @@ impl Link {
         Channel::new(
             RingSender::attach(Arc::clone(&self.region), self.ring_b(), policy),
             RingReceiver::attach(Arc::clone(&self.region), RING_A, policy),
+            self.writer(self.arena_b()),
+            self.reader(arena_a(self.cap)),
         )
     }
 
@@ -168,6 +221,21 @@ impl Link {
     }
 }
 
+/// Where the parent→worker arena starts in a link of ring capacity `cap`.
+fn arena_a(cap: usize) -> usize {
+    RING_A + 2 * ring::ring_len(cap)
+}
+
+/// Bytes of a link's region.
+fn region_len(cap: usize, arena: usize) -> usize {
+    let arenas = if arena > 0 {
+        2 * bulk::arena_len(arena)
+    } else {
+        0
+    };
+    arena_a(cap) + arenas
+}
+
 /// One end of a [`Link`].
 #[derive(Debug)]
 pub struct Channel {
@@ -176,15 +244,22 @@ pub struct Channel {
 }
 
 impl Channel {
-    fn new(tx: RingSender, rx: RingReceiver) -> Self {
+    fn new(
+        tx: RingSender,
+        rx: RingReceiver,
+        arena_tx: Option<ArenaWriter>,
+        arena_rx: Option<ArenaReader>,
+    ) -> Self {
         Self {
             tx: MsgSender {
                 ring: tx,
                 buf: Vec::new(),
+                arena: arena_tx,
             },
             rx: MsgReceiver {
                 ring: rx,
                 buf: Vec::new(),
+                arena: arena_rx,
             },
         }
     }
@@ -257,6 +332,7 @@ impl Channel {
 pub struct MsgSender {
     ring: RingSender,
     buf: Vec<u8>,
+    arena: Option<ArenaWriter>,
 }
 
 impl MsgSender {
@@ -279,7 +355,18 @@ impl MsgSender {
 
     /// Sends raw bytes without waking a sleeping peer; call [`MsgSender::flush`] after the batch.
     pub fn send_bytes_deferred(&mut self, bytes: &[u8]) -> Result<(), ChannelError> {
-        Ok(self.ring.send_deferred(bytes, KIND_BYTES)?)
+        match self.place(bytes) {
+            Some(d) => Ok(self.ring.send_deferred(&d.encode(), KIND_BULK)?),
+            None => Ok(self.ring.send_deferred(bytes, KIND_BYTES)?),
+        }
+    }
+
+    /// Puts big bytes in the bulk arena, if there is one with room.
+    fn place(&mut self, bytes: &[u8]) -> Option<Descriptor> {
+        if bytes.len() < BULK_MIN {
+            return None;
+        }
+        self.arena.as_mut()?.place(bytes)
     }
 
     /// Wakes the peer for everything sent with `send_deferred`.
@@ -289,7 +376,9 @@ impl MsgSender {
 
     /// Sends raw bytes (one copy, no serde).
     pub fn send_bytes(&mut self, bytes: &[u8]) -> Result<(), ChannelError> {
-        Ok(self.ring.send(bytes, KIND_BYTES)?)
+        self.send_bytes_deferred(bytes)?;
+        self.ring.flush();
+        Ok(())
     }
 
     /// A handle to close this direction from another thread.
@@ -303,6 +392,7 @@ impl MsgSender {
 pub struct MsgReceiver {
     ring: RingReceiver,
     buf: Vec<u8>,
+    arena: Option<ArenaReader>,
 }
 
 /// Decodes a message frame received with [`MsgReceiver::recv_frame`].
@@ -355,12 +445,16 @@ impl MsgReceiver {
             None => self.ring.recv(&mut self.buf)?,
             Some(t) => self.ring.recv_timeout(&mut self.buf, t)?,
         };
-        Ok((kind, &self.buf))
+        let mut buf = std::mem::take(&mut self.buf);
+        let kind = self.resolve(kind, &mut buf);
+        self.buf = buf;
+        Ok((kind?, &self.buf))
     }
 
     /// Receives raw bytes into `out` (cleared first; its allocation is reused).
     pub fn recv_bytes(&mut self, out: &mut Vec<u8>) -> Result<(), ChannelError> {
-        expect_kind(KIND_BYTES, self.ring.recv(out)?)
+        let kind = self.ring.recv(out)?;
+        expect_kind(KIND_BYTES, self.resolve(kind, out)?)
     }
 
     /// Receives raw bytes, waiting at most `timeout` for them to start.
@@ -369,7 +463,27 @@ impl MsgReceiver {
         out: &mut Vec<u8>,
         timeout: Duration,
     ) -> Result<(), ChannelError> {
-        expect_kind(KIND_BYTES, self.ring.recv_timeout(out, timeout)?)
+        let kind = self.ring.recv_timeout(out, timeout)?;
+        expect_kind(KIND_BYTES, self.resolve(kind, out)?)
+    }
+
+    /// Turns a bulk descriptor in `frame` into the bytes it names (then the kind is
+    /// [`KIND_BYTES`]); other frames pass unchanged. A descriptor that cannot be honoured
+    /// closes the ring: the peer corrupted the link.
+    fn resolve(&mut self, kind: u8, frame: &mut Vec<u8>) -> Result<u8, ChannelError> {
+        if kind != KIND_BULK {
+            return Ok(kind);
+        }
+        let taken = match (&self.arena, Descriptor::decode(frame)) {
+            (Some(arena), Some(d)) => arena.take(d, frame),
+            (None, _) => Err(ArenaError::NoArena),
+            (_, None) => Err(ArenaError::Malformed(frame.len())),
+        };
+        if let Err(e) = taken {
+            self.ring.close();
+            return Err(e.into());
+        }
+        Ok(KIND_BYTES)
     }
 
     /// A handle to close this direction from another thread.

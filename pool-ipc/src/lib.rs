@@ -7,6 +7,7 @@
 //! - [`ring`]: an SPSC ring of byte frames in shared memory, spin-then-futex wake-ups, its
 //!   protocol written up in the module docs;
 //! - [`channel`]: a duplex parent⇄worker link of two rings, serde/postcard messages and raw bytes;
+//!   [`bulk`]: the arena beside the rings that big payloads cross in one copy each way;
 //! - [`fork`] and [`spawn`]: the two process start methods; [`child`]: what every worker does
 //!   first (death signal, signal reset); [`entry`] and [`fnid`]: the hook a spawned worker runs
 //!   and how a `fn` crosses the exec;
@@ -27,6 +28,7 @@
 
 pub mod affinity;
 pub mod backend;
+pub mod bulk;
 pub mod channel;
 pub mod child;
 pub mod entry;

@@ -8,6 +8,13 @@
 //! the largest cost of the workers (`perf stat -e page-faults`). A worker process belongs to
 //! the pool, so it keeps up to 256 MiB of freed memory for reuse; the user's own process is
 //! left alone.
+//!
+//! Big buffers too: glibc serves an allocation above its mmap threshold (at most 32 MiB) with a
+//! fresh `mmap` and unmaps it on free, so a task returning 64 MiB faulted 16k fresh pages in for
+//! its result and as many again for the result's encoding, on every call (issue #17). A worker
+//! takes every allocation from its heap instead (`M_MMAP_MAX = 0`), where the trim threshold
+//! keeps freed memory, so the pages of one big result are reused by the next; and the pool's
+//! own spare encode buffers may be as big (`pool_core::keep_big_buffers`).
 
 /// Applies the pool's allocator settings in a worker process (glibc only; elsewhere nothing).
 pub(crate) fn tune_worker() {
@@ -17,5 +24,8 @@ pub(crate) fn tune_worker() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+        libc::mallopt(libc::M_MMAP_MAX, 0);
     }
+    // The encoding of a big result goes into the warm buffer of the last one.
+    pool_core::keep_big_buffers(256 << 20);
 }

@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use pool_ipc::channel::{self, ChannelError, KIND_BYTES, KIND_MSG, Link};
@@ -162,4 +163,125 @@ fn mixed_frames_are_told_apart() {
         b.recv_frame(Some(Duration::from_millis(5))),
         Err(ChannelError::Timeout)
     ));
+}
+
+/// Sizes around every threshold (the bulk arena's minimum, the ring's capacity, the arena's
+/// capacity) arrive intact, whichever path each takes, in both directions across a fork.
+#[test]
+fn payloads_around_the_thresholds_arrive_intact() {
+    let _g = common::serial();
+    let ring = 1 << 16;
+    let arena = 1 << 20;
+    let link = Link::with_arena(ring, arena).unwrap();
+    let l2 = link.clone();
+    let mut w = common::fork(move || {
+        let mut ch = l2.worker_end(WaitPolicy::default());
+        let mut buf = Vec::new();
+        while ch.recv_bytes(&mut buf).is_ok() {
+            for b in &mut buf {
+                *b = b.wrapping_add(1);
+            }
+            ch.send_bytes(&buf).unwrap();
+        }
+        0
+    });
+    let mut ch = link.parent_end(WaitPolicy::default());
+    let min = channel::BULK_MIN;
+    let sizes = [
+        0,
+        1,
+        ring - 1,
+        ring,
+        ring + 1,
+        min - 1,
+        min,
+        min + 1,
+        arena - 1,
+        arena,
+        arena + 1,
+        3 * arena + 5,
+    ];
+    let mut back = Vec::new();
+    for (k, &n) in sizes.iter().enumerate() {
+        let payload: Vec<u8> = (0..n).map(|i| (i % 251 + k) as u8).collect();
+        ch.send_bytes(&payload).unwrap();
+        ch.recv_bytes(&mut back).unwrap();
+        assert_eq!(back.len(), n);
+        assert!(
+            back.iter()
+                .zip(&payload)
+                .all(|(b, p)| *b == p.wrapping_add(1)),
+            "payload of {n} bytes garbled"
+        );
+    }
+    // Several big payloads in flight at once: each takes its own place in the arena.
+    let many: Vec<Vec<u8>> = (0..3).map(|k| vec![k as u8; min + k]).collect();
+    for p in &many {
+        ch.send_bytes(p).unwrap();
+    }
+    for p in &many {
+        ch.recv_bytes(&mut back).unwrap();
+        assert_eq!(back.len(), p.len());
+        assert!(back.iter().all(|b| *b == p[0] + 1));
+    }
+    drop(ch);
+    assert!(w.wait().unwrap().success());
+}
+
+/// A worker killed while its big payload sits in the arena, not yet taken: the payload it
+/// announced still arrives whole (the arena is the link's memory, not the worker's), the link
+/// then reports the hang-up, and nothing is left open.
+#[test]
+fn a_worker_killed_mid_payload_loses_nothing_and_leaks_nothing() {
+    let _g = common::serial();
+    let inode;
+    {
+        let link = Link::new(1 << 16).unwrap();
+        inode = inode_of(link.region().fd().as_raw_fd());
+        let l2 = link.clone();
+        let big = channel::BULK_MIN * 4 + 3;
+        let mut w = common::fork(move || {
+            let (mut tx, _rx) = l2.worker_end(WaitPolicy::default()).split();
+            let payload: Vec<u8> = (0..big).map(|i| (i % 241) as u8).collect();
+            tx.send_bytes(&payload).unwrap();
+            // SAFETY: kill(2) on our own pid.
+            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+            0
+        });
+        // Dead before the parent reads a byte.
+        let r = w.wait().unwrap();
+        assert_eq!(r.signal(), Some(libc::SIGKILL));
+        link.close();
+        let mut ch = link.parent_end(WaitPolicy::default());
+        let mut back = Vec::new();
+        ch.recv_bytes(&mut back).unwrap();
+        assert_eq!(back.len(), big);
+        assert!(back.iter().enumerate().all(|(i, b)| *b == (i % 241) as u8));
+        assert!(matches!(
+            ch.recv_bytes_timeout(&mut back, Duration::from_secs(5)),
+            Err(ChannelError::Disconnected)
+        ));
+    }
+    // Other tests of this binary open links meanwhile: look for this link's memfd itself.
+    let open: Vec<_> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&fd| inode_of(fd) == inode)
+        .collect();
+    assert!(
+        open.is_empty(),
+        "the link's memfd is still open as fds {open:?}"
+    );
+}
+
+/// The inode of what `fd` refers to (0 when it is not open).
+fn inode_of(fd: i32) -> u64 {
+    // SAFETY: an all-zero `stat` is a valid out value; fstat writes it or fails.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a valid out pointer; a closed fd is an error, not undefined behaviour.
+    if unsafe { libc::fstat(fd, &mut st) } == 0 {
+        st.st_ino
+    } else {
+        0
+    }
 }

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pool_core::{Event, ExitReason, Failure};
-use pool_ipc::channel::{self, ChannelError, KIND_BYTES, KIND_MSG, Link};
+use pool_ipc::bulk::{self, ArenaReader, ArenaWriter, Descriptor};
+use pool_ipc::channel::{self, ChannelError, KIND_BULK, KIND_BYTES, KIND_MSG, Link};
 use pool_ipc::ring::{self, HEADER_LEN, RecvError, RingReceiver, RingSender, WaitPolicy};
 use pool_ipc::shm::SharedRegion;
 use pool_wire::msg::FromWorker;
@@ -188,6 +189,98 @@ proptest! {
         bytes.truncate(cut % (bytes.len() + 1));
         if let Ok(ev) = channel::decode::<FromWorker>(&bytes) {
             let _: Event = ev.into_event(1, 0, Vec::new());
+        }
+    }
+}
+
+const ARENA: usize = 4096;
+
+/// An arena at offset 64, with guards of known bytes before and after it.
+fn arena_region() -> Arc<SharedRegion> {
+    let region = Arc::new(
+        SharedRegion::create("decode-props", 64 + bulk::arena_len(ARENA) + TAIL_GUARD).unwrap(),
+    );
+    region.write_at(0, &[0xa5; 64]);
+    bulk::init(&region, 64, ARENA);
+    region.write_at(64 + bulk::arena_len(ARENA), &[0xa5; TAIL_GUARD]);
+    region
+}
+
+fn arena_guards_intact(region: &SharedRegion) -> bool {
+    let (mut a, mut b) = ([0u8; 64], [0u8; TAIL_GUARD]);
+    region.read_at(0, &mut a);
+    region.read_at(64 + bulk::arena_len(ARENA), &mut b);
+    a == [0xa5; 64] && b == [0xa5; TAIL_GUARD]
+}
+
+proptest! {
+    #![proptest_config(config(512))]
+
+    /// Whatever descriptor a corrupt worker announces, the parent copies out only bytes of the
+    /// arena (exactly `len` of them) or refuses it.
+    #[test]
+    fn a_bulk_descriptor_never_reads_outside_the_arena(
+        offset in prop_oneof![0..2 * ARENA as u64, any::<u64>()],
+        len in prop_oneof![0..2 * ARENA as u64, any::<u64>()],
+        end in any::<u64>(),
+    ) {
+        let region = arena_region();
+        let reader = ArenaReader::attach(region.clone(), 64, ARENA);
+        let mut out = vec![9u8; 3];
+        let d = Descriptor { offset, len, end };
+        match reader.take(d, &mut out) {
+            Ok(()) => {
+                prop_assert!(offset + len <= ARENA as u64);
+                prop_assert_eq!(out.len() as u64, len);
+            }
+            Err(_) => prop_assert!(offset.checked_add(len).is_none_or(|e| e > ARENA as u64)),
+        }
+        prop_assert!(arena_guards_intact(&region));
+    }
+
+    /// Whatever a corrupt worker stores as `released`, the parent's writer places payloads
+    /// inside the arena, or not at all.
+    #[test]
+    fn a_wild_release_never_lets_the_writer_write_outside(
+        released in any::<u64>(),
+        sizes in prop::collection::vec(0..2 * ARENA, 1..6),
+    ) {
+        let region = arena_region();
+        let mut writer = ArenaWriter::attach(region.clone(), 64, ARENA);
+        prop_assert!(writer.place(&[1; 100]).is_some());
+        region.atomic_u64(64).store(released, std::sync::atomic::Ordering::Release);
+        for n in sizes {
+            if let Some(d) = writer.place(&vec![2; n]) {
+                prop_assert!(d.offset + d.len <= ARENA as u64);
+                prop_assert_eq!(d.len as usize, n);
+            }
+        }
+        prop_assert!(arena_guards_intact(&region));
+    }
+
+    /// Arbitrary bytes in a bulk frame on a real link: an error that closes the link, or bytes
+    /// of the arena, never a panic.
+    #[test]
+    fn a_forged_bulk_frame_is_an_error_or_arena_bytes(
+        frame in prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..40),
+            (any::<u64>(), 0..1u64 << 21, any::<u64>())
+                .prop_map(|(o, l, e)| Descriptor { offset: o % (1 << 21), len: l, end: e }
+                    .encode()
+                    .to_vec()),
+        ],
+    ) {
+        let cap = 4096;
+        let link = Link::with_arena(cap, 1 << 20).unwrap();
+        let mut parent = link.parent_end(no_spin());
+        // The worker's ring, written by hand as a corrupt worker could.
+        let again = Arc::new(SharedRegion::from_fd(link.region().inheritable_fd().unwrap()).unwrap());
+        let mut forged = RingSender::attach(again, 64 + ring::ring_len(cap), no_spin());
+        forged.send(&frame, KIND_BULK).unwrap();
+        let mut out = Vec::new();
+        match parent.recv_bytes_timeout(&mut out, Duration::from_secs(1)) {
+            Ok(()) => prop_assert!(out.len() <= 1 << 20),
+            Err(e) => prop_assert!(matches!(e, ChannelError::Bulk(_)), "{e:?}"),
         }
     }
 }

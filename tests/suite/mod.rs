@@ -73,6 +73,7 @@ pub(crate) mod interrupt;
 mod lazy;
 mod lifecycle;
 mod ordering;
+mod payloads;
 mod retries;
 mod shutdown;
 mod timeouts;
