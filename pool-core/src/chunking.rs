@@ -11,7 +11,7 @@
 //! shrink as the call nears its end (guided self-scheduling): the next chunk has at most
 //! `remaining / (GUIDE_SHARE · n_jobs)` tasks, never more than the MPIRE size, and never fewer
 //! than `1 / TAIL_SHRINK` of it (so millions of tiny tasks do not end in thousands of round
-//! trips), unless the call's mean task time so far says that [`TAIL_CHUNK_TIME`] holds fewer
+//! trips), unless the call's mean task time so far says that `TAIL_CHUNK_TIME` holds fewer
 //! tasks (slow tasks shrink to chunks of one). Where this cap bites, the call is in its *tail*:
 //! a worker holds one chunk only, so one slow task never holds a chunk queued behind it while
 //! another worker runs out of work. A `chunk_size` given by the user stays exact.
