@@ -244,15 +244,21 @@ pub trait Backend<Sh, St>: Send {
         Ok(true)
     }
 
-    /// A map call starts (the process back end listens for Ctrl-C while calls run).
-    fn begin_call(&mut self) {}
+    /// A call starts: by default the pool listens for Ctrl-C while calls run
+    /// ([`crate::interrupt`]), whatever the back end, so that Ctrl-C ends the call with
+    /// `PoolError::Interrupted` after the workers are stopped ([`Backend::kill`]).
+    fn begin_call(&mut self) {
+        crate::interrupt::begin_call();
+    }
 
     /// The call that began last ended.
-    fn end_call(&mut self) {}
+    fn end_call(&mut self) {
+        crate::interrupt::end_call();
+    }
 
-    /// Whether the user interrupted the running call (Ctrl-C).
+    /// Whether the user interrupted the running call (Ctrl-C) since it began.
     fn interrupted(&mut self) -> bool {
-        false
+        crate::interrupt::take()
     }
 
     /// Starts a worker in slot `setup.id` (the previous one there is gone).

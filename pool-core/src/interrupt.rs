@@ -1,6 +1,6 @@
 //! Ctrl-C while a pool call runs: the call returns `PoolError::Interrupted` after its workers
-//! are stopped, and the program goes on, whatever the start method (back ends call
-//! [`begin_call`], [`end_call`] and [`take`] from their `Backend` methods of the same names).
+//! are stopped, and the program goes on, whatever the start method or back end (the `Backend`
+//! trait's default methods of the same names call [`begin_call`], [`end_call`] and [`take`]).
 //!
 //! Only while calls run, and only if the program has not set a SIGINT handler of its own, a
 //! handler is installed that records the signal; the previous disposition comes back when the

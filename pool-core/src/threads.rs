@@ -92,18 +92,6 @@ where
         self.counters.clone()
     }
 
-    fn begin_call(&mut self) {
-        crate::interrupt::begin_call();
-    }
-
-    fn end_call(&mut self) {
-        crate::interrupt::end_call();
-    }
-
-    fn interrupted(&mut self) -> bool {
-        crate::interrupt::take()
-    }
-
     fn start_worker(&mut self, setup: WorkerSetup<Sh, St>) -> Result<(), PoolError> {
         let id = setup.id;
         if let Some(old) = self.slots[id].take() {

@@ -153,3 +153,50 @@ fn a_rank_running_another_binary_is_refused() {
     );
     assert!(out.status.success(), "{:?}", out.status);
 }
+
+fn sleeps_long(x: u64) -> u64 {
+    std::thread::sleep(Duration::from_secs(20));
+    x
+}
+
+/// Whether this process has a SIGINT handler of its own (the pool's, while a call runs).
+fn sigint_is_handled() -> bool {
+    // SAFETY: `sigaction` is plain old data, for which all zeroes is a valid value.
+    let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new action makes `sigaction` only write the current one into `current`.
+    let r = unsafe { libc::sigaction(libc::SIGINT, std::ptr::null(), &mut current) };
+    r == 0 && current.sa_sigaction != libc::SIG_DFL
+}
+
+/// Ctrl-C on rank 0 (a real SIGINT to the process, as a terminal sends it) ends a map with
+/// `PoolError::Interrupted`: the worker ranks' tasks are stopped, and the next call runs on new
+/// workers. Before the MPI back end listened for it, SIGINT killed rank 0 and the job.
+#[test]
+fn ctrl_c_on_rank_0_ends_the_call_and_the_pool_goes_on() {
+    let name = "ctrl_c_on_rank_0_ends_the_call_and_the_pool_goes_on";
+    if !inside_mpirun() {
+        under_mpirun(name, 3);
+        return;
+    }
+    let mut pool = WorkerPool::<(), (), MpiOnly>::builder().build().unwrap();
+    let ctrl_c = std::thread::spawn(|| {
+        // Once the call runs (its handler is in place) and the tasks have started.
+        while !sigint_is_handled() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        // SAFETY: kill(2) on this very process, with the signal the pool now handles.
+        unsafe { libc::kill(libc::getpid(), libc::SIGINT) };
+    });
+    let err = pool
+        .map_with(sleeps_long, 0..4u64, MapOptions::default().chunk_size(1))
+        .unwrap_err();
+    ctrl_c.join().unwrap();
+    assert!(matches!(err, PoolError::Interrupted), "{err}");
+    assert!(!sigint_is_handled(), "the handler is gone after the call");
+    let out: Vec<u64> = pool
+        .map_with(slow_double, 0..6u64, MapOptions::default())
+        .unwrap();
+    assert_eq!(out, (0..6).map(|x| x * 2).collect::<Vec<_>>());
+    println!("MPI-FAULT-OK {name}");
+}

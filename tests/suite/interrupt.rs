@@ -86,8 +86,8 @@ fn play(m: StartMethod, call: &str) -> String {
 
 fn ctrl_c_ends_every_call(m: StartMethod) {
     if m == StartMethod::Mpi {
-        // The scenario runs in a child process of this one, which is no MPI rank (and the MPI
-        // back end is not wired to the interrupt module yet).
+        // The scenario runs in a child process of this one, which is no MPI rank: MPI's
+        // Ctrl-C test is `pool-mpi/tests/rank0.rs`, where rank 0 gets the signal.
         return;
     }
     for call in CALLS {

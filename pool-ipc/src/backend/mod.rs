@@ -200,18 +200,6 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
         Ok(live_can_run)
     }
 
-    fn begin_call(&mut self) {
-        crate::interrupt::begin_call();
-    }
-
-    fn end_call(&mut self) {
-        crate::interrupt::end_call();
-    }
-
-    fn interrupted(&mut self) -> bool {
-        crate::interrupt::take()
-    }
-
     fn start_worker(&mut self, setup: WorkerSetup<Sh, St>) -> Result<(), PoolError> {
         let id = setup.id;
         self.retire(id, true);
