@@ -59,13 +59,11 @@ fn typed_requests_and_answers_across_fork() {
     ));
 }
 
-#[test]
-fn one_mib_payloads_both_ways_across_fork() {
-    let _g = common::serial();
-    let link = Link::new(1 << 16).unwrap();
-    let l2 = link.clone();
-    let mut w = common::fork(move || {
-        let mut ch = l2.worker_end(WaitPolicy::default());
+/// A forked worker that answers every byte frame with its bytes plus one, until the link closes.
+fn echo_plus_one(link: &Link) -> pool_ipc::process::WorkerProcess {
+    let link = link.clone();
+    common::fork(move || {
+        let mut ch = link.worker_end(WaitPolicy::default());
         let mut buf = Vec::new();
         while ch.recv_bytes(&mut buf).is_ok() {
             for b in &mut buf {
@@ -74,7 +72,14 @@ fn one_mib_payloads_both_ways_across_fork() {
             ch.send_bytes(&buf).unwrap();
         }
         0
-    });
+    })
+}
+
+#[test]
+fn one_mib_payloads_both_ways_across_fork() {
+    let _g = common::serial();
+    let link = Link::new(1 << 16).unwrap();
+    let mut w = echo_plus_one(&link);
     let mut ch = link.parent_end(WaitPolicy::default());
     let payload: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 251) as u8).collect();
     let mut back = Vec::new();
@@ -173,18 +178,7 @@ fn payloads_around_the_thresholds_arrive_intact() {
     let ring = 1 << 16;
     let arena = 1 << 20;
     let link = Link::with_arena(ring, arena).unwrap();
-    let l2 = link.clone();
-    let mut w = common::fork(move || {
-        let mut ch = l2.worker_end(WaitPolicy::default());
-        let mut buf = Vec::new();
-        while ch.recv_bytes(&mut buf).is_ok() {
-            for b in &mut buf {
-                *b = b.wrapping_add(1);
-            }
-            ch.send_bytes(&buf).unwrap();
-        }
-        0
-    });
+    let mut w = echo_plus_one(&link);
     let mut ch = link.parent_end(WaitPolicy::default());
     let min = channel::BULK_MIN;
     let sizes = [
