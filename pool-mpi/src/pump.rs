@@ -10,8 +10,9 @@ use std::os::raw::{c_int, c_void};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mpi::datatype::Equivalence;
 use mpi::ffi;
-use mpi::point_to_point::{MatchedReceiveVec, Source};
+use mpi::point_to_point::Source;
 use mpi::topology::{Communicator, SimpleCommunicator};
 
 /// The only tag pool-mpi uses.
@@ -136,8 +137,15 @@ impl Pump {
             .world
             .any_process()
             .immediate_matched_probe_with_tag(TAG)?;
-        let source = probed.1.source_rank();
-        let (bytes, _) = probed.matched_receive_vec::<u8>();
+        let (message, status) = probed;
+        let source = status.source_rank();
+        // Received into a zeroed buffer (calloc: fresh pages, no per-byte loop), not through
+        // `matched_receive_vec`, which builds its buffer element by element: unoptimized, that
+        // took seconds for a 64 MiB message, while this thread, the only one that talks MPI,
+        // could neither answer nor hear heartbeats and live ranks were judged dead.
+        let len = usize::try_from(status.count(u8::equivalent_datatype())).unwrap_or(0);
+        let mut bytes = vec![0u8; len];
+        message.matched_receive_into(&mut bytes[..]);
         Some((source, bytes))
     }
 }
