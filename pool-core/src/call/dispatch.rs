@@ -117,6 +117,7 @@ impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
                 call,
                 first,
                 output,
+                ..
             } if call == self.id => {
                 let decoded = match self.writers.remove(&first) {
                     Some(mut w) => decode_output_into(output, &mut w),
@@ -172,7 +173,10 @@ impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
                 self.reorder
                     .put(first, len, Batch::Items(items.into_iter()));
             }
-            Delivery::Chunk { .. } => {}
+            // A chunk of an earlier call (a dropped `imap`) or of an apply task, finished while
+            // this call ran: its tasks moved the workers' done counters after this call took
+            // their base, and are no progress of this call.
+            Delivery::Chunk { len, .. } => self.base_done += u64::from(len),
             Delivery::HookFailed(f) => self.fail(f.into()),
             Delivery::Lost {
                 chunks,

@@ -43,8 +43,13 @@ impl<Sh, St> Clone for WorkerSpec<Sh, St> {
 /// What the supervisor hands to the owner of a call.
 #[derive(Debug)]
 pub(crate) enum Delivery {
-    /// A chunk finished.
-    Chunk { call: u64, first: u64, output: Data },
+    /// A chunk finished; `len`: its tasks as sent (0 if it was not in hand).
+    Chunk {
+        call: u64,
+        first: u64,
+        len: u32,
+        output: Data,
+    },
     /// A worker was lost with these chunks in hand; `failure` is for the task it was running.
     Lost {
         chunks: Vec<InFlight>,
@@ -189,6 +194,7 @@ impl<Sh, St> Supervisor<Sh, St> {
                 if slot.generation != generation {
                     return Ok(None);
                 }
+                let mut len = 0;
                 if let Some(pos) = slot
                     .inflight
                     .iter()
@@ -198,10 +204,12 @@ impl<Sh, St> Supervisor<Sh, St> {
                     let took = slot.chunk_done(c.sent);
                     self.pace.0 += took;
                     self.pace.1 += u64::from(c.len);
+                    len = c.len;
                 }
                 Ok(Some(Delivery::Chunk {
                     call,
                     first,
+                    len,
                     output,
                 }))
             }
