@@ -27,8 +27,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::contenders::{self, Contender};
 use crate::results::{Row, Status};
-use crate::runner::{Prepared, SLOW_ROW_RUNS, SLOW_ROW_S, measure, new_row};
-use crate::stats::Summary;
+use crate::runner::{Prepared, SLOW_ROW_RUNS, SLOW_ROW_S, measure, new_row, summarize};
 use crate::workload::{KPerMs, Sizes, WorkloadKind, reference_checksum};
 
 /// What one child measures.
@@ -171,12 +170,6 @@ pub fn measure_all_in_children(
             }
         }
     }
-    for row in &mut rows {
-        if row.status == Status::Ok {
-            row.summary = Summary::of(&row.times_s);
-        } else {
-            row.times_s.clear();
-        }
-    }
+    summarize(&mut rows);
     rows
 }

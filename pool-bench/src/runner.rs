@@ -143,14 +143,19 @@ pub fn measure_all(
             }
         }
     }
-    for row in &mut rows {
+    summarize(&mut rows);
+    rows
+}
+
+/// Gives each measured row its summary; a row that failed keeps no times.
+pub fn summarize(rows: &mut [Row]) {
+    for row in rows {
         if row.status == Status::Ok {
             row.summary = Summary::of(&row.times_s);
         } else {
             row.times_s.clear();
         }
     }
-    rows
 }
 
 /// Runs one contender alone: a checked warm-up, then `runs` checked, timed runs.
