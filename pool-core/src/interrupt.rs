@@ -28,8 +28,9 @@ extern "C" fn on_sigint(_: libc::c_int) {
     INTERRUPTED.store(true, Ordering::SeqCst);
 }
 
-/// Whether SIGINT has its default disposition (nix has no read-only `sigaction`).
-fn sigint_is_default() -> bool {
+/// Whether SIGINT has its default disposition (nix has no read-only `sigaction`): no handler is
+/// installed, the pool's (while a call runs) or the program's.
+pub fn sigint_is_default() -> bool {
     // SAFETY: `sigaction` is plain old data, for which all zeroes is a valid value.
     let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
     // SAFETY: a null new action makes `sigaction` only write the current one into `current`.

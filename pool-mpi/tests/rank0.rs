@@ -161,11 +161,7 @@ fn sleeps_long(x: u64) -> u64 {
 
 /// Whether this process has a SIGINT handler of its own (the pool's, while a call runs).
 fn sigint_is_handled() -> bool {
-    // SAFETY: `sigaction` is plain old data, for which all zeroes is a valid value.
-    let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
-    // SAFETY: a null new action makes `sigaction` only write the current one into `current`.
-    let r = unsafe { libc::sigaction(libc::SIGINT, std::ptr::null(), &mut current) };
-    r == 0 && current.sa_sigaction != libc::SIG_DFL
+    !pool_core::interrupt::sigint_is_default()
 }
 
 /// Ctrl-C on rank 0 (a real SIGINT to the process, as a terminal sends it) ends a map with
