@@ -270,6 +270,32 @@ impl serde::Serialize for Unserializable {
     }
 }
 
+/// `map_results(f, 0..8, chunk_size(chunk).keep_going(0))` on another thread, bounded: a call
+/// that has not ended within 30 s fails the test with `stuck`. Gives each result's number, and
+/// the pool back.
+fn eight_results_within<R, F>(
+    mut p: WorkerPool,
+    f: F,
+    number: fn(R) -> u32,
+    chunk: usize,
+    stuck: &str,
+) -> (Vec<Result<u32, PoolError>>, WorkerPool)
+where
+    R: pool_core::Payload,
+    // A fn item (not a pointer): Spawn and Forkserver workers must find it in their binary.
+    F: Fn(u32) -> R + Send + Sync + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::channel();
+    let call = std::thread::spawn(move || {
+        let opts = MapOptions::default().chunk_size(chunk).keep_going(0);
+        let out = p.map_results(f, 0..8u32, opts).unwrap();
+        let _ = tx.send(out.into_iter().map(|r| r.map(number)).collect::<Vec<_>>());
+        p
+    });
+    let out = rx.recv_timeout(Duration::from_secs(30)).expect(stuck);
+    (out, call.join().unwrap())
+}
+
 fn unserializable_at_5(x: u32) -> Unserializable {
     Unserializable(x)
 }
@@ -301,22 +327,8 @@ fn unserializable(m: StartMethod) {
         let f = e.failure().unwrap();
         assert_eq!((f.task, f.args.as_deref()), (Some(5), Some("5")), "{text}");
         // Under keep_going the refusing result fails in place; its chunk's others arrive.
-        let (tx, rx) = std::sync::mpsc::channel();
-        let p = std::thread::spawn(move || {
-            let opts = MapOptions::default().chunk_size(4).keep_going(0);
-            let out = p.map_results(unserializable_at_5, 0..8u32, opts);
-            let _ = tx.send(
-                out.unwrap()
-                    .into_iter()
-                    .map(|r| r.map(|v| v.0))
-                    .collect::<Vec<_>>(),
-            );
-            p
-        });
-        let out = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the call never ended");
-        let mut p = p.join().unwrap();
+        let (out, mut p) =
+            eight_results_within(p, unserializable_at_5, |v| v.0, 4, "the call never ended");
         for (i, r) in out.iter().enumerate() {
             match r {
                 Ok(v) => assert_eq!(*v as usize, i),
@@ -403,23 +415,13 @@ fn killed_while_sending(m: StartMethod) {
         let f = err.failure().unwrap_or_else(|| panic!("{err}"));
         assert_eq!((f.task, &f.cause), (Some(5), &Cause::WorkerDied), "{err}");
         assert!(err.to_string().contains("task #5 lost its worker"), "{err}");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let out = p.map_results(
-                large_result,
-                0..8u32,
-                MapOptions::default().chunk_size(1).keep_going(0),
-            );
-            let _ = tx.send(
-                out.unwrap()
-                    .into_iter()
-                    .map(|r| r.map(|v| v.0))
-                    .collect::<Vec<_>>(),
-            );
-        });
-        let out = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("keep_going ran the lost task again and again");
+        let (out, _p) = eight_results_within(
+            p,
+            large_result,
+            |v| v.0,
+            1,
+            "keep_going ran the lost task again and again",
+        );
         for (i, r) in out.iter().enumerate() {
             match r {
                 Ok(v) => assert_eq!(*v as usize, i),
