@@ -78,11 +78,7 @@ fn fault(m: StartMethod, task: impl Fn(u32) -> u32 + Copy + Send + Sync + 'stati
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let base = Baseline::take();
     let err = {
-        let mut p = WorkerPool::builder()
-            .n_jobs(2)
-            .start_method(m)
-            .build()
-            .unwrap();
+        let mut p = two_workers(m);
         let t0 = Instant::now();
         let err = p
             .map_with(task, 0..8u32, MapOptions::default().chunk_size(1))
@@ -231,11 +227,7 @@ fn timeout(m: StartMethod) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let base = Baseline::take();
     {
-        let mut p = WorkerPool::builder()
-            .n_jobs(2)
-            .start_method(m)
-            .build()
-            .unwrap();
+        let mut p = two_workers(m);
         let opts = MapOptions::default()
             .chunk_size(1)
             .task_timeout(Duration::from_millis(300))
@@ -270,6 +262,14 @@ impl serde::Serialize for Unserializable {
     }
 }
 
+/// A pool of two workers under `m`, with the defaults otherwise.
+fn two_workers(m: StartMethod) -> WorkerPool {
+    WorkerPool::builder()
+        .n_jobs(2)
+        .start_method(m)
+        .build()
+        .unwrap()
+}
 /// `map_results(f, 0..8, chunk_size(chunk).keep_going(0))` on another thread, bounded: a call
 /// that has not ended within 30 s fails the test with `stuck`. Gives each result's number, and
 /// the pool back.
@@ -306,11 +306,7 @@ fn unserializable(m: StartMethod) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let base = Baseline::take();
     {
-        let mut p = WorkerPool::builder()
-            .n_jobs(2)
-            .start_method(m)
-            .build()
-            .unwrap();
+        let mut p = two_workers(m);
         let e = p
             .map_with(
                 unserializable_at_5,
@@ -353,11 +349,7 @@ fn keep_going_after_death(m: StartMethod) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let base = Baseline::take();
     {
-        let mut p = WorkerPool::builder()
-            .n_jobs(2)
-            .start_method(m)
-            .build()
-            .unwrap();
+        let mut p = two_workers(m);
         let out = p
             .map_results(
                 aborts,
@@ -404,11 +396,7 @@ fn killed_while_sending(m: StartMethod) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let base = Baseline::take();
     {
-        let mut p = WorkerPool::builder()
-            .n_jobs(2)
-            .start_method(m)
-            .build()
-            .unwrap();
+        let mut p = two_workers(m);
         let err = p
             .map_with(large_result, 0..8u32, MapOptions::default().chunk_size(1))
             .unwrap_err();
@@ -558,11 +546,7 @@ fn retried_after_death(m: StartMethod) {
     {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().to_string_lossy().into_owned();
-        let mut p = WorkerPool::builder()
-            .n_jobs(2)
-            .start_method(m)
-            .build()
-            .unwrap();
+        let mut p = two_workers(m);
         let opts = || MapOptions::default().chunk_size(3).keep_going(1);
         let inputs: Vec<(u32, String)> = (0..12).map(|x| (x, path.clone())).collect();
         let out = p.map_results(aborts_once, inputs, opts()).unwrap();
