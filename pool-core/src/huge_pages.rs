@@ -10,7 +10,8 @@
 /// at hand, or transparent huge pages are off, nothing changes. `POOL_NO_THP=1` turns it off.
 pub fn advise(ptr: *mut u8, len: usize) {
     const HUGE: usize = 2 << 20;
-    if len < 2 * HUGE || std::env::var_os("POOL_NO_THP").is_some() {
+    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if len < 2 * HUGE || *OFF.get_or_init(|| std::env::var_os("POOL_NO_THP").is_some()) {
         return;
     }
     let start = (ptr as usize).next_multiple_of(HUGE);
