@@ -103,12 +103,23 @@ impl Rank0 {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let info = lock(&self.info).clone();
-            if let Some(why) = info.iter().find_map(|i| i.refused.clone()) {
-                return Err(why);
-            }
             let waiting: Vec<usize> = (1..self.size)
                 .filter(|&r| info[r].at.is_none() && !self.dead[r].load(Ordering::Relaxed))
                 .collect();
+            let refused: Vec<(usize, &String)> = (info.iter().enumerate())
+                .filter_map(|(rank, i)| Some((rank, i.refused.as_ref()?)))
+                .collect();
+            // Every rank's answer is in before one is named, so the error is the same
+            // whichever rank answered first: the lowest refused rank in full, then the others.
+            if let Some((_, first)) = refused.first()
+                && (waiting.is_empty() || Instant::now() > deadline)
+            {
+                let others: Vec<String> = refused[1..].iter().map(|(r, _)| r.to_string()).collect();
+                return Err(match others.len() {
+                    0 => first.to_string(),
+                    _ => format!("{first}; likewise MPI rank(s) {}", others.join(", ")),
+                });
+            }
             if waiting.is_empty() {
                 return Ok(());
             }

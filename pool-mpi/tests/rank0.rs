@@ -112,7 +112,8 @@ fn a_rank_running_another_binary_is_refused() {
         let text = err.to_string();
         for word in [
             "different executable",
-            "MPI rank 1",
+            "MPI rank 1 ",
+            "likewise MPI rank(s) 2",
             "host",
             "pid",
             "same build",
