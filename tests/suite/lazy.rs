@@ -81,7 +81,13 @@ fn dropping_imap_stops_the_call(m: StartMethod) {
             .unwrap();
         assert_eq!(it.next().unwrap().unwrap(), 0);
     }
-    assert!(pulled.load(Ordering::SeqCst) < 1000);
+    // Results may run ahead of the ordered output by `max_tasks_active × 64` (40 × 64 here)
+    // while the caller holds the first one: the call stops there, far from draining the input.
+    let pulled = pulled.load(Ordering::SeqCst);
+    assert!(
+        pulled <= 40 * 64 + 40,
+        "pulled {pulled} of 1,000,000 inputs"
+    );
     assert_eq!(p.map(|x: u8| x + 1, 0..2u8).unwrap(), vec![1, 2]);
 }
 
