@@ -16,9 +16,10 @@
 //! initializers and anything a `#[ctor]` does): keep the hook first. For finer control,
 //! [`is_worker`] and [`take_worker_boot`] give the boot info without running anything.
 //!
-//! The boot info is honoured only by a direct child of the parent that wrote it (the recorded
-//! parent pid must match `getppid()`), so programs the worker itself starts do not mistake
-//! themselves for workers even though they inherit the variable.
+//! The worker removes the variable from its environment as it reads it, so programs it starts
+//! never see it. A process that finds the variable with another parent than the recorded one
+//! is a worker whose parent died before it could arm its death signal: it exits (with
+//! [`EXIT_BAD_BOOT`]) rather than run the program's `main` as if it were the user's program.
 
 // The example must show `main`: where the hook goes is the point.
 #![allow(clippy::needless_doctest_main)]
@@ -55,6 +56,8 @@ pub(crate) struct BootWire {
     pub(crate) entry: Option<FnId>,
     pub(crate) parent: i32,
     pub(crate) exe: ExeId,
+    /// The worker ignores `SIGINT` ([`crate::child::ChildOptions::ignore_sigint`]).
+    pub(crate) ignore_sigint: bool,
 }
 
 impl BootWire {
@@ -81,6 +84,12 @@ pub enum BootError {
     /// The variable is set but does not decode.
     #[error("{ENV_BOOT} is set but malformed")]
     Malformed,
+    /// The parent that started this worker died before the worker armed its death signal.
+    #[error("the parent (pid {parent}) that started this worker is gone")]
+    ParentGone {
+        /// The parent's pid, as recorded in the boot info.
+        parent: i32,
+    },
     /// The worker runs another binary than the parent.
     #[error(transparent)]
     DifferentBinary(#[from] DifferentBinary),
@@ -182,11 +191,22 @@ pub fn is_worker() -> bool {
 /// on later calls. The exe identity is checked and the fds are validated and owned from here on.
 pub fn take_worker_boot() -> Option<Result<WorkerBoot, BootError>> {
     HOOK_CALLED.store(true, Ordering::Relaxed);
-    let wire = read_wire()?;
+    let s = std::env::var_os(ENV_BOOT)?;
     if TAKEN.swap(true, Ordering::SeqCst) {
         return None;
     }
-    Some(wire.ok_or(BootError::Malformed).and_then(boot_from_wire))
+    // SAFETY: the hook runs first in `main` (its documented place), before the program starts
+    // a thread that could read the environment at the same time.
+    unsafe { std::env::remove_var(ENV_BOOT) };
+    let Some(wire) = s.to_str().and_then(BootWire::decode) else {
+        return Some(Err(BootError::Malformed));
+    };
+    if !crate::child::setup_after_exec(wire.parent, wire.ignore_sigint) {
+        return Some(Err(BootError::ParentGone {
+            parent: wire.parent,
+        }));
+    }
+    Some(boot_from_wire(wire))
 }
 
 fn boot_from_wire(wire: BootWire) -> Result<WorkerBoot, BootError> {

@@ -8,6 +8,7 @@ mod common;
 use std::time::Duration;
 
 use pool_ipc::channel::Link;
+use pool_ipc::child::ChildOptions;
 use pool_ipc::entry::{self, EXIT_BAD_BOOT, WorkerBoot};
 use pool_ipc::fds::{open_fd_count, zombie_children};
 use pool_ipc::process::ExitReason;
@@ -130,4 +131,86 @@ fn a_spawned_worker_dies_with_its_parent() {
         .load(std::sync::atomic::Ordering::SeqCst) as i32;
     assert!(pid > 0);
     common::assert_dies_soon(pid, "worker");
+}
+
+/// Runs `sh -c 'echo "[$POOL_IPC_WORKER_BOOT]"'`: 0 if the shell saw no boot variable.
+fn starts_a_program(_boot: WorkerBoot) -> i32 {
+    let out = std::process::Command::new("sh")
+        .args(["-c", &format!("echo \"[${}]\"", entry::ENV_BOOT)])
+        .output()
+        .expect("sh runs");
+    i32::from(String::from_utf8_lossy(&out.stdout).trim() != "[]")
+}
+
+/// The boot variable is the worker's alone: a program the worker starts does not inherit it.
+#[test]
+fn programs_a_worker_starts_do_not_see_its_boot_info() {
+    entry::run_if_worker();
+    let _g = common::serial();
+    let mut w = SpawnCommand::new(starts_a_program)
+        .args(args("programs_a_worker_starts_do_not_see_its_boot_info"))
+        .spawn()
+        .unwrap();
+    assert_eq!(w.wait().unwrap(), ExitReason::Exited { code: 0 });
+}
+
+/// Printed by the test below when this binary ran as a plain test program.
+const RAN_AS_A_PROGRAM: &str = "RAN-AS-A-PROGRAM";
+
+/// A process started with boot info whose parent is not its own parent (its parent died
+/// before the worker could arm its death signal, and it was re-parented) exits: it must not
+/// run the program's `main` as if it were the user's program. Here `sh` stands in between.
+#[test]
+fn an_orphaned_worker_exits_instead_of_running_main() {
+    entry::run_if_worker();
+    if std::env::var_os("POOL_TEST_ORPHAN").is_some() {
+        println!("{RAN_AS_A_PROGRAM}");
+        return;
+    }
+    let _g = common::serial();
+    let exe = std::fs::read_link("/proc/self/exe").unwrap();
+    let mut w = SpawnCommand::new(never_runs)
+        .program("/bin/sh")
+        .env("POOL_TEST_ORPHAN", "1")
+        .args([
+            "-c".as_ref(),
+            "\"$0\" --exact an_orphaned_worker_exits_instead_of_running_main --nocapture; exit $?"
+                .as_ref(),
+            exe.as_os_str(),
+        ])
+        .spawn()
+        .unwrap();
+    let r = w.wait().unwrap();
+    assert_eq!(r.code(), Some(EXIT_BAD_BOOT), "{r}");
+}
+
+/// Sends itself SIGINT (as a terminal's Ctrl-C reaches the whole process group); 0 if it lives.
+fn interrupts_itself(_boot: WorkerBoot) -> i32 {
+    // SAFETY: raise with a valid signal number.
+    unsafe { libc::raise(libc::SIGINT) };
+    std::thread::sleep(Duration::from_millis(50));
+    0
+}
+
+/// A spawned worker ignores Ctrl-C by default (the parent ends the call in order); with
+/// `ignore_sigint: false` the signal takes its default course.
+#[test]
+fn a_spawned_worker_ignores_sigint_unless_told_otherwise() {
+    entry::run_if_worker();
+    let _g = common::serial();
+    let name = "a_spawned_worker_ignores_sigint_unless_told_otherwise";
+    let mut w = SpawnCommand::new(interrupts_itself)
+        .args(args(name))
+        .spawn()
+        .unwrap();
+    assert_eq!(w.wait().unwrap(), ExitReason::Exited { code: 0 });
+    let mut w = SpawnCommand::new(interrupts_itself)
+        .child_options(ChildOptions {
+            ignore_sigint: false,
+        })
+        .args(args(name))
+        .spawn()
+        .unwrap();
+    let r = w.wait().unwrap();
+    assert_eq!(r.signal_name(), Some("SIGINT"), "{r}");
 }
