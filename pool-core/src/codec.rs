@@ -35,6 +35,12 @@ impl Flavor for Bytes {
                 self.0.push(b);
             }
         } else {
+            if self.0.capacity() - self.0.len() < data.len() {
+                // A big value (a byte buffer of MiBs) outgrew the guess: its fresh pages are
+                // asked for as huge pages before the copy writes them.
+                self.0.reserve(data.len());
+                crate::huge_pages::advise(self.0.as_mut_ptr(), self.0.capacity());
+            }
             self.0.extend_from_slice(data);
         }
         Ok(())

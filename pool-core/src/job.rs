@@ -181,6 +181,12 @@ pub(crate) fn encode_inputs<T: Input, R: Payload>(
     }
 }
 
+/// Encodes a chunk of inputs for a worker in another process, leaving them in `inputs` (see
+/// [`crate::input_wire::encode_kept`]).
+pub(crate) fn encode_inputs_kept<T: Input>(inputs: &mut ChunkInputs<T>) -> Result<Vec<u8>, String> {
+    crate::input_wire::encode_kept(inputs)
+}
+
 /// Decodes a chunk's results.
 pub(crate) fn decode_output<R: Payload>(data: Data) -> Result<ChunkOutput<R>, String> {
     match data {
