@@ -314,6 +314,12 @@ impl Channel {
         self.rx.recv_bytes(out)
     }
 
+    /// Receives raw bytes, lent in place when they came through the bulk arena (see
+    /// [`MsgReceiver::recv_data`]).
+    pub fn recv_data(&mut self) -> Result<Data, ChannelError> {
+        self.rx.recv_data()
+    }
+
     /// Receives the next frame whatever its kind (see [`MsgReceiver::recv_frame`]).
     pub fn recv_frame(&mut self, timeout: Option<Duration>) -> Result<(u8, &[u8]), ChannelError> {
         self.rx.recv_frame(timeout)
