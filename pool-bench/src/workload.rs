@@ -217,7 +217,9 @@ impl WorkloadKind {
             Self::EchoTrips => {
                 "steady pool, chunk_size(1), 1 MiB in and the same 1 MiB out (|v| v): transport"
             }
-            Self::BigEcho => "steady pool, chunk_size(1), each big buffer in and out (|v| v): transport",
+            Self::BigEcho => {
+                "steady pool, chunk_size(1), each big buffer in and out (|v| v): transport"
+            }
         }
     }
 

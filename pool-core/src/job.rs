@@ -312,17 +312,19 @@ where
                     );
                 }
             },
-            encoded => match crate::input_wire::decode::<T>(encoded.encoded().unwrap_or_default()) {
-                Ok(inputs) => (inputs, None, encoded),
-                Err(e) => {
-                    return encode_error::<R>(
-                        ctx.worker_id,
-                        first,
-                        &format!("cannot decode the inputs: {e}"),
-                        bytes,
-                    );
+            encoded => {
+                match crate::input_wire::decode::<T>(encoded.encoded().unwrap_or_default()) {
+                    Ok(inputs) => (inputs, None, encoded),
+                    Err(e) => {
+                        return encode_error::<R>(
+                            ctx.worker_id,
+                            first,
+                            &format!("cannot decode the inputs: {e}"),
+                            bytes,
+                        );
+                    }
                 }
-            },
+            }
         };
         if let Some(r) = env.recorder.as_deref_mut() {
             r.timings.data_transfer += t0.elapsed();

@@ -1,5 +1,5 @@
 //! A bulk arena: big payloads written once into shared memory, named in the ring by a small
-//! descriptor, copied out once by the peer.
+//! descriptor, then copied out once or decoded in place by the peer.
 //!
 //! Why: a frame larger than the ring streams through it in chunks, each one waiting for the
 //! peer to drain the last (a wake-up per chunk, and on two cores a context switch each), and a
@@ -32,12 +32,16 @@
 //!    order; `released` only moves past a payload once it and every payload before it ended
 //!    (a small queue of ends in stream order), so the producer never overwrites a lent one.
 //! 4. **A corrupting peer** cannot make this process touch memory outside the arena: a consumer
-//!    checks every descriptor's bounds (step 3, [`ArenaError::OutOfBounds`]) and copies through
-//!    the region's bounds-checked [`SharedRegion::read_raw`]; a producer computes every offset
+//!    checks every descriptor's bounds (step 3, [`ArenaError::OutOfBounds`]) and reads through
+//!    the region's bounds-checked [`SharedRegion::bytes`]; a producer computes every offset
 //!    itself, masked into the arena, and reads a nonsensical `released` as "no room" (step 1).
 //!    At worst a corrupt peer garbles its own payloads, which the decoder then refuses.
+//!    A corrupt peer that writes a lent payload while it is decoded garbles only the values
+//!    decoded from it: the decoder checks every length against the lent slice, which is fixed.
 //! 5. **Death** of either side needs nothing here: the arena lives and dies with the link's
-//!    memory; a payload the consumer never took is simply overwritten by the next life's link.
+//!    memory (a [`Lease`] keeps it mapped until dropped, after the worker died and the link
+//!    was dropped); a payload the consumer never took is simply overwritten by the next
+//!    life's link.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -11,8 +11,9 @@
 //! direction (see [`crate::bulk`]: sparse, so they cost memory only once used). Each frame carries
 //! a kind (message, bytes, or a bulk descriptor), so reading a message where bytes were sent is a
 //! clear [`ChannelError::UnexpectedKind`], not garbage. Bytes of at least [`BULK_MIN`] go through
-//! the arena when it has room (one copy in, one out, the ring carries 24 bytes); otherwise, and
-//! always when smaller, through the ring.
+//! the arena when it has room (one copy in, one out, the ring carries 24 bytes; none out with
+//! [`MsgReceiver::recv_data`], which lends them in place); otherwise, and always when smaller,
+//! through the ring.
 //!
 //! Endpoints close their rings on drop; create them *after* forking (each process makes its own
 //! end from the shared [`Link`]), so that the parent's copy of an end is never dropped in the child.

@@ -297,7 +297,10 @@ fn lent_payloads_are_read_in_place_and_outlive_their_worker() {
         let (_tx, mut rx) = link.parent_end(WaitPolicy::default()).split();
         let mut got: Vec<pool_core::Data> = (0..4).map(|_| rx.recv_data().unwrap()).collect();
         let small = got.pop().unwrap();
-        assert!(matches!(&small, pool_core::Data::Bytes(b) if b == &[9; 100]), "{small:?}");
+        assert!(
+            matches!(&small, pool_core::Data::Bytes(b) if b == &[9; 100]),
+            "{small:?}"
+        );
         // Dropped out of order: the middle one first.
         let middle = got.remove(1);
         drop(middle);
@@ -307,10 +310,7 @@ fn lent_payloads_are_read_in_place_and_outlive_their_worker() {
             assert_eq!(bytes.len(), big + k);
             assert!(bytes.iter().enumerate().all(|(i, b)| *b == pattern(k, i)));
         }
-        assert!(matches!(
-            rx.recv_data(),
-            Err(ChannelError::Disconnected)
-        ));
+        assert!(matches!(rx.recv_data(), Err(ChannelError::Disconnected)));
         drop(link);
         drop(rx);
         // The leases alone keep the memory mapped and readable.
