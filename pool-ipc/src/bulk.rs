@@ -199,23 +199,32 @@ pub struct ArenaReader {
     releases: Arc<Mutex<Releases>>,
 }
 
-/// Payloads taken or lent and not yet handed back, in stream order: `(end, done)`.
+/// Payloads taken or lent and not yet handed back, in stream order: `(end, done)`; the
+/// first is lease number `first` (leases are numbered as they are made, so a peer that
+/// announces the same `end` twice cannot make one lease release another's payload).
 #[derive(Debug, Default)]
 struct Releases {
+    first: u64,
     pending: VecDeque<(u64, bool)>,
 }
 
 impl Releases {
-    /// Marks the payload ending at `end` done; returns the stream position every payload up to
-    /// which is done, when it moved.
-    fn finish(&mut self, end: u64) -> Option<u64> {
-        if let Some(slot) = self.pending.iter_mut().find(|(e, done)| *e == end && !done) {
-            slot.1 = true;
-        }
+    /// Records a new lease of the payload ending at `end`; returns its number.
+    fn open(&mut self, end: u64) -> u64 {
+        self.pending.push_back((end, false));
+        self.first + self.pending.len() as u64 - 1
+    }
+
+    /// Marks lease `number` done; returns the stream position up to which every payload is
+    /// done, when it moved.
+    fn finish(&mut self, number: u64) -> Option<u64> {
+        let at = usize::try_from(number - self.first).expect("a lease of this reader");
+        self.pending[at].1 = true;
         let mut moved = None;
-        while let Some(&(e, true)) = self.pending.front() {
-            moved = Some(e);
+        while let Some(&(end, true)) = self.pending.front() {
+            moved = Some(end);
             self.pending.pop_front();
+            self.first += 1;
         }
         moved
     }
@@ -247,14 +256,14 @@ impl ArenaReader {
                 cap: self.cap,
             });
         }
-        lock(&self.releases).pending.push_back((d.end, false));
+        let number = lock(&self.releases).open(d.end);
         Ok(Lease {
             region: Arc::clone(&self.region),
             releases: Arc::clone(&self.releases),
             released_at: self.base,
             offset: self.base + ARENA_HEADER + d.offset as usize,
             len: d.len as usize,
-            end: d.end,
+            number,
         })
     }
 
@@ -287,7 +296,8 @@ pub struct Lease {
     released_at: usize,
     offset: usize,
     len: usize,
-    end: u64,
+    /// Its number in [`Releases`].
+    number: u64,
 }
 
 impl Lease {
@@ -309,7 +319,7 @@ impl pool_core::LentBytes for Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        let moved = lock(&self.releases).finish(self.end);
+        let moved = lock(&self.releases).finish(self.number);
         if let Some(end) = moved {
             released(&self.region, self.released_at).store(end, Ordering::Release);
         }
@@ -413,6 +423,18 @@ mod tests {
             }),
             Err(ArenaError::OutOfBounds { .. })
         ));
+    }
+
+    #[test]
+    fn a_repeated_end_cannot_release_another_lease() {
+        let (mut w, r) = arena(1024);
+        let d = w.place(&[1; 400]).unwrap();
+        let first = r.lend(d).unwrap();
+        let forged = r.lend(d).unwrap();
+        drop(forged);
+        assert_eq!(released(&r.region, 64).load(Ordering::Acquire), 0);
+        drop(first);
+        assert_eq!(released(&r.region, 64).load(Ordering::Acquire), 400);
     }
 
     #[test]
