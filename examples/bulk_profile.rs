@@ -1,9 +1,10 @@
 //! Profiling aid for big payloads (issue #17, the harness rows `round-trips` and `big-results`):
 //! `big` maps 8 tasks that each return 64 MiB of bytes; `rt` maps 256 tasks of 1 MiB in, 1 MiB
-//! out; chunk size 1, 2 workers. Reports the best and median wall time as GB/s, and the CPU time
+//! out; `echo` and `bigecho` return their input as it came (`|v| v`; 256 × 1 MiB and 8 × 64 MiB):
+//! the transport alone, as the harness rows `echo-trips` and `big-echo`; chunk size 1, 2 workers. Reports the best and median wall time as GB/s, and the CPU time
 //! and page faults of the parent and of the workers per iteration (meaningful on a busy machine).
 //!
-//! `cargo run --release --example bulk_profile -- [big|rt] [fork|spawn|forkserver|threading] [iterations]`
+//! `cargo run --release --example bulk_profile -- [big|rt|echo|bigecho] [fork|spawn|forkserver|threading] [iterations]`
 use std::time::{Duration, Instant};
 
 use pool::{StartMethod, WorkerPool};
@@ -26,10 +27,13 @@ fn usage(who: libc::c_int) -> (f64, f64) {
 fn main() {
     const MIB: usize = 1 << 20;
     let mut args = std::env::args().skip(1);
-    let big = match args.next().as_deref() {
-        None | Some("big") => true,
-        Some("rt") => false,
-        Some(w) => panic!("unknown workload {w}: big or rt"),
+    let workload = args.next().unwrap_or_else(|| "big".into());
+    let (big, echo_size) = match workload.as_str() {
+        "big" => (true, 0),
+        "rt" => (false, 0),
+        "echo" => (false, MIB),
+        "bigecho" => (false, 64 * MIB),
+        w => panic!("unknown workload {w}: big, rt, echo or bigecho"),
     };
     let method = match args.next().as_deref() {
         None | Some("fork") => StartMethod::Fork,
@@ -45,7 +49,10 @@ fn main() {
         .keep_alive(true)
         .build()
         .unwrap();
-    let inputs: Vec<Vec<u8>> = (0..256).map(|i| vec![i as u8; MIB]).collect();
+    let inputs: Vec<Vec<u8>> = match echo_size {
+        0 => (0..256).map(|i| vec![i as u8; MIB]).collect(),
+        n => (0..(256 * MIB / n)).map(|i| vec![i as u8; n]).collect(),
+    };
     let mut times = Vec::new();
     let (mut parent, mut faults) = (0.0, 0.0);
     let opts = || pool::MapOptions::default().chunk_size(1);
@@ -63,6 +70,14 @@ fn main() {
                     .all(|(i, v)| v.len() == 64 * MIB && v[MIB] == i as u8)
             );
             out.len() * 64 * MIB
+        } else if echo_size > 0 {
+            let out = p.map_with(|v: Vec<u8>| v, batch, opts()).unwrap();
+            assert!(
+                out.iter()
+                    .enumerate()
+                    .all(|(i, v)| v.len() == echo_size && v[7] == i as u8)
+            );
+            2 * out.len() * echo_size
         } else {
             let out = p
                 .map_with(
@@ -92,7 +107,7 @@ fn main() {
     let n = iters as f64;
     println!(
         "{} {}: best {:.2} GB/s, median {:.2} GB/s; per iteration: parent cpu {:.1} ms, {:.0} faults; workers cpu {:.1} ms, {:.0} faults",
-        if big { "big" } else { "rt" },
+        workload,
         method.name(),
         gbs(times[0]),
         gbs(times[times.len() / 2]),

@@ -30,13 +30,18 @@ impl Prepared {
     /// Builds the inputs of `kind` for the Rust calibration `k_per_ms`.
     pub fn new(kind: WorkloadKind, sizes: &Sizes, k_per_ms: KPerMs) -> Self {
         let u64_inputs = u64_inputs(kind, sizes, k_per_ms);
-        let payloads = if matches!(kind, WorkloadKind::Payload | WorkloadKind::RoundTrips) {
-            u64_inputs
+        let payloads = match kind {
+            WorkloadKind::Payload | WorkloadKind::RoundTrips | WorkloadKind::EchoTrips => {
+                u64_inputs
+                    .iter()
+                    .map(|&i| kernels::payload_input(i))
+                    .collect()
+            }
+            WorkloadKind::BigEcho => u64_inputs
                 .iter()
-                .map(|&i| kernels::payload_input(i))
-                .collect()
-        } else {
-            Vec::new()
+                .map(|&i| kernels::big_result(i, sizes.big_result_bytes))
+                .collect(),
+            _ => Vec::new(),
         };
         let task = match kind {
             WorkloadKind::Cpu1ms => U64Task::Spin {
@@ -68,7 +73,9 @@ impl Prepared {
         // Owned inputs are cloned before the clock starts: moving them in is what is timed.
         let (owned, owned_payloads) = match self.kind {
             WorkloadKind::SteadyOwned => (self.u64_inputs.clone(), Vec::new()),
-            WorkloadKind::RoundTrips => (Vec::new(), self.payloads.clone()),
+            WorkloadKind::RoundTrips | WorkloadKind::EchoTrips | WorkloadKind::BigEcho => {
+                (Vec::new(), self.payloads.clone())
+            }
             _ => (Vec::new(), Vec::new()),
         };
         let start = Instant::now();
@@ -87,6 +94,16 @@ impl Prepared {
                 let outs = contender.round_trips(owned_payloads)?;
                 let elapsed = start.elapsed().as_secs_f64();
                 Ok((elapsed, kernels::payload_checksum(&outs)))
+            }
+            WorkloadKind::EchoTrips => {
+                let outs = contender.echo(owned_payloads)?;
+                let elapsed = start.elapsed().as_secs_f64();
+                Ok((elapsed, kernels::payload_checksum(&outs)))
+            }
+            WorkloadKind::BigEcho => {
+                let outs = contender.echo(owned_payloads)?;
+                let elapsed = start.elapsed().as_secs_f64();
+                Ok((elapsed, kernels::words_checksum(&outs)))
             }
             WorkloadKind::BigResults => {
                 let outs = contender.big_results(s.big_results, s.big_result_bytes)?;

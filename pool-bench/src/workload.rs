@@ -57,11 +57,15 @@ pub enum WorkloadKind {
     RoundTrips,
     /// A keep-alive pool: a few tasks that each return one big result.
     BigResults,
+    /// `round-trips` with a task that returns its input (`|v| v`): the transport alone.
+    EchoTrips,
+    /// `big-results`' sizes, each buffer moved in and returned (`|v| v`): the transport alone.
+    BigEcho,
 }
 
 impl WorkloadKind {
     /// All workloads, in report order.
-    pub const ALL: [WorkloadKind; 22] = [
+    pub const ALL: [WorkloadKind; 24] = [
         Self::Trivial,
         Self::Cpu1ms,
         Self::Skewed,
@@ -84,6 +88,8 @@ impl WorkloadKind {
         Self::PerTask,
         Self::RoundTrips,
         Self::BigResults,
+        Self::EchoTrips,
+        Self::BigEcho,
     ];
 
     /// Whether `bench/peers.py` runs this workload (issue #5's seven); the others are Rust only.
@@ -134,10 +140,13 @@ impl WorkloadKind {
     pub fn per_run(self, sizes: &Sizes) -> Option<PerRun> {
         match self {
             Self::PerTask => Some(PerRun::Tasks(sizes.per_task_n)),
-            Self::RoundTrips => Some(PerRun::Bytes(
+            Self::RoundTrips | Self::EchoTrips => Some(PerRun::Bytes(
                 2 * sizes.round_trips * kernels::PAYLOAD_BYTES as u64,
             )),
             Self::BigResults => Some(PerRun::Bytes(sizes.big_results * sizes.big_result_bytes)),
+            Self::BigEcho => Some(PerRun::Bytes(
+                2 * sizes.big_results * sizes.big_result_bytes,
+            )),
             _ => None,
         }
     }
@@ -167,6 +176,8 @@ impl WorkloadKind {
             Self::PerTask => "per-task",
             Self::RoundTrips => "round-trips",
             Self::BigResults => "big-results",
+            Self::EchoTrips => "echo-trips",
+            Self::BigEcho => "big-echo",
         }
     }
 
@@ -203,6 +214,12 @@ impl WorkloadKind {
             Self::PerTask => "one worker, chunk_size(1), x*x: the cost of one task's round trip",
             Self::RoundTrips => "steady pool, chunk_size(1), 1 MiB in and 1 MiB out per task",
             Self::BigResults => "steady pool, a few tasks each returning one big byte buffer",
+            Self::EchoTrips => {
+                "steady pool, chunk_size(1), 1 MiB in and the same 1 MiB out (|v| v): transport"
+            }
+            Self::BigEcho => {
+                "steady pool, chunk_size(1), each big buffer in and out (|v| v): transport"
+            }
         }
     }
 
@@ -381,7 +398,8 @@ pub fn u64_inputs(kind: WorkloadKind, sizes: &Sizes, k_per_ms: KPerMs) -> Vec<u6
         WorkloadKind::Payload => (0..sizes.payload_tasks).collect(),
         WorkloadKind::Startup => vec![7],
         WorkloadKind::SteadySlice | WorkloadKind::SteadyOwned => (0..sizes.trivial_n).collect(),
-        WorkloadKind::RoundTrips => (0..sizes.round_trips).collect(),
+        WorkloadKind::RoundTrips | WorkloadKind::EchoTrips => (0..sizes.round_trips).collect(),
+        WorkloadKind::BigEcho => (0..sizes.big_results).collect(),
         // Made by the contender (a range, or a task index): nothing to prepare.
         WorkloadKind::SteadyRange
         | WorkloadKind::FreshRange
@@ -400,7 +418,7 @@ pub fn reference_checksum(kind: WorkloadKind, sizes: &Sizes, k_per_ms: KPerMs) -
         | WorkloadKind::SteadyOwned
         | WorkloadKind::FreshRange => squares(sizes.trivial_n),
         WorkloadKind::PerTask => squares(sizes.per_task_n),
-        WorkloadKind::BigResults => kernels::words_checksum(
+        WorkloadKind::BigResults | WorkloadKind::BigEcho => kernels::words_checksum(
             &(0..sizes.big_results)
                 .map(|i| kernels::big_result(i, sizes.big_result_bytes))
                 .collect::<Vec<_>>(),
@@ -450,6 +468,12 @@ pub fn reference_checksum(kind: WorkloadKind, sizes: &Sizes, k_per_ms: KPerMs) -
                 .collect();
             kernels::checksum_u64(&out)
         }
+        WorkloadKind::EchoTrips => kernels::payload_checksum(
+            &inputs
+                .iter()
+                .map(|&i| kernels::payload_input(i))
+                .collect::<Vec<_>>(),
+        ),
         WorkloadKind::Payload | WorkloadKind::RoundTrips => {
             let outs: Vec<Vec<u8>> = inputs
                 .iter()

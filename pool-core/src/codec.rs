@@ -24,6 +24,9 @@ use serde::{Deserialize, Serialize, Serializer};
 /// A vector that takes short writes without a `memcpy` call.
 struct Bytes(Vec<u8>);
 
+/// Room left after a long write that outgrew the buffer, for the fields that follow it.
+const TRAILER_SLACK: usize = 4096;
+
 impl Flavor for Bytes {
     type Output = Vec<u8>;
 
@@ -35,6 +38,14 @@ impl Flavor for Bytes {
                 self.0.push(b);
             }
         } else {
+            if self.0.capacity() - self.0.len() < data.len() {
+                // A big value (a byte buffer of MiBs) outgrew the guess: its fresh pages are
+                // asked for as huge pages before the copy writes them, with room for the few
+                // bytes that usually follow (else their push doubles the buffer: a copy of it
+                // all into fresh pages).
+                self.0.reserve(data.len().saturating_add(TRAILER_SLACK));
+                crate::huge_pages::advise(self.0.as_mut_ptr(), self.0.capacity());
+            }
             self.0.extend_from_slice(data);
         }
         Ok(())

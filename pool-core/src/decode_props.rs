@@ -115,6 +115,15 @@ fn chunk_output<R: Serialize + 'static>(
     postcard::to_stdvec(&out).unwrap()
 }
 
+/// Bytes lent as a back end's bulk arena lends them.
+struct Held(Vec<u8>);
+
+impl crate::job::LentBytes for Held {
+    fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// What [`decode_outputs`] got: the plain decode, and the in-place one with its written values.
 type Decoded<R> = (Option<ChunkOutput<R>>, Option<(ChunkOutput<R>, Vec<R>)>);
 
@@ -125,6 +134,12 @@ fn decode_outputs<R: crate::Payload + Clone + PartialEq + std::fmt::Debug>(
     room: usize,
 ) -> Decoded<R> {
     let plain = decode_output::<R>(Data::Bytes(bytes.clone())).ok();
+    // Lent bytes (read in place in a bulk arena) decode exactly as owned ones.
+    let lent = decode_output::<R>(Data::Lent(Box::new(Held(bytes.clone())))).ok();
+    assert_eq!(
+        plain.as_ref().map(|o| &o.values),
+        lent.as_ref().map(|o| &o.values)
+    );
     let slab = Slab::<R>::new(room);
     let mut w = slab.writer(0, room);
     let into = decode_output_into::<R>(Data::Bytes(bytes), &mut w).ok();

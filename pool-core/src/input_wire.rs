@@ -44,23 +44,30 @@ fn range<T>(first: i128, count: u64) -> Outgoing<'static, T> {
 }
 
 /// Encodes a chunk's inputs for a worker in another process.
-pub(crate) fn encode<T: Input>(inputs: ChunkInputs<T>) -> Result<Vec<u8>, String> {
-    if let ChunkInputs::Reader(r) = &inputs
-        && let Some((first, count)) = r.as_range()
+pub(crate) fn encode<T: Input>(mut inputs: ChunkInputs<T>) -> Result<Vec<u8>, String> {
+    encode_kept(&mut inputs)
+}
+
+/// Encodes a chunk's inputs and leaves them in `inputs`, for the caller to keep (for a retry or
+/// an error report) without a copy: ranges and vectors are encoded where they lie; inputs read
+/// from an iterator are collected into a vector first.
+pub(crate) fn encode_kept<T: Input>(inputs: &mut ChunkInputs<T>) -> Result<Vec<u8>, String> {
+    if let ChunkInputs::Reader(r) = &*inputs
+        && r.as_range().is_none()
+        && r.in_memory().is_none()
     {
-        let count = count as u64;
-        return codec::encode(&range::<T>(first, count), 32);
+        let read = std::mem::replace(inputs, ChunkInputs::Vec(Vec::new()));
+        *inputs = ChunkInputs::Vec(read.into_vec());
     }
-    if let ChunkInputs::Reader(r) = &inputs
-        && let Some(items) = r.in_memory()
-    {
-        // Encoded where they lie; they are dropped with the reader (they travel as copies).
-        let guess = codec::size_guess::<T>(items.len()).saturating_add(1);
-        return codec::encode(&Outgoing::Items(Seq(items)), guess);
-    }
-    let items = inputs.into_vec();
+    let items = match &*inputs {
+        ChunkInputs::Reader(r) => match r.as_range() {
+            Some((first, count)) => return codec::encode(&range::<T>(first, count as u64), 32),
+            None => r.in_memory().unwrap_or_default(),
+        },
+        ChunkInputs::Vec(v) => v.as_slice(),
+    };
     let guess = codec::size_guess::<T>(items.len()).saturating_add(1);
-    codec::encode(&Outgoing::Items(Seq(&items)), guess)
+    codec::encode(&Outgoing::Items(Seq(items)), guess)
 }
 
 /// Decodes what [`encode`] wrote: the inputs in hand, or the reader of a range.

@@ -40,6 +40,27 @@ pub enum Data {
     Local(Box<dyn Any + Send>),
     /// Serialized bytes for a worker in another process.
     Bytes(Vec<u8>),
+    /// Serialized bytes a back end lends from memory it shares with the worker: decoded where
+    /// they lie (one copy, into the values' place), handed back when dropped.
+    Lent(Box<dyn LentBytes>),
+}
+
+/// Bytes lent by a back end (e.g. pool-ipc's bulk arena), read in place; dropping the lender
+/// hands them back. Implementors guarantee the bytes stay put and in bounds while it lives.
+pub trait LentBytes: Send {
+    /// The lent bytes.
+    fn bytes(&self) -> &[u8];
+}
+
+impl Data {
+    /// The serialized bytes, owned or lent; `None` for a local value.
+    pub fn encoded(&self) -> Option<&[u8]> {
+        match self {
+            Data::Local(_) => None,
+            Data::Bytes(b) => Some(b),
+            Data::Lent(l) => Some(l.bytes()),
+        }
+    }
 }
 
 impl Debug for Data {
@@ -47,6 +68,7 @@ impl Debug for Data {
         match self {
             Data::Local(_) => f.write_str("Data::Local(..)"),
             Data::Bytes(b) => write!(f, "Data::Bytes({} bytes)", b.len()),
+            Data::Lent(l) => write!(f, "Data::Lent({} bytes)", l.bytes().len()),
         }
     }
 }
@@ -181,6 +203,12 @@ pub(crate) fn encode_inputs<T: Input, R: Payload>(
     }
 }
 
+/// Encodes a chunk of inputs for a worker in another process, leaving them in `inputs` (see
+/// [`crate::input_wire::encode_kept`]).
+pub(crate) fn encode_inputs_kept<T: Input>(inputs: &mut ChunkInputs<T>) -> Result<Vec<u8>, String> {
+    crate::input_wire::encode_kept(inputs)
+}
+
 /// Decodes a chunk's results.
 pub(crate) fn decode_output<R: Payload>(data: Data) -> Result<ChunkOutput<R>, String> {
     match data {
@@ -193,6 +221,7 @@ pub(crate) fn decode_output<R: Payload>(data: Data) -> Result<ChunkOutput<R>, St
             codec::recycle_buffer(b);
             out
         }
+        Data::Lent(l) => postcard::from_bytes(l.bytes()).map_err(|e| e.to_string()),
     }
 }
 
@@ -202,13 +231,15 @@ pub(crate) fn decode_output_into<R: Payload>(
     data: Data,
     dest: &mut SlabWriter<R>,
 ) -> Result<ChunkOutput<R>, String> {
-    let Data::Bytes(b) = data else {
+    let Some(bytes) = data.encoded() else {
         return decode_output(data);
     };
-    let mut d = postcard::Deserializer::from_bytes(&b);
+    let mut d = postcard::Deserializer::from_bytes(bytes);
     let out = serde::de::DeserializeSeed::deserialize(OutputInto(dest), &mut d)
         .map_err(|e| e.to_string());
-    codec::recycle_buffer(b);
+    if let Data::Bytes(b) = data {
+        codec::recycle_buffer(b);
+    }
     out
 }
 
@@ -267,7 +298,7 @@ where
         input: Data,
         env: &mut TaskEnv<'_>,
     ) -> Data {
-        let bytes = matches!(input, Data::Bytes(_));
+        let bytes = input.encoded().is_some();
         let t0 = Instant::now();
         let (inputs, dest, input): (ChunkInputs<T>, Option<SlabWriter<R>>, Data) = match input {
             Data::Local(b) => match b.downcast::<LocalChunk<T, R>>() {
@@ -281,26 +312,28 @@ where
                     );
                 }
             },
-            Data::Bytes(b) => match crate::input_wire::decode::<T>(&b) {
-                Ok(inputs) => (inputs, None, Data::Bytes(b)),
-                Err(e) => {
-                    return encode_error::<R>(
-                        ctx.worker_id,
-                        first,
-                        &format!("cannot decode the inputs: {e}"),
-                        bytes,
-                    );
+            encoded => {
+                match crate::input_wire::decode::<T>(encoded.encoded().unwrap_or_default()) {
+                    Ok(inputs) => (inputs, None, encoded),
+                    Err(e) => {
+                        return encode_error::<R>(
+                            ctx.worker_id,
+                            first,
+                            &format!("cannot decode the inputs: {e}"),
+                            bytes,
+                        );
+                    }
                 }
-            },
+            }
         };
         if let Some(r) = env.recorder.as_deref_mut() {
             r.timings.data_transfer += t0.elapsed();
         }
         // Arguments for error reports, retries and insights: in-process inputs are cloned while
         // their task runs; serialized ones are decoded again from their bytes when needed.
-        let source = match &input {
-            Data::Bytes(b) => ArgSource::Encoded(b),
-            Data::Local(_) => ArgSource::Cloned,
+        let source = match input.encoded() {
+            Some(b) => ArgSource::Encoded(b),
+            None => ArgSource::Cloned,
         };
         let inputs = TaskInputs::new(inputs);
         let out = match dest {

@@ -83,7 +83,8 @@ pub mod backend {
     pub use crate::counters::{CounterBlock, CounterRef, WorkerCounters, monotonic_ns};
     pub use crate::hook::{ExitFn, Hook, InitFn, StateFn};
     pub use crate::job::{
-        ChunkOutput, Data, ErasedJob, Input, JobRebuilder, Payload, RunSettings, TaskEnv, Wire,
+        ChunkOutput, Data, ErasedJob, Input, JobRebuilder, LentBytes, Payload, RunSettings,
+        TaskEnv, Wire,
     };
     pub use crate::seam::*;
     pub use crate::threads::ThreadBackend;
@@ -112,7 +113,8 @@ pub use worker_trace::WorkerBacktrace;
 #[doc(hidden)]
 pub use backend::{
     Backend, ChunkOutput, Command, CounterBlock, CounterRef, Data, ErasedJob, Event, ExitFn,
-    ExitReason, Hook, IN_HOOK, InitFn, Input, JobRebuilder, Payload, RunSettings, StateFn, TaskEnv,
-    ThreadBackend, Wire, WorkerCounters, WorkerLink, WorkerSetup, current_affinity,
-    keep_big_buffers, monotonic_ns, pin_current_thread, recycle_buffer, run_worker, take_buffer,
+    ExitReason, Hook, IN_HOOK, InitFn, Input, JobRebuilder, LentBytes, Payload, RunSettings,
+    StateFn, TaskEnv, ThreadBackend, Wire, WorkerCounters, WorkerLink, WorkerSetup,
+    current_affinity, keep_big_buffers, monotonic_ns, pin_current_thread, recycle_buffer,
+    run_worker, take_buffer,
 };

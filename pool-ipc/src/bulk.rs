@@ -1,5 +1,5 @@
 //! A bulk arena: big payloads written once into shared memory, named in the ring by a small
-//! descriptor, copied out once by the peer.
+//! descriptor, then copied out once or decoded in place by the peer.
 //!
 //! Why: a frame larger than the ring streams through it in chunks, each one waiting for the
 //! peer to drain the last (a wake-up per chunk, and on two cores a context switch each), and a
@@ -24,18 +24,28 @@
 //! 2. **Announce** (producer): a ring frame of kind [`crate::channel::KIND_BULK`] carrying the
 //!    [`Descriptor`] `(offset, len, end)`; the ring's Release store of its tail orders the
 //!    payload's bytes before it.
-//! 3. **Take** (consumer): after the ring's Acquire load, check `offset + len <= cap`, copy the
-//!    bytes out, then store `released = end` (Release): the producer may overwrite them now.
+//! 3. **Take** (consumer): after the ring's Acquire load, check `offset + len <= cap`, then
+//!    either copy the bytes out ([`ArenaReader::take`]) or lend them in place to a decoder
+//!    ([`ArenaReader::lend`], a [`Lease`]: the parent decodes results straight from the arena
+//!    into their final place, one copy). When the copy is done or the lease dropped, store
+//!    `released = end` (Release): the producer may overwrite them now. Leases may end in any
+//!    order; `released` only moves past a payload once it and every payload before it ended
+//!    (a small queue of ends in stream order), so the producer never overwrites a lent one.
 //! 4. **A corrupting peer** cannot make this process touch memory outside the arena: a consumer
-//!    checks every descriptor's bounds (step 3, [`ArenaError::OutOfBounds`]) and copies through
-//!    the region's bounds-checked [`SharedRegion::read_raw`]; a producer computes every offset
+//!    checks every descriptor's bounds (step 3, [`ArenaError::OutOfBounds`]) and reads through
+//!    the region's bounds-checked [`SharedRegion::bytes`]; a producer computes every offset
 //!    itself, masked into the arena, and reads a nonsensical `released` as "no room" (step 1).
 //!    At worst a corrupt peer garbles its own payloads, which the decoder then refuses.
+//!    A corrupt peer that writes a lent payload while it is decoded garbles only the values
+//!    decoded from it: the decoder checks every length against the lent slice, which is fixed.
 //! 5. **Death** of either side needs nothing here: the arena lives and dies with the link's
-//!    memory; a payload the consumer never took is simply overwritten by the next life's link.
+//!    memory (a [`Lease`] keeps it mapped until dropped, after the worker died and the link
+//!    was dropped); a payload the consumer never took is simply overwritten by the next
+//!    life's link.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::shm::SharedRegion;
 
@@ -186,17 +196,55 @@ pub struct ArenaReader {
     region: Arc<SharedRegion>,
     base: usize,
     cap: usize,
+    releases: Arc<Mutex<Releases>>,
+}
+
+/// Payloads taken or lent and not yet handed back, in stream order: `(end, done)`; the
+/// first is lease number `first` (leases are numbered as they are made, so a peer that
+/// announces the same `end` twice cannot make one lease release another's payload).
+#[derive(Debug, Default)]
+struct Releases {
+    first: u64,
+    pending: VecDeque<(u64, bool)>,
+}
+
+impl Releases {
+    /// Records a new lease of the payload ending at `end`; returns its number.
+    fn open(&mut self, end: u64) -> u64 {
+        self.pending.push_back((end, false));
+        self.first + self.pending.len() as u64 - 1
+    }
+
+    /// Marks lease `number` done; returns the stream position up to which every payload is
+    /// done, when it moved.
+    fn finish(&mut self, number: u64) -> Option<u64> {
+        let at = usize::try_from(number - self.first).expect("a lease of this reader");
+        self.pending[at].1 = true;
+        let mut moved = None;
+        while let Some(&(end, true)) = self.pending.front() {
+            moved = Some(end);
+            self.pending.pop_front();
+            self.first += 1;
+        }
+        moved
+    }
 }
 
 impl ArenaReader {
     /// The consumer of the arena of `cap` bytes at `base`. Only one may exist.
     pub fn attach(region: Arc<SharedRegion>, base: usize, cap: usize) -> Self {
         check(&region, base, cap);
-        Self { region, base, cap }
+        Self {
+            region,
+            base,
+            cap,
+            releases: Arc::default(),
+        }
     }
 
-    /// Copies the payload `d` names into `out` (cleared first) and releases its space.
-    pub fn take(&self, d: Descriptor, out: &mut Vec<u8>) -> Result<(), ArenaError> {
+    /// Lends the payload `d` names in place; its space is released when the lease is dropped
+    /// (and every payload before it was released).
+    pub fn lend(&self, d: Descriptor) -> Result<Lease, ArenaError> {
         let in_bounds = d
             .offset
             .checked_add(d.len)
@@ -208,23 +256,73 @@ impl ArenaReader {
                 cap: self.cap,
             });
         }
-        let len = d.len as usize;
-        out.clear();
-        out.reserve_exact(len);
-        pool_core::huge_pages::advise(out.as_mut_ptr(), len);
-        // SAFETY: `reserve_exact` made room for `len` bytes, all written by `read_raw` (which
-        // checks the source range against the region) before `set_len`; `out` is private memory,
-        // never the shared region.
-        unsafe {
-            self.region.read_raw(
-                self.base + ARENA_HEADER + d.offset as usize,
-                out.as_mut_ptr(),
-                len,
-            );
-            out.set_len(len);
-        }
-        released(&self.region, self.base).store(d.end, Ordering::Release);
+        let number = lock(&self.releases).open(d.end);
+        Ok(Lease {
+            region: Arc::clone(&self.region),
+            releases: Arc::clone(&self.releases),
+            released_at: self.base,
+            offset: self.base + ARENA_HEADER + d.offset as usize,
+            len: d.len as usize,
+            number,
+        })
+    }
+
+    /// Copies the payload `d` names into `out` (cleared first) and releases its space.
+    pub fn take(&self, d: Descriptor, out: &mut Vec<u8>) -> Result<(), ArenaError> {
+        copy_advised(self.lend(d)?.bytes(), out);
         Ok(())
+    }
+}
+
+/// Copies `bytes` into `out` (cleared first), whose fresh pages are asked for as huge pages
+/// before the copy writes them.
+pub fn copy_advised(bytes: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    out.reserve_exact(bytes.len());
+    pool_core::huge_pages::advise(out.as_mut_ptr(), bytes.len());
+    out.extend_from_slice(bytes);
+}
+
+fn lock(m: &Mutex<Releases>) -> std::sync::MutexGuard<'_, Releases> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A payload read in place in the arena (protocol step 3); dropping it hands its space back.
+#[derive(Debug)]
+pub struct Lease {
+    region: Arc<SharedRegion>,
+    releases: Arc<Mutex<Releases>>,
+    /// Offset of the arena's `released` word.
+    released_at: usize,
+    offset: usize,
+    len: usize,
+    /// Its number in [`Releases`].
+    number: u64,
+}
+
+impl Lease {
+    /// The payload's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: bounds-checked against the arena in `lend` (and again by the region). This
+        // process writes an arena only through its producing end, and this is the consuming
+        // end's arena; the producer (the peer) writes no byte before `released` passes it,
+        // which happens only once this lease is dropped (protocol steps 1 and 3).
+        unsafe { self.region.bytes(self.offset, self.len) }
+    }
+}
+
+impl pool_core::LentBytes for Lease {
+    fn bytes(&self) -> &[u8] {
+        Lease::bytes(self)
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let moved = lock(&self.releases).finish(self.number);
+        if let Some(end) = moved {
+            released(&self.region, self.released_at).store(end, Ordering::Release);
+        }
     }
 }
 
@@ -300,6 +398,43 @@ mod tests {
         };
         assert_eq!(Descriptor::decode(&d.encode()), Some(d));
         assert_eq!(Descriptor::decode(&[0; 23]), None);
+    }
+
+    #[test]
+    fn a_lent_payload_is_never_overwritten_whatever_order_leases_end_in() {
+        let (mut w, r) = arena(1024);
+        let a = r.lend(w.place(&[1; 400]).unwrap()).unwrap();
+        let b = r.lend(w.place(&[2; 400]).unwrap()).unwrap();
+        drop(b);
+        // `a` is still lent: the next payload must not take its place (nor the start).
+        assert!(w.place(&[3; 400]).is_none(), "only 224 bytes are free");
+        assert_eq!(a.bytes(), [1; 400]);
+        drop(a);
+        let c = w.place(&[4; 1000]).unwrap();
+        assert_eq!(c.offset, 0, "all released: the start again");
+        let mut out = Vec::new();
+        r.take(c, &mut out).unwrap();
+        assert_eq!(out, [4; 1000]);
+        assert!(matches!(
+            r.lend(Descriptor {
+                offset: 1000,
+                len: 25,
+                end: 0
+            }),
+            Err(ArenaError::OutOfBounds { .. })
+        ));
+    }
+
+    #[test]
+    fn a_repeated_end_cannot_release_another_lease() {
+        let (mut w, r) = arena(1024);
+        let d = w.place(&[1; 400]).unwrap();
+        let first = r.lend(d).unwrap();
+        let forged = r.lend(d).unwrap();
+        drop(forged);
+        assert_eq!(released(&r.region, 64).load(Ordering::Acquire), 0);
+        drop(first);
+        assert_eq!(released(&r.region, 64).load(Ordering::Acquire), 400);
     }
 
     #[test]

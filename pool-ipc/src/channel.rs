@@ -11,8 +11,9 @@
 //! direction (see [`crate::bulk`]: sparse, so they cost memory only once used). Each frame carries
 //! a kind (message, bytes, or a bulk descriptor), so reading a message where bytes were sent is a
 //! clear [`ChannelError::UnexpectedKind`], not garbage. Bytes of at least [`BULK_MIN`] go through
-//! the arena when it has room (one copy in, one out, the ring carries 24 bytes); otherwise, and
-//! always when smaller, through the ring.
+//! the arena when it has room (one copy in, one out, the ring carries 24 bytes; none out with
+//! [`MsgReceiver::recv_data`], which lends them in place); otherwise, and always when smaller,
+//! through the ring.
 //!
 //! Endpoints close their rings on drop; create them *after* forking (each process makes its own
 //! end from the shared [`Link`]), so that the parent's copy of an end is never dropped in the child.
@@ -26,7 +27,9 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::bulk::{self, ArenaError, ArenaReader, ArenaWriter, Descriptor};
+use pool_core::Data;
+
+use crate::bulk::{self, ArenaError, ArenaReader, ArenaWriter, Descriptor, Lease};
 use crate::ring::{self, RecvError, RingCloser, RingReceiver, RingSender, SendError, WaitPolicy};
 use crate::shm::SharedRegion;
 
@@ -312,6 +315,12 @@ impl Channel {
         self.rx.recv_bytes(out)
     }
 
+    /// Receives raw bytes, lent in place when they came through the bulk arena (see
+    /// [`MsgReceiver::recv_data`]).
+    pub fn recv_data(&mut self) -> Result<Data, ChannelError> {
+        self.rx.recv_data()
+    }
+
     /// Receives the next frame whatever its kind (see [`MsgReceiver::recv_frame`]).
     pub fn recv_frame(&mut self, timeout: Option<Duration>) -> Result<(u8, &[u8]), ChannelError> {
         self.rx.recv_frame(timeout)
@@ -467,23 +476,44 @@ impl MsgReceiver {
         expect_kind(KIND_BYTES, self.resolve(kind, out)?)
     }
 
+    /// Receives raw bytes as [`Data`]: lent in place when they came through the bulk arena
+    /// (the decoder reads them where they lie; dropping them releases their space), else
+    /// owned, in a buffer from [`pool_core::take_buffer`].
+    pub fn recv_data(&mut self) -> Result<Data, ChannelError> {
+        let mut frame = pool_core::take_buffer();
+        let kind = self.ring.recv(&mut frame)?;
+        if kind != KIND_BULK {
+            expect_kind(KIND_BYTES, kind)?;
+            return Ok(Data::Bytes(frame));
+        }
+        let lease = self.lend(&frame);
+        pool_core::recycle_buffer(frame);
+        Ok(Data::Lent(Box::new(lease?)))
+    }
+
     /// Turns a bulk descriptor in `frame` into the bytes it names (then the kind is
-    /// [`KIND_BYTES`]); other frames pass unchanged. A descriptor that cannot be honoured
-    /// closes the ring: the peer corrupted the link.
+    /// [`KIND_BYTES`]); other frames pass unchanged.
     fn resolve(&mut self, kind: u8, frame: &mut Vec<u8>) -> Result<u8, ChannelError> {
         if kind != KIND_BULK {
             return Ok(kind);
         }
-        let taken = match (&self.arena, Descriptor::decode(frame)) {
-            (Some(arena), Some(d)) => arena.take(d, frame),
+        let lease = self.lend(frame)?;
+        bulk::copy_advised(lease.bytes(), frame);
+        Ok(KIND_BYTES)
+    }
+
+    /// The payload the bulk descriptor in `frame` names. A descriptor that cannot be honoured
+    /// closes the ring: the peer corrupted the link.
+    fn lend(&mut self, frame: &[u8]) -> Result<Lease, ChannelError> {
+        let lent = match (&self.arena, Descriptor::decode(frame)) {
+            (Some(arena), Some(d)) => arena.lend(d),
             (None, _) => Err(ArenaError::NoArena),
             (_, None) => Err(ArenaError::Malformed(frame.len())),
         };
-        if let Err(e) = taken {
+        lent.map_err(|e| {
             self.ring.close();
-            return Err(e.into());
-        }
-        Ok(KIND_BYTES)
+            e.into()
+        })
     }
 
     /// A handle to close this direction from another thread.

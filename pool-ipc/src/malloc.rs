@@ -15,6 +15,12 @@
 //! takes every allocation from its heap instead (`M_MMAP_MAX = 0`), where the trim threshold
 //! keeps freed memory, so the pages of one big result are reused by the next; and the pool's
 //! own spare encode buffers may be as big (`pool_core::keep_big_buffers`).
+//!
+//! glibc honours `M_MMAP_MAX = 0` only in its main arena: a thread arena's heaps hold at most
+//! 64 MiB, and a bigger allocation there is always a fresh `mmap`. A forked child keeps the
+//! arena of the thread that forked it, so Fork workers are forked from the main thread when the
+//! pool asks there (see `backend::launcher`); Spawn and Forkserver workers start fresh, on
+//! their main arena.
 
 /// Applies the pool's allocator settings in a worker process (glibc only; elsewhere nothing).
 pub(crate) fn tune_worker() {

@@ -177,11 +177,25 @@ impl SharedRegion {
         unsafe { std::ptr::copy_nonoverlapping(self.as_ptr().add(offset), dst, n) }
     }
 
+    /// The `n` bytes at `offset`, read in place. Panics when out of bounds.
+    ///
+    /// # Safety
+    /// While the slice lives, nothing in this process writes the range (no [`Self::write_at`],
+    /// no atomic in it), and the protocol of the region forbids the peer process to write it
+    /// (a peer that breaks it garbles the bytes read, which their decoder must tolerate).
+    pub unsafe fn bytes(&self, offset: usize, n: usize) -> &[u8] {
+        self.check(offset, n);
+        // SAFETY: the range is inside the mapping (checked), which lives as long as `&self`;
+        // the caller vouches that no one writes it meanwhile; every byte is a valid `u8`.
+        unsafe { std::slice::from_raw_parts(self.as_ptr().add(offset), n) }
+    }
+
     /// Copies `data` into the region at `offset`. Panics when out of bounds.
     pub fn write_at(&self, offset: usize, data: &[u8]) {
         self.check(offset, data.len());
-        // SAFETY: the range is inside the mapping (checked); `data` cannot alias the mapping
-        // because no accessor hands out references into it.
+        // SAFETY: the range is inside the mapping (checked); `data` cannot alias the range:
+        // only [`Self::bytes`] hands out references into the mapping, and its caller promises
+        // that nothing writes their range while they live.
         unsafe {
             std::ptr::copy_nonoverlapping(data.as_ptr(), self.as_ptr().add(offset), data.len())
         }

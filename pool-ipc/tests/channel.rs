@@ -268,6 +268,65 @@ fn a_worker_killed_mid_payload_loses_nothing_and_leaks_nothing() {
     );
 }
 
+/// Big payloads are lent in place (`recv_data`, what the parent's reader uses for results), small
+/// ones owned; several leases may be held at once and dropped in any order, and they stay
+/// readable after their worker was SIGKILLed and its link closed; nothing is left open after.
+#[test]
+fn lent_payloads_are_read_in_place_and_outlive_their_worker() {
+    let _g = common::serial();
+    let inode;
+    let big = channel::BULK_MIN * 2 + 5;
+    let pattern = |k: usize, i: usize| ((i * 7 + k) % 253) as u8;
+    {
+        let link = Link::new(1 << 16).unwrap();
+        inode = inode_of(link.region().fd().as_raw_fd());
+        let l2 = link.clone();
+        let mut w = common::fork(move || {
+            let (mut tx, _rx) = l2.worker_end(WaitPolicy::default()).split();
+            for k in 0..3 {
+                let payload: Vec<u8> = (0..big + k).map(|i| pattern(k, i)).collect();
+                tx.send_bytes(&payload).unwrap();
+            }
+            tx.send_bytes(&[9; 100]).unwrap();
+            // SAFETY: kill(2) on our own pid.
+            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+            0
+        });
+        assert_eq!(w.wait().unwrap().signal(), Some(libc::SIGKILL));
+        link.close();
+        let (_tx, mut rx) = link.parent_end(WaitPolicy::default()).split();
+        let mut got: Vec<pool_core::Data> = (0..4).map(|_| rx.recv_data().unwrap()).collect();
+        let small = got.pop().unwrap();
+        assert!(
+            matches!(&small, pool_core::Data::Bytes(b) if b == &[9; 100]),
+            "{small:?}"
+        );
+        // Dropped out of order: the middle one first.
+        let middle = got.remove(1);
+        drop(middle);
+        for (k, d) in [(0, &got[0]), (2, &got[1])] {
+            assert!(matches!(d, pool_core::Data::Lent(_)), "{d:?}");
+            let bytes = d.encoded().unwrap();
+            assert_eq!(bytes.len(), big + k);
+            assert!(bytes.iter().enumerate().all(|(i, b)| *b == pattern(k, i)));
+        }
+        assert!(matches!(rx.recv_data(), Err(ChannelError::Disconnected)));
+        drop(link);
+        drop(rx);
+        // The leases alone keep the memory mapped and readable.
+        assert_eq!(got[1].encoded().unwrap()[big], pattern(2, big));
+    }
+    let open: Vec<_> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&fd| inode_of(fd) == inode)
+        .collect();
+    assert!(
+        open.is_empty(),
+        "the link's memfd is still open as fds {open:?}"
+    );
+}
+
 /// The inode of what `fd` refers to (0 when it is not open).
 fn inode_of(fd: i32) -> u64 {
     // SAFETY: an all-zero `stat` is a valid out value; fstat writes it or fails.

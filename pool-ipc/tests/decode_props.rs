@@ -235,6 +235,11 @@ proptest! {
             }
             Err(_) => prop_assert!(offset.checked_add(len).is_none_or(|e| e > ARENA as u64)),
         }
+        // Lent in place (results the parent decodes where they lie): the same bounds.
+        match reader.lend(d) {
+            Ok(lease) => prop_assert_eq!(lease.bytes().len() as u64, len),
+            Err(_) => prop_assert!(offset.checked_add(len).is_none_or(|e| e > ARENA as u64)),
+        }
         prop_assert!(arena_guards_intact(&region));
     }
 
@@ -271,16 +276,29 @@ proptest! {
         ],
     ) {
         let cap = 4096;
-        let link = Link::with_arena(cap, 1 << 20).unwrap();
-        let mut parent = link.parent_end(no_spin());
-        // The worker's ring, written by hand as a corrupt worker could.
-        let again = Arc::new(SharedRegion::from_fd(link.region().inheritable_fd().unwrap()).unwrap());
-        let mut forged = RingSender::attach(again, 64 + ring::ring_len(cap), no_spin());
-        forged.send(&frame, KIND_BULK).unwrap();
-        let mut out = Vec::new();
-        match parent.recv_bytes_timeout(&mut out, Duration::from_secs(1)) {
-            Ok(()) => prop_assert!(out.len() <= 1 << 20),
-            Err(e) => prop_assert!(matches!(e, ChannelError::Bulk(_)), "{e:?}"),
+        // Copied out (`recv_bytes`), then lent in place (`recv_data`, the parent's results).
+        for lent in [false, true] {
+            let link = Link::with_arena(cap, 1 << 20).unwrap();
+            let mut parent = link.parent_end(no_spin());
+            // The worker's ring, written by hand as a corrupt worker could.
+            let again =
+                Arc::new(SharedRegion::from_fd(link.region().inheritable_fd().unwrap()).unwrap());
+            let mut forged = RingSender::attach(again, 64 + ring::ring_len(cap), no_spin());
+            forged.send(&frame, KIND_BULK).unwrap();
+            let mut out = Vec::new();
+            let got = if lent {
+                parent
+                    .recv_data()
+                    .map(|d| d.encoded().map_or(usize::MAX, <[u8]>::len))
+            } else {
+                parent
+                    .recv_bytes_timeout(&mut out, Duration::from_secs(1))
+                    .map(|()| out.len())
+            };
+            match got {
+                Ok(n) => prop_assert!(n <= 1 << 20),
+                Err(e) => prop_assert!(matches!(e, ChannelError::Bulk(_)), "{e:?}"),
+            }
         }
     }
 }

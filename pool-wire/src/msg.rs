@@ -92,6 +92,15 @@ impl FromWorker {
                 ..
             } => (FromWorker::ChunkDone { call, first }, Some(bytes)),
             Event::ChunkDone {
+                call,
+                first,
+                output: Data::Lent(lent),
+                ..
+            } => (
+                FromWorker::ChunkDone { call, first },
+                Some(lent.bytes().to_vec()),
+            ),
+            Event::ChunkDone {
                 output: Data::Local(_),
                 ..
             } => return None,
@@ -115,6 +124,12 @@ impl FromWorker {
     /// Back to a `pool_core` event of `worker`'s life `generation`, as the parent's end of that
     /// worker's link knows them; `bulk` is the frame that followed a `ChunkDone`.
     pub fn into_event(self, worker: usize, generation: u64, bulk: Vec<u8>) -> Event {
+        self.into_event_with(worker, generation, Data::Bytes(bulk))
+    }
+
+    /// [`FromWorker::into_event`] with the bulk frame as the back end holds it: owned bytes,
+    /// or bytes lent from shared memory ([`Data::Lent`]) that the decoder reads in place.
+    pub fn into_event_with(self, worker: usize, generation: u64, bulk: Data) -> Event {
         match self {
             FromWorker::Ready => Event::Ready { worker, generation },
             FromWorker::ChunkDone { call, first } => Event::ChunkDone {
@@ -122,7 +137,7 @@ impl FromWorker {
                 generation,
                 call,
                 first,
-                output: Data::Bytes(bulk),
+                output: bulk,
             },
             FromWorker::Failed { mut failure } => {
                 failure.worker = worker;

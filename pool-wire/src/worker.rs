@@ -14,6 +14,11 @@ pub trait Carrier {
     /// The next command with its bulk frame (empty when it has none); `None` when the parent
     /// is gone or the bytes are not a command.
     fn recv(&mut self) -> Option<(ToWorker, Vec<u8>)>;
+    /// [`Carrier::recv`] with the bulk frame as the carrier holds it: a carrier over shared
+    /// memory may lend it in place ([`Data::Lent`]) instead of copying it out.
+    fn recv_data(&mut self) -> Option<(ToWorker, Data)> {
+        self.recv().map(|(msg, bulk)| (msg, Data::Bytes(bulk)))
+    }
     /// Sends an event with its bulk frame; a parent that is gone is noticed at the next `recv`.
     fn send(&mut self, msg: &FromWorker, bulk: Option<&[u8]>);
 }
@@ -58,7 +63,7 @@ impl<Sh, St, C: Carrier> WorkerEnd<Sh, St, C> {
 
 impl<Sh, St, C: Carrier> WorkerLink<Sh, St> for WorkerEnd<Sh, St, C> {
     fn recv(&mut self) -> Option<Command<Sh, St>> {
-        match self.carrier.recv()? {
+        match self.carrier.recv_data()? {
             (
                 ToWorker::Chunk {
                     job,
@@ -83,7 +88,7 @@ impl<Sh, St, C: Carrier> WorkerLink<Sh, St> for WorkerEnd<Sh, St, C> {
                     call: job.call,
                     first,
                     len,
-                    input: Data::Bytes(input),
+                    input,
                     settings,
                 })
             }

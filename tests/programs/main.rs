@@ -89,7 +89,7 @@ fn log_main_started() {
 // ---- the checks ----
 
 fn run_checks() {
-    let checks: [(&str, fn()); 4] = [
+    let checks: [(&str, fn()); 5] = [
         (
             "main_result_prints_a_short_report",
             main_result_prints_a_short_report,
@@ -105,6 +105,10 @@ fn run_checks() {
         (
             "a_worker_that_skips_the_hook_stops_at_its_first_pool",
             a_worker_that_skips_the_hook_stops_at_its_first_pool,
+        ),
+        (
+            "fork_workers_of_the_main_thread_reuse_the_pages_of_big_buffers",
+            fork_workers_of_the_main_thread_reuse_the_pages_of_big_buffers,
         ),
     ];
     let filter: Vec<String> = std::env::args()
@@ -242,4 +246,43 @@ fn a_worker_that_skips_the_hook_stops_at_its_first_pool() {
         .unwrap_or_default();
     assert!(report.contains("`pool::entry()`"), "{stderr}");
     assert!(r.took < Duration::from_secs(20), "took {:?}", r.took);
+}
+
+/// Issue #17: a Fork pool built on the main thread (checks run there) forks its workers there,
+/// so their allocations come from glibc's main arena, which keeps freed memory for the next
+/// task (`M_MMAP_MAX = 0`). Forked from the launcher thread instead, a worker allocated from a
+/// thread arena, where 64 MiB is always a fresh `mmap`: 16k page faults on every call.
+fn fork_workers_of_the_main_thread_reuse_the_pages_of_big_buffers() {
+    fn minor_faults() -> i64 {
+        // SAFETY: an all-zero rusage is a valid value, and getrusage only fills it.
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `u` is a valid out pointer.
+        unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+        u.ru_minflt
+    }
+    let mut pool = WorkerPool::builder()
+        .n_jobs(1)
+        .start_method(StartMethod::Fork)
+        .build()
+        .unwrap();
+    let faults = pool
+        .map_with(
+            |i: u64| {
+                let before = minor_faults();
+                // Not zero: a filled buffer, as a task's result would be (no `calloc`).
+                let v = vec![i as u8 + 1; 64 << 20];
+                let after = minor_faults();
+                std::hint::black_box(&v);
+                after - before
+            },
+            0..4u64,
+            pool::MapOptions::default().chunk_size(1),
+        )
+        .unwrap();
+    pool.join().unwrap();
+    // A fresh 64 MiB takes 16,384 faults of 4 KiB pages; reused pages take none.
+    assert!(
+        faults[1..].iter().all(|&f| f < 2048),
+        "64 MiB buffers after the first faulted fresh pages in: {faults:?} faults"
+    );
 }

@@ -139,6 +139,12 @@ pub trait Contender: Send + Sync {
     fn big_results(&self, _count: u64, _bytes: u64) -> Result<Vec<Vec<u8>>> {
         unsupported(self, WorkloadKind::BigResults)
     }
+
+    /// Steady pool, one task per chunk: each owned buffer returned as it came (`|v| v`), so
+    /// only moving it in and out is timed (`echo-trips`, `big-echo`).
+    fn echo(&self, _inputs: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>> {
+        unsupported(self, WorkloadKind::EchoTrips)
+    }
 }
 
 fn unsupported<C: Contender + ?Sized, T>(c: &C, kind: WorkloadKind) -> Result<T> {

@@ -241,6 +241,12 @@ impl Contender for PoolContender {
             )
         })
     }
+
+    fn echo(&self, inputs: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>> {
+        self.with_steady(&self.steady, self.n_jobs, |p| {
+            p.map_with(|v: Vec<u8>| v, inputs, MapOptions::default().chunk_size(1))
+        })
+    }
 }
 
 /// Pairs every input with a parameter the task would otherwise capture.

@@ -147,4 +147,10 @@ impl Contender for Rayon {
                 .collect()
         }))
     }
+
+    fn echo(&self, inputs: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>> {
+        Ok(self
+            .steady()?
+            .install(|| inputs.into_par_iter().map(|v| v).collect()))
+    }
 }

@@ -6,7 +6,10 @@ use super::{Batch, Call};
 use crate::backend::Command;
 use crate::chunking::ChunkInputs;
 use crate::error::PoolError;
-use crate::job::{Input, Payload, Wire, decode_output, decode_output_into, encode_inputs};
+use crate::job::{
+    Data, Input, Payload, Wire, decode_output, decode_output_into, encode_inputs,
+    encode_inputs_kept,
+};
 use crate::options::ErrorPolicy;
 use crate::supervisor::Delivery;
 
@@ -67,9 +70,25 @@ impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
     fn send(&mut self, worker: usize, first: u64, tasks: ChunkInputs<T>) -> Result<(), PoolError> {
         self.rr += 1;
         let n = tasks.len() as u32;
-        if let Some(r) = self.retained.as_mut() {
-            r.insert(first, tasks.copy());
-        }
+        let encoding = |message| PoolError::Serialization {
+            context: format!("inputs of tasks #{first}..#{}", first + u64::from(n)),
+            message,
+        };
+        // Bytes are encoded from the inputs where they lie, and the call keeps the inputs
+        // themselves (issue #17: a copy of each 64 MiB argument cost 16k page faults).
+        let (tasks, encoded) = match self.wire {
+            Wire::Bytes => {
+                let mut tasks = tasks;
+                let bytes = encode_inputs_kept(&mut tasks).map_err(encoding)?;
+                (self.retain(first, tasks), Some(bytes))
+            }
+            Wire::Local => {
+                if let Some(r) = self.retained.as_mut() {
+                    r.insert(first, tasks.copy());
+                }
+                (Some(tasks), None)
+            }
+        };
         let dest = match &self.slab {
             Some(s) if self.spilled_at.is_none() && first + u64::from(n) <= s.capacity() as u64 => {
                 Some(s.writer(first as usize, n as usize))
@@ -89,11 +108,11 @@ impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
             }
             (_, dest) => dest,
         };
-        let input =
-            encode_inputs(tasks, self.wire, dest).map_err(|message| PoolError::Serialization {
-                context: format!("inputs of tasks #{first}..#{}", first + u64::from(n)),
-                message,
-            })?;
+        let input = match (encoded, tasks) {
+            (Some(bytes), _) => Data::Bytes(bytes),
+            (None, Some(tasks)) => encode_inputs(tasks, self.wire, dest).map_err(encoding)?,
+            (None, None) => unreachable!("in-process inputs are never retained whole"),
+        };
         let settings = self.retry_settings(first, n).unwrap_or(self.settings);
         let cmd = Command::Chunk {
             job: self.job.clone(),
@@ -108,6 +127,17 @@ impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
             self.refused(worker, e);
         }
         Ok(())
+    }
+
+    /// Keeps the inputs of the chunk at `first` when the call keeps them; else hands them back.
+    fn retain(&mut self, first: u64, tasks: ChunkInputs<T>) -> Option<ChunkInputs<T>> {
+        match self.retained.as_mut() {
+            Some(r) => {
+                r.insert(first, tasks);
+                None
+            }
+            None => Some(tasks),
+        }
     }
 
     /// What a worker hands the call owner.

@@ -1,6 +1,7 @@
 //! A worker process's carrier of protocol frames (`pool_wire`): its ends of the shared-memory
 //! channel. A header and its bulk frame go with one wake-up.
 
+use pool_core::Data;
 use pool_wire::msg::{FromWorker, ToWorker};
 use pool_wire::worker::Carrier;
 
@@ -20,6 +21,17 @@ impl Carrier for RingCarrier {
             bulk = pool_core::take_buffer();
             self.rx.recv_bytes(&mut bulk).ok()?;
         }
+        Some((msg, bulk))
+    }
+
+    /// A chunk's inputs that came through the bulk arena are decoded where they lie.
+    fn recv_data(&mut self) -> Option<(ToWorker, Data)> {
+        let msg = self.rx.recv::<ToWorker>().ok()?;
+        let bulk = if msg.has_bulk() {
+            self.rx.recv_data().ok()?
+        } else {
+            Data::Bytes(Vec::new())
+        };
         Some((msg, bulk))
     }
 

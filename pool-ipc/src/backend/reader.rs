@@ -55,12 +55,13 @@ impl Reader {
                     break;
                 }
             };
-            let mut bulk = Vec::new();
+            let mut bulk = pool_core::Data::Bytes(Vec::new());
             if let FromWorker::ChunkDone { call, first } = ev {
-                // The decoder hands the buffer back for reuse.
-                bulk = pool_core::take_buffer();
-                if self.rx.recv_bytes(&mut bulk).is_err() {
-                    break;
+                // Read in place when it came through the bulk arena (issue #17), else a buffer
+                // the decoder hands back for reuse.
+                match self.rx.recv_data() {
+                    Ok(data) => bulk = data,
+                    Err(_) => break,
                 }
                 if !self.outstanding.returned(call, first) {
                     violation = Some(format!(
@@ -70,7 +71,7 @@ impl Reader {
                 }
             }
             clean |= matches!(ev, FromWorker::Exited { .. });
-            let event = ev.into_event(self.worker, self.generation, bulk);
+            let event = ev.into_event_with(self.worker, self.generation, bulk);
             if self.events.send(event).is_err() {
                 break;
             }
