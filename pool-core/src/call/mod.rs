@@ -284,17 +284,20 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
                 self.finish();
                 continue;
             }
-            match self.sup.backend.events().recv_timeout(TICK) {
-                Ok(ev) => match self.sup.handle(ev) {
-                    Ok(Some(d)) => self.deliver(d),
-                    Ok(None) => {}
-                    Err(e) => self.fail(e),
-                },
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => self.fail(PoolError::backend(
-                    "all workers are gone",
-                    std::io::ErrorKind::BrokenPipe.into(),
-                )),
+            // Events already queued are taken without a wait; the call waits (and reads the
+            // clock for its deadline) only when there are none.
+            if !self.take_queued_events() {
+                match self.sup.backend.events().recv_timeout(TICK) {
+                    Ok(ev) => {
+                        self.take_event(ev);
+                        self.take_queued_events();
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => self.fail(PoolError::backend(
+                        "all workers are gone",
+                        std::io::ErrorKind::BrokenPipe.into(),
+                    )),
+                }
             }
             if self.last_tick.elapsed() >= TICK {
                 self.tick();
