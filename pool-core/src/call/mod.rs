@@ -63,8 +63,9 @@ mod dispatch;
 mod recovery;
 mod reorder;
 mod report;
+mod task_map;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -79,6 +80,7 @@ use crate::slab::{Slab, SlabWriter};
 use crate::supervisor::Supervisor;
 
 use reorder::{Batch, Reorder};
+use task_map::TaskMap;
 
 /// Settings of a call, resolved from `MapOptions` and the pool.
 pub(crate) struct CallConfig {
@@ -121,7 +123,7 @@ pub(crate) struct Call<'a, Sh, St, T, R> {
     slab: Option<Arc<Slab<R>>>,
     /// Writers of the chunks in flight whose results arrive encoded (process workers): they
     /// are decoded straight into the slab.
-    writers: HashMap<u64, SlabWriter<R>>,
+    writers: TaskMap<SlabWriter<R>>,
     /// The first task whose result did not fit in the slab (the input was longer than its
     /// size hint said); it and later ones come back in chunk vectors.
     spilled_at: Option<u64>,
@@ -135,9 +137,9 @@ pub(crate) struct Call<'a, Sh, St, T, R> {
     reorder: Reorder<R>,
     /// Copies of the inputs of chunks in hand, by first task: to run them again after a lost
     /// worker and to name a lost task's arguments.
-    retained: Option<HashMap<u64, ChunkInputs<T>>>,
+    retained: Option<TaskMap<ChunkInputs<T>>>,
     /// Why each failed attempt of a task being retried failed, by task.
-    history: HashMap<u64, Vec<String>>,
+    history: TaskMap<Vec<String>>,
     progress: Option<Box<dyn ProgressSink>>,
     status: StatusHandle,
     base_done: u64,
@@ -192,7 +194,7 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
             job,
             chunks,
             slab: None,
-            writers: HashMap::new(),
+            writers: TaskMap::default(),
             spilled_at: None,
             reorder: Reorder::new(cfg.ordered),
             cfg,
@@ -201,8 +203,8 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
             active: 0,
             rr: 0,
             staged: VecDeque::new(),
-            retained: retain.then(HashMap::new),
-            history: HashMap::new(),
+            retained: retain.then(TaskMap::default),
+            history: TaskMap::default(),
             progress,
             status,
             base_done,
