@@ -215,7 +215,7 @@ impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
                 chunks,
                 current,
                 failure,
-            } => self.recover(chunks, current, failure),
+            } => self.recover(chunks, current, *failure),
         }
     }
 }
