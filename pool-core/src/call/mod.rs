@@ -23,7 +23,7 @@
 //!    event carries its sender's, and the supervisor drops events of an older generation (a
 //!    killed worker's late `ChunkDone` or `Died`). So a sent chunk is delivered or lost once.
 //! 3. **Events, by state of the chunks they concern.** The call takes every event already
-   queued (up to 64) before it sends more chunks, and waits only when none is queued.
+//!    queued (up to 64) before it sends more chunks, and waits only when none is queued.
 //!    - `ChunkDone` (sent or running → delivered): its tasks stop counting as active; it goes to
 //!      [`reorder::Reorder`], which yields it at once (unordered) or once the chunks before it
 //!      are out (ordered). Failed tasks in it were already retried by the worker (panics only,
