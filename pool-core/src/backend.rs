@@ -184,15 +184,15 @@ pub enum Event {
     Failed {
         /// Generation.
         generation: u64,
-        /// What happened.
-        failure: Failure,
+        /// What happened (boxed: a rare event keeps every event, `ChunkDone` above all, small).
+        failure: Box<Failure>,
     },
     /// Timings recorded since the last report.
     Timings {
         /// Generation.
         generation: u64,
-        /// The timings.
-        timings: WorkerTimings,
+        /// The timings (boxed, as `Failed::failure`).
+        timings: Box<WorkerTimings>,
     },
     /// The worker stopped.
     Exited {
@@ -272,4 +272,25 @@ pub trait Backend<Sh, St>: Send {
     fn kill(&mut self, slot: usize);
     /// Stops and reaps every worker; waits at most `grace` for graceful ones.
     fn shutdown(&mut self, grace: Duration);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every chunk's result is an `Event` moved through a channel (and a `Command` each way
+    /// out): the rare variants with big payloads are boxed so the common ones stay small.
+    #[test]
+    fn events_and_commands_stay_small() {
+        assert!(
+            size_of::<Event>() <= 64,
+            "Event: {} bytes",
+            size_of::<Event>()
+        );
+        assert!(
+            size_of::<Command<(), ()>>() <= 80,
+            "Command: {} bytes",
+            size_of::<Command<(), ()>>()
+        );
+    }
 }

@@ -134,6 +134,12 @@ impl From<Failure> for PoolError {
     }
 }
 
+impl From<Box<Failure>> for PoolError {
+    fn from(f: Box<Failure>) -> Self {
+        PoolError::Failed(f)
+    }
+}
+
 /// Which user function failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Phase {

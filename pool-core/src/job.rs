@@ -299,7 +299,7 @@ where
         env: &mut TaskEnv<'_>,
     ) -> Data {
         let bytes = input.encoded().is_some();
-        let t0 = Instant::now();
+        let t0 = env.recorder.is_some().then(Instant::now);
         let (inputs, dest, input): (ChunkInputs<T>, Option<SlabWriter<R>>, Data) = match input {
             Data::Local(b) => match b.downcast::<LocalChunk<T, R>>() {
                 Ok(c) => (c.inputs, c.dest, Data::Local(Box::new(()))),
@@ -326,7 +326,7 @@ where
                 }
             }
         };
-        if let Some(r) = env.recorder.as_deref_mut() {
+        if let (Some(r), Some(t0)) = (env.recorder.as_deref_mut(), t0) {
             r.timings.data_transfer += t0.elapsed();
         }
         // Arguments for error reports, retries and insights: in-process inputs are cloned while
@@ -352,9 +352,9 @@ where
         if !bytes {
             return Data::Local(Box::new(out));
         }
-        let t1 = Instant::now();
+        let t1 = env.recorder.is_some().then(Instant::now);
         let encoded = encode_output::<T, R>(out, first, ctx.worker_id, &source, env.counters);
-        if let Some(r) = env.recorder.as_deref_mut() {
+        if let (Some(r), Some(t1)) = (env.recorder.as_deref_mut(), t1) {
             r.timings.data_transfer += t1.elapsed();
         }
         if let Data::Bytes(b) = input {

@@ -373,7 +373,10 @@ impl Span {
                     return Some(self.start + span.written);
                 }
                 let end = k.min(i + stride.len);
-                let t0 = Instant::now();
+                // A stride that ends the span sets the length of none after it: untimed (a
+                // one-task chunk reads no clock here).
+                let ends_span = span.written + (end - i) >= self.room;
+                let t0 = (!ends_span).then(Instant::now);
                 for i in i..end {
                     let offset = self.start + span.written;
                     let task = self.first + offset as u64;
@@ -406,7 +409,9 @@ impl Span {
                     self.done0 + (self.start + span.written) as u64,
                     Ordering::Release,
                 );
-                stride.took(t0.elapsed());
+                if let Some(t0) = t0 {
+                    stride.took(t0.elapsed());
+                }
             }
         }
     }

@@ -50,7 +50,7 @@ pub fn run_worker<Sh, St>(setup: WorkerSetup<Sh, St>, link: &mut dyn WorkerLink<
         if let Err(caught) = result {
             link.send(Event::Failed {
                 generation,
-                failure: hook_failure(Phase::Init, id, caught),
+                failure: Box::new(hook_failure(Phase::Init, id, caught)),
             });
             link.send(Event::Exited {
                 worker: id,
@@ -105,7 +105,7 @@ pub fn run_worker<Sh, St>(setup: WorkerSetup<Sh, St>, link: &mut dyn WorkerLink<
                 if let Some(r) = recorder.as_mut() {
                     link.send(Event::Timings {
                         generation,
-                        timings: r.take(),
+                        timings: Box::new(r.take()),
                     });
                 }
             }
@@ -128,7 +128,7 @@ pub fn run_worker<Sh, St>(setup: WorkerSetup<Sh, St>, link: &mut dyn WorkerLink<
             Ok(Ok(bytes)) => exit_result = Some(bytes),
             Ok(Err(e)) => link.send(Event::Failed {
                 generation,
-                failure: Failure {
+                failure: Box::new(Failure {
                     phase: Phase::Exit,
                     cause: Cause::Serialization,
                     worker: id,
@@ -138,18 +138,18 @@ pub fn run_worker<Sh, St>(setup: WorkerSetup<Sh, St>, link: &mut dyn WorkerLink<
                     backtrace: None,
                     attempts: 1,
                     earlier: Vec::new(),
-                },
+                }),
             }),
             Err(caught) => link.send(Event::Failed {
                 generation,
-                failure: hook_failure(Phase::Exit, id, caught),
+                failure: Box::new(hook_failure(Phase::Exit, id, caught)),
             }),
         }
     }
     if let Some(r) = recorder.as_mut() {
         link.send(Event::Timings {
             generation,
-            timings: r.take(),
+            timings: Box::new(r.take()),
         });
     }
     link.send(Event::Exited {

@@ -145,7 +145,7 @@ pub(crate) fn boot<Sh: SharedObjects, St: 'static>(
         Err(e) => {
             link.send(Event::Failed {
                 generation: key.generation,
-                failure: Failure {
+                failure: Box::new(Failure {
                     phase: Phase::Init,
                     cause: Cause::Serialization,
                     worker: key.slot,
@@ -155,7 +155,7 @@ pub(crate) fn boot<Sh: SharedObjects, St: 'static>(
                     backtrace: None,
                     attempts: 1,
                     earlier: Vec::new(),
-                },
+                }),
             });
             link.send(Event::Exited {
                 worker: key.slot,

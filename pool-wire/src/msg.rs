@@ -104,8 +104,8 @@ impl FromWorker {
                 output: Data::Local(_),
                 ..
             } => return None,
-            Event::Failed { failure, .. } => (FromWorker::Failed { failure }, None),
-            Event::Timings { timings, .. } => (FromWorker::Timings { timings }, None),
+            Event::Failed { failure, .. } => (FromWorker::Failed { failure: *failure }, None),
+            Event::Timings { timings, .. } => (FromWorker::Timings { timings: *timings }, None),
             Event::Exited {
                 reason,
                 exit_result,
@@ -143,14 +143,14 @@ impl FromWorker {
                 failure.worker = worker;
                 Event::Failed {
                     generation,
-                    failure,
+                    failure: Box::new(failure),
                 }
             }
             FromWorker::Timings { mut timings } => {
                 timings.worker = worker;
                 Event::Timings {
                     generation,
-                    timings,
+                    timings: Box::new(timings),
                 }
             }
             FromWorker::Exited {

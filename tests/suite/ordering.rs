@@ -125,6 +125,47 @@ fn pipelined_one_task_chunks_keep_order(m: StartMethod) {
     assert_eq!(unordered, expect);
 }
 
+/// One-task results that arrive together are taken together (several events per wake-up):
+/// failures among them keep their places, and under Stop the first one ends the call with
+/// its task named, the results queued behind it dropped, the pool still usable.
+fn one_task_results_taken_together_keep_failures_in_place(m: StartMethod) {
+    let mut p = pool(m, 1);
+    let n = 3000u64;
+    let task = |x: u64| {
+        if x % 97 == 50 {
+            panic!("bad {x}");
+        }
+        x + 1
+    };
+    let out = p
+        .map_results(
+            task,
+            0..n,
+            MapOptions::default().chunk_size(1).keep_going(0),
+        )
+        .unwrap();
+    assert_eq!(out.len() as u64, n);
+    for (i, r) in out.iter().enumerate() {
+        match r {
+            Ok(v) => assert_eq!(*v, i as u64 + 1),
+            Err(e) => {
+                assert_eq!(i % 97, 50, "task {i} failed: {e}");
+                assert!(e.to_string().contains(&format!("bad {i}")), "{e}");
+            }
+        }
+    }
+    assert_eq!(out.iter().filter(|r| r.is_err()).count(), 31);
+    let err = p
+        .map_with(
+            |x: u64| if x == 2000 { panic!("stop at {x}") } else { x },
+            0..n,
+            MapOptions::default().chunk_size(1),
+        )
+        .unwrap_err();
+    assert_eq!(err.failure().and_then(|f| f.task), Some(2000), "{err}");
+    assert_eq!(p.map(|x: u64| x, 0..3u64).unwrap(), vec![0, 1, 2]);
+}
+
 /// An iterator that claims an exact length it does not have.
 struct Liar {
     next: u64,
@@ -168,6 +209,7 @@ for_each_start_method!(
     map_survives_a_wrong_size_hint,
     map_keeps_input_order,
     pipelined_one_task_chunks_keep_order,
+    one_task_results_taken_together_keep_failures_in_place,
     map_unordered_returns_in_completion_order,
     order_tasks_is_round_robin,
     chunking_options_give_the_same_results,

@@ -3,7 +3,7 @@
 //! (*delivered*).
 
 use super::{Batch, Call};
-use crate::backend::Command;
+use crate::backend::{Command, Event};
 use crate::chunking::ChunkInputs;
 use crate::error::PoolError;
 use crate::job::{
@@ -12,6 +12,10 @@ use crate::job::{
 };
 use crate::options::ErrorPolicy;
 use crate::supervisor::Delivery;
+
+/// The most events taken in one go before the call looks at its input, its clock and Ctrl-C
+/// again.
+const EVENT_BATCH: usize = 64;
 
 impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
     /// Sends staged chunks to workers that can take them, and stages more while
@@ -140,6 +144,35 @@ impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
         }
     }
 
+    /// Takes one event from the workers.
+    pub(super) fn take_event(&mut self, event: Event) {
+        match self.sup.handle(event) {
+            Ok(Some(d)) => self.deliver(d),
+            Ok(None) => {}
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// Takes the events already queued, up to [`EVENT_BATCH`], without waiting; returns
+    /// whether there was one. Results that arrived together are taken together, and the
+    /// chunks that replace them go out together (one wake-up of a worker, not one each).
+    pub(super) fn take_queued_events(&mut self) -> bool {
+        let mut took = false;
+        for _ in 0..EVENT_BATCH {
+            if self.finished {
+                break;
+            }
+            match self.sup.backend.events().try_recv() {
+                Ok(event) => {
+                    took = true;
+                    self.take_event(event);
+                }
+                Err(_) => break,
+            }
+        }
+        took
+    }
+
     /// What a worker hands the call owner.
     pub(super) fn deliver(&mut self, d: Delivery) {
         match d {
@@ -212,7 +245,7 @@ impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
                 chunks,
                 current,
                 failure,
-            } => self.recover(chunks, current, failure),
+            } => self.recover(chunks, current, *failure),
         }
     }
 }

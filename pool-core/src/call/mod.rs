@@ -22,7 +22,8 @@
 //! 2. **Generations.** Each worker started in a slot gets the slot's next generation; every
 //!    event carries its sender's, and the supervisor drops events of an older generation (a
 //!    killed worker's late `ChunkDone` or `Died`). So a sent chunk is delivered or lost once.
-//! 3. **Events, by state of the chunks they concern.**
+//! 3. **Events, by state of the chunks they concern.** The call takes every event already
+//!    queued (up to 64) before it sends more chunks, and waits only when none is queued.
 //!    - `ChunkDone` (sent or running → delivered): its tasks stop counting as active; it goes to
 //!      [`reorder::Reorder`], which yields it at once (unordered) or once the chunks before it
 //!      are out (ordered). Failed tasks in it were already retried by the worker (panics only,
@@ -63,8 +64,9 @@ mod dispatch;
 mod recovery;
 mod reorder;
 mod report;
+mod task_map;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -79,6 +81,7 @@ use crate::slab::{Slab, SlabWriter};
 use crate::supervisor::Supervisor;
 
 use reorder::{Batch, Reorder};
+use task_map::TaskMap;
 
 /// Settings of a call, resolved from `MapOptions` and the pool.
 pub(crate) struct CallConfig {
@@ -121,7 +124,7 @@ pub(crate) struct Call<'a, Sh, St, T, R> {
     slab: Option<Arc<Slab<R>>>,
     /// Writers of the chunks in flight whose results arrive encoded (process workers): they
     /// are decoded straight into the slab.
-    writers: HashMap<u64, SlabWriter<R>>,
+    writers: TaskMap<SlabWriter<R>>,
     /// The first task whose result did not fit in the slab (the input was longer than its
     /// size hint said); it and later ones come back in chunk vectors.
     spilled_at: Option<u64>,
@@ -135,9 +138,9 @@ pub(crate) struct Call<'a, Sh, St, T, R> {
     reorder: Reorder<R>,
     /// Copies of the inputs of chunks in hand, by first task: to run them again after a lost
     /// worker and to name a lost task's arguments.
-    retained: Option<HashMap<u64, ChunkInputs<T>>>,
+    retained: Option<TaskMap<ChunkInputs<T>>>,
     /// Why each failed attempt of a task being retried failed, by task.
-    history: HashMap<u64, Vec<String>>,
+    history: TaskMap<Vec<String>>,
     progress: Option<Box<dyn ProgressSink>>,
     status: StatusHandle,
     base_done: u64,
@@ -192,7 +195,7 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
             job,
             chunks,
             slab: None,
-            writers: HashMap::new(),
+            writers: TaskMap::default(),
             spilled_at: None,
             reorder: Reorder::new(cfg.ordered),
             cfg,
@@ -201,8 +204,8 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
             active: 0,
             rr: 0,
             staged: VecDeque::new(),
-            retained: retain.then(HashMap::new),
-            history: HashMap::new(),
+            retained: retain.then(TaskMap::default),
+            history: TaskMap::default(),
             progress,
             status,
             base_done,
@@ -284,17 +287,20 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
                 self.finish();
                 continue;
             }
-            match self.sup.backend.events().recv_timeout(TICK) {
-                Ok(ev) => match self.sup.handle(ev) {
-                    Ok(Some(d)) => self.deliver(d),
-                    Ok(None) => {}
-                    Err(e) => self.fail(e),
-                },
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => self.fail(PoolError::backend(
-                    "all workers are gone",
-                    std::io::ErrorKind::BrokenPipe.into(),
-                )),
+            // Events already queued are taken without a wait; the call waits (and reads the
+            // clock for its deadline) only when there are none.
+            if !self.take_queued_events() {
+                match self.sup.backend.events().recv_timeout(TICK) {
+                    Ok(ev) => {
+                        self.take_event(ev);
+                        self.take_queued_events();
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => self.fail(PoolError::backend(
+                        "all workers are gone",
+                        std::io::ErrorKind::BrokenPipe.into(),
+                    )),
+                }
             }
             if self.last_tick.elapsed() >= TICK {
                 self.tick();

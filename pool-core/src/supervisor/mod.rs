@@ -54,10 +54,10 @@ pub(crate) enum Delivery {
     Lost {
         chunks: Vec<InFlight>,
         current: Option<u64>,
-        failure: Failure,
+        failure: Box<Failure>,
     },
     /// A worker's init or exit failed.
-    HookFailed(Failure),
+    HookFailed(Box<Failure>),
 }
 
 pub(crate) use slot::InFlight;
@@ -308,7 +308,7 @@ impl<Sh, St> Supervisor<Sh, St> {
         Delivery::Lost {
             chunks,
             current,
-            failure,
+            failure: Box::new(failure),
         }
     }
 
