@@ -9,8 +9,8 @@
 //! A spawned worker is started by `posix_spawn` (a `vfork`-like clone: nothing of the parent's
 //! memory is copied, so its start does not grow with the parent's size), where no code of ours
 //! runs before the `exec`: the spawn resets its signal mask and dispositions
-//! ([`spawn_signals`]), and the worker does the rest itself, first thing after the `exec`
-//! ([`setup_after_exec`]).
+//! (`spawn_signals`), and the worker does the rest itself, first thing after the `exec`
+//! (`setup_after_exec`).
 //!
 //! Caveat: the death signal fires when the *thread* that forked exits, not only the process, so
 //! start workers from a thread that lives as long as they do (the main thread or a long-lived
