@@ -13,8 +13,11 @@ use crate::job::{
 use crate::options::ErrorPolicy;
 use crate::supervisor::Delivery;
 
-/// The most events taken in one go before the call looks at its input, its clock and Ctrl-C
-/// again.
+/// The most events, and the most tasks' results, taken in one go before the call sends
+/// chunks again and looks at its input, its clock and Ctrl-C. Counting tasks keeps the batch
+/// to one event when chunks are big: decoding a queued result of thousands of tasks takes
+/// longer than a worker needs to run its next chunk, so the chunks that replace results go
+/// out before the next result is decoded.
 const EVENT_BATCH: usize = 64;
 
 impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
@@ -153,13 +156,14 @@ impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
         }
     }
 
-    /// Takes the events already queued, up to [`EVENT_BATCH`], without waiting; returns
-    /// whether there was one. Results that arrived together are taken together, and the
+    /// Takes the events already queued, up to [`EVENT_BATCH`] of them or of their tasks'
+    /// results, without waiting; returns whether there was one. Results that arrived together are taken together, and the
     /// chunks that replace them go out together (one wake-up of a worker, not one each).
     pub(super) fn take_queued_events(&mut self) -> bool {
         let mut took = false;
+        let active_before = self.active;
         for _ in 0..EVENT_BATCH {
-            if self.finished {
+            if self.finished || active_before.saturating_sub(self.active) >= EVENT_BATCH as u64 {
                 break;
             }
             match self.sup.backend.events().try_recv() {
