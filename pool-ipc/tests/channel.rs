@@ -256,16 +256,7 @@ fn a_worker_killed_mid_payload_loses_nothing_and_leaks_nothing() {
             Err(ChannelError::Disconnected)
         ));
     }
-    // Other tests of this binary open links meanwhile: look for this link's memfd itself.
-    let open: Vec<_> = std::fs::read_dir("/proc/self/fd")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&fd| inode_of(fd) == inode)
-        .collect();
-    assert!(
-        open.is_empty(),
-        "the link's memfd is still open as fds {open:?}"
-    );
+    assert_memfd_closed(inode);
 }
 
 /// Big payloads are lent in place (`recv_data`, what the parent's reader uses for results), small
@@ -316,15 +307,7 @@ fn lent_payloads_are_read_in_place_and_outlive_their_worker() {
         // The leases alone keep the memory mapped and readable.
         assert_eq!(got[1].encoded().unwrap()[big], pattern(2, big));
     }
-    let open: Vec<_> = std::fs::read_dir("/proc/self/fd")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&fd| inode_of(fd) == inode)
-        .collect();
-    assert!(
-        open.is_empty(),
-        "the link's memfd is still open as fds {open:?}"
-    );
+    assert_memfd_closed(inode);
 }
 
 /// The inode of what `fd` refers to (0 when it is not open).
@@ -337,4 +320,18 @@ fn inode_of(fd: i32) -> u64 {
     } else {
         0
     }
+}
+
+/// No fd of this process is the memfd `inode` (other tests of this binary open links
+/// meanwhile, so the count of open fds proves nothing).
+fn assert_memfd_closed(inode: u64) {
+    let open: Vec<_> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&fd| inode_of(fd) == inode)
+        .collect();
+    assert!(
+        open.is_empty(),
+        "the link's memfd is still open as fds {open:?}"
+    );
 }
