@@ -44,6 +44,12 @@ const RESET: [i32; 9] = [
     libc::SIGPIPE,
 ];
 
+/// Whether a worker ignores `sig` (of [`RESET`]); the others go back to their default. Rust's
+/// SIGPIPE=ignore convention is kept (writes return EPIPE).
+fn ignored(sig: i32, opts: ChildOptions) -> bool {
+    sig == libc::SIGPIPE || (sig == libc::SIGINT && opts.ignore_sigint)
+}
+
 /// Runs in the child right after `fork`. Returns false if the parent `parent` is already gone
 /// (then the caller must `_exit` at once). Async-signal-safe.
 pub(crate) fn setup_in_child(parent: libc::pid_t, opts: ChildOptions) -> bool {
@@ -58,8 +64,7 @@ pub(crate) fn setup_in_child(parent: libc::pid_t, opts: ChildOptions) -> bool {
         libc::sigemptyset(&mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
         for sig in RESET {
-            // Keep Rust's SIGPIPE=ignore convention in forked workers (writes return EPIPE).
-            let action = if sig == libc::SIGPIPE || (sig == libc::SIGINT && opts.ignore_sigint) {
+            let action = if ignored(sig, opts) {
                 libc::SIG_IGN
             } else {
                 libc::SIG_DFL
@@ -85,10 +90,10 @@ pub(crate) fn spawn_signals(
         let Ok(signal) = Signal::try_from(sig) else {
             continue;
         };
-        if sig == libc::SIGINT && opts.ignore_sigint {
-            mask.add(signal);
-        } else if sig != libc::SIGPIPE {
-            defaults.add(signal);
+        match (ignored(sig, opts), sig) {
+            (true, libc::SIGINT) => mask.add(signal),
+            (true, _) => {} // SIGPIPE: already ignored in the parent, and `exec` keeps that
+            (false, _) => defaults.add(signal),
         }
     }
     (mask, defaults)
