@@ -255,7 +255,7 @@ fn collect<Sh, St>(sup: &Mutex<Supervisor<Sh, St>>, queue: &Mutex<Queue<Sh, St>>
                 let Some(limit) = q.outstanding.get(&c.call).and_then(|o| o.timeout) else {
                     continue;
                 };
-                let Some((_, started)) = s.counters().slots()[w].current() else {
+                let Some((_, started)) = s.counters(w).current() else {
                     continue;
                 };
                 if started != 0 && Duration::from_nanos(now.saturating_sub(started)) > limit {

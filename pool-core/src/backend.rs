@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crossbeam_channel::Receiver;
 
-use crate::counters::{CounterBlock, CounterRef};
+use crate::counters::{CounterRef, WorkerCounters};
 use crate::error::{Failure, PoolError};
 use crate::hook::{ExitFn, InitFn, StateFn};
 use crate::job::{Data, ErasedJob, RunSettings, Wire};
@@ -229,8 +229,10 @@ pub trait WorkerLink<Sh, St> {
 pub trait Backend<Sh, St>: Send {
     /// Which face of [`Data`] this back end's workers use.
     fn wire(&self) -> Wire;
-    /// The per-slot counters of this back end.
-    fn counters(&self) -> Arc<dyn CounterBlock>;
+    /// The counters of the worker now in `slot`, as the parent reads them.
+    fn counters(&self, slot: usize) -> &WorkerCounters;
+    /// The counters a worker about to start in `slot` will write.
+    fn counters_for_new_worker(&mut self, slot: usize) -> CounterRef;
     /// Tells the back end the job of a call before workers are started for it or chunks are
     /// sent. Returns whether the workers running now can run it; when they cannot (a forked
     /// worker cannot receive a closure created after the fork), the pool restarts them.

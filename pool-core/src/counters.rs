@@ -73,6 +73,13 @@ pub trait CounterBlock: Send + Sync + 'static {
     fn slots(&self) -> &[WorkerCounters];
 }
 
+/// One worker's own counters (a thread worker's: see `ThreadBackend`).
+impl CounterBlock for WorkerCounters {
+    fn slots(&self) -> &[WorkerCounters] {
+        std::slice::from_ref(self)
+    }
+}
+
 impl CounterBlock for Vec<WorkerCounters> {
     fn slots(&self) -> &[WorkerCounters] {
         self

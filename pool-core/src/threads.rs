@@ -5,6 +5,11 @@
 //! closed, its later events are dropped, and it ends by itself when the stuck task returns (the
 //! pool never waits for it). A task that never returns keeps its thread until the process
 //! exits; use a process start method when that matters.
+//!
+//! Each worker writes its own counters, fresh ones carrying its slot's totals: a thread left
+//! running writes to its own when its task ends, never over those of the worker that took its
+//! slot (which would hide that worker's task from the timeout check, or move the progress of
+//! the next call).
 
 use std::fmt;
 use std::sync::Arc;
@@ -15,7 +20,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
 use crate::backend::{Backend, Command, Event, WorkerLink, WorkerSetup};
-use crate::counters::{CounterBlock, WorkerCounters};
+use crate::counters::{CounterRef, WorkerCounters};
 use crate::error::PoolError;
 use crate::job::Wire;
 use crate::worker::run_worker;
@@ -28,7 +33,8 @@ struct Slot<Sh, St> {
 
 /// Workers as threads of this process.
 pub struct ThreadBackend<Sh, St> {
-    counters: Arc<Vec<WorkerCounters>>,
+    /// The counters of each slot's current worker.
+    counters: Vec<Arc<WorkerCounters>>,
     slots: Vec<Option<Slot<Sh, St>>>,
     events_tx: Sender<Event>,
     events_rx: Receiver<Event>,
@@ -49,7 +55,7 @@ impl<Sh, St> ThreadBackend<Sh, St> {
     pub fn new(n_jobs: usize) -> Self {
         let (events_tx, events_rx) = unbounded();
         ThreadBackend {
-            counters: Arc::new((0..n_jobs).map(|_| WorkerCounters::default()).collect()),
+            counters: (0..n_jobs).map(|_| Arc::default()).collect(),
             slots: (0..n_jobs).map(|_| None).collect(),
             events_tx,
             events_rx,
@@ -88,8 +94,21 @@ where
         Wire::Local
     }
 
-    fn counters(&self) -> Arc<dyn CounterBlock> {
-        self.counters.clone()
+    fn counters(&self, slot: usize) -> &WorkerCounters {
+        &self.counters[slot]
+    }
+
+    fn counters_for_new_worker(&mut self, slot: usize) -> CounterRef {
+        let last = &self.counters[slot];
+        let fresh = WorkerCounters::default();
+        fresh
+            .tasks_done
+            .store(last.tasks_done.load(Ordering::Acquire), Ordering::Relaxed);
+        fresh
+            .tasks_failed
+            .store(last.tasks_failed.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.counters[slot] = Arc::new(fresh);
+        CounterRef::new(self.counters[slot].clone(), 0)
     }
 
     fn start_worker(&mut self, setup: WorkerSetup<Sh, St>) -> Result<(), PoolError> {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use pool_core::{
-    Backend, CallInfo, Cause, Command, CounterBlock, Event, Extensions, MapOptions, PoolError,
+    Backend, CallInfo, Cause, Command, CounterRef, Event, Extensions, MapOptions, PoolError,
     ProgressSink, RawInsights, SharedObjects, StartMethod, Wire, WorkerCounters, WorkerLink,
     WorkerPool, WorkerSetup, WorkerTimings, run_worker,
 };
@@ -234,8 +234,12 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ScriptedBackend<Sh, St>
         Wire::Local
     }
 
-    fn counters(&self) -> Arc<dyn CounterBlock> {
-        self.counters.clone()
+    fn counters(&self, slot: usize) -> &WorkerCounters {
+        &self.counters[slot]
+    }
+
+    fn counters_for_new_worker(&mut self, slot: usize) -> CounterRef {
+        CounterRef::new(self.counters.clone(), slot)
     }
 
     fn start_worker(&mut self, setup: WorkerSetup<Sh, St>) -> Result<(), PoolError> {

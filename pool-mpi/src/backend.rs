@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, unbounded};
 use pool_core::{
-    Backend, Command, CounterBlock, ErasedJob, Event, PoolError, SharedObjects, Wire,
-    WorkerCounters, WorkerSetup,
+    Backend, Command, CounterRef, ErasedJob, Event, PoolError, SharedObjects, Wire, WorkerCounters,
+    WorkerSetup,
 };
 use pool_wire::boot::{BootRecord, Remote};
 use pool_wire::fnid::FnId;
@@ -142,8 +142,12 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for MpiBackend<Sh, St> {
         Wire::Bytes
     }
 
-    fn counters(&self) -> Arc<dyn CounterBlock> {
-        self.counters.clone()
+    fn counters(&self, slot: usize) -> &WorkerCounters {
+        &self.counters[slot]
+    }
+
+    fn counters_for_new_worker(&mut self, slot: usize) -> CounterRef {
+        CounterRef::new(self.counters.clone(), slot)
     }
 
     fn announce_job(

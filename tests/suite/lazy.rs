@@ -1,7 +1,9 @@
 //! imap is lazy: endless inputs, bounded memory, and a dropped iterator stops the work.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use pool::{MapOptions, StartMethod};
 
@@ -91,7 +93,52 @@ fn dropping_imap_stops_the_call(m: StartMethod) {
     assert_eq!(p.map(|x: u8| x + 1, 0..2u8).unwrap(), vec![1, 2]);
 }
 
+/// Task 3, the first of the second worker's chunk, runs 150 ms.
+fn slow_fourth(x: u64) -> u64 {
+    if x == 3 {
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    x
+}
+
+/// Tasks 0 and 1 run at once; the others wait (10 s at most) for the file named with them.
+fn gated((x, gate): (u64, String)) -> u64 {
+    let t0 = Instant::now();
+    while x >= 2 && !Path::new(&gate).exists() && t0.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    x
+}
+
+/// A dropped `imap` can leave a chunk running (a thread cannot be killed); what it finishes
+/// after the next call began is no progress of that call.
+fn a_dropped_calls_chunk_is_no_progress_of_the_next_call(m: StartMethod) {
+    let mut p = pool(m, 2);
+    let status = p.status_handle();
+    {
+        let mut it = p
+            .imap_with(slow_fourth, 0..6u64, MapOptions::default().chunk_size(3))
+            .unwrap();
+        assert_eq!(it.next().map(Result::unwrap), Some(0));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let gate = std::env::temp_dir().join(format!("pool-gate-{}-{m:?}", std::process::id()));
+    let inputs: Vec<(u64, String)> = (0..6).map(|x| (x, gate.display().to_string())).collect();
+    let runner =
+        std::thread::spawn(move || p.map_with(gated, inputs, MapOptions::default().chunk_size(1)));
+    // Tasks 0 and 1 are done, 2 and 3 wait at the gate, and whatever the dropped call left
+    // running has ended.
+    std::thread::sleep(Duration::from_millis(400));
+    let seen = status.snapshot();
+    std::fs::write(&gate, b"").unwrap();
+    let out = runner.join().unwrap();
+    let _ = std::fs::remove_file(&gate);
+    assert_eq!(out.unwrap(), (0..6).collect::<Vec<u64>>());
+    assert_eq!((seen.done, seen.running), (2, 2), "{seen:?}");
+}
+
 for_each_start_method!(
+    a_dropped_calls_chunk_is_no_progress_of_the_next_call,
     imap_over_an_endless_input,
     imap_unordered_over_an_endless_input,
     back_pressure_bounds_tasks_in_flight,

@@ -103,7 +103,52 @@ fn dropping_a_pool_with_a_stuck_task_does_not_hang(m: StartMethod) {
     assert!(t0.elapsed() < Duration::from_secs(3));
 }
 
+/// The first call's task 1 runs 150 ms; the call is dropped 50 ms into it.
+fn left_behind(x: u64) -> u64 {
+    if x == 1 {
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    x
+}
+
+fn stuck(x: u64) -> u64 {
+    std::thread::sleep(Duration::from_secs(3));
+    x
+}
+
+/// A dropped `imap` can leave its running task behind (a thread cannot be killed). When that
+/// task ends, 100 ms into the next call, it must not touch the counters of the worker that took
+/// its place: each of the next call's stuck tasks still times out.
+fn a_task_left_behind_does_not_hide_the_next_calls_timeouts(m: StartMethod) {
+    let mut p = pool(m, 2);
+    {
+        let timed = MapOptions::default()
+            .chunk_size(1)
+            .task_timeout(Duration::from_secs(5));
+        let mut it = p.imap_with(left_behind, 0..2u64, timed).unwrap();
+        assert_eq!(it.next().map(Result::unwrap), Some(0));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let t0 = Instant::now();
+    let out = p
+        .map_results(
+            stuck,
+            0..2u64,
+            MapOptions::default()
+                .chunk_size(1)
+                .task_timeout(LIMIT)
+                .keep_going(0),
+        )
+        .unwrap();
+    for r in &out {
+        let e = r.as_ref().expect_err("every task times out");
+        assert_eq!(e.failure().unwrap().cause, Cause::Timeout(LIMIT), "{e}");
+    }
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+}
+
 for_each_start_method!(
+    a_task_left_behind_does_not_hide_the_next_calls_timeouts,
     task_timeout_names_the_task,
     task_timeout_with_keep_going_completes_the_rest,
     init_timeout,

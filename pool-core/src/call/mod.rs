@@ -172,12 +172,7 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
         let wire = sup.backend.wire();
         // Process workers can die: their inputs are kept to name a lost task's arguments.
         let retain = cfg.keep_going() || cfg.task_timeout.is_some() || wire == Wire::Bytes;
-        let base_done = sup
-            .counters()
-            .slots()
-            .iter()
-            .map(|c| c.tasks_done.load(std::sync::atomic::Ordering::Relaxed))
-            .sum();
+        let base_done = sup.tasks_done();
         // The caller's total (`ProgressSpec::total`) when the inputs have no known length.
         status.begin(cfg.total.or(info.spec.total));
         let mut sup = sup;

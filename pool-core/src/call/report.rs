@@ -83,23 +83,18 @@ impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
 
 impl<Sh, St, T, R> Call<'_, Sh, St, T, R> {
     fn report(&mut self) {
-        let done_now: u64 = self
-            .sup
-            .counters()
-            .slots()
-            .iter()
-            .map(|c| c.tasks_done.load(std::sync::atomic::Ordering::Relaxed))
-            .sum();
+        let done_now = self.sup.tasks_done();
         let submitted = self.chunks.taken();
         let done = done_now
             .saturating_sub(self.base_done)
             .clamp(self.returned, submitted.max(self.returned));
-        let running = self
-            .sup
-            .counters()
-            .slots()
-            .iter()
-            .filter(|c| c.current().is_some_and(|(t, _)| t < u64::MAX - 1))
+        let running = (0..self.sup.n_jobs())
+            .filter(|&w| {
+                self.sup
+                    .counters(w)
+                    .current()
+                    .is_some_and(|(t, _)| t < u64::MAX - 1)
+            })
             .count() as u64;
         self.status.set(
             submitted,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::{Delivery, Supervisor, WorkerSpec};
 use crate::backend::{Command, Event, WorkerSetup};
-use crate::counters::{CounterRef, monotonic_ns};
+use crate::counters::monotonic_ns;
 use crate::error::{Cause, Phase, PoolError};
 use crate::job::ErasedJob;
 use crate::timing::WorkerTimings;
@@ -50,7 +50,7 @@ impl<Sh, St> Supervisor<Sh, St> {
         slot.exiting = false;
         slot.inflight.clear();
         slot.forget_pace();
-        let counters = CounterRef::new(self.counters.clone(), id);
+        let counters = self.backend.counters_for_new_worker(id);
         counters.get().cancel.store(0, Ordering::Relaxed);
         counters.get().current_task.store(0, Ordering::Relaxed);
         let setup = WorkerSetup {
@@ -90,7 +90,7 @@ impl<Sh, St> Supervisor<Sh, St> {
     pub(crate) fn terminate(&mut self) {
         for (w, slot) in self.slots.iter_mut().enumerate() {
             if slot.alive {
-                self.counters.slots()[w].cancel.store(1, Ordering::Relaxed);
+                self.backend.counters(w).cancel.store(1, Ordering::Relaxed);
                 self.backend.kill(w);
                 slot.alive = false;
                 slot.inflight.clear();

@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::backend::{Backend, Command, Event};
-use crate::counters::{CounterBlock, monotonic_ns};
+use crate::counters::{WorkerCounters, monotonic_ns};
 use crate::error::{Cause, Failure, Phase, PoolError};
 use crate::hook::{ExitFn, InitFn, StateFn};
 use crate::job::Data;
@@ -65,7 +65,6 @@ use slot::Slot;
 
 pub(crate) struct Supervisor<Sh, St> {
     pub(crate) backend: Box<dyn Backend<Sh, St>>,
-    counters: Arc<dyn CounterBlock>,
     slots: Vec<Slot>,
     pub(crate) shared: Arc<Sh>,
     make_state: StateFn<St>,
@@ -93,7 +92,6 @@ impl<Sh, St> Supervisor<Sh, St> {
         insights: bool,
     ) -> Self {
         Supervisor {
-            counters: backend.counters(),
             backend,
             slots: (0..n_jobs).map(|_| Slot::default()).collect(),
             shared,
@@ -116,8 +114,16 @@ impl<Sh, St> Supervisor<Sh, St> {
         self.slots.len()
     }
 
-    pub(crate) fn counters(&self) -> &Arc<dyn CounterBlock> {
-        &self.counters
+    /// The counters of the worker now in `slot`.
+    pub(crate) fn counters(&self, slot: usize) -> &WorkerCounters {
+        self.backend.counters(slot)
+    }
+
+    /// The tasks every slot has finished, over the pool's life.
+    pub(crate) fn tasks_done(&self) -> u64 {
+        (0..self.slots.len())
+            .map(|w| self.counters(w).tasks_done.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// A call id unique in this process (the dashboard and job caches key on it).
@@ -265,7 +271,7 @@ impl<Sh, St> Supervisor<Sh, St> {
 
     /// Takes a worker out (killed, abandoned or dead) and says what it had in hand.
     pub(crate) fn lose(&mut self, worker: usize, cause: Cause, mut message: String) -> Delivery {
-        let counters = self.counters.slots()[worker].current();
+        let counters = self.counters(worker).current();
         let in_hook = counters.is_some_and(|(t, _)| t == IN_HOOK - 1);
         let mut current = counters.map(|(t, _)| t).filter(|_| !in_hook);
         self.backend.kill(worker);
@@ -329,7 +335,7 @@ impl<Sh, St> Supervisor<Sh, St> {
             if !s.alive {
                 continue;
             }
-            let Some((t, started)) = self.counters.slots()[w].current() else {
+            let Some((t, started)) = self.counters(w).current() else {
                 continue;
             };
             if started == 0 {

@@ -33,7 +33,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use pool_core::{
-    Backend, Command, CounterBlock, ErasedJob, Event, PoolError, SharedObjects, Wire, WorkerSetup,
+    Backend, Command, CounterBlock, CounterRef, ErasedJob, Event, PoolError, SharedObjects, Wire,
+    WorkerCounters, WorkerSetup,
 };
 
 use pool_wire::parent::Dispatch;
@@ -179,8 +180,12 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
         Wire::Bytes
     }
 
-    fn counters(&self) -> Arc<dyn CounterBlock> {
-        self.counters.clone()
+    fn counters(&self, slot: usize) -> &WorkerCounters {
+        &self.counters.slots()[slot]
+    }
+
+    fn counters_for_new_worker(&mut self, slot: usize) -> CounterRef {
+        CounterRef::new(self.counters.clone(), slot)
     }
 
     fn announce_job(
