@@ -151,9 +151,26 @@ fn timeline(rounds: usize) {
                     let first = spans.iter().map(|s| s.1).min().unwrap();
                     let mut gaps = 0u64;
                     let mut ends = Vec::new();
+                    // The longest idle stretch of a worker: (idle µs, worker, after µs, task).
+                    let mut longest = (0u64, 0usize, 0u64, 0usize);
                     for w in 0..2 {
-                        let mut mine: Vec<_> = spans.iter().filter(|s| s.0 == w).collect();
+                        let mut mine: Vec<_> = spans
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, s)| s.0 == w)
+                            .map(|(i, s)| (i, s.1, s.2))
+                            .collect();
                         mine.sort_by_key(|s| s.1);
+                        for p in mine.windows(2) {
+                            let idle = p[1].1.saturating_sub(p[0].2);
+                            if idle > 300 && std::env::var("UNEVEN_GAPS").is_ok_and(|g| g == mix) && form == "map" {
+                                println!("  gap {name} w{w} {:.2} ms at {:.1} ms before task {} (after {})", idle as f64/1000.0, (p[0].2-first) as f64/1000.0, p[1].0, p[0].0);
+                            }
+                            if idle > longest.0 {
+                                longest = (idle, w, p[0].2 - first, p[1].0);
+                            }
+                        }
+                        let mine: Vec<_> = mine.iter().map(|&(_, s, e)| (w, s, e)).collect();
                         gaps += mine
                             .windows(2)
                             .map(|p| p[1].1.saturating_sub(p[0].2))
@@ -165,6 +182,23 @@ fn timeline(rounds: usize) {
                     let tail: u64 = ends.iter().map(|e| last - e).sum();
                     let wall = (joined - t0) as f64;
                     let ms = |us: u64| us as f64 / 1000.0;
+                    if std::env::var_os("UNEVEN_EACH_ROUND").is_some() {
+                        println!(
+                            "{mix:9} {name:9} {form:14} wall {:6.1} start-up {:5.2} gaps {:5.2} \
+                             tail {:5.2} end {:5.2} join {:5.2}; longest idle {:5.2} ms of \
+                             worker {} at {:6.1} ms, before the task at position {}",
+                            wall / 1000.0,
+                            ms(first - t0),
+                            ms(gaps),
+                            ms(tail),
+                            ms(returned - last),
+                            ms(joined - returned),
+                            ms(longest.0),
+                            longest.1,
+                            ms(longest.2),
+                            longest.3,
+                        );
+                    }
                     rows.entry(format!("{mix:9} {name:9} {form:14}"))
                         .or_default()
                         .push([

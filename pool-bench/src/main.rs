@@ -16,10 +16,9 @@ use pool_bench::workload::WorkloadKind;
 use pool_bench::{harness, report};
 
 fn main() -> ExitCode {
-    // pool's Spawn workers re-execute this binary and must be served before anything else runs.
-    #[cfg(feature = "pool-contenders")]
-    pool::entry();
-    // The process-per-task baseline re-executes this binary: serve that before anything else.
+    // The process-per-task baseline re-executes this binary: serve that first. Its workers make
+    // no pool, so they skip `pool::entry()` and the fork server it starts: one more process per
+    // task, whose exits (and their reaping by init) overlapped the next contender's rounds.
     let argv: Vec<String> = std::env::args().collect();
     if argv.get(1).map(String::as_str) == Some(WORKER_ARG) {
         return match worker_main(&argv[2..]) {
@@ -30,6 +29,9 @@ fn main() -> ExitCode {
             }
         };
     }
+    // pool's Spawn workers re-execute this binary and must be served before anything else runs.
+    #[cfg(feature = "pool-contenders")]
+    pool::entry();
     let args = Args::parse();
     if !args.one.is_empty() || args.check_alone.is_some() {
         return match one_or_check(&args) {
