@@ -16,7 +16,9 @@
 //! whole run goes (build a pool, one call, join, as the harness times it), from the start and
 //! end of every task on the wall clock: *start-up* (build to the first task), *gaps* (a worker
 //! idle between two of its tasks), *tail* (a worker done while the other still runs), *end*
-//! (the last task to the call's return) and *join*; in ms, medians over the rounds.
+//! (the last task to the call's return) and *join*; in ms, medians over the rounds. With
+//! `UNEVEN_EACH_ROUND=1` it also prints every round, with the longest idle stretch of a worker
+//! (where a stall hides when only some rounds are slow).
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -163,9 +165,6 @@ fn timeline(rounds: usize) {
                         mine.sort_by_key(|s| s.1);
                         for p in mine.windows(2) {
                             let idle = p[1].1.saturating_sub(p[0].2);
-                            if idle > 300 && std::env::var("UNEVEN_GAPS").is_ok_and(|g| g == mix) && form == "map" {
-                                println!("  gap {name} w{w} {:.2} ms at {:.1} ms before task {} (after {})", idle as f64/1000.0, (p[0].2-first) as f64/1000.0, p[1].0, p[0].0);
-                            }
                             if idle > longest.0 {
                                 longest = (idle, w, p[0].2 - first, p[1].0);
                             }
