@@ -36,7 +36,7 @@ pub(crate) fn while_reporting<R>(report: impl FnOnce() -> R) -> R {
 }
 
 /// Runs `fork` (a closure that calls `fork(2)`) while no thread of this process is reporting a
-/// panic.
+/// panic or writing to stderr.
 ///
 /// Why: a panic report takes locks (std's backtrace lock while capturing and resolving a
 /// backtrace, stderr's while printing), and a child forked while another thread holds one of
@@ -44,9 +44,16 @@ pub(crate) fn while_reporting<R>(report: impl FnOnce() -> R) -> R {
 /// for a result that never comes. Tests run in parallel and panic on purpose, so this happened
 /// about once in ten runs of the suite. Panic reports go through the pool's hook, which holds
 /// `REPORTING` shared; the fork holds it exclusively, so it falls between two reports.
+///
+/// Any `eprintln!` of another thread holds stderr's lock while it writes: a worker forked then
+/// hung at its own first line (a program that logs from a thread while it maps). The fork holds
+/// that lock too, taken after `REPORTING` as the hook and [`hold_off_forks`] callers take them;
+/// in the child the forking thread owns it and lets it go. A thread that keeps stderr locked
+/// (a `StderrLock` held across a wait) delays the fork until it lets go.
 pub fn fork_between_panics<R>(fork: impl FnOnce() -> R) -> R {
     install_hook();
     let _no_report = REPORTING.write().unwrap_or_else(|e| e.into_inner());
+    let _no_line = std::io::stderr().lock();
     fork()
 }
 

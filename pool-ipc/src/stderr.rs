@@ -11,6 +11,10 @@
 //! 2. One thread polls every read end (epoll) and copies what arrives to the parent's fd 2,
 //!    a whole line at a time (so the lines of two workers never mix, as they could when the
 //!    workers wrote to the parent's stderr themselves), remembering each worker's last line.
+//!    It writes holding the lock of Rust's `stderr`, which `eprintln!` holds for a whole line
+//!    while writing it in pieces, so a worker's line never lands inside one of the parent's.
+//!    Every path takes that lock before the tee's own ([`Shared::lock`]): a thread that holds
+//!    stderr's lock and asks for a dead worker's last line cannot deadlock with the thread.
 //! 3. A dead worker's last line ([`StderrTee::last_line`]) is read after draining its pipe
 //!    under the same lock: whatever the worker wrote is in the pipe once it is dead, so the
 //!    line is its last words even if the thread has not run since.
@@ -152,8 +156,11 @@ struct Shared {
 }
 
 impl Shared {
-    fn pipes(&self) -> MutexGuard<'_, HashMap<u64, Pipe>> {
-        self.pipes.lock().unwrap_or_else(|e| e.into_inner())
+    /// Stderr's lock, then the pipes: whatever is passed on while they are held is written
+    /// between two of this process's own lines.
+    fn lock(&self) -> (io::StderrLock<'static>, MutexGuard<'_, HashMap<u64, Pipe>>) {
+        let stderr = io::stderr().lock();
+        (stderr, self.pipes.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
@@ -212,7 +219,7 @@ impl StderrTee {
                         }
                         return;
                     }
-                    let mut pipes = s.pipes();
+                    let (_stderr, mut pipes) = s.lock();
                     for ev in &events[..n as usize] {
                         let token = ev.u64;
                         if token == STOP {
@@ -240,7 +247,7 @@ impl StderrTee {
         let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         // SAFETY: setting a flag on an fd we own.
         cvt(unsafe { libc::fcntl(read.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) })?;
-        let mut pipes = self.shared.pipes();
+        let (_stderr, mut pipes) = self.shared.lock();
         if let Some(old) = pipes.remove(&token) {
             self.forget(old);
         }
@@ -260,7 +267,7 @@ impl StderrTee {
 
     /// What the worker `token` wrote last on stderr (after passing on all it wrote).
     pub(crate) fn last_line(&self, token: u64) -> Option<String> {
-        let mut pipes = self.shared.pipes();
+        let (_stderr, mut pipes) = self.shared.lock();
         let p = pipes.get_mut(&token)?;
         p.drain(&self.shared.epoll);
         p.last_line()
@@ -268,8 +275,8 @@ impl StderrTee {
 
     /// Passes on what is left of the worker `token`'s stderr and closes its pipe.
     pub(crate) fn detach(&self, token: u64) {
-        let old = self.shared.pipes().remove(&token);
-        if let Some(p) = old {
+        let (_stderr, mut pipes) = self.shared.lock();
+        if let Some(p) = pipes.remove(&token) {
             self.forget(p);
         }
     }
@@ -299,7 +306,7 @@ impl Drop for StderrTee {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        let tokens: Vec<u64> = self.shared.pipes().keys().copied().collect();
+        let tokens: Vec<u64> = self.shared.lock().1.keys().copied().collect();
         for t in tokens {
             self.detach(t);
         }
@@ -309,7 +316,7 @@ impl Drop for StderrTee {
 impl std::fmt::Debug for StderrTee {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StderrTee")
-            .field("workers", &self.shared.pipes().len())
+            .field("workers", &self.shared.pipes.lock().map_or(0, |p| p.len()))
             .finish()
     }
 }

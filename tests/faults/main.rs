@@ -439,6 +439,12 @@ fn oom_kill_in_a_memory_cgroup_quotes_the_kernel_s_figures() {
 }
 
 #[test]
+fn worker_lines_never_split_the_parent_s() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    scenarios::worker_lines_never_split_the_parent_s();
+}
+
+#[test]
 fn worker_stderr_reaches_the_parent_s() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     scenarios::worker_stderr_reaches_the_parent_s();

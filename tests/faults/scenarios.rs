@@ -20,6 +20,7 @@ pub(crate) fn run_if_asked() {
         "ctrl_c" => ctrl_c_child(),
         "oom" => oom_child(),
         "stderr" => stderr_child(),
+        "stderr_mixed" => stderr_mixed_child(),
         other => panic!("unknown scenario {other}"),
     }
     std::process::exit(0);
@@ -325,6 +326,78 @@ fn stderr_child() {
         let opts = pool::MapOptions::default().chunk_size(1);
         assert_eq!(p.map_with(says_hello, 0..20u32, opts).unwrap().len(), 20);
     }
+}
+
+/// Forty pieces, each its own `write` on the unbuffered stderr.
+struct Pieces;
+
+impl std::fmt::Display for Pieces {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (0..40).try_for_each(|k| write!(f, "{k:02}."))
+    }
+}
+
+fn chatty(x: u32) -> u32 {
+    for _ in 0..20 {
+        eprintln!("hello from task {x}");
+    }
+    x
+}
+
+/// The parent prints lines written in pieces while the workers print theirs.
+fn stderr_mixed_child() {
+    let mut p = WorkerPool::builder()
+        .n_jobs(2)
+        .start_method(StartMethod::Fork)
+        .build()
+        .unwrap();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = done.clone();
+    let printer = std::thread::spawn(move || {
+        let mut i = 0;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) && i < 20_000 {
+            eprintln!("parent line {i}: {Pieces}");
+            i += 1;
+        }
+    });
+    // A worker forked while the printer held stderr's lock would hang at its first line.
+    let opts = pool::MapOptions::default()
+        .chunk_size(1)
+        .task_timeout(Duration::from_secs(10));
+    let out = p.map_with(chatty, 0..200u32, opts);
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    printer.join().unwrap();
+    assert_eq!(out.unwrap().len(), 200);
+}
+
+/// A worker's relayed line never lands inside a line the parent is writing (Rust's stderr
+/// writes a formatted line in pieces, under its lock; the relay takes the same lock), and a
+/// worker forked while a parent thread prints can print too.
+pub(crate) fn worker_lines_never_split_the_parent_s() {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .env(VAR, "stderr_mixed")
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "scenario failed: {out:?}");
+    let text = String::from_utf8_lossy(&out.stderr);
+    let pieces = Pieces.to_string();
+    let mut parent = 0;
+    let mut worker = 0;
+    for line in text.lines() {
+        if line.starts_with("hello from task ") && line[16..].parse::<u32>().is_ok() {
+            worker += 1;
+        } else {
+            let (head, tail) = line.split_once(": ").unwrap_or((line, ""));
+            assert!(
+                head.starts_with("parent line ") && tail == pieces,
+                "a split line: {line:?}"
+            );
+            parent += 1;
+        }
+    }
+    assert_eq!(worker, 200 * 20, "every worker line arrives whole");
+    assert!(parent > 0, "the parent printed while the workers did");
 }
 
 /// Workers' stderr passes through the parent (which keeps their last lines for death
