@@ -328,6 +328,17 @@ fn stderr_child() {
     }
 }
 
+/// What the scenario `name` wrote on stderr; it must succeed.
+fn stderr_of(name: &str) -> String {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .env(VAR, name)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "scenario failed: {out:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// Forty pieces, each its own `write` on the unbuffered stderr.
 struct Pieces;
 
@@ -374,13 +385,7 @@ fn stderr_mixed_child() {
 /// writes a formatted line in pieces, under its lock; the relay takes the same lock), and a
 /// worker forked while a parent thread prints can print too.
 pub(crate) fn worker_lines_never_split_the_parent_s() {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .env(VAR, "stderr_mixed")
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "scenario failed: {out:?}");
-    let text = String::from_utf8_lossy(&out.stderr);
+    let text = stderr_of("stderr_mixed");
     let pieces = Pieces.to_string();
     let mut parent = 0;
     let mut worker = 0;
@@ -403,13 +408,7 @@ pub(crate) fn worker_lines_never_split_the_parent_s() {
 /// Workers' stderr passes through the parent (which keeps their last lines for death
 /// reports): every line arrives, whole, while the pool runs.
 pub(crate) fn worker_stderr_reaches_the_parent_s() {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .env(VAR, "stderr")
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "scenario failed: {out:?}");
-    let text = String::from_utf8_lossy(&out.stderr);
+    let text = stderr_of("stderr");
     for x in 0..20 {
         let line = format!("hello from task {x}");
         assert_eq!(
