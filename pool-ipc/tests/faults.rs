@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pool_ipc::channel::{ChannelError, Link};
-use pool_ipc::fds::{open_fd_count, zombie_children};
+use pool_ipc::fds::zombie_children;
 use pool_ipc::process::{EXIT_PANICKED, ExitReason, WorkerProcess};
 use pool_ipc::ring::WaitPolicy;
 use pool_ipc::watcher::DeathWatcher;
@@ -33,14 +33,14 @@ fn death_of(work: impl FnOnce() -> i32, kill: bool) -> ExitReason {
 /// Asserts no zombie and no extra fd after `f`.
 fn leak_free(f: impl FnOnce()) {
     let _g = common::serial();
-    let fds = open_fd_count().unwrap();
+    let fds = common::fd_table();
     f();
     assert_eq!(
         zombie_children().unwrap(),
         Vec::<i32>::new(),
         "zombies left"
     );
-    assert_eq!(open_fd_count().unwrap(), fds, "fds leaked");
+    assert_eq!(common::opened_since(&fds), [], "fds leaked");
 }
 
 #[test]

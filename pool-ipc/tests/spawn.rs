@@ -10,7 +10,7 @@ use std::time::Duration;
 use pool_ipc::channel::Link;
 use pool_ipc::child::ChildOptions;
 use pool_ipc::entry::{self, EXIT_BAD_BOOT, WorkerBoot};
-use pool_ipc::fds::{open_fd_count, zombie_children};
+use pool_ipc::fds::zombie_children;
 use pool_ipc::process::ExitReason;
 use pool_ipc::ring::WaitPolicy;
 use pool_ipc::spawn::SpawnCommand;
@@ -33,7 +33,7 @@ fn square_worker(mut boot: WorkerBoot) -> i32 {
 fn spawned_worker_gets_fds_id_payload_and_serves_requests() {
     entry::run_if_worker();
     let _g = common::serial();
-    let fds = open_fd_count().unwrap();
+    let fds = common::fd_table();
     assert!(!entry::is_worker());
     assert!(entry::take_worker_boot().is_none());
     let link = Link::new(1 << 12).unwrap();
@@ -58,7 +58,7 @@ fn spawned_worker_gets_fds_id_payload_and_serves_requests() {
     assert_eq!(w.wait().unwrap(), ExitReason::Exited { code: 0 });
     drop((w, link));
     assert_eq!(zombie_children().unwrap(), Vec::<i32>::new());
-    assert_eq!(open_fd_count().unwrap(), fds);
+    assert_eq!(common::opened_since(&fds), []);
 }
 
 fn crash_worker(_boot: WorkerBoot) -> i32 {

@@ -44,6 +44,25 @@ pub fn serial() -> (MutexGuard<'static, ()>, Watchdog) {
     (LOCK.lock().unwrap_or_else(|e| e.into_inner()), watchdog())
 }
 
+/// The fds this process has open, each with what it points at (a pipe's or memfd's link names
+/// its inode, so a number reused for a new object reads as new).
+pub fn fd_table() -> Vec<(i32, std::path::PathBuf)> {
+    pool_ipc::fds::open_fds()
+        .unwrap()
+        .into_iter()
+        .filter_map(|fd| Some((fd, std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()?)))
+        .collect()
+}
+
+/// What was opened since `before` and is still open: a leak, for a test that closed all it
+/// opened. (A count would also move when a thread of an earlier test closes one of its fds.)
+pub fn opened_since(before: &[(i32, std::path::PathBuf)]) -> Vec<(i32, std::path::PathBuf)> {
+    fd_table()
+        .into_iter()
+        .filter(|e| !before.contains(e))
+        .collect()
+}
+
 /// Forks a worker running `f`.
 pub fn fork(f: impl FnOnce() -> i32) -> WorkerProcess {
     // SAFETY: tests hold `serial()` so no other test forks concurrently; the closures used in
