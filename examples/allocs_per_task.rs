@@ -48,13 +48,7 @@ fn main() {
     let n: u64 = args.first().map_or(100_000, |s| s.parse().expect("N"));
     let methods = args.get(1).map_or("threading,fork", String::as_str);
     for m in methods.split(',') {
-        let method = match m {
-            "threading" => StartMethod::Threading,
-            "fork" => StartMethod::Fork,
-            "spawn" => StartMethod::Spawn,
-            "forkserver" => StartMethod::Forkserver,
-            other => panic!("unknown method {other}"),
-        };
+        let method = StartMethod::from_name(m).unwrap_or_else(|| panic!("unknown method {m}"));
         let mut p = WorkerPool::builder()
             .n_jobs(1)
             .start_method(method)

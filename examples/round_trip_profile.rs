@@ -40,13 +40,7 @@ fn main() {
                 Some((m, cap)) => (m, Some(cap.parse::<usize>().expect("a number after ':'"))),
                 None => (spec, None),
             };
-            let method = match m {
-                "threading" => StartMethod::Threading,
-                "fork" => StartMethod::Fork,
-                "spawn" => StartMethod::Spawn,
-                "forkserver" => StartMethod::Forkserver,
-                other => panic!("unknown method {other}"),
-            };
+            let method = StartMethod::from_name(m).unwrap_or_else(|| panic!("unknown method {m}"));
             let p = WorkerPool::builder()
                 .n_jobs(1)
                 .start_method(method)

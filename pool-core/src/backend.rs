@@ -49,6 +49,25 @@ impl StartMethod {
             StartMethod::Forkserver => "forkserver",
         }
     }
+
+    /// The method whose [`StartMethod::name`] is `name`.
+    ///
+    /// ```
+    /// use pool_core::StartMethod;
+    /// assert_eq!(StartMethod::from_name("forkserver"), Some(StartMethod::Forkserver));
+    /// assert_eq!(StartMethod::from_name("Fork"), None);
+    /// ```
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            StartMethod::Fork,
+            StartMethod::Spawn,
+            StartMethod::Threading,
+            StartMethod::Mpi,
+            StartMethod::Forkserver,
+        ]
+        .into_iter()
+        .find(|m| m.name() == name)
+    }
 }
 
 /// Everything a new worker needs.

@@ -27,12 +27,7 @@ pub(crate) fn run_if_asked() {
     // SAFETY: single-threaded at this point (before main).
     unsafe { std::env::remove_var(VAR) };
     let (method, call) = what.split_once('/').expect("method/call");
-    let m = match method {
-        "fork" => StartMethod::Fork,
-        "spawn" => StartMethod::Spawn,
-        "forkserver" => StartMethod::Forkserver,
-        _ => StartMethod::Threading,
-    };
+    let m = StartMethod::from_name(method).expect("a start method's name");
     println!("ended: {}", play(m, call));
     std::process::exit(0);
 }
