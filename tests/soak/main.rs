@@ -62,7 +62,8 @@ impl Rng {
 #[derive(Debug, PartialEq, Eq)]
 struct Held {
     fds: usize,
-    threads: usize,
+    /// The names of the process's threads (a failure shows which one is extra).
+    threads: Vec<String>,
     zombies: usize,
     shm: Vec<String>,
 }
@@ -79,18 +80,61 @@ fn held() -> Held {
     shm.sort();
     Held {
         fds: count("/proc/self/fd"),
-        threads: count("/proc/self/task"),
+        threads: thread_names(),
         zombies: pool_ipc::fds::zombie_children().unwrap().len(),
         shm,
     }
 }
 
-/// Waits (a moment, for reader threads to finish) until the process holds what it held.
+impl Held {
+    /// Whether `self` holds anything `base` did not: more fds, threads or zombies, or a pool
+    /// entry in /dev/shm that was not there. Holding less is no leak: a helper thread of an
+    /// earlier round (a reader finishing its last read) may still have been alive in `base`.
+    fn exceeds(&self, base: &Held) -> bool {
+        self.fds > base.fds
+            || self.threads.len() > base.threads.len()
+            || self.zombies > base.zombies
+            || self.shm.iter().any(|name| !base.shm.contains(name))
+    }
+}
+
+/// What the process holds once it stops changing: polled until two readings 200 ms apart agree
+/// (at most 5 s), so threads a dropped pool has let go of have had their moment to end.
+fn settled() -> Held {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut last = held();
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = held();
+        if now == last || Instant::now() > deadline {
+            return now;
+        }
+        last = now;
+    }
+}
+
+fn thread_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir("/proc/self/task")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| {
+                    std::fs::read_to_string(e.path().join("comm"))
+                        .map(|c| c.trim_end().to_owned())
+                        .unwrap_or_default()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Waits (a moment, for reader threads to finish) until the process holds no more than it held.
 fn back_to(base: &Held, seed: u64, round: usize) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let now = held();
-        if now == *base {
+        if !now.exceeds(base) {
             return;
         }
         assert!(
@@ -190,7 +234,7 @@ fn random_faults_leave_no_trace() {
     let t0 = Instant::now();
     // The first pool starts process-wide helpers (e.g. the panic hook); count after it.
     round(&mut rng, seed, 0);
-    let base = held();
+    let base = settled();
     for r in 1..rounds {
         round(&mut rng, seed, r);
         back_to(&base, seed, r);
