@@ -229,7 +229,7 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
             let _ = process.kill(libc::SIGKILL);
             return Err(io_err(format!("cannot watch worker {id}"))(e));
         }
-        let (mut tx, rx) = link.parent_end(WaitPolicy::default()).split();
+        let (mut tx, rx) = link.parent_end(WaitPolicy::PARENT).split();
         if let Err(e) = self.strategy.greet(&mut tx) {
             let _ = process.kill(libc::SIGKILL);
             // A worker that ended on its own at start-up says why in its exit status.

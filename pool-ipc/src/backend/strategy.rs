@@ -66,7 +66,7 @@ impl<Sh: SharedObjects, St: 'static> Launch<Sh, St> for ForkLaunch {
             unsafe { libc::dup2(stderr.as_raw_fd(), 2) };
             DAEMON_WORKER.store(daemon, Ordering::Relaxed);
             crate::malloc::tune_worker();
-            let (tx, rx) = link.worker_end(WaitPolicy::default()).split();
+            let (tx, rx) = link.worker_end(WaitPolicy::WORKER).split();
             // SAFETY: forked from the parent: same binary, and the parent makes rebuild ids
             // with `Remote::job` for this pool's `Sh` and `St`.
             let mut end = unsafe { WorkerEnd::new(RingCarrier { tx, rx }, jobs) };

@@ -24,7 +24,8 @@
 //! 1. **Publish** (producer): copy the chunk into `[tail, tail+n)` (it knows the bytes are free
 //!    because it loaded `head` with Acquire), then `tail.store(tail+n, Release)`.
 //! 2. **Consume** (consumer): `tail.load(Acquire)`; copy out; `head.store(head+n, Release)`.
-//! 3. **Sleep** (consumer, after spinning `spins` times and yielding `yields` times):
+//! 3. **Sleep** (consumer, after spinning up to `spins` times, as many as its recent waits
+//!    needed (`patience.rs`), and yielding `yields` times):
 //!    `rx_sleep.store(1)`, `fence(SeqCst)`, re-load `tail` and `closed`; if still nothing,
 //!    `futex_wait(rx_sleep, 1, timeout)`.
 //! 4. **Wake** (producer, after each publish): `fence(SeqCst)`; only if `rx_sleep == 1`:
@@ -67,6 +68,7 @@ use crate::shm::SharedRegion;
 use crate::sync::{self, AtomicU32, AtomicU64, Ordering, fence, futex};
 
 mod memory;
+mod patience;
 mod receiver;
 mod sender;
 
@@ -103,6 +105,27 @@ impl Default for WaitPolicy {
             yields: 10,
         }
     }
+}
+
+impl WaitPolicy {
+    /// A worker process waiting for its next command: spins up to ~60 µs on the development VM
+    /// (a `pause` takes ~30 ns there) while spinning keeps paying, down to the fixed floor when it
+    /// does not (see `ring/patience.rs`). One-task chunks arrive microseconds apart, and a worker
+    /// that slept between them cost a futex wake-up per task.
+    pub const WORKER: Self = Self {
+        spins: 2000,
+        yields: 10,
+    };
+
+    /// The parent's end of a worker's link: its reader thread sleeps at once. It shares two
+    /// cores with the caller's thread and the workers; spinning there took the caller's core.
+    /// With these two policies a `chunk_size(1)` task under Fork took 3.3 µs instead of 4.0 µs
+    /// (the harness's `per-task`, BENCHMARKS.md), and no uniform or uneven row got worse, with
+    /// 2 workers or 8 on two cores.
+    pub const PARENT: Self = Self {
+        spins: 0,
+        yields: 0,
+    };
 }
 
 /// Sending failed.
@@ -223,22 +246,27 @@ impl Ring {
             futex::wake(w, 1);
         }
     }
-    /// Waits until `ready()` or the ring closes or `deadline` passes (protocol steps 3 and 5).
-    /// Returns Ok(true) when ready, Ok(false) when closed, Err(()) on timeout.
+    /// Waits until `ready()` or the ring closes or `deadline` passes (protocol steps 3 and 5),
+    /// spinning at most `spins` times first. Returns Ok(true) when ready, Ok(false) when closed,
+    /// Err(()) on timeout; `spun` says whether the spinning alone ended the wait.
     pub(super) fn wait(
         &self,
         word: usize,
-        policy: WaitPolicy,
+        spins: u32,
+        yields: u32,
         deadline: Option<Instant>,
+        spun: &mut bool,
         mut ready: impl FnMut() -> bool,
     ) -> Result<bool, ()> {
-        for _ in 0..policy.spins {
+        *spun = true;
+        for _ in 0..spins {
             if ready() {
                 return Ok(true);
             }
             sync::spin_loop();
         }
-        for _ in 0..policy.yields {
+        *spun = false;
+        for _ in 0..yields {
             if ready() {
                 return Ok(true);
             }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use super::patience::Patience;
 use super::{
     CHUNK_HDR, HEAD, MORE, RX_SLEEP, RecvError, Ring, RingCloser, TAIL, TX_SLEEP, WaitPolicy, pad8,
 };
@@ -19,7 +20,7 @@ pub struct RingReceiver {
     /// The `head` value the producer can see; consumed space is handed back in batches of
     /// `cap / 8` (and always before waiting), so a stream costs one fence per batch.
     published: u64,
-    policy: WaitPolicy,
+    patience: Patience,
 }
 
 impl RingReceiver {
@@ -32,7 +33,7 @@ impl RingReceiver {
             head,
             tail_cache: head,
             published: head,
-            policy,
+            patience: Patience::new(policy),
         }
     }
 
@@ -70,10 +71,20 @@ impl RingReceiver {
         let ring = &self.ring;
         let head = self.head;
         let mut tail = head;
-        let r = ring.wait(RX_SLEEP, self.policy, deadline, || {
-            tail = ring.u64(TAIL).load(Ordering::Acquire);
-            tail != head
-        });
+        let patience = &mut self.patience;
+        let mut spun = false;
+        let r = ring.wait(
+            RX_SLEEP,
+            patience.spins(),
+            patience.yields(),
+            deadline,
+            &mut spun,
+            || {
+                tail = ring.u64(TAIL).load(Ordering::Acquire);
+                tail != head
+            },
+        );
+        patience.record(spun);
         self.tail_cache = tail;
         match r {
             Ok(true) => Ok(()),
