@@ -36,6 +36,19 @@ fn minor_faults() -> u64 {
     u.ru_minflt as u64
 }
 
+/// The median time of `rounds` runs of `work`.
+fn median_time(rounds: usize, mut work: impl FnMut()) -> Duration {
+    median(
+        (0..rounds)
+            .map(|_| {
+                let t0 = Instant::now();
+                work();
+                t0.elapsed()
+            })
+            .collect(),
+    )
+}
+
 fn gbs(bytes: usize, t: Duration) -> f64 {
     bytes as f64 / t.as_secs_f64() / 1e9
 }
@@ -83,34 +96,22 @@ fn main() {
 
     let src = vec![1u8; MIB];
     let mut dst = vec![0u8; MIB];
-    let warm = median(
-        (0..rounds)
-            .map(|_| {
-                let t0 = Instant::now();
-                for _ in 0..256 {
-                    dst.copy_from_slice(black_box(&src));
-                }
-                t0.elapsed()
-            })
-            .collect(),
-    );
+    let warm = median_time(rounds, || {
+        for _ in 0..256 {
+            dst.copy_from_slice(black_box(&src));
+        }
+    });
     println!(
         "1 MiB copied 256 times into the same buffer (cache): {:.1} GB/s",
         gbs(256 * MIB, warm)
     );
 
     let mut written: Vec<Vec<u8>> = (0..256).map(|_| vec![0u8; MIB]).collect();
-    let memory = median(
-        (0..rounds)
-            .map(|_| {
-                let t0 = Instant::now();
-                for d in &mut written {
-                    d.copy_from_slice(black_box(&src));
-                }
-                t0.elapsed()
-            })
-            .collect(),
-    );
+    let memory = median_time(rounds, || {
+        for d in &mut written {
+            d.copy_from_slice(black_box(&src));
+        }
+    });
     println!(
         "1 MiB copied into 256 distinct buffers written before (memory): {:.1} GB/s",
         gbs(256 * MIB, memory)
