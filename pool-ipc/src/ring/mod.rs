@@ -120,8 +120,8 @@ impl WaitPolicy {
     /// The parent's end of a worker's link: its reader thread sleeps at once. It shares two
     /// cores with the caller's thread and the workers; spinning there took the caller's core.
     /// With these two policies a `chunk_size(1)` task under Fork took 3.3 µs instead of 4.0 µs
-    /// (the harness's `per-task`, BENCHMARKS.md), and no uniform or uneven row got worse, with
-    /// 2 workers or 8 on two cores.
+    /// (the harness's `per-task`, BENCHMARKS.md), and no uniform or uneven row moved beyond its
+    /// run-to-run spread, with 2 workers or 8 on two cores.
     pub const PARENT: Self = Self {
         spins: 0,
         yields: 0,
