@@ -247,26 +247,25 @@ impl Ring {
         }
     }
     /// Waits until `ready()` or the ring closes or `deadline` passes (protocol steps 3 and 5),
-    /// spinning at most `spins` times first. Returns Ok(true) when ready, Ok(false) when closed,
-    /// Err(()) on timeout; `spun` says whether the spinning alone ended the wait.
+    /// spinning and yielding as `policy` says first. Returns Ok(true) when ready, Ok(false) when
+    /// closed, Err(()) on timeout; `spun` says whether the spinning alone ended the wait.
     pub(super) fn wait(
         &self,
         word: usize,
-        spins: u32,
-        yields: u32,
+        policy: WaitPolicy,
         deadline: Option<Instant>,
         spun: &mut bool,
         mut ready: impl FnMut() -> bool,
     ) -> Result<bool, ()> {
         *spun = true;
-        for _ in 0..spins {
+        for _ in 0..policy.spins {
             if ready() {
                 return Ok(true);
             }
             sync::spin_loop();
         }
         *spun = false;
-        for _ in 0..yields {
+        for _ in 0..policy.yields {
             if ready() {
                 return Ok(true);
             }

@@ -23,36 +23,36 @@ pub(super) const FLOOR: u32 = 200;
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Patience {
     budget: u32,
+    floor: u32,
     policy: WaitPolicy,
 }
 
 impl Patience {
     pub(super) fn new(policy: WaitPolicy) -> Self {
+        let floor = FLOOR.min(policy.spins);
         Self {
-            budget: FLOOR.min(policy.spins),
+            budget: floor,
+            floor,
             policy,
         }
     }
 
-    /// Spins for the next wait.
-    pub(super) fn spins(&self) -> u32 {
-        self.budget
-    }
-
-    /// `sched_yield` calls after the spinning, before sleeping.
-    pub(super) fn yields(&self) -> u32 {
-        self.policy.yields
+    /// How the next wait spins (the budget) and yields (the policy's).
+    pub(super) fn next(&self) -> WaitPolicy {
+        WaitPolicy {
+            spins: self.budget,
+            ..self.policy
+        }
     }
 
     /// Learns from a wait: `spun` says whether spinning alone ended it (steps 2 and 3).
     pub(super) fn record(&mut self, spun: bool) {
-        let floor = FLOOR.min(self.policy.spins);
         self.budget = if spun {
             self.budget
                 .saturating_mul(2)
-                .clamp(floor, self.policy.spins)
+                .clamp(self.floor, self.policy.spins)
         } else {
-            (self.budget / 2).max(floor)
+            (self.budget / 2).max(self.floor)
         };
     }
 }
@@ -68,28 +68,28 @@ mod tests {
     #[test]
     fn short_waits_earn_the_full_budget_and_long_ones_lose_it() {
         let mut p = Patience::new(policy(2000));
-        assert_eq!(p.spins(), FLOOR);
+        assert_eq!(p.next().spins, FLOOR);
         for _ in 0..10 {
             p.record(true);
         }
-        assert_eq!(p.spins(), 2000, "capped at the policy's spins");
+        assert_eq!(p.next().spins, 2000, "capped at the policy's spins");
         p.record(false);
-        assert_eq!(p.spins(), 1000);
+        assert_eq!(p.next().spins, 1000);
         for _ in 0..10 {
             p.record(false);
         }
-        assert_eq!(p.spins(), FLOOR, "never below the floor");
-        assert_eq!(p.yields(), 3);
+        assert_eq!(p.next().spins, FLOOR, "never below the floor");
+        assert_eq!(p.next().yields, 3);
     }
 
     #[test]
     fn a_policy_below_the_floor_is_kept_as_it_is() {
         let mut p = Patience::new(policy(0));
         p.record(true);
-        assert_eq!(p.spins(), 0);
+        assert_eq!(p.next().spins, 0);
         let mut p = Patience::new(policy(50));
         p.record(true);
         p.record(false);
-        assert_eq!(p.spins(), 50);
+        assert_eq!(p.next().spins, 50);
     }
 }

@@ -71,20 +71,12 @@ impl RingReceiver {
         let ring = &self.ring;
         let head = self.head;
         let mut tail = head;
-        let patience = &mut self.patience;
         let mut spun = false;
-        let r = ring.wait(
-            RX_SLEEP,
-            patience.spins(),
-            patience.yields(),
-            deadline,
-            &mut spun,
-            || {
-                tail = ring.u64(TAIL).load(Ordering::Acquire);
-                tail != head
-            },
-        );
-        patience.record(spun);
+        let r = ring.wait(RX_SLEEP, self.patience.next(), deadline, &mut spun, || {
+            tail = ring.u64(TAIL).load(Ordering::Acquire);
+            tail != head
+        });
+        self.patience.record(spun);
         self.tail_cache = tail;
         match r {
             Ok(true) => Ok(()),

@@ -68,18 +68,12 @@ impl RingSender {
         // About to wait for the consumer: it must know about everything published so far.
         self.flush();
         let mut head = self.head_cache;
-        let policy = self.policy;
-        let r = self.ring.wait(
-            TX_SLEEP,
-            policy.spins,
-            policy.yields,
-            deadline,
-            &mut false,
-            || {
+        let r = self
+            .ring
+            .wait(TX_SLEEP, self.policy, deadline, &mut false, || {
                 head = self.ring.u64(HEAD).load(Ordering::Acquire);
                 self.free_for(head) >= need
-            },
-        );
+            });
         self.head_cache = head;
         match r {
             Ok(true) if !self.ring.closed() => Ok(self.free_for(head)),
