@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Proof for the unsafe and concurrent core (issue 16), stable Rust only:
-#   loom      model-check the shared-memory ring (pool-ipc/tests/loom_ring.rs)
+#   loom      model-check the shared-memory ring and the listening duty (pool-ipc/tests/loom_ring.rs)
 #   props     property tests of every decoder of a worker's bytes (ring, wire, codec, outputs)
 #   valgrind  pool-core's unit tests (slab, task_inputs, indexed, borrowed, input_wire, codec, the task loop through
 #             the job and pool tests, the decoder properties) and a small Fork map, memcheck
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 step() { printf '\n=== verify: %s (%s) ===\n' "$1" "$(date -u +%H:%M:%S)"; }
 
 loom() {
-    step "loom models of the ring"
+    step "loom models of the ring and the listening duty"
     # A separate target dir: --cfg loom rebuilds every dependency, and must not invalidate the
     # normal build.
     LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}" RUSTFLAGS="--cfg loom" \

@@ -288,6 +288,20 @@ pub trait Backend<Sh, St>: Send {
     fn send(&mut self, slot: usize, cmd: Command<Sh, St>) -> Result<(), PoolError>;
     /// Events of all workers.
     fn events(&self) -> &Receiver<Event>;
+
+    /// Brings what the workers have reported into [`Backend::events`] from the caller's own
+    /// thread, when this back end can (the process back end can when the workers leave the
+    /// caller a core: a result then costs no thread hop and no wake-up); `spin` lets it spin
+    /// briefly for a first one. Returns whether any event came. The default: events come only
+    /// through the channel.
+    fn poll(&mut self, _spin: bool) -> bool {
+        false
+    }
+
+    /// The caller is about to block on [`Backend::events`]: whatever delivers events while it
+    /// does not [`Backend::poll`] must take over. Called before every blocking wait and, through
+    /// [`Backend::end_call`], when a call ends.
+    fn park(&mut self) {}
     /// Stops the worker in `slot` now, without its exit function. A back end that cannot stop
     /// it (threads) abandons it: its later events are ignored by generation.
     fn kill(&mut self, slot: usize);

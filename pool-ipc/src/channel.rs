@@ -383,6 +383,11 @@ impl MsgSender {
         self.ring.flush();
     }
 
+    /// Runs `hook` before each wait for space (see [`RingSender::before_waiting`]).
+    pub fn before_waiting(&mut self, hook: ring::BeforeWait) {
+        self.ring.before_waiting(hook);
+    }
+
     /// Sends raw bytes (one copy, no serde).
     pub fn send_bytes(&mut self, bytes: &[u8]) -> Result<(), ChannelError> {
         self.send_bytes_deferred(bytes)?;
@@ -431,6 +436,21 @@ impl MsgReceiver {
     ) -> Result<T, ChannelError> {
         let kind = self.ring.recv_timeout(&mut self.buf, timeout)?;
         self.decode(kind)
+    }
+
+    /// Receives a value; blocks until one arrives, the peer is gone, or `stop()` holds before a
+    /// value started arriving ([`ChannelError::Timeout`]; see [`RingReceiver::recv_unless`]).
+    pub fn recv_unless<T: DeserializeOwned>(
+        &mut self,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<T, ChannelError> {
+        let kind = self.ring.recv_unless(&mut self.buf, stop)?;
+        self.decode(kind)
+    }
+
+    /// Whether the ring was closed (what was sent before may still be waiting).
+    pub fn is_closed(&self) -> bool {
+        self.ring.is_closed()
     }
 
     /// Receives a value only if one is already there.

@@ -13,6 +13,7 @@
 use std::sync::Arc;
 
 use loom::thread;
+use pool_ipc::backend::Duty;
 use pool_ipc::ring::{
     self, RecvError, RingCloser, RingReceiver, RingSender, SendError, WaitPolicy,
 };
@@ -170,5 +171,63 @@ fn a_closer_wakes_a_sleeping_receiver() {
         assert_eq!(rx.recv(&mut out), Err(RecvError::Disconnected));
         watcher.join().unwrap();
         drop(tx);
+    });
+}
+
+/// The listening duty of `pool_ipc::backend` (steps 1 to 6 of its `backend/duty.rs`): a reader
+/// thread and the caller's thread take turns on one ring under a lock, as the process back end
+/// does. The caller takes the duty, polls once, hands the duty back and sleeps on its events;
+/// whatever the interleaving, the frame reaches it exactly once: a lost nudge or hand-back would
+/// strand the frame in the ring and show as a deadlock.
+#[test]
+fn a_frame_reaches_the_caller_whoever_listens() {
+    loom::model(|| {
+        let (mut tx, rx) = pair(64);
+        let ring = rx.closer();
+        let rx = Arc::new(loom::sync::Mutex::new(rx));
+        let duty = Arc::new(Duty::default());
+        let (events_tx, events) = loom::sync::mpsc::channel();
+        let reader = {
+            let (rx, ring, duty) = (rx.clone(), ring.clone(), duty.clone());
+            thread::spawn(move || {
+                let stop = || duty.caller_has_it() && !ring.is_closed();
+                let mut out = Vec::new();
+                loop {
+                    duty.stand_aside(|| ring.is_closed());
+                    let mut rx = rx.lock().unwrap();
+                    loop {
+                        match rx.recv_unless(&mut out, &stop) {
+                            Ok(kind) => events_tx.send(kind).unwrap(),
+                            Err(RecvError::Timeout) => break,
+                            Err(_) => return,
+                        }
+                    }
+                }
+            })
+        };
+        let sender = thread::spawn(move || {
+            tx.send(&payload(3, 1), 7).unwrap();
+            tx
+        });
+        let mut polled = 0;
+        if duty.take() {
+            ring.nudge_receiver();
+        }
+        if let Ok(mut rx) = rx.try_lock() {
+            let mut out = Vec::new();
+            while let Ok(Some(kind)) = rx.try_recv(&mut out) {
+                assert_eq!((kind, &out[..]), (7, &payload(3, 1)[..]));
+                polled += 1;
+            }
+        }
+        duty.hand_back();
+        if polled == 0 {
+            assert_eq!(events.recv().unwrap(), 7);
+        }
+        let tx = sender.join().unwrap();
+        ring.close();
+        reader.join().unwrap();
+        drop(tx);
+        assert!(events.try_recv().is_err(), "delivered once");
     });
 }

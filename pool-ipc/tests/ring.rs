@@ -264,3 +264,38 @@ fn tiny_ring_with_sleeping_sides_stays_correct() {
     }
     t.join().unwrap();
 }
+
+/// A sender that must wait for space first runs its hook: the parent's thread hands the
+/// listening duty back there, so that a worker waiting for its results to be read (which then
+/// reads no commands) is read by its reader thread. Here the receiver reads only once the hook
+/// ran; without it the third send would wait forever.
+#[test]
+fn a_sender_runs_its_hook_before_it_waits_for_space() {
+    let _w = common::watchdog();
+    let (mut tx, mut rx) = ring_pair(64);
+    let handed_back = Arc::new(std::sync::Barrier::new(2));
+    let hook = handed_back.clone();
+    let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = runs.clone();
+    tx.before_waiting(Arc::new(move || {
+        if counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            hook.wait();
+        }
+    }));
+    let reader = std::thread::spawn(move || {
+        handed_back.wait();
+        let mut buf = Vec::new();
+        for i in 0..3 {
+            assert_eq!(rx.recv(&mut buf).unwrap(), i);
+            assert_eq!(buf, frame(i as usize, 24));
+        }
+    });
+    for i in 0..3u8 {
+        tx.send(&frame(i as usize, 24), i).unwrap();
+    }
+    reader.join().unwrap();
+    assert!(
+        runs.load(std::sync::atomic::Ordering::SeqCst) >= 1,
+        "the third frame had to wait"
+    );
+}

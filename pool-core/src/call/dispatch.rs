@@ -160,6 +160,7 @@ impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
     /// results, without waiting; returns whether there was one. Results that arrived together are taken together, and the
     /// chunks that replace them go out together (one wake-up of a worker, not one each).
     pub(super) fn take_queued_events(&mut self) -> bool {
+        self.sup.backend.poll(false);
         let mut took = false;
         let active_before = self.active;
         for _ in 0..EVENT_BATCH {
@@ -175,6 +176,12 @@ impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
             }
         }
         took
+    }
+
+    /// Waits briefly for events from the caller's own thread, when the back end can
+    /// ([`crate::backend::Backend::poll`]), and takes them; returns whether there was one.
+    pub(super) fn take_polled_events(&mut self) -> bool {
+        self.sup.backend.poll(true) && self.take_queued_events()
     }
 
     /// What a worker hands the call owner.

@@ -284,8 +284,8 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
             }
             // Events already queued are taken without a wait; the call waits (and reads the
             // clock for its deadline) only when there are none.
-            if !self.take_queued_events() {
-                match self.sup.backend.events().recv_timeout(TICK) {
+            if !self.take_queued_events() && !self.take_polled_events() {
+                match self.sup.next_event(TICK) {
                     Ok(ev) => {
                         self.take_event(ev);
                         self.take_queued_events();

@@ -119,7 +119,7 @@ impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
     pub(super) fn refused(&mut self, worker: usize, e: PoolError) {
         let deadline = Instant::now() + Duration::from_millis(200);
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            let Ok(ev) = self.sup.backend.events().recv_timeout(left) else {
+            let Ok(ev) = self.sup.next_event(left) else {
                 break;
             };
             match self.sup.handle(ev) {

@@ -121,10 +121,7 @@ impl<Sh, St> Supervisor<Sh, St> {
                     self.slots[w].alive = false;
                 }
             }
-            let ev = self
-                .backend
-                .events()
-                .recv_timeout(Duration::from_millis(20));
+            let ev = self.next_event(Duration::from_millis(20));
             match ev {
                 Ok(ev) => match self.handle(ev)? {
                     Some(Delivery::HookFailed(f)) => {
@@ -192,7 +189,7 @@ impl<Sh, St> Supervisor<Sh, St> {
             let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) else {
                 break;
             };
-            let Ok(ev) = self.backend.events().recv_timeout(left) else {
+            let Ok(ev) = self.next_event(left) else {
                 break;
             };
             if let Event::Timings { timings, .. } = &ev {

@@ -164,6 +164,16 @@ impl<Sh, St> Supervisor<Sh, St> {
         (0..self.slots.len()).find(|&w| self.slots[w].idle())
     }
 
+    /// The next event, waiting at most `timeout`: every blocking wait of the pool goes through
+    /// here, so that the back end hands listening back first ([`Backend::park`]).
+    pub(crate) fn next_event(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Event, crossbeam_channel::RecvTimeoutError> {
+        self.backend.park();
+        self.backend.events().recv_timeout(timeout)
+    }
+
     pub(crate) fn dispatch(
         &mut self,
         worker: usize,

@@ -16,7 +16,9 @@
 //! module), so this file holds what they share: slots, links, readers, death watching.
 
 mod counters;
+mod duty;
 mod forkserved;
+mod inbox;
 mod launcher;
 mod link;
 mod reader;
@@ -39,13 +41,17 @@ use pool_core::{
 
 use pool_wire::parent::Dispatch;
 
+pub use self::duty::Duty;
+
 use self::counters::SharedCounters;
+use self::inbox::{Inbox, Took, Wait};
 use self::launcher::Launcher;
 use self::reader::{Reader, lock};
 use self::strategy::{ForkLaunch, Launch, SpawnLaunch, Start};
 use crate::channel::{Link, MsgSender};
 use crate::process::WorkerProcess;
-use crate::ring::WaitPolicy;
+use crate::ring::patience::Patience;
+use crate::ring::{RingCloser, WaitPolicy};
 use crate::stderr::StderrTee;
 use crate::watcher::DeathWatcher;
 
@@ -73,6 +79,10 @@ pub enum ProcessMethod {
 
 struct Slot {
     tx: MsgSender,
+    /// Its messages, read by its reader or by the caller's thread (`duty.rs`).
+    inbox: Arc<Mutex<Inbox>>,
+    /// Its inbox's ring, to nudge its reader out of a wait.
+    inbox_ring: RingCloser,
     process: Arc<Mutex<WorkerProcess>>,
     killed: Arc<AtomicBool>,
     reader: Option<JoinHandle<()>>,
@@ -96,6 +106,12 @@ pub struct ProcessBackend<Sh, St> {
     launcher: Launcher,
     strategy: Box<dyn Launch<Sh, St>>,
     daemon: bool,
+    /// Who reads the workers' rings, and whether the caller's thread may (`duty.rs`): when
+    /// the workers leave it a core.
+    duty: Arc<Duty>,
+    caller_polls: bool,
+    /// How long the caller's thread spins for a result before it sleeps.
+    patience: Patience,
     _types: PhantomData<fn() -> St>,
 }
 
@@ -126,11 +142,13 @@ impl<Sh: SharedObjects, St: 'static> ProcessBackend<Sh, St> {
         let counters =
             SharedCounters::new(n_jobs).map_err(io_err("cannot create the shared counters"))?;
         let links: Arc<Mutex<HashMap<u64, Link>>> = Arc::default();
-        let on_death = links.clone();
-        // A dead worker cannot close its link: do it for it, which wakes its reader thread.
+        let duty = Arc::new(Duty::default());
+        let (on_death, bell) = (links.clone(), duty.clone());
+        // A dead worker cannot close its link: do it for it, and wake its reader thread.
         let watcher = DeathWatcher::with_callback(move |death| {
             if let Some(link) = lock(&on_death).remove(&death.token) {
                 link.close();
+                bell.ring_bell();
             }
         })
         .map_err(io_err("cannot start the death watcher"))?;
@@ -154,8 +172,34 @@ impl<Sh: SharedObjects, St: 'static> ProcessBackend<Sh, St> {
                 ProcessMethod::Forkserver => Box::new(forkserved::ForkserverLaunch::default()),
             },
             daemon,
+            duty,
+            caller_polls: n_jobs < pool_core::cpu_count(),
+            patience: Patience::new(WaitPolicy::WORKER),
             _types: PhantomData,
         })
+    }
+
+    /// Takes what the workers have sent, from the caller's thread (step 2 of `duty.rs`);
+    /// returns whether anything came.
+    fn take_sent(&mut self) -> bool {
+        let mut took = false;
+        for s in self.slots.iter().flatten() {
+            let Ok(mut inbox) = s.inbox.try_lock() else {
+                continue;
+            };
+            loop {
+                match inbox.take(Wait::No) {
+                    Took::One => took = true,
+                    Took::Nothing => break,
+                    Took::Ended => {
+                        // Its reader reports it (step 6).
+                        self.duty.ring_bell();
+                        break;
+                    }
+                }
+            }
+        }
+        took
     }
 
     fn retire(&mut self, slot: usize, kill: bool) {
@@ -167,6 +211,7 @@ impl<Sh: SharedObjects, St: 'static> ProcessBackend<Sh, St> {
             let _ = lock(&s.process).kill(libc::SIGKILL);
         }
         if let Some(r) = s.reader.take() {
+            self.duty.hand_back();
             let _ = r.join();
         }
         self.watcher.unwatch(s.token);
@@ -230,6 +275,11 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
             return Err(io_err(format!("cannot watch worker {id}"))(e));
         }
         let (mut tx, rx) = link.parent_end(WaitPolicy::PARENT).split();
+        let inbox_ring = rx.closer();
+        // A worker waiting for its results to be read reads no commands: never wait for it
+        // while holding the duty of reading them.
+        let duty = self.duty.clone();
+        tx.before_waiting(Arc::new(move || duty.hand_back()));
         if let Err(e) = self.strategy.greet(&mut tx) {
             let _ = process.kill(libc::SIGKILL);
             // A worker that ended on its own at start-up says why in its exit status.
@@ -246,14 +296,22 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
         }
         let process = Arc::new(Mutex::new(process));
         let killed = Arc::new(AtomicBool::new(false));
-        let reader = Reader {
+        let inbox = Arc::new(Mutex::new(Inbox::new(
             rx,
+            self.events_tx.clone(),
+            id,
+            setup.generation,
+            dispatch.outstanding().clone(),
+        )));
+        let reader = Reader {
+            inbox: inbox.clone(),
+            ring: inbox_ring.clone(),
+            duty: self.duty.clone(),
             events: self.events_tx.clone(),
             process: process.clone(),
             killed: killed.clone(),
             worker: id,
             generation: setup.generation,
-            outstanding: dispatch.outstanding().clone(),
             stderr: self.stderr.clone(),
             token,
         };
@@ -263,6 +321,8 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
             .map_err(io_err(format!("cannot start the reader of worker {id}")))?;
         self.slots[id] = Some(Slot {
             tx,
+            inbox,
+            inbox_ring,
             process,
             killed,
             reader: Some(reader),
@@ -301,6 +361,43 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
         &self.events_rx
     }
 
+    /// Steps 1 and 2 of `duty.rs`, when the workers leave the caller a core.
+    fn poll(&mut self, spin: bool) -> bool {
+        if !self.caller_polls {
+            return false;
+        }
+        if self.duty.take() {
+            for s in self.slots.iter().flatten() {
+                s.inbox_ring.nudge_receiver();
+            }
+        }
+        if !spin {
+            return self.take_sent();
+        }
+        let spins = self.patience.next().spins;
+        for _ in 0..=spins {
+            if self.take_sent() {
+                self.patience.record(true);
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        self.patience.record(false);
+        false
+    }
+
+    /// Step 3 of `duty.rs`.
+    fn park(&mut self) {
+        if self.caller_polls {
+            self.duty.hand_back();
+        }
+    }
+
+    fn end_call(&mut self) {
+        self.park();
+        pool_core::interrupt::end_call();
+    }
+
     fn kill(&mut self, slot: usize) {
         self.retire(slot, true);
     }
@@ -328,6 +425,7 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
 
 impl<Sh, St> Drop for ProcessBackend<Sh, St> {
     fn drop(&mut self) {
+        self.duty.hand_back();
         for s in self.slots.iter_mut().filter_map(Option::take) {
             s.killed.store(true, Ordering::Release);
             let _ = lock(&s.process).kill(libc::SIGKILL);

@@ -1,16 +1,13 @@
-//! One thread per worker process that turns its messages into `pool_core` events, in order,
-//! and reports its death last.
-//!
-//! Nothing the worker says about who it is counts: this reader serves one worker's link and
-//! stamps its slot and generation on every event (`pool_wire::msg::FromWorker::into_event`),
-//! and accepts a chunk's result only for a chunk that worker owes. Anything else (garbage, a
-//! result it was never asked for) ends the worker with a protocol-violation report.
+//! One thread per worker process that forwards its messages as `pool_core` events while the
+//! caller's thread does not (`duty.rs`), and reports its death last.
 //!
 //! Death is event-driven: the death watcher closes the link of a worker whose pidfd became
-//! readable, which wakes this thread; it drains what the worker sent before dying (an
-//! `Exited` there means a clean end), reaps the process, and otherwise reports `Died` with
-//! the signal or exit code and, for an unexplained SIGKILL, whether the OOM killer is the
-//! likely cause with the memory the kernel knew of at its death, and its last line on stderr.
+//! readable and rings the duty's bell, which wakes this thread wherever it waits; it drains
+//! what the worker sent before dying (an `Exited` there means a clean end), reaps the process,
+//! and otherwise reports `Died` with the signal or exit code and, for an unexplained SIGKILL,
+//! whether the OOM killer is the likely cause with the memory the kernel knew of at its death,
+//! and its last line on stderr. A worker that broke the protocol (`inbox.rs`) is killed and
+//! reported so.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,64 +15,47 @@ use std::sync::{Arc, Mutex};
 use crossbeam_channel::Sender;
 use pool_core::Event;
 
-use pool_wire::msg::FromWorker;
-use pool_wire::parent::Outstanding;
-
-use crate::channel::MsgReceiver;
+use super::duty::Duty;
+use super::inbox::{Inbox, Took, Wait};
 use crate::oom::{self, MemoryAtDeath, OomProbe};
 use crate::process::WorkerProcess;
+use crate::ring::RingCloser;
 use crate::stderr::StderrTee;
 
 pub(crate) struct Reader {
-    pub(crate) rx: MsgReceiver,
+    pub(crate) inbox: Arc<Mutex<Inbox>>,
+    /// Its inbox's ring, to see it closed without the lock.
+    pub(crate) ring: RingCloser,
+    pub(crate) duty: Arc<Duty>,
     pub(crate) events: Sender<Event>,
     pub(crate) process: Arc<Mutex<WorkerProcess>>,
     pub(crate) killed: Arc<AtomicBool>,
     pub(crate) worker: usize,
     pub(crate) generation: u64,
-    pub(crate) outstanding: Outstanding,
     /// The workers' stderr, and this worker's token there.
     pub(crate) stderr: Arc<StderrTee>,
     pub(crate) token: u64,
 }
 
 impl Reader {
-    pub(crate) fn run(mut self) {
+    pub(crate) fn run(self) {
         let pid = lock(&self.process).pid();
         let probe = OomProbe::for_pid(pid);
         let before = probe.read();
-        let mut clean = false;
-        let mut violation: Option<String> = None;
-        loop {
-            let ev = match self.rx.recv::<FromWorker>() {
-                Ok(ev) => ev,
-                Err(crate::channel::ChannelError::Disconnected) => break,
-                Err(e) => {
-                    violation = Some(format!("sent bytes that are not a message ({e})"));
-                    break;
-                }
-            };
-            let mut bulk = pool_core::Data::Bytes(Vec::new());
-            if let FromWorker::ChunkDone { call, first } = ev {
-                // Read in place when it came through the bulk arena (issue #17), else a buffer
-                // the decoder hands back for reuse.
-                match self.rx.recv_data() {
-                    Ok(data) => bulk = data,
-                    Err(_) => break,
-                }
-                if !self.outstanding.returned(call, first) {
-                    violation = Some(format!(
-                        "sent a result for a chunk it was not given (call {call}, first task {first})"
-                    ));
-                    break;
-                }
+        let (ring, duty) = (&self.ring, &self.duty);
+        // Listen while the caller does not (it may take over at any time), until the link ends.
+        let stop = || duty.caller_has_it() && !ring.is_closed();
+        let (mut clean, violation) = loop {
+            duty.stand_aside(|| ring.is_closed());
+            let mut inbox = lock(&self.inbox);
+            let mut took = Took::One;
+            while took == Took::One {
+                took = inbox.take(Wait::Unless(&stop));
             }
-            clean |= matches!(ev, FromWorker::Exited { .. });
-            let event = ev.into_event_with(self.worker, self.generation, bulk);
-            if self.events.send(event).is_err() {
-                break;
+            if took == Took::Ended {
+                break (inbox.clean(), inbox.violation());
             }
-        }
+        };
         if violation.is_some() {
             // Its word cannot be trusted any more: end it (and then report it, below).
             let _ = lock(&self.process).kill(libc::SIGKILL);
@@ -151,6 +131,9 @@ mod tests {
     use crossbeam_channel::unbounded;
     use pool_core::{Cause, Failure, Phase};
 
+    use pool_wire::msg::FromWorker;
+    use pool_wire::parent::Outstanding;
+
     use super::*;
     use crate::channel::Link;
     use crate::child::ChildOptions;
@@ -193,14 +176,17 @@ mod tests {
         let (events_tx, events) = unbounded();
         let outstanding = Outstanding::default();
         outstanding.sent(1, 0);
+        let ring = rx.closer();
+        let inbox = Inbox::new(rx, events_tx.clone(), 1, 3, outstanding.clone());
         let reader = Reader {
-            rx,
+            inbox: Arc::new(Mutex::new(inbox)),
+            ring,
+            duty: Arc::default(),
             events: events_tx,
             process: Arc::new(Mutex::new(p)),
             killed: Arc::new(AtomicBool::new(false)),
             worker: 1,
             generation: 3,
-            outstanding: outstanding.clone(),
             stderr: Arc::new(StderrTee::new().unwrap()),
             token: 1,
         };

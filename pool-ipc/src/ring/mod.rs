@@ -68,13 +68,13 @@ use crate::shm::SharedRegion;
 use crate::sync::{self, AtomicU32, AtomicU64, Ordering, fence, futex};
 
 mod memory;
-mod patience;
+pub(crate) mod patience;
 mod receiver;
 mod sender;
 
 use memory::RingMemory;
 pub use receiver::RingReceiver;
-pub use sender::RingSender;
+pub use sender::{BeforeWait, RingSender};
 
 pub(super) const TAIL: usize = 0;
 pub(super) const HEAD: usize = 64;
@@ -119,6 +119,8 @@ impl WaitPolicy {
 
     /// The parent's end of a worker's link: its reader thread sleeps at once. It shares two
     /// cores with the caller's thread and the workers; spinning there took the caller's core.
+    /// (When the workers leave the caller a core, the caller's thread reads the rings itself
+    /// and spins there instead: `backend/duty.rs`.)
     /// With these two policies a `chunk_size(1)` task under Fork took 3.3 µs instead of 4.0 µs
     /// (the harness's `per-task`, BENCHMARKS.md), and no uniform or uneven row moved beyond its
     /// run-to-run spread, with 2 workers or 8 on two cores.
@@ -318,5 +320,10 @@ impl RingCloser {
     /// Whether the ring was closed.
     pub fn is_closed(&self) -> bool {
         self.0.closed()
+    }
+    /// Wakes the consumer if it sleeps on the ring (protocol step 4 without a publish), so that
+    /// a consumer waiting with [`RingReceiver::recv_unless`] looks at its condition again.
+    pub fn nudge_receiver(&self) {
+        self.0.notify(RX_SLEEP);
     }
 }

@@ -17,18 +17,18 @@ use super::WaitPolicy;
 
 /// Spins every consumer may make, whatever happened before: ~6 µs on the development VM (a
 /// `pause` takes ~30 ns there), the fixed count before the budget adapted.
-pub(super) const FLOOR: u32 = 200;
+pub(crate) const FLOOR: u32 = 200;
 
 /// A consumer's spin budget.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Patience {
+pub(crate) struct Patience {
     budget: u32,
     floor: u32,
     policy: WaitPolicy,
 }
 
 impl Patience {
-    pub(super) fn new(policy: WaitPolicy) -> Self {
+    pub(crate) fn new(policy: WaitPolicy) -> Self {
         let floor = FLOOR.min(policy.spins);
         Self {
             budget: floor,
@@ -38,7 +38,7 @@ impl Patience {
     }
 
     /// How the next wait spins (the budget) and yields (the policy's).
-    pub(super) fn next(&self) -> WaitPolicy {
+    pub(crate) fn next(&self) -> WaitPolicy {
         WaitPolicy {
             spins: self.budget,
             ..self.policy
@@ -46,7 +46,7 @@ impl Patience {
     }
 
     /// Learns from a wait: `spun` says whether spinning alone ended it (steps 2 and 3).
-    pub(super) fn record(&mut self, spun: bool) {
+    pub(crate) fn record(&mut self, spun: bool) {
         self.budget = if spun {
             self.budget
                 .saturating_mul(2)

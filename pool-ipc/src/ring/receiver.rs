@@ -45,24 +45,51 @@ impl RingReceiver {
     /// Receives one frame into `out` (cleared first) and returns its `kind`. Blocks until a frame
     /// arrives or the ring is closed and drained.
     pub fn recv(&mut self, out: &mut Vec<u8>) -> Result<u8, RecvError> {
-        self.recv_deadline(out, None)
+        self.recv_deadline(out, None, &|| false)
     }
 
     /// Like [`RingReceiver::recv`], giving up if no frame started before `timeout`.
     pub fn recv_timeout(&mut self, out: &mut Vec<u8>, timeout: Duration) -> Result<u8, RecvError> {
-        self.recv_deadline(out, Some(Instant::now() + timeout))
+        self.recv_deadline(out, Some(Instant::now() + timeout), &|| false)
     }
 
-    /// Receives a frame only if one is already there.
+    /// Receives a frame only if one has started arriving (then it waits for the rest of it).
+    /// Finding the ring empty neither spins nor touches the sleep word, so a consumer may poll
+    /// this way while another thread that takes turns with it (under a lock) sleeps on the
+    /// ring between turns.
     pub fn try_recv(&mut self, out: &mut Vec<u8>) -> Result<Option<u8>, RecvError> {
-        match self.recv_deadline(out, Some(Instant::now())) {
-            Ok(k) => Ok(Some(k)),
-            Err(RecvError::Timeout) => Ok(None),
-            Err(e) => Err(e),
+        if self.tail_cache == self.head {
+            self.tail_cache = self.ring.u64(TAIL).load(Ordering::Acquire);
         }
+        if self.tail_cache == self.head {
+            // Nothing: hand back the space consumed so far, as before any wait.
+            self.publish();
+            return if self.ring.closed() && self.ring.u64(TAIL).load(Ordering::Acquire) == self.head
+            {
+                Err(RecvError::Disconnected)
+            } else {
+                Ok(None)
+            };
+        }
+        self.recv_deadline(out, None, &|| false).map(Some)
     }
 
-    fn wait_data(&mut self, deadline: Option<Instant>) -> Result<(), RecvError> {
+    /// Like [`RingReceiver::recv`], but gives up with [`RecvError::Timeout`] when `stop()`
+    /// holds before a frame started (checked whenever the wait looks, and after a
+    /// [`RingCloser::nudge_receiver`]).
+    pub fn recv_unless(
+        &mut self,
+        out: &mut Vec<u8>,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<u8, RecvError> {
+        self.recv_deadline(out, None, stop)
+    }
+
+    fn wait_data(
+        &mut self,
+        deadline: Option<Instant>,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<(), RecvError> {
         if self.tail_cache != self.head {
             return Ok(());
         }
@@ -74,11 +101,12 @@ impl RingReceiver {
         let mut spun = false;
         let r = ring.wait(RX_SLEEP, self.patience.next(), deadline, &mut spun, || {
             tail = ring.u64(TAIL).load(Ordering::Acquire);
-            tail != head
+            tail != head || stop()
         });
         self.patience.record(spun);
         self.tail_cache = tail;
         match r {
+            Ok(true) if tail == head => Err(RecvError::Timeout),
             Ok(true) => Ok(()),
             Ok(false) => Err(RecvError::Disconnected),
             Err(()) => Err(RecvError::Timeout),
@@ -89,11 +117,14 @@ impl RingReceiver {
         &mut self,
         out: &mut Vec<u8>,
         mut deadline: Option<Instant>,
+        stop: &dyn Fn() -> bool,
     ) -> Result<u8, RecvError> {
         out.clear();
+        let mut stop = stop;
         loop {
-            self.wait_data(deadline)?;
+            self.wait_data(deadline, stop)?;
             deadline = None;
+            stop = &|| false;
             let (len, flags) = self.ring.load_header(self.head);
             let len = len as usize;
             if len > self.ring.cap - CHUNK_HDR {
@@ -131,6 +162,11 @@ impl RingReceiver {
             self.ring.u64(HEAD).store(self.head, Ordering::Release);
             self.ring.notify(TX_SLEEP);
         }
+    }
+
+    /// Whether the ring was closed (frames sent before may still be waiting).
+    pub fn is_closed(&self) -> bool {
+        self.ring.closed()
     }
 
     /// Closes the ring: the sender's next send fails with `Disconnected`.

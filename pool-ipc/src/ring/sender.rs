@@ -10,8 +10,10 @@ use super::{
 };
 use crate::shm::SharedRegion;
 
+/// What a sender does before it waits for space (see [`RingSender::before_waiting`]).
+pub type BeforeWait = Arc<dyn Fn() + Send + Sync>;
+
 /// The producing end. Closes the ring on drop.
-#[derive(Debug)]
 pub struct RingSender {
     ring: Ring,
     tail: u64,
@@ -19,6 +21,20 @@ pub struct RingSender {
     policy: WaitPolicy,
     /// Frames were published without the wake-up check (see [`RingSender::send_deferred`]).
     unflushed: bool,
+    before_wait: Option<BeforeWait>,
+}
+
+impl std::fmt::Debug for RingSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RingSender")
+            .field("ring", &self.ring)
+            .field("tail", &self.tail)
+            .field("head_cache", &self.head_cache)
+            .field("policy", &self.policy)
+            .field("unflushed", &self.unflushed)
+            .field("before_wait", &self.before_wait.is_some())
+            .finish()
+    }
 }
 
 impl RingSender {
@@ -33,7 +49,15 @@ impl RingSender {
             head_cache,
             policy,
             unflushed: false,
+            before_wait: None,
         }
+    }
+
+    /// Runs `hook` each time a send must wait for space, before it waits. The parent's thread
+    /// hands its listening duty back there (`backend/duty.rs`): the worker may be waiting for
+    /// its own results to be read before it reads what this sends.
+    pub fn before_waiting(&mut self, hook: BeforeWait) {
+        self.before_wait = Some(hook);
     }
 
     /// Data capacity in bytes.
@@ -64,6 +88,9 @@ impl RingSender {
         let cached = self.free_for(self.head_cache);
         if cached >= need {
             return Ok(cached);
+        }
+        if let Some(hook) = &self.before_wait {
+            hook();
         }
         // About to wait for the consumer: it must know about everything published so far.
         self.flush();
