@@ -176,9 +176,10 @@ fn a_closer_wakes_a_sleeping_receiver() {
 
 /// The listening duty of `pool_ipc::backend` (steps 1 to 6 of its `backend/duty.rs`): a reader
 /// thread and the caller's thread take turns on one ring under a lock, as the process back end
-/// does. The caller takes the duty, polls once, hands the duty back and sleeps on its events;
-/// whatever the interleaving, the frame reaches it exactly once: a lost nudge or hand-back would
-/// strand the frame in the ring and show as a deadlock.
+/// does. The caller takes the duty, polls once (waiting for the lock, which the reader gives
+/// up when nudged), hands the duty back and sleeps on its events; whatever the interleaving,
+/// the frame reaches it exactly once: a lost nudge would leave the caller waiting for the lock
+/// and a lost hand-back would strand the frame in the ring, both loom deadlocks.
 #[test]
 fn a_frame_reaches_the_caller_whoever_listens() {
     loom::model(|| {
@@ -213,7 +214,8 @@ fn a_frame_reaches_the_caller_whoever_listens() {
         if duty.take() {
             ring.nudge_receiver();
         }
-        if let Ok(mut rx) = rx.try_lock() {
+        {
+            let mut rx = rx.lock().unwrap();
             let mut out = Vec::new();
             while let Ok(Some(kind)) = rx.try_recv(&mut out) {
                 assert_eq!((kind, &out[..]), (7, &payload(3, 1)[..]));

@@ -14,9 +14,10 @@
 //! 1. **Take** (caller, before it polls): set bit 0. If it was clear, nudge every ring
 //!    (`RingCloser::nudge_receiver`): a reader asleep in `recv_unless` wakes, sees the bit,
 //!    gives up its wait and releases its lock.
-//! 2. **Poll** (caller): `try_lock` each worker's end (a reader still holding one is skipped
-//!    this round) and take what is already there with `try_recv`, which never touches the sleep
-//!    word. Spin while nothing came, as long as its patience allows (`ring::patience`).
+//! 2. **Poll** (caller): lock each worker's end (a reader still holding one gives it up at
+//!    once after the nudge, or after forwarding the message in its hands) and take what is
+//!    already there with `try_recv`, which never touches the sleep word. Spin while nothing
+//!    came, as long as its patience allows (`ring::patience`).
 //! 3. **Hand back** (caller, before any blocking wait on the events channel and at the end of
 //!    a call): clear bit 0, add a bell, `futex_wake` all.
 //! 4. **Stand aside** (reader): while bit 0 is set and its ring is not closed, `futex_wait` on the
@@ -33,7 +34,7 @@
 //! the channel end by its tick as well, and it polls again after each.
 //!
 //! Checked: `tests/loom_ring.rs` model-checks steps 1 to 5 on the real ring and this word (a
-//! hand-back that forgot its wake-up shows there as a deadlock); `tests/faults` runs every
+//! lost nudge or a hand-back that forgot its wake-up shows there as a deadlock); `tests/faults` runs every
 //! worker death with one worker (the caller polling) and with two.
 
 use crate::sync::{AtomicU32, Ordering, futex};

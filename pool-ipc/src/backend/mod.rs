@@ -184,9 +184,10 @@ impl<Sh: SharedObjects, St: 'static> ProcessBackend<Sh, St> {
     fn take_sent(&mut self) -> bool {
         let mut took = false;
         for s in self.slots.iter().flatten() {
-            let Ok(mut inbox) = s.inbox.try_lock() else {
-                continue;
-            };
+            // Its reader gives the lock up at once after the nudge of step 1 (or after the
+            // message in its hands): wait for it rather than spin, as that reader may need
+            // this core to run.
+            let mut inbox = lock(&s.inbox);
             loop {
                 match inbox.take(Wait::No) {
                     Took::One => took = true,
