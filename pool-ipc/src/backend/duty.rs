@@ -11,7 +11,9 @@
 //! sleep word included), so the two never read one ring at once and each worker's events reach
 //! the channel in the order it sent them. The duty is one word: bit 0 set = the caller has it;
 //! the bits above count bells, so that a reader never sleeps through one.
-//! 1. **Take** (caller, before it polls): set bit 0. If it was clear, nudge every ring
+//! 1. **Take** (caller, before it polls, unless its last sleep on the events channel was long:
+//!    then results come slowly, polling saves nothing and the readers keep the duty; see
+//!    `WORTH_POLLING`): set bit 0. If it was clear, nudge every ring
 //!    (`RingCloser::nudge_receiver`): a reader asleep in `recv_unless` wakes, sees the bit,
 //!    gives up its wait and releases its lock.
 //! 2. **Poll** (caller): lock each worker's end (a reader still holding one gives it up at

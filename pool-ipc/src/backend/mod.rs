@@ -66,6 +66,12 @@ pub fn in_daemon_worker() -> bool {
 /// Bytes per direction of each worker's link.
 const LINK_CAPACITY: usize = 4 << 20;
 
+/// The caller's thread takes the listening duty back only when its last sleep on the events
+/// channel was shorter than this: results then come back faster than two thread wake-ups, and
+/// polling saves them. After a longer sleep (chunks of a millisecond and more) the readers keep
+/// the duty: taking it back and handing it over again would cost each chunk two more.
+const WORTH_POLLING: Duration = Duration::from_micros(100);
+
 /// Which kind of process workers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProcessMethod {
@@ -112,6 +118,8 @@ pub struct ProcessBackend<Sh, St> {
     caller_polls: bool,
     /// How long the caller's thread spins for a result before it sleeps.
     patience: Patience,
+    /// When the caller last handed the duty back to sleep (see [`WORTH_POLLING`]).
+    parked_at: Option<Instant>,
     _types: PhantomData<fn() -> St>,
 }
 
@@ -175,6 +183,7 @@ impl<Sh: SharedObjects, St: 'static> ProcessBackend<Sh, St> {
             duty,
             caller_polls: n_jobs < pool_core::cpu_count(),
             patience: Patience::new(WaitPolicy::WORKER),
+            parked_at: None,
             _types: PhantomData,
         })
     }
@@ -367,6 +376,10 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
         if !self.caller_polls {
             return false;
         }
+        let slept = self.parked_at.map(|t| t.elapsed());
+        if !self.duty.caller_has_it() && slept.is_some_and(|d| d > WORTH_POLLING) {
+            return false;
+        }
         if self.duty.take() {
             for s in self.slots.iter().flatten() {
                 s.inbox_ring.nudge_receiver();
@@ -391,6 +404,7 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
     fn park(&mut self) {
         if self.caller_polls {
             self.duty.hand_back();
+            self.parked_at = Some(Instant::now());
         }
     }
 
