@@ -13,7 +13,9 @@
 //! instead of fresh executions.
 //!
 //! Both speak `pool_wire`'s protocol; each start method is a launch strategy (the `strategy`
-//! module), so this file holds what they share: slots, links, readers, death watching.
+//! module), so this file holds what they share: slots, links, readers, death watching, and
+//! who listens to the workers (`duty`: the caller's thread itself, while it waits for results
+//! on a pool that leaves it a core; the reader threads otherwise).
 
 mod counters;
 mod duty;
