@@ -13,7 +13,17 @@ use crate::shm::SharedRegion;
 /// What a sender does before it waits for space (see [`RingSender::before_waiting`]).
 pub type BeforeWait = Arc<dyn Fn() + Send + Sync>;
 
+/// A [`BeforeWait`] hook, which prints as one.
+struct Hook(BeforeWait);
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BeforeWait")
+    }
+}
+
 /// The producing end. Closes the ring on drop.
+#[derive(Debug)]
 pub struct RingSender {
     ring: Ring,
     tail: u64,
@@ -21,20 +31,7 @@ pub struct RingSender {
     policy: WaitPolicy,
     /// Frames were published without the wake-up check (see [`RingSender::send_deferred`]).
     unflushed: bool,
-    before_wait: Option<BeforeWait>,
-}
-
-impl std::fmt::Debug for RingSender {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RingSender")
-            .field("ring", &self.ring)
-            .field("tail", &self.tail)
-            .field("head_cache", &self.head_cache)
-            .field("policy", &self.policy)
-            .field("unflushed", &self.unflushed)
-            .field("before_wait", &self.before_wait.is_some())
-            .finish()
-    }
+    before_wait: Option<Hook>,
 }
 
 impl RingSender {
@@ -57,7 +54,7 @@ impl RingSender {
     /// hands its listening duty back there (`backend/duty.rs`): the worker may be waiting for
     /// its own results to be read before it reads what this sends.
     pub fn before_waiting(&mut self, hook: BeforeWait) {
-        self.before_wait = Some(hook);
+        self.before_wait = Some(Hook(hook));
     }
 
     /// Data capacity in bytes.
@@ -89,7 +86,7 @@ impl RingSender {
         if cached >= need {
             return Ok(cached);
         }
-        if let Some(hook) = &self.before_wait {
+        if let Some(Hook(hook)) = &self.before_wait {
             hook();
         }
         // About to wait for the consumer: it must know about everything published so far.
