@@ -20,24 +20,26 @@
 //!    once after the nudge, or after forwarding the message in its hands) and take what is
 //!    already there with `try_recv`, which never touches the sleep word. Spin while nothing
 //!    came, as long as its patience allows (`ring::patience`).
-//! 3. **Hand back** (caller, before any blocking wait on the events channel and at the end of
-//!    a call): clear bit 0, add a bell, `futex_wake` all.
+//! 3. **Hand back** (caller, before any blocking wait on the events channel, at the end of a
+//!    call, and before a send to a worker waits for space, as that worker may be waiting for
+//!    its results to be read): clear bit 0, add a bell, `futex_wake` all.
 //! 4. **Stand aside** (reader): while bit 0 is set and its ring is not closed, `futex_wait` on the
 //!    word with the value it read; any change (step 3, a bell) wakes it or keeps it from
 //!    sleeping.
 //! 5. **Listen** (reader): lock its end and `recv_unless(bit 0 set and ring open)`; forward each
 //!    message; on giving up, unlock and go to 4.
-//! 6. **Bell** (death watcher, after closing a dead worker's link; caller, after a worker's end
-//!    reported a violation): add a bell and `futex_wake` all, so the reader drains the ring,
-//!    sees it closed and reports the death.
+//! 6. **Bell** (death watcher, after closing a dead worker's link; caller, when a worker's end
+//!    ended in its hands: closed, or closed by it for a protocol violation): add a bell and
+//!    `futex_wake` all, so the reader drains the ring, sees it closed and reports the end.
 //!
 //! With the caller polling, a worker's sends find no sleeper on its ring: no syscall at all. A
 //! reader's wait ends only by a message, a nudge, a close or a bell; the caller's own waits on
 //! the channel end by its tick as well, and it polls again after each.
 //!
 //! Checked: `tests/loom_ring.rs` model-checks steps 1 to 5 on the real ring and this word (a
-//! lost nudge or a hand-back that forgot its wake-up shows there as a deadlock); `tests/faults` runs every
-//! worker death with one worker (the caller polling) and with two.
+//! lost nudge or a hand-back that forgot its wake-up shows there as a deadlock);
+//! `tests/faults` runs every worker death with one worker (the caller polling) and with two,
+//! and the soak test mixes both.
 
 use crate::sync::{AtomicU32, Ordering, futex};
 
