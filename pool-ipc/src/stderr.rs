@@ -40,7 +40,8 @@ const MAX_PENDING: usize = 64 << 10;
 /// One worker's pipe and what it said last.
 struct Pipe {
     read: OwnedFd,
-    /// The last complete line, not counting a backtrace printed after it.
+    /// The last complete line, not counting a backtrace printed after it nor the runtime's
+    /// hint to print one.
     last: Vec<u8>,
     /// A backtrace is being printed (Rust prints one after a panic or a failed allocation
     /// when `RUST_BACKTRACE` is set): its lines are not what the worker said last.
@@ -101,13 +102,16 @@ impl Pipe {
     /// Passes on the line held back and notes it.
     fn finish_line(&mut self) {
         write_all_to_stderr(&self.partial);
+        // Classified whole (a frame's line can be far longer than the quote keeps).
         let text = self.partial.trim_ascii();
-        let text = &text[text.len().saturating_sub(MAX_LINE)..];
         if text == b"stack backtrace:" {
             self.in_backtrace = true;
-        } else if !(text.is_empty() || self.in_backtrace && is_backtrace_line(text)) {
+        } else if !(text.is_empty()
+            || RUNTIME_NOTES.contains(&text)
+            || self.in_backtrace && is_backtrace_line(text))
+        {
             self.in_backtrace = false;
-            self.last = text.to_vec();
+            self.last = text[text.len().saturating_sub(MAX_LINE)..].to_vec();
         }
         self.partial.clear();
     }
@@ -125,14 +129,26 @@ impl Pipe {
     }
 }
 
+/// What Rust's runtime adds after a panic or a failed allocation, never the worker's own last
+/// words: the hint printed when `RUST_BACKTRACE` is unset, and what it says when printing the
+/// backtrace failed in turn.
+const RUNTIME_NOTES: [&[u8]; 2] = [
+    b"note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace",
+    b"skipping backtrace printing to avoid potential recursion",
+];
+
 /// Whether `line` (trimmed) is part of a printed Rust backtrace: "12: function",
-/// "at src/file.rs:3:5", or the closing "note: ...".
+/// "at src/file.rs:3:5", the closing "note: ...", or the report of an allocation that failed
+/// while the backtrace was being symbolized (after an out-of-memory failure, say).
 fn is_backtrace_line(line: &[u8]) -> bool {
     let frame = line
         .iter()
         .position(|&b| b == b':')
         .is_some_and(|colon| colon > 0 && line[..colon].iter().all(u8::is_ascii_digit));
-    frame || line.starts_with(b"at ") || line.starts_with(b"note: ")
+    frame
+        || line.starts_with(b"at ")
+        || line.starts_with(b"note: ")
+        || line.starts_with(b"memory allocation of ")
 }
 
 /// Writes `bytes` to this process's fd 2, ignoring failures (nowhere to report them).
@@ -318,5 +334,63 @@ impl std::fmt::Debug for StderrTee {
         f.debug_struct("StderrTee")
             .field("workers", &self.shared.pipes.lock().map_or(0, |p| p.len()))
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StderrTee;
+    use std::io::Write;
+
+    /// What a worker that wrote `text` on its stderr is quoted as having said last.
+    fn last_words(text: &str) -> Option<String> {
+        let tee = StderrTee::new().unwrap();
+        let mut w = std::fs::File::from(tee.attach(7).unwrap());
+        w.write_all(text.as_bytes()).unwrap();
+        drop(w);
+        tee.last_line(7)
+    }
+
+    const OOM: &str = "memory allocation of 1073741824 bytes failed";
+
+    /// Without `RUST_BACKTRACE`, Rust's runtime follows the failure with a hint.
+    #[test]
+    fn the_runtime_s_backtrace_hint_is_not_the_worker_s_last_words() {
+        let hint = "note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace";
+        assert_eq!(
+            last_words(&format!("{OOM}\n{hint}\n")).as_deref(),
+            Some(OOM)
+        );
+    }
+
+    /// Frames of generic functions print lines far longer than the quote keeps.
+    #[test]
+    fn a_backtrace_with_long_frames_is_not_the_worker_s_last_words() {
+        let long = format!(
+            "  17: do_call<{}>",
+            "core::option::Option<usize>, ".repeat(40)
+        );
+        let text = format!(
+            "{OOM}\nstack backtrace:\n   0: std::alloc::rust_oom\n{long}\n             at ./src/x.rs:1:5\n\
+             note: Some details are omitted, run with `RUST_BACKTRACE=full` for a verbose backtrace.\n"
+        );
+        assert_eq!(last_words(&text).as_deref(), Some(OOM));
+    }
+
+    /// Symbolizing the backtrace of an out-of-memory failure can fail for want of memory too.
+    #[test]
+    fn a_failure_to_print_the_backtrace_is_not_the_worker_s_last_words() {
+        let text = format!(
+            "{OOM}\nstack backtrace:\nmemory allocation of 5795635 bytes failed\n\
+             skipping backtrace printing to avoid potential recursion\n"
+        );
+        assert_eq!(last_words(&text).as_deref(), Some(OOM));
+    }
+
+    /// A worker's own line that merely starts like a backtrace's still counts.
+    #[test]
+    fn a_worker_s_own_note_is_its_last_words() {
+        let text = "starting\nnote: input 3 is empty\n";
+        assert_eq!(last_words(text).as_deref(), Some("note: input 3 is empty"));
     }
 }
