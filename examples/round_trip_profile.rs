@@ -1,13 +1,14 @@
-//! Profiling aid for one-task chunks: a steady pool of one worker maps `x*x` over `0..N` with
+//! Profiling aid for one-task chunks: a steady pool (one worker unless told) maps `x*x` over `0..N` with
 //! `chunk_size(1)`, so every task is a full round trip caller → worker → caller. The start
 //! methods run interleaved, round after round; each run prints its time per task and the CPU
 //! time per task of this process (user + system; the workers' time is not in it under Fork),
 //! which stays meaningful on a busy machine. Ends with the median of each.
 //!
-//! `cargo run --release --example round_trip_profile -- [ROUNDS] [N] [METHODS]`
-//! (defaults: 5 rounds, N = 100000, methods `threading,fork,forkserver`). A method written
+//! `cargo run --release --example round_trip_profile -- [ROUNDS] [N] [METHODS] [N_JOBS]`
+//! (defaults: 5 rounds, N = 100000, methods `threading,fork,forkserver`, one worker). A method written
 //! `fork:2` runs with `max_tasks_active(2)`: at most two tasks in flight, no pipeline (the
-//! scheduling before pipelining), for an A/B comparison in the same run.
+//! scheduling before pipelining), for an A/B comparison in the same run; `fork@async` submits
+//! the N tasks with `apply_async` instead, then waits for all of them.
 use std::time::Instant;
 
 use pool::{MapOptions, StartMethod, WorkerPool};
@@ -33,16 +34,18 @@ fn main() {
     let methods = args
         .get(2)
         .map_or("threading,fork,forkserver", String::as_str);
+    let n_jobs: usize = args.get(3).map_or(1, |s| s.parse().expect("N_JOBS"));
     let mut pools: Vec<(&str, WorkerPool, Option<usize>, Vec<f64>)> = methods
         .split(',')
         .map(|spec| {
-            let (m, cap) = match spec.split_once(':') {
+            let m = spec.trim_end_matches("@async");
+            let (m, cap) = match m.split_once(':') {
                 Some((m, cap)) => (m, Some(cap.parse::<usize>().expect("a number after ':'"))),
-                None => (spec, None),
+                None => (m, None),
             };
             let method = StartMethod::from_name(m).unwrap_or_else(|| panic!("unknown method {m}"));
             let p = WorkerPool::builder()
-                .n_jobs(1)
+                .n_jobs(n_jobs)
                 .start_method(method)
                 .keep_alive(true)
                 .build()
@@ -57,7 +60,12 @@ fn main() {
                 opts = opts.max_tasks_active(cap);
             }
             let (t0, c0) = (Instant::now(), cpu());
-            let out = p.map_with(square, 0..n, opts).unwrap();
+            let out = if name.ends_with("@async") {
+                let pending: Vec<_> = (0..n).map(|x| p.apply_async(square, x).unwrap()).collect();
+                pending.into_iter().map(|r| r.get(None).unwrap()).collect()
+            } else {
+                p.map_with(square, 0..n, opts).unwrap()
+            };
             let per = t0.elapsed().as_secs_f64() * 1e6 / n as f64;
             let cpu_per = (cpu() - c0) * 1e6 / n as f64;
             assert_eq!(out.len() as u64, n);

@@ -102,12 +102,15 @@ impl Baseline {
 
 /// Runs `task` over 0..8 under `m`, expecting task 5 to kill its worker: on one worker (the
 /// caller's thread then reads the worker's ring itself, see `pool-ipc`'s `backend/duty.rs`)
-/// and on two (reader threads do, on a two-core machine). Gives both errors.
+/// and on one more than there are cores (reader threads do). Gives both errors.
 fn fault(
     m: StartMethod,
     task: impl Fn(u32) -> u32 + Copy + Send + Sync + 'static,
 ) -> [PoolError; 2] {
-    [fault_on(m, 1, task), fault_on(m, 2, task)]
+    [
+        fault_on(m, 1, task),
+        fault_on(m, pool_core::cpu_count() + 1, task),
+    ]
 }
 
 fn fault_on(

@@ -171,9 +171,9 @@ fn round(rng: &mut Rng, seed: u64, round: usize) {
         (at, kind)
     });
     let chunk = 1 + rng.below(4) as usize;
-    // One worker in two rounds: the caller's thread then reads its ring itself (a core is
-    // left for it), two: reader threads do.
-    let n_jobs = 1 + rng.below(2) as usize;
+    // Up to as many workers as cores, the caller's thread reads their rings itself while it
+    // waits; with more, reader threads do (`pool-ipc`'s `backend/duty.rs`).
+    let n_jobs = [1, 2, pool_core::cpu_count() + 1][rng.below(3) as usize];
     let ctx = format!(
         "seed {seed} round {round}: {method:?}, {n_jobs} workers, {n} tasks, chunks of {chunk}, \
          fault {fatal:?}"

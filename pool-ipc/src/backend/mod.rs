@@ -115,7 +115,7 @@ pub struct ProcessBackend<Sh, St> {
     strategy: Box<dyn Launch<Sh, St>>,
     daemon: bool,
     /// Who reads the workers' rings, and whether the caller's thread may (`duty.rs`): when
-    /// the workers leave it a core.
+    /// the workers do not outnumber the cores.
     duty: Arc<Duty>,
     caller_polls: bool,
     /// How long the caller's thread spins for a result before it sleeps.
@@ -183,7 +183,7 @@ impl<Sh: SharedObjects, St: 'static> ProcessBackend<Sh, St> {
             },
             daemon,
             duty,
-            caller_polls: n_jobs < pool_core::cpu_count(),
+            caller_polls: n_jobs <= pool_core::cpu_count(),
             patience: Patience::new(WaitPolicy::WORKER),
             parked_at: None,
             _types: PhantomData,
@@ -373,7 +373,7 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
         &self.events_rx
     }
 
-    /// Steps 1 and 2 of `duty.rs`, when the workers leave the caller a core.
+    /// Steps 1 and 2 of `duty.rs`, when the workers do not outnumber the cores.
     fn poll(&mut self, spin: bool) -> bool {
         if !self.caller_polls {
             return false;

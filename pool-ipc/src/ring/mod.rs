@@ -119,7 +119,7 @@ impl WaitPolicy {
 
     /// The parent's end of a worker's link: its reader thread sleeps at once. It shares two
     /// cores with the caller's thread and the workers; spinning there took the caller's core.
-    /// (When the workers leave the caller a core, the caller's thread reads the rings itself
+    /// (When the workers do not outnumber the cores, the caller's thread reads the rings itself
     /// and spins there instead: `backend/duty.rs`.)
     /// With these two policies a `chunk_size(1)` task under Fork took 3.3 µs instead of 4.0 µs
     /// (the harness's `per-task`, BENCHMARKS.md), and no uniform or uneven row moved beyond its
