@@ -1,5 +1,5 @@
 //! `apply` and `apply_async`: single tasks, each with its own function, results delivered
-//! through an [`AsyncResult`] and optional callbacks.
+//! through an [`AsyncResult`](crate::AsyncResult) and optional callbacks.
 //!
 //! While apply tasks are outstanding, a collector thread owns the event stream: it hands
 //! queued tasks to idle workers, completes results, runs callbacks and enforces timeouts. It
@@ -13,11 +13,13 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::backend::Command;
+use crossbeam_channel::Receiver;
+
+use crate::backend::{Command, Event};
 use crate::counters::monotonic_ns;
 use crate::error::{Cause, PoolError};
 use crate::job::Data;
@@ -94,6 +96,10 @@ impl<Sh, St> fmt::Debug for Applier<Sh, St> {
 }
 
 const TICK: Duration = Duration::from_millis(20);
+
+/// The most events the collector takes in one pass before it looks at timeouts and sends the
+/// waiting tasks.
+const EVENT_BATCH: usize = 64;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -226,7 +232,7 @@ impl<Sh, St> Applier<Sh, St> {
 fn collect<Sh, St>(sup: &Mutex<Supervisor<Sh, St>>, queue: &Mutex<Queue<Sh, St>>) {
     let events = lock(sup).backend.events().clone();
     loop {
-        let ev = events.recv_timeout(TICK).ok();
+        let ev = next_event(sup, &events);
         let mut done: Vec<(Completion, Result<Data, PoolError>)> = Vec::new();
         {
             let mut s = lock(sup);
@@ -239,11 +245,16 @@ fn collect<Sh, St>(sup: &Mutex<Supervisor<Sh, St>>, queue: &Mutex<Queue<Sh, St>>
                     q.outstanding.drain().map(|(_, o)| o.complete).collect();
                 all.extend(q.waiting.drain(..).map(|p| p.complete));
                 done.extend(all.into_iter().map(|c| (c, Err(PoolError::Interrupted))));
-            } else if let Some(ev) = ev {
-                match s.handle(ev) {
-                    Ok(Some(d)) => deliveries.push(d),
-                    Ok(None) => {}
-                    Err(e) => fail_all(&mut q, &mut done, &e),
+            } else {
+                // The events already queued too, up to a batch: with many short tasks, one
+                // event per pass would leave the workers waiting on this thread.
+                let queued = std::iter::from_fn(|| events.try_recv().ok()).take(EVENT_BATCH);
+                for ev in ev.into_iter().chain(queued) {
+                    match s.handle(ev) {
+                        Ok(Some(d)) => deliveries.push(d),
+                        Ok(None) => {}
+                        Err(e) => fail_all(&mut q, &mut done, &e),
+                    }
                 }
             }
             // Timeouts: each apply task has its own.
@@ -336,6 +347,26 @@ fn collect<Sh, St>(sup: &Mutex<Supervisor<Sh, St>>, queue: &Mutex<Queue<Sh, St>>
     }
 }
 
+/// The next event within a tick: one already queued, else one the workers have just sent
+/// (the back end reads their rings from this thread when it may, [`Backend::poll`], with the
+/// supervisor locked for a few microseconds at most), else the first to come, waited for with
+/// no lock held and the listening handed back ([`Backend::park`]).
+///
+/// [`Backend::poll`]: crate::backend::Backend::poll
+/// [`Backend::park`]: crate::backend::Backend::park
+fn next_event<Sh, St>(sup: &Mutex<Supervisor<Sh, St>>, events: &Receiver<Event>) -> Option<Event> {
+    if let Ok(ev) = events.try_recv() {
+        return Some(ev);
+    }
+    if lock(sup).backend.poll(true)
+        && let Ok(ev) = events.try_recv()
+    {
+        return Some(ev);
+    }
+    lock(sup).backend.park();
+    events.recv_timeout(TICK).ok()
+}
+
 fn fail_all<Sh, St>(
     q: &mut Queue<Sh, St>,
     done: &mut Vec<(Completion, Result<Data, PoolError>)>,
@@ -359,136 +390,5 @@ fn fail_all<Sh, St>(
                 std::io::ErrorKind::Other.into(),
             )),
         ));
-    }
-}
-
-/// The result of an `apply_async` task.
-///
-/// ```
-/// use std::time::Duration;
-/// use pool_core::ThreadPool;
-///
-/// let mut pool = ThreadPool::new(2).unwrap();
-/// let r = pool.apply_async(|x: u32| x * 2, 21).unwrap();
-/// assert!(r.wait(Some(Duration::from_secs(5))));
-/// assert!(r.ready());
-/// assert_eq!(r.successful().unwrap(), true);
-/// assert_eq!(r.get(None).unwrap(), 42);
-/// ```
-#[must_use = "an AsyncResult is how the task's result is read"]
-pub struct AsyncResult<R> {
-    slot: Slot<R>,
-}
-
-impl<R> fmt::Debug for AsyncResult<R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AsyncResult")
-            .field("ready", &self.ready())
-            .finish()
-    }
-}
-
-impl<R> AsyncResult<R> {
-    pub(crate) fn new() -> (Self, ResultSetter<R>) {
-        let slot = Arc::new((Mutex::new(None), Condvar::new()));
-        (AsyncResult { slot: slot.clone() }, ResultSetter { slot })
-    }
-
-    /// Whether the task finished.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    ///
-    /// let mut pool = pool_core::ThreadPool::new(2)?;
-    /// let r = pool.apply_async(|x: u32| x + 1, 1)?;
-    /// r.wait(Some(Duration::from_secs(10)));
-    /// assert!(r.ready());
-    /// # Ok::<(), pool_core::PoolError>(())
-    /// ```
-    pub fn ready(&self) -> bool {
-        lock(&self.slot.0).is_some()
-    }
-
-    /// Whether it finished without error; `Err(NotReady)` while it runs.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    ///
-    /// let mut pool = pool_core::ThreadPool::new(2)?;
-    /// let r = pool.apply_async(|x: u32| if x == 0 { panic!("zero") } else { x }, 0)?;
-    /// r.wait(None);
-    /// assert!(!r.successful()?);
-    /// # Ok::<(), pool_core::PoolError>(())
-    /// ```
-    pub fn successful(&self) -> Result<bool, PoolError> {
-        match &*lock(&self.slot.0) {
-            None => Err(PoolError::NotReady),
-            Some(r) => Ok(r.is_ok()),
-        }
-    }
-
-    /// Waits until the task finished or `timeout` passed; returns whether it finished.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    ///
-    /// let mut pool = pool_core::ThreadPool::new(2)?;
-    /// let r = pool.apply_async(|ms: u64| std::thread::sleep(Duration::from_millis(ms)), 300)?;
-    /// assert!(!r.wait(Some(Duration::from_millis(1)))); // not yet
-    /// assert!(r.wait(None)); // done
-    /// # Ok::<(), pool_core::PoolError>(())
-    /// ```
-    pub fn wait(&self, timeout: Option<Duration>) -> bool {
-        let deadline = timeout.map(|t| Instant::now() + t);
-        let mut g = lock(&self.slot.0);
-        while g.is_none() {
-            match deadline {
-                None => g = self.slot.1.wait(g).unwrap_or_else(|e| e.into_inner()),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return false;
-                    }
-                    g = self
-                        .slot
-                        .1
-                        .wait_timeout(g, d - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
-                }
-            }
-        }
-        true
-    }
-
-    /// The result, waiting at most `timeout` (`Err(WaitTimeout)` then).
-    ///
-    /// ```
-    /// use std::time::Duration;
-    ///
-    /// let mut pool = pool_core::ThreadPool::new(2)?;
-    /// let r = pool.apply_async(|x: u32| x * 2, 21)?;
-    /// assert_eq!(r.get(Some(Duration::from_secs(10)))?, 42);
-    /// # Ok::<(), pool_core::PoolError>(())
-    /// ```
-    pub fn get(self, timeout: Option<Duration>) -> Result<R, PoolError> {
-        if !self.wait(timeout) {
-            return Err(PoolError::WaitTimeout(timeout.unwrap_or_default()));
-        }
-        lock(&self.slot.0).take().expect("ready")
-    }
-}
-
-/// Where a result lands, and how its waiters are woken.
-type Slot<R> = Arc<(Mutex<Option<Result<R, PoolError>>>, Condvar)>;
-
-pub(crate) struct ResultSetter<R> {
-    slot: Slot<R>,
-}
-
-impl<R> ResultSetter<R> {
-    pub(crate) fn set(self, r: Result<R, PoolError>) {
-        *lock(&self.slot.0) = Some(r);
-        self.slot.1.notify_all();
     }
 }

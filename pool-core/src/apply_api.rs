@@ -4,7 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::apply::{AsyncResult, Pending};
+use crate::apply::Pending;
+use crate::async_result::AsyncResult;
 use crate::backend::Command;
 use crate::chunking::ChunkInputs;
 use crate::context::WorkerContext;

@@ -33,6 +33,7 @@
 
 mod apply;
 mod apply_api;
+mod async_result;
 // The back-end interface's own types; public as part of `backend` below.
 mod borrowed;
 mod builder;
@@ -91,8 +92,8 @@ pub mod backend {
     pub use crate::worker::{IN_HOOK, current_affinity, pin_current_thread, run_worker};
 }
 
-pub use apply::AsyncResult;
 pub use apply_api::ApplyOptions;
+pub use async_result::AsyncResult;
 pub use builder::{Builder, cpu_count};
 pub use context::WorkerContext;
 pub use error::{Cause, Failure, Phase, PoolError};
