@@ -45,6 +45,7 @@ pub mod ring;
 pub mod shm;
 pub mod spawn;
 mod stderr;
+mod stdout_flush;
 mod sync;
 pub mod watcher;
 mod workers;

@@ -30,6 +30,8 @@ fn main() -> Result<(), PoolError> {
         "task_panics" => task_panics(),
         "spawn_without_entry" => spawn_without_entry(),
         "entry_in_the_parent_only" => entry_in_the_parent_only(),
+        "prompt_then_fork_workers_that_print" => prompt_then_fork_workers_that_print(),
+        "stdout_held_while_a_thread_forks_workers" => stdout_held_while_a_thread_forks_workers(),
         other => panic!("no program {other}"),
     }
 }
@@ -75,6 +77,41 @@ fn entry_in_the_parent_only() -> Result<(), PoolError> {
     spawn_without_entry()
 }
 
+/// A line begun with `print!` (still in `stdout`'s buffer) when Fork workers are made, and
+/// workers that print: the line's start is the parent's, written once.
+fn prompt_then_fork_workers_that_print() -> Result<(), PoolError> {
+    print!("squaring: ");
+    let mut pool = WorkerPool::builder()
+        .n_jobs(2)
+        .start_method(StartMethod::Fork)
+        .build()?;
+    pool.map(
+        |x: u64| {
+            println!("task {x}");
+            x * x
+        },
+        0..4u64,
+    )?;
+    println!("done");
+    Ok(())
+}
+
+/// `main` holds `stdout`'s lock while another thread makes Fork workers and waits for them.
+fn stdout_held_while_a_thread_forks_workers() -> Result<(), PoolError> {
+    let mut out = std::io::stdout().lock();
+    let squares = std::thread::spawn(|| {
+        let mut pool = WorkerPool::builder()
+            .n_jobs(2)
+            .start_method(StartMethod::Fork)
+            .build()?;
+        pool.map(|x: u64| x * x, 0..4u64)
+    })
+    .join()
+    .expect("the pool's thread")?;
+    writeln!(out, "squares {squares:?}").expect("stdout");
+    Ok(())
+}
+
 fn log_main_started() {
     if let Some(path) = std::env::var_os(MAIN_LOG) {
         let mut f = std::fs::OpenOptions::new()
@@ -89,7 +126,7 @@ fn log_main_started() {
 // ---- the checks ----
 
 fn run_checks() {
-    let checks: [(&str, fn()); 5] = [
+    let checks: [(&str, fn()); 7] = [
         (
             "main_result_prints_a_short_report",
             main_result_prints_a_short_report,
@@ -109,6 +146,14 @@ fn run_checks() {
         (
             "fork_workers_of_the_main_thread_reuse_the_pages_of_big_buffers",
             fork_workers_of_the_main_thread_reuse_the_pages_of_big_buffers,
+        ),
+        (
+            "fork_workers_do_not_repeat_what_the_parent_left_in_stdout_s_buffer",
+            fork_workers_do_not_repeat_what_the_parent_left_in_stdout_s_buffer,
+        ),
+        (
+            "a_held_stdout_lock_does_not_stop_fork_workers_from_starting",
+            a_held_stdout_lock_does_not_stop_fork_workers_from_starting,
         ),
     ];
     let filter: Vec<String> = std::env::args()
@@ -227,6 +272,35 @@ fn spawn_without_entry_fails_at_once_and_main_runs_once() {
         "{stderr}"
     );
     assert!(stderr.contains("`pool::entry()`"), "{stderr}");
+    assert!(r.took < Duration::from_secs(20), "took {:?}", r.took);
+}
+
+/// Fork copies the parent's memory, `stdout`'s buffer included: a worker's first line would
+/// write out again whatever the parent had not flushed yet.
+fn fork_workers_do_not_repeat_what_the_parent_left_in_stdout_s_buffer() {
+    let r = run(
+        "prompt_then_fork_workers_that_print",
+        &[],
+        Duration::from_secs(30),
+    );
+    let stdout = String::from_utf8_lossy(&r.out.stdout).into_owned();
+    assert_eq!(r.out.status.code(), Some(0), "{}", r.stderr());
+    assert_eq!(stdout.matches("squaring: ").count(), 1, "{stdout}");
+    assert_eq!(stdout.matches("task ").count(), 4, "{stdout}");
+    assert!(stdout.ends_with("done\n"), "{stdout}");
+}
+
+/// The flush before a fork never waits for a lock held elsewhere (`pool-ipc`'s
+/// `stdout_flush.rs`): here `main` holds it until the pool's thread, which forks, is done.
+fn a_held_stdout_lock_does_not_stop_fork_workers_from_starting() {
+    let r = run(
+        "stdout_held_while_a_thread_forks_workers",
+        &[],
+        Duration::from_secs(30),
+    );
+    let stdout = String::from_utf8_lossy(&r.out.stdout).into_owned();
+    assert_eq!(r.out.status.code(), Some(0), "{}", r.stderr());
+    assert_eq!(stdout, "squares [0, 1, 4, 9]\n");
     assert!(r.took < Duration::from_secs(20), "took {:?}", r.took);
 }
 

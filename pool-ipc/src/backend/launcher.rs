@@ -55,6 +55,7 @@ impl Launcher {
 
     /// Forks a worker that runs `main`: here on the main thread, else on the launcher thread.
     pub(crate) fn fork(&self, main: ChildMain) -> io::Result<WorkerProcess> {
+        crate::stdout_flush::flush_stdout_before_fork();
         let start: Start = Box::new(move || {
             // SAFETY: the child runs only `main`: the worker loop over its own shared-memory
             // link and inherited data. It takes no lock another parent thread could hold (see

@@ -1,0 +1,65 @@
+//! Flushing `stdout` before a fork, without waiting on a lock another thread may hold.
+//!
+//! Why: fork copies the parent's memory, `stdout`'s buffer included. A line the program began
+//! with `print!` and has not ended yet would be written again by every Fork worker that prints
+//! (as multiprocessing does, the pool flushes before it forks).
+//!
+//! Flushing takes `stdout`'s lock, and a program may hold that lock for as long as it likes: a
+//! loop that writes each result through a `StdoutLock` while it waits for the pool. A worker
+//! started meanwhile (a replacement, or one the apply collector starts) must not wait for that
+//! loop, which waits for it. So:
+//! 1. The forking thread asks a helper thread of this process to flush, and waits for its
+//!    answer at most [`PATIENCE`].
+//! 2. The helper flushes (taking and releasing the lock) and answers.
+//! 3. Without an answer in time, the fork goes ahead: the lock was held elsewhere, and the
+//!    child may see that line again, as it would have without this module. The helper flushes
+//!    when the lock comes free.
+//!
+//! The helper belongs to the process that started it: a forked child that forks in turn starts
+//! its own.
+
+use std::io::Write;
+use std::sync::Mutex;
+use std::sync::mpsc::{Sender, SyncSender, sync_channel};
+use std::time::Duration;
+
+/// How long a fork waits for the flush (a free lock takes microseconds).
+const PATIENCE: Duration = Duration::from_millis(10);
+
+/// The helper's request queue, and the process it runs in.
+static HELPER: Mutex<Option<(libc::pid_t, Sender<SyncSender<()>>)>> = Mutex::new(None);
+
+/// Step 1: flushes `stdout` unless its lock stays held for longer than [`PATIENCE`].
+pub(crate) fn flush_stdout_before_fork() {
+    let Some(requests) = helper() else {
+        return;
+    };
+    let (done, answer) = sync_channel(1);
+    if requests.send(done).is_ok() {
+        let _ = answer.recv_timeout(PATIENCE);
+    }
+}
+
+fn helper() -> Option<Sender<SyncSender<()>>> {
+    // SAFETY: getpid has no preconditions.
+    let me = unsafe { libc::getpid() };
+    let mut slot = HELPER.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((pid, requests)) = &*slot
+        && *pid == me
+    {
+        return Some(requests.clone());
+    }
+    let (requests, queue) = std::sync::mpsc::channel::<SyncSender<()>>();
+    std::thread::Builder::new()
+        .name("pool-stdout-flush".into())
+        .spawn(move || {
+            // Step 2.
+            for done in queue {
+                let _ = std::io::stdout().flush();
+                let _ = done.try_send(());
+            }
+        })
+        .ok()?;
+    *slot = Some((me, requests.clone()));
+    Some(requests)
+}
