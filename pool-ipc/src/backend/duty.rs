@@ -2,11 +2,12 @@
 //!
 //! Why: a result that goes worker → reader thread → caller costs two wake-ups, and with
 //! one-task chunks those wake-ups were most of a task's 2.5–3.5 µs (issue #17). When the
-//! workers do not outnumber the cores, the caller's thread reads the rings itself while it
-//! waits for results, spinning briefly, and the readers stand aside; when it is about to sleep,
+//! workers do not outnumber the cores, the caller's thread (the one driving the pool: a map's
+//! caller, or the `apply_async` collector) reads the rings itself while it waits for results,
+//! spinning briefly, and the readers stand aside; when it is about to sleep,
 //! it hands the duty back and a reader wakes it as before. Readers are still what notices a
 //! death and reaps the process. (With as many workers as cores, the default, a one-task chunk
-//! under Fork took 3.8–4.7 µs through the readers and 1.0–1.2 µs so; with four times as many
+//! under Fork took 3.7–4.7 µs through the readers and 1.0–2.0 µs so; with four times as many
 //! workers as cores, the caller's spinning took 5–15 % from uniform work, so it does not poll
 //! then.)
 //!
