@@ -38,12 +38,13 @@ fn main() -> Result<(), PoolError> {
 
 // ---- the programs ----
 
+fn two_workers(method: StartMethod) -> Result<WorkerPool, PoolError> {
+    WorkerPool::builder().n_jobs(2).start_method(method).build()
+}
+
 /// The README's pattern, `main -> Result<(), PoolError>`, when a task panics.
 fn task_panics() -> Result<(), PoolError> {
-    let mut pool = WorkerPool::builder()
-        .n_jobs(2)
-        .start_method(StartMethod::Fork)
-        .build()?;
+    let mut pool = two_workers(StartMethod::Fork)?;
     pool.map(
         |x: u64| {
             if x == 3 {
@@ -58,10 +59,7 @@ fn task_panics() -> Result<(), PoolError> {
 
 /// A Spawn pool in a program whose `main` forgot `pool::entry()`.
 fn spawn_without_entry() -> Result<(), PoolError> {
-    let mut pool = WorkerPool::builder()
-        .n_jobs(2)
-        .start_method(StartMethod::Spawn)
-        .build()?;
+    let mut pool = two_workers(StartMethod::Spawn)?;
     let out = pool.map(|x: u64| x + 1, 0..10u64)?;
     println!("mapped {} inputs", out.len());
     Ok(())
@@ -81,10 +79,7 @@ fn entry_in_the_parent_only() -> Result<(), PoolError> {
 /// workers that print: the line's start is the parent's, written once.
 fn prompt_then_fork_workers_that_print() -> Result<(), PoolError> {
     print!("squaring: ");
-    let mut pool = WorkerPool::builder()
-        .n_jobs(2)
-        .start_method(StartMethod::Fork)
-        .build()?;
+    let mut pool = two_workers(StartMethod::Fork)?;
     pool.map(
         |x: u64| {
             println!("task {x}");
@@ -100,10 +95,7 @@ fn prompt_then_fork_workers_that_print() -> Result<(), PoolError> {
 fn stdout_held_while_a_thread_forks_workers() -> Result<(), PoolError> {
     let mut out = std::io::stdout().lock();
     let squares = std::thread::spawn(|| {
-        let mut pool = WorkerPool::builder()
-            .n_jobs(2)
-            .start_method(StartMethod::Fork)
-            .build()?;
+        let mut pool = two_workers(StartMethod::Fork)?;
         pool.map(|x: u64| x * x, 0..4u64)
     })
     .join()
@@ -278,13 +270,7 @@ fn spawn_without_entry_fails_at_once_and_main_runs_once() {
 /// Fork copies the parent's memory, `stdout`'s buffer included: a worker's first line would
 /// write out again whatever the parent had not flushed yet.
 fn fork_workers_do_not_repeat_what_the_parent_left_in_stdout_s_buffer() {
-    let r = run(
-        "prompt_then_fork_workers_that_print",
-        &[],
-        Duration::from_secs(30),
-    );
-    let stdout = String::from_utf8_lossy(&r.out.stdout).into_owned();
-    assert_eq!(r.out.status.code(), Some(0), "{}", r.stderr());
+    let stdout = stdout_of_a_clean_run("prompt_then_fork_workers_that_print");
     assert_eq!(stdout.matches("squaring: ").count(), 1, "{stdout}");
     assert_eq!(stdout.matches("task ").count(), 4, "{stdout}");
     assert!(stdout.ends_with("done\n"), "{stdout}");
@@ -293,15 +279,16 @@ fn fork_workers_do_not_repeat_what_the_parent_left_in_stdout_s_buffer() {
 /// The flush before a fork never waits for a lock held elsewhere (`pool-ipc`'s
 /// `stdout_flush.rs`): here `main` holds it until the pool's thread, which forks, is done.
 fn a_held_stdout_lock_does_not_stop_fork_workers_from_starting() {
-    let r = run(
-        "stdout_held_while_a_thread_forks_workers",
-        &[],
-        Duration::from_secs(30),
-    );
-    let stdout = String::from_utf8_lossy(&r.out.stdout).into_owned();
-    assert_eq!(r.out.status.code(), Some(0), "{}", r.stderr());
+    let stdout = stdout_of_a_clean_run("stdout_held_while_a_thread_forks_workers");
     assert_eq!(stdout, "squares [0, 1, 4, 9]\n");
+}
+
+/// What `program` printed on stdout, once it ended well within 20 s.
+fn stdout_of_a_clean_run(program: &str) -> String {
+    let r = run(program, &[], Duration::from_secs(30));
+    assert_eq!(r.out.status.code(), Some(0), "{}", r.stderr());
     assert!(r.took < Duration::from_secs(20), "took {:?}", r.took);
+    String::from_utf8_lossy(&r.out.stdout).into_owned()
 }
 
 fn a_worker_that_skips_the_hook_stops_at_its_first_pool() {
