@@ -48,18 +48,16 @@ pub(super) fn collect<Sh, St>(
                     }
                 }
             }
-            // Timeouts: each apply task has its own. The worker says which task it runs (an
-            // apply task's number is its chunk's `first`): with a task behind another, the one
-            // in front may be done, its result not yet here.
+            // Timeouts: each apply task has its own.
             let now = monotonic_ns();
             for w in 0..s.n_jobs() {
-                let Some((task, started)) = s.counters(w).current() else {
-                    continue;
-                };
-                let Some(c) = s.inflight(w).iter().find(|c| c.first == task).copied() else {
+                let Some(c) = s.inflight(w).front().copied() else {
                     continue;
                 };
                 let Some(limit) = q.outstanding.get(&c.call).and_then(|o| o.timeout) else {
+                    continue;
+                };
+                let Some((_, started)) = s.counters(w).current() else {
                     continue;
                 };
                 if started != 0 && Duration::from_nanos(now.saturating_sub(started)) > limit {
