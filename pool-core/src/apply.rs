@@ -1,10 +1,9 @@
 //! `apply` and `apply_async`: single tasks, each with its own function, results delivered
 //! through an [`AsyncResult`](crate::AsyncResult) and optional callbacks.
 //!
-//! While apply tasks are outstanding, a collector thread owns the event stream
-//! ([`collector`]): it hands queued tasks to workers, completes results, runs callbacks and
-//! enforces timeouts. It exits when nothing is outstanding; map calls wait for that before they
-//! start.
+//! While apply tasks are outstanding, a collector thread owns the event stream: it hands
+//! queued tasks to idle workers, completes results, runs callbacks and enforces timeouts. It
+//! exits when nothing is outstanding; map calls wait for that before they start.
 //!
 //! A run of the collector is a call for [`crate::interrupt`]: it begins when the first task is
 //! submitted and ends when the collector exits. Ctrl-C in between terminates the workers and
@@ -18,16 +17,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, bounded};
+use crossbeam_channel::Receiver;
 
-use crate::backend::Command;
-use crate::error::PoolError;
+use crate::backend::{Command, Event};
+use crate::counters::monotonic_ns;
+use crate::error::{Cause, PoolError};
 use crate::job::Data;
 use crate::progress::{CallInfo, Outcome, ProgressSink, StatusHandle};
-use crate::supervisor::Supervisor;
-
-mod collector;
-use collector::collect;
+use crate::supervisor::{Delivery, Supervisor};
 
 /// Delivers a task's output; returns whether the task succeeded.
 pub(crate) type Completion = Box<dyn FnOnce(Result<Data, PoolError>) -> bool + Send>;
@@ -39,17 +36,14 @@ pub(crate) struct Pending<Sh, St> {
     pub(crate) complete: Completion,
 }
 
-struct Outstanding<Sh, St> {
+struct Outstanding {
     timeout: Option<Duration>,
     complete: Completion,
-    /// For a task sent behind a running one: its command again, should the worker be lost
-    /// before the task began (see `behind` in [`collector`]).
-    resend: Option<Command<Sh, St>>,
 }
 
 struct Queue<Sh, St> {
     waiting: VecDeque<Pending<Sh, St>>,
-    outstanding: HashMap<u64, Outstanding<Sh, St>>,
+    outstanding: HashMap<u64, Outstanding>,
     running: bool,
     bar: Option<Bar>,
 }
@@ -93,8 +87,6 @@ pub(crate) struct Applier<Sh, St> {
     thread: Mutex<Option<JoinHandle<()>>>,
     /// The number of the next apply task: errors name a task by it ("task #3").
     next_task: AtomicU64,
-    /// Wakes the collector when a task is queued while it waits for events.
-    wake: (Sender<()>, Receiver<()>),
 }
 
 impl<Sh, St> fmt::Debug for Applier<Sh, St> {
@@ -126,7 +118,6 @@ impl<Sh: Send + Sync + 'static, St: 'static> Applier<Sh, St> {
             queue: Arc::new(Mutex::new(queue)),
             thread: Mutex::new(None),
             next_task: AtomicU64::new(0),
-            wake: bounded(1),
         }
     }
 
@@ -166,10 +157,7 @@ impl<Sh: Send + Sync + 'static, St: 'static> Applier<Sh, St> {
             b.submitted += 1;
         }
         q.waiting.push_back(p);
-        if q.running {
-            // One wake-up pending is enough: the collector looks at the whole queue.
-            let _ = self.wake.0.try_send(());
-        } else {
+        if !q.running {
             q.running = true;
             drop(q);
             // From here to the collector's exit, Ctrl-C is the pool's (it ends the tasks).
@@ -177,10 +165,10 @@ impl<Sh: Send + Sync + 'static, St: 'static> Applier<Sh, St> {
             if let Some(old) = lock(&self.thread).take() {
                 let _ = old.join();
             }
-            let (sup, queue, wake) = (self.sup.clone(), self.queue.clone(), self.wake.1.clone());
+            let (sup, queue) = (self.sup.clone(), self.queue.clone());
             let spawned = std::thread::Builder::new()
                 .name("pool-apply".into())
-                .spawn(move || collect(&sup, &queue, &wake));
+                .spawn(move || collect(&sup, &queue));
             match spawned {
                 Ok(handle) => *lock(&self.thread) = Some(handle),
                 // The OS refused a thread: nothing will run these tasks, so fail them.
@@ -237,5 +225,170 @@ impl<Sh, St> Applier<Sh, St> {
         if let Some(h) = lock(&self.thread).take() {
             let _ = h.join();
         }
+    }
+}
+
+/// The collector thread's loop.
+fn collect<Sh, St>(sup: &Mutex<Supervisor<Sh, St>>, queue: &Mutex<Queue<Sh, St>>) {
+    let events = lock(sup).backend.events().clone();
+    loop {
+        let ev = next_event(sup, &events);
+        let mut done: Vec<(Completion, Result<Data, PoolError>)> = Vec::new();
+        {
+            let mut s = lock(sup);
+            let mut q = lock(queue);
+            let mut deliveries = Vec::new();
+            let interrupted = s.backend.interrupted();
+            if interrupted {
+                s.terminate();
+                let mut all: Vec<Completion> =
+                    q.outstanding.drain().map(|(_, o)| o.complete).collect();
+                all.extend(q.waiting.drain(..).map(|p| p.complete));
+                done.extend(all.into_iter().map(|c| (c, Err(PoolError::Interrupted))));
+            } else {
+                // The events already queued too, up to a batch: with many short tasks, one
+                // event per pass would leave the workers waiting on this thread.
+                let queued = std::iter::from_fn(|| events.try_recv().ok()).take(EVENT_BATCH);
+                for ev in ev.into_iter().chain(queued) {
+                    match s.handle(ev) {
+                        Ok(Some(d)) => deliveries.push(d),
+                        Ok(None) => {}
+                        Err(e) => fail_all(&mut q, &mut done, &e),
+                    }
+                }
+            }
+            // Timeouts: each apply task has its own.
+            let now = monotonic_ns();
+            for w in 0..s.n_jobs() {
+                let Some(c) = s.inflight(w).front().copied() else {
+                    continue;
+                };
+                let Some(limit) = q.outstanding.get(&c.call).and_then(|o| o.timeout) else {
+                    continue;
+                };
+                let Some((_, started)) = s.counters(w).current() else {
+                    continue;
+                };
+                if started != 0 && Duration::from_nanos(now.saturating_sub(started)) > limit {
+                    deliveries.push(s.lose(
+                        w,
+                        Cause::Timeout(limit),
+                        format!("the task ran longer than {limit:?}"),
+                    ));
+                }
+            }
+            for d in deliveries {
+                match d {
+                    Delivery::Chunk { call, output, .. } => {
+                        if let Some(o) = q.outstanding.remove(&call) {
+                            done.push((o.complete, Ok(output)));
+                        }
+                    }
+                    Delivery::Lost {
+                        chunks, failure, ..
+                    } => {
+                        for c in chunks {
+                            if let Some(o) = q.outstanding.remove(&c.call) {
+                                done.push((o.complete, Err(failure.clone().into())));
+                            }
+                        }
+                    }
+                    Delivery::HookFailed(f) => fail_all(&mut q, &mut done, &PoolError::from(f)),
+                }
+            }
+            if !interrupted && s.revive().is_err() {
+                fail_all(&mut q, &mut done, &PoolError::Terminated);
+            }
+            while !q.waiting.is_empty() {
+                let Some(w) = s.pick_idle() else { break };
+                let p = q.waiting.pop_front().expect("not empty");
+                match s.dispatch(w, p.cmd) {
+                    Ok(()) => {
+                        q.outstanding.insert(
+                            p.call,
+                            Outstanding {
+                                timeout: p.timeout,
+                                complete: p.complete,
+                            },
+                        );
+                    }
+                    Err(e) => done.push((p.complete, Err(e))),
+                }
+            }
+            let idle = q.waiting.is_empty() && q.outstanding.is_empty();
+            if idle {
+                q.running = false;
+                s.backend.end_call();
+            }
+            let bar = if idle { q.bar.take() } else { None };
+            drop(q);
+            drop(s);
+            // Completions (and the user's callbacks) run with no lock held.
+            let oks: Vec<bool> = done.into_iter().map(|(c, r)| c(r)).collect();
+            if idle {
+                if let Some(mut b) = bar {
+                    // Interrupted tasks did not run to an end: they are not counted.
+                    if !interrupted {
+                        oks.iter().for_each(|&ok| b.count(ok));
+                    }
+                    b.finish(if interrupted {
+                        &Outcome::Interrupted
+                    } else {
+                        &Outcome::Done
+                    });
+                }
+                return;
+            }
+            if let Some(b) = lock(queue).bar.as_mut() {
+                oks.iter().for_each(|&ok| b.count(ok));
+                b.update(false);
+            }
+        }
+    }
+}
+
+/// The next event within a tick: one already queued, else one the workers have just sent
+/// (the back end reads their rings from this thread when it may, [`Backend::poll`], with the
+/// supervisor locked for a few microseconds at most), else the first to come, waited for with
+/// no lock held and the listening handed back ([`Backend::park`]).
+///
+/// [`Backend::poll`]: crate::backend::Backend::poll
+/// [`Backend::park`]: crate::backend::Backend::park
+fn next_event<Sh, St>(sup: &Mutex<Supervisor<Sh, St>>, events: &Receiver<Event>) -> Option<Event> {
+    if let Ok(ev) = events.try_recv() {
+        return Some(ev);
+    }
+    if lock(sup).backend.poll(true)
+        && let Ok(ev) = events.try_recv()
+    {
+        return Some(ev);
+    }
+    lock(sup).backend.park();
+    events.recv_timeout(TICK).ok()
+}
+
+fn fail_all<Sh, St>(
+    q: &mut Queue<Sh, St>,
+    done: &mut Vec<(Completion, Result<Data, PoolError>)>,
+    e: &PoolError,
+) {
+    let msg = e.to_string();
+    for (_, o) in q.outstanding.drain() {
+        done.push((
+            o.complete,
+            Err(PoolError::backend(
+                msg.clone(),
+                std::io::ErrorKind::Other.into(),
+            )),
+        ));
+    }
+    for p in q.waiting.drain(..) {
+        done.push((
+            p.complete,
+            Err(PoolError::backend(
+                msg.clone(),
+                std::io::ErrorKind::Other.into(),
+            )),
+        ));
     }
 }

@@ -15,7 +15,7 @@ use crate::job::{ErasedJob, Input, Payload, RunSettings, TypedJob, decode_output
 use crate::options::MapOptions;
 use crate::pool::WorkerPool;
 use crate::progress::CallInfo;
-use crate::supervisor::{WorkerSpec, apply_call_id};
+use crate::supervisor::WorkerSpec;
 
 type Callback<R> = Box<dyn FnOnce(&R) + Send>;
 type ErrorCallback = Box<dyn FnOnce(&PoolError) + Send>;
@@ -216,7 +216,7 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
         let (sup, applier) = (self.supervisor(), self.applier());
         let (call, wire) = {
             let mut s = sup.lock().unwrap_or_else(|e| e.into_inner());
-            let call = apply_call_id();
+            let call = s.new_call_id();
             if s.any_alive() && !s.backend.announce_job(call, &job)? {
                 // The workers must restart to run this job: let their queued tasks finish.
                 drop(s);

@@ -112,82 +112,12 @@ fn apply_async_errors_name_their_task(m: StartMethod) {
     assert!(e.to_string().contains("task #6 panicked"), "{e}");
 }
 
-/// Quick tasks, so that a process worker's pace lets the next task wait behind its running one
-/// (`pool-core`'s `apply.rs`, `behind`).
-fn warm_up_with_quick_tasks(p: &mut pool::WorkerPool) {
-    for i in 0..20u64 {
-        assert_eq!(p.apply(|x: u64| x + 1, i).unwrap(), i + 1);
-    }
-}
-
-/// A task sent behind one that times out did not begin: it runs on the replacement worker.
-fn a_task_behind_one_that_times_out_still_runs(m: StartMethod) {
-    let mut p = pool(m, 1);
-    warm_up_with_quick_tasks(&mut p);
-    let slow = p
-        .apply_async_with(
-            |x: u64| {
-                std::thread::sleep(Duration::from_secs(3));
-                x
-            },
-            1,
-            ApplyOptions::default().task_timeout(Duration::from_millis(200)),
-        )
-        .unwrap();
-    let behind = p.apply_async(|x: u64| x * 10, 7).unwrap();
-    let e = slow.get(Some(Duration::from_secs(10))).unwrap_err();
-    assert!(e.to_string().contains("timed out"), "{e}");
-    assert_eq!(behind.get(Some(Duration::from_secs(10))).unwrap(), 70);
-}
-
 for_each_start_method!(
     apply_and_async_results,
     apply_async_callbacks,
     apply_async_timeout,
-    apply_async_errors_name_their_task,
-    a_task_behind_one_that_times_out_still_runs
+    apply_async_errors_name_their_task
 );
-
-/// A task sent behind one that kills its worker did not begin: it runs on the replacement.
-/// (Process workers only: a thread that did this would kill the test.)
-fn a_task_behind_one_that_kills_its_worker_still_runs(m: StartMethod) {
-    let mut p = pool(m, 1);
-    warm_up_with_quick_tasks(&mut p);
-    let dies = p
-        .apply_async(
-            |x: u64| {
-                std::thread::sleep(Duration::from_millis(50));
-                // SAFETY: kill(2) on this worker's own pid.
-                unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
-                x
-            },
-            1,
-        )
-        .unwrap();
-    let behind = p.apply_async(|x: u64| x * 10, 7).unwrap();
-    let e = dies.get(Some(Duration::from_secs(10))).unwrap_err();
-    assert!(e.to_string().contains("task #20 lost its worker"), "{e}");
-    assert_eq!(behind.get(Some(Duration::from_secs(10))).unwrap(), 70);
-}
-
-mod a_task_behind_one_that_kills_its_worker {
-    use pool::StartMethod;
-
-    #[test]
-    fn fork() {
-        super::a_task_behind_one_that_kills_its_worker_still_runs(StartMethod::Fork);
-    }
-
-    #[test]
-    fn spawn() {
-        super::a_task_behind_one_that_kills_its_worker_still_runs(StartMethod::Spawn);
-    }
-
-    #[test]
-    fn forkserver() {
-        super::a_task_behind_one_that_kills_its_worker_still_runs(StartMethod::Forkserver);
-    }
-}
 
 /// Regression: a map with `worker_lifespan` after `apply_async` tasks hung, because the
 /// workers the apply tasks started had no lifespan of their own.

@@ -61,13 +61,6 @@ pub(crate) enum Delivery {
 }
 
 pub(crate) use slot::InFlight;
-
-/// A call id for one `apply_async` task (unique in this process, as every call's): unlike a
-/// new map call, it leaves the workers' pace, which the apply tasks before it measured.
-pub(crate) fn apply_call_id() -> u64 {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    NEXT.fetch_add(1, Ordering::Relaxed)
-}
 use slot::Slot;
 
 pub(crate) struct Supervisor<Sh, St> {
@@ -141,7 +134,8 @@ impl<Sh, St> Supervisor<Sh, St> {
             s.forget_pace();
         }
         self.pace = (Duration::ZERO, 0);
-        apply_call_id()
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        NEXT.fetch_add(1, Ordering::Relaxed)
     }
 
     /// The current call's mean task time so far, once a chunk came back.
@@ -165,18 +159,9 @@ impl<Sh, St> Supervisor<Sh, St> {
         }
     }
 
-    /// A worker with nothing in hand.
+    /// A worker with nothing in hand (apply tasks go only to idle workers).
     pub(crate) fn pick_idle(&self) -> Option<usize> {
         (0..self.slots.len()).find(|&w| self.slots[w].idle())
-    }
-
-    /// A worker with one task in hand whose tasks are quick, which may hold a second, as in a
-    /// map outside its tail ([`crate::chunking::Policy::hand_depth`]).
-    pub(crate) fn pick_behind_quick(&self) -> Option<usize> {
-        (0..self.slots.len()).find(|&w| {
-            let slot = &self.slots[w];
-            slot.inflight.len() == 1 && slot.can_take(false)
-        })
     }
 
     /// The next event, waiting at most `timeout`: every blocking wait of the pool goes through
