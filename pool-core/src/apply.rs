@@ -157,7 +157,23 @@ impl<Sh: Send + Sync + 'static, St: 'static> Applier<Sh, St> {
             b.submitted += 1;
         }
         q.waiting.push_back(p);
-        if !q.running {
+        if q.running && q.waiting.len() == 1 {
+            // The collector may be waiting for the workers' events (up to its tick) while a
+            // worker is idle: send the task from here. (Behind other queued tasks, it goes out
+            // when a worker's result comes.)
+            drop(q);
+            let unsent: Vec<_> = {
+                let mut s = lock(&self.sup);
+                let mut q = lock(&self.queue);
+                send_waiting(&mut s, &mut q).collect()
+            };
+            for (complete, e) in unsent {
+                let ok = complete(Err(e));
+                if let Some(b) = lock(&self.queue).bar.as_mut() {
+                    b.count(ok);
+                }
+            }
+        } else if !q.running {
             q.running = true;
             drop(q);
             // From here to the collector's exit, Ctrl-C is the pool's (it ends the tasks).
@@ -231,8 +247,9 @@ impl<Sh, St> Applier<Sh, St> {
 /// The collector thread's loop.
 fn collect<Sh, St>(sup: &Mutex<Supervisor<Sh, St>>, queue: &Mutex<Queue<Sh, St>>) {
     let events = lock(sup).backend.events().clone();
+    // The first pass sends the task that started the collector, without waiting for an event.
+    let mut ev = None;
     loop {
-        let ev = next_event(sup, &events);
         let mut done: Vec<(Completion, Result<Data, PoolError>)> = Vec::new();
         {
             let mut s = lock(sup);
@@ -299,22 +316,7 @@ fn collect<Sh, St>(sup: &Mutex<Supervisor<Sh, St>>, queue: &Mutex<Queue<Sh, St>>
             if !interrupted && s.revive().is_err() {
                 fail_all(&mut q, &mut done, &PoolError::Terminated);
             }
-            while !q.waiting.is_empty() {
-                let Some(w) = s.pick_idle() else { break };
-                let p = q.waiting.pop_front().expect("not empty");
-                match s.dispatch(w, p.cmd) {
-                    Ok(()) => {
-                        q.outstanding.insert(
-                            p.call,
-                            Outstanding {
-                                timeout: p.timeout,
-                                complete: p.complete,
-                            },
-                        );
-                    }
-                    Err(e) => done.push((p.complete, Err(e))),
-                }
-            }
+            done.extend(send_waiting(&mut s, &mut q).map(|(c, e)| (c, Err(e))));
             let idle = q.waiting.is_empty() && q.outstanding.is_empty();
             if idle {
                 q.running = false;
@@ -344,6 +346,7 @@ fn collect<Sh, St>(sup: &Mutex<Supervisor<Sh, St>>, queue: &Mutex<Queue<Sh, St>>
                 b.update(false);
             }
         }
+        ev = next_event(sup, &events);
     }
 }
 
@@ -365,6 +368,32 @@ fn next_event<Sh, St>(sup: &Mutex<Supervisor<Sh, St>>, events: &Receiver<Event>)
     }
     lock(sup).backend.park();
     events.recv_timeout(TICK).ok()
+}
+
+/// Sends queued tasks to idle workers; gives those that could not be sent, with why (their
+/// completions run with no lock held).
+fn send_waiting<Sh, St>(
+    s: &mut Supervisor<Sh, St>,
+    q: &mut Queue<Sh, St>,
+) -> impl Iterator<Item = (Completion, PoolError)> {
+    let mut unsent = Vec::new();
+    while !q.waiting.is_empty() {
+        let Some(w) = s.pick_idle() else { break };
+        let p = q.waiting.pop_front().expect("not empty");
+        match s.dispatch(w, p.cmd) {
+            Ok(()) => {
+                q.outstanding.insert(
+                    p.call,
+                    Outstanding {
+                        timeout: p.timeout,
+                        complete: p.complete,
+                    },
+                );
+            }
+            Err(e) => unsent.push((p.complete, e)),
+        }
+    }
+    unsent.into_iter()
 }
 
 fn fail_all<Sh, St>(
