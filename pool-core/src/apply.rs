@@ -159,13 +159,13 @@ impl<Sh: Send + Sync + 'static, St: 'static> Applier<Sh, St> {
         q.waiting.push_back(p);
         if q.running && q.waiting.len() == 1 {
             // The collector may be waiting for the workers' events (up to its tick) while a
-            // worker is idle: send the task from here. (Behind other queued tasks, it goes out
-            // when a worker's result comes.)
+            // worker is idle: send the task from here, unless the collector holds the
+            // supervisor (it is busy, and sends the task in this pass or the next). Behind
+            // other queued tasks, it goes out when a worker's result comes.
             drop(q);
-            let unsent: Vec<_> = {
-                let mut s = lock(&self.sup);
-                let mut q = lock(&self.queue);
-                send_waiting(&mut s, &mut q).collect()
+            let unsent: Vec<_> = match self.sup.try_lock() {
+                Ok(mut s) => send_waiting(&mut s, &mut lock(&self.queue)).collect(),
+                Err(_) => Vec::new(),
             };
             for (complete, e) in unsent {
                 let ok = complete(Err(e));
