@@ -101,7 +101,7 @@ const TICK: Duration = Duration::from_millis(20);
 /// waiting tasks.
 const EVENT_BATCH: usize = 64;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 

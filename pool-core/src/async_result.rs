@@ -2,14 +2,11 @@
 //! [`ResultSetter`]) and the caller reads, waiting on its condition variable.
 
 use std::fmt;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::apply::lock;
 use crate::error::PoolError;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// The result of an `apply_async` task.
 ///

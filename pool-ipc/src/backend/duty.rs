@@ -42,8 +42,8 @@
 //!
 //! Checked: `tests/loom_ring.rs` model-checks steps 1 to 5 on the real ring and this word (a
 //! lost nudge or a hand-back that forgot its wake-up shows there as a deadlock);
-//! `tests/faults` runs every worker death with one worker (the caller polling) and with two,
-//! and the soak test mixes both.
+//! `tests/faults` runs every worker death with one worker (the caller polling) and with one
+//! more than there are cores (the readers listening), and the soak test mixes both.
 
 use crate::sync::{AtomicU32, Ordering, futex};
 

@@ -15,7 +15,7 @@
 //! Both speak `pool_wire`'s protocol; each start method is a launch strategy (the `strategy`
 //! module), so this file holds what they share: slots, links, readers, death watching, and
 //! who listens to the workers (`duty`: the caller's thread itself, while it waits for results
-//! on a pool that leaves it a core; the reader threads otherwise).
+//! on a pool whose workers do not outnumber the cores; the reader threads otherwise).
 
 mod counters;
 mod duty;
