@@ -8,58 +8,34 @@
 //! loop that writes each result through a `StdoutLock` while it waits for the pool. A worker
 //! started meanwhile (a replacement, or one the apply collector starts) must not wait for that
 //! loop, which waits for it. So:
-//! 1. The forking thread asks a helper thread of this process to flush, and waits for its
-//!    answer at most [`PATIENCE`].
-//! 2. The helper flushes (taking and releasing the lock) and answers.
+//! 1. The forking thread starts a helper thread to flush, and waits for its answer at most
+//!    [`PATIENCE`].
+//! 2. The helper flushes (taking and releasing the lock), answers and ends.
 //! 3. Without an answer in time, the fork goes ahead: the lock was held elsewhere, and the
 //!    child may see that line again, as it would have without this module. The helper flushes
-//!    when the lock comes free.
+//!    when the lock comes free, then ends.
 //!
-//! The helper belongs to the process that started it: a forked child that forks in turn starts
-//! its own.
+//! A helper per fork, not one for the process: a thread that outlived its pool would be held
+//! by the program for good (and a forked child would not have it).
 
 use std::io::Write;
-use std::sync::Mutex;
-use std::sync::mpsc::{Sender, SyncSender, sync_channel};
+use std::sync::mpsc::sync_channel;
 use std::time::Duration;
 
 /// How long a fork waits for the flush (a free lock takes microseconds).
 const PATIENCE: Duration = Duration::from_millis(10);
 
-/// The helper's request queue, and the process it runs in.
-static HELPER: Mutex<Option<(libc::pid_t, Sender<SyncSender<()>>)>> = Mutex::new(None);
-
 /// Step 1: flushes `stdout` unless its lock stays held for longer than [`PATIENCE`].
 pub(crate) fn flush_stdout_before_fork() {
-    let Some(requests) = helper() else {
-        return;
-    };
     let (done, answer) = sync_channel(1);
-    if requests.send(done).is_ok() {
-        let _ = answer.recv_timeout(PATIENCE);
-    }
-}
-
-fn helper() -> Option<Sender<SyncSender<()>>> {
-    // SAFETY: getpid has no preconditions.
-    let me = unsafe { libc::getpid() };
-    let mut slot = HELPER.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((pid, requests)) = &*slot
-        && *pid == me
-    {
-        return Some(requests.clone());
-    }
-    let (requests, queue) = std::sync::mpsc::channel::<SyncSender<()>>();
-    std::thread::Builder::new()
+    let helper = std::thread::Builder::new()
         .name("pool-stdout-flush".into())
         .spawn(move || {
             // Step 2.
-            for done in queue {
-                let _ = std::io::stdout().flush();
-                let _ = done.try_send(());
-            }
-        })
-        .ok()?;
-    *slot = Some((me, requests.clone()));
-    Some(requests)
+            let _ = std::io::stdout().flush();
+            let _ = done.try_send(());
+        });
+    if helper.is_ok() {
+        let _ = answer.recv_timeout(PATIENCE);
+    }
 }
