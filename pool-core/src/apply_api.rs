@@ -258,7 +258,7 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
         let complete = Box::new(move |out: Result<crate::job::Data, PoolError>| {
             let r: Result<R, PoolError> = out.and_then(|data| {
                 let mut o =
-                    decode_output::<R>(data).map_err(|message| PoolError::Serialization {
+                    decode_output::<T, R>(data).map_err(|message| PoolError::Serialization {
                         context: format!("result of apply_async task #{task}"),
                         message,
                     })?;

@@ -133,16 +133,16 @@ fn decode_outputs<R: crate::Payload + Clone + PartialEq + std::fmt::Debug>(
     bytes: Vec<u8>,
     room: usize,
 ) -> Decoded<R> {
-    let plain = decode_output::<R>(Data::Bytes(bytes.clone())).ok();
+    let plain = decode_output::<u8, R>(Data::Bytes(bytes.clone())).ok();
     // Lent bytes (read in place in a bulk arena) decode exactly as owned ones.
-    let lent = decode_output::<R>(Data::Lent(Box::new(Held(bytes.clone())))).ok();
+    let lent = decode_output::<u8, R>(Data::Lent(Box::new(Held(bytes.clone())))).ok();
     assert_eq!(
         plain.as_ref().map(|o| &o.values),
         lent.as_ref().map(|o| &o.values)
     );
     let slab = Slab::<R>::new(room);
     let mut w = slab.writer(0, room);
-    let into = decode_output_into::<R>(Data::Bytes(bytes), &mut w).ok();
+    let into = decode_output_into::<u8, R>(Data::Bytes(bytes), &mut w).ok();
     let n = w.written();
     assert!(n <= room);
     drop(w);

@@ -129,10 +129,14 @@ impl<R> ChunkOutput<R> {
 }
 
 /// A chunk for a worker in this process: its inputs and, when the call writes results in
-/// place, the writer of its range of the output.
+/// place, the writer of its range of the output. The worker takes them out and hands the same
+/// box back with the chunk's output in it: a box allocated and freed by the caller's thread,
+/// where one box each way, each freed by the other thread, cost glibc's slow path of `free`
+/// (its per-thread cache fills on one side and empties on the other) on every one-task chunk.
 pub(crate) struct LocalChunk<T, R> {
     inputs: ChunkInputs<T>,
     dest: Option<SlabWriter<R>>,
+    output: Option<ChunkOutput<R>>,
 }
 
 /// Per-chunk settings a worker runs with.
@@ -198,7 +202,11 @@ pub(crate) fn encode_inputs<T: Input, R: Payload>(
     dest: Option<SlabWriter<R>>,
 ) -> Result<Data, String> {
     match wire {
-        Wire::Local => Ok(Data::Local(Box::new(LocalChunk { inputs, dest }))),
+        Wire::Local => Ok(Data::Local(Box::new(LocalChunk {
+            inputs,
+            dest,
+            output: None,
+        }))),
         Wire::Bytes => crate::input_wire::encode(inputs).map(Data::Bytes),
     }
 }
@@ -209,13 +217,18 @@ pub(crate) fn encode_inputs_kept<T: Input>(inputs: &mut ChunkInputs<T>) -> Resul
     crate::input_wire::encode_kept(inputs)
 }
 
-/// Decodes a chunk's results.
-pub(crate) fn decode_output<R: Payload>(data: Data) -> Result<ChunkOutput<R>, String> {
+/// Decodes a chunk's results: from bytes, or in this process from the chunk's own box (see
+/// [`LocalChunk`]) or a box of their own (an error report).
+pub(crate) fn decode_output<T: Input, R: Payload>(data: Data) -> Result<ChunkOutput<R>, String> {
+    let unexpected = || "result of an unexpected type".to_string();
     match data {
-        Data::Local(b) => b
-            .downcast::<ChunkOutput<R>>()
-            .map(|b| *b)
-            .map_err(|_| "result of an unexpected type".to_string()),
+        Data::Local(b) => match b.downcast::<LocalChunk<T, R>>() {
+            Ok(mut chunk) => chunk.output.take().ok_or_else(unexpected),
+            Err(b) => b
+                .downcast::<ChunkOutput<R>>()
+                .map(|b| *b)
+                .map_err(|_| unexpected()),
+        },
         Data::Bytes(b) => {
             let out = postcard::from_bytes(&b).map_err(|e| e.to_string());
             codec::recycle_buffer(b);
@@ -227,12 +240,12 @@ pub(crate) fn decode_output<R: Payload>(data: Data) -> Result<ChunkOutput<R>, St
 
 /// Decodes a chunk's results, writing its values through `dest` (see [`codec::SeqInto`]);
 /// the returned output counts them as `in_place`.
-pub(crate) fn decode_output_into<R: Payload>(
+pub(crate) fn decode_output_into<T: Input, R: Payload>(
     data: Data,
     dest: &mut SlabWriter<R>,
 ) -> Result<ChunkOutput<R>, String> {
     let Some(bytes) = data.encoded() else {
-        return decode_output(data);
+        return decode_output::<T, R>(data);
     };
     let mut d = postcard::Deserializer::from_bytes(bytes);
     let out = serde::de::DeserializeSeed::deserialize(OutputInto(dest), &mut d)
@@ -300,9 +313,15 @@ where
     ) -> Data {
         let bytes = input.encoded().is_some();
         let t0 = env.recorder.is_some().then(Instant::now);
+        let mut local: Option<Box<LocalChunk<T, R>>> = None;
         let (inputs, dest, input): (ChunkInputs<T>, Option<SlabWriter<R>>, Data) = match input {
             Data::Local(b) => match b.downcast::<LocalChunk<T, R>>() {
-                Ok(c) => (c.inputs, c.dest, Data::Local(Box::new(()))),
+                Ok(mut c) => {
+                    let inputs = std::mem::replace(&mut c.inputs, ChunkInputs::Vec(Vec::new()));
+                    let dest = c.dest.take();
+                    local = Some(c);
+                    (inputs, dest, Data::Local(Box::new(())))
+                }
                 Err(_) => {
                     return encode_error::<R>(
                         ctx.worker_id,
@@ -349,8 +368,9 @@ where
                 ChunkOutput::new(values, 0, settled)
             }
         };
-        if !bytes {
-            return Data::Local(Box::new(out));
+        if let Some(mut chunk) = local {
+            chunk.output = Some(out);
+            return Data::Local(chunk);
         }
         let t1 = env.recorder.is_some().then(Instant::now);
         let encoded = encode_output::<T, R>(out, first, ctx.worker_id, &source, env.counters);

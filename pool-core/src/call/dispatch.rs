@@ -194,8 +194,8 @@ impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
                 ..
             } if call == self.id => {
                 let decoded = match self.writers.remove(&first) {
-                    Some(mut w) => decode_output_into(output, &mut w),
-                    None => decode_output::<R>(output),
+                    Some(mut w) => decode_output_into::<T, R>(output, &mut w),
+                    None => decode_output::<T, R>(output),
                 };
                 let out = match decoded {
                     Ok(o) => o,
