@@ -57,6 +57,7 @@ mod layers;
 mod map_iter;
 mod options;
 pub mod panic;
+pub mod patience;
 mod pool;
 mod progress;
 pub mod refusal;

@@ -129,7 +129,8 @@ impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
             input,
             settings,
         };
-        if let Err(e) = self.sup.dispatch(worker, cmd) {
+        let now = self.now();
+        if let Err(e) = self.sup.dispatch_at(worker, cmd, now) {
             // Sent → lost: the chunk is in the worker's hand, and goes with it.
             self.refused(worker, e);
         }
@@ -149,7 +150,8 @@ impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
 
     /// Takes one event from the workers.
     pub(super) fn take_event(&mut self, event: Event) {
-        match self.sup.handle(event) {
+        let now = self.now();
+        match self.sup.handle_at(event, now) {
             Ok(Some(d)) => self.deliver(d),
             Ok(None) => {}
             Err(e) => self.fail(e),

@@ -147,6 +147,10 @@ pub(crate) struct Call<'a, Sh, St, T, R> {
     returned: u64,
     failed: u64,
     last_tick: Instant,
+    /// When the events of this pass began to be taken: read once, at the first of them, and
+    /// used for them all, for the chunks sent next, and for the tick (one clock read a pass
+    /// instead of three a task: `chunk_size(1)`, issue #17).
+    clock: Option<Instant>,
     finished: bool,
 }
 
@@ -207,8 +211,14 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
             returned: 0,
             failed: 0,
             last_tick: Instant::now(),
+            clock: None,
             finished: false,
         }
+    }
+
+    /// The time of this pass (see [`Call::clock`]), read now if the pass has none yet.
+    fn now(&mut self) -> Instant {
+        *self.clock.get_or_insert_with(Instant::now)
     }
 
     /// The next result, driving the call as needed.
@@ -284,6 +294,7 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
             }
             // Events already queued are taken without a wait; the call waits (and reads the
             // clock for its deadline) only when there are none.
+            self.clock = None;
             if !self.take_queued_events() && !self.take_polled_events() {
                 match self.sup.next_event(TICK) {
                     Ok(ev) => {
@@ -297,7 +308,7 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
                     )),
                 }
             }
-            if self.last_tick.elapsed() >= TICK {
+            if self.now().saturating_duration_since(self.last_tick) >= TICK {
                 self.tick();
             }
         }

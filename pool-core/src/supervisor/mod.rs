@@ -179,24 +179,49 @@ impl<Sh, St> Supervisor<Sh, St> {
         worker: usize,
         cmd: Command<Sh, St>,
     ) -> Result<(), PoolError> {
+        self.dispatch_at(worker, cmd, Instant::now())
+    }
+
+    /// [`Self::dispatch`] with the time of sending read by the caller (a call reads the clock
+    /// once for the chunks it sends together).
+    pub(crate) fn dispatch_at(
+        &mut self,
+        worker: usize,
+        cmd: Command<Sh, St>,
+        now: Instant,
+    ) -> Result<(), PoolError> {
+        self.note_sent(worker, &cmd, now);
+        self.backend.send(worker, cmd)
+    }
+
+    fn note_sent(&mut self, worker: usize, cmd: &Command<Sh, St>, now: Instant) {
         if let Command::Chunk {
             call, first, len, ..
-        } = &cmd
+        } = cmd
         {
             let slot = &mut self.slots[worker];
             slot.inflight.push_back(InFlight {
                 call: *call,
                 first: *first,
                 len: *len,
-                sent: Instant::now(),
+                sent: now,
             });
             slot.assigned_in_life += u64::from(*len);
         }
-        self.backend.send(worker, cmd)
     }
 
     /// Handles one event; returns what the call owner must see.
     pub(crate) fn handle(&mut self, event: Event) -> Result<Option<Delivery>, PoolError> {
+        self.handle_at(event, Instant::now())
+    }
+
+    /// [`Self::handle`] with the time the event was taken read by the caller (a call reads the
+    /// clock once for the events it takes together).
+    pub(crate) fn handle_at(
+        &mut self,
+        event: Event,
+        now: Instant,
+    ) -> Result<Option<Delivery>, PoolError> {
         match event {
             Event::Ready { .. } => Ok(None),
             Event::ChunkDone {
@@ -217,7 +242,7 @@ impl<Sh, St> Supervisor<Sh, St> {
                     .position(|c| c.call == call && c.first == first)
                 {
                     let c = slot.inflight.remove(pos).expect("found");
-                    let took = slot.chunk_done(c.sent);
+                    let took = slot.chunk_done(c.sent, now);
                     self.pace.0 += took;
                     self.pace.1 += u64::from(c.len);
                     len = c.len;

@@ -50,8 +50,7 @@ impl Slot {
     }
 
     /// Notes that a chunk sent at `sent` came back now; returns how long it took.
-    pub(crate) fn chunk_done(&mut self, sent: Instant) -> Duration {
-        let now = Instant::now();
+    pub(crate) fn chunk_done(&mut self, sent: Instant, now: Instant) -> Duration {
         // With two in hand, a chunk began when the one before it ended.
         let began = self.last_done.map_or(sent, |d| d.max(sent));
         let took = now.duration_since(began);
@@ -118,7 +117,7 @@ mod tests {
         let long_ago = Instant::now()
             .checked_sub(Duration::from_millis(50))
             .expect("the clock runs long enough");
-        s.chunk_done(long_ago);
+        s.chunk_done(long_ago, Instant::now());
         assert_eq!(s.pace, Pace::Slow);
         s.pace = Pace::Tiny;
         s.forget_pace();

@@ -52,10 +52,10 @@ use self::reader::{Reader, lock};
 use self::strategy::{ForkLaunch, Launch, SpawnLaunch, Start};
 use crate::channel::{Link, MsgSender};
 use crate::process::WorkerProcess;
-use crate::ring::patience::Patience;
 use crate::ring::{RingCloser, WaitPolicy};
 use crate::stderr::StderrTee;
 use crate::watcher::DeathWatcher;
+use pool_core::patience::{FLOOR, Patience};
 
 /// Set in worker processes of daemon pools (the default), which may not start process pools.
 static DAEMON_WORKER: AtomicBool = AtomicBool::new(false);
@@ -184,7 +184,7 @@ impl<Sh: SharedObjects, St: 'static> ProcessBackend<Sh, St> {
             daemon,
             duty,
             caller_polls: n_jobs <= pool_core::cpu_count(),
-            patience: Patience::new(WaitPolicy::WORKER),
+            patience: Patience::new(FLOOR, WaitPolicy::WORKER.spins),
             parked_at: None,
             _types: PhantomData,
         })
@@ -390,16 +390,10 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
         if !spin {
             return self.take_sent();
         }
-        let spins = self.patience.next().spins;
-        for _ in 0..=spins {
-            if self.take_sent() {
-                self.patience.record(true);
-                return true;
-            }
-            std::hint::spin_loop();
-        }
-        self.patience.record(false);
-        false
+        let mut patience = self.patience;
+        let came = patience.spin_until(|| self.take_sent());
+        self.patience = patience;
+        came
     }
 
     /// Step 3 of `duty.rs`.

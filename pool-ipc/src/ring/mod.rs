@@ -25,7 +25,7 @@
 //!    because it loaded `head` with Acquire), then `tail.store(tail+n, Release)`.
 //! 2. **Consume** (consumer): `tail.load(Acquire)`; copy out; `head.store(head+n, Release)`.
 //! 3. **Sleep** (consumer, after spinning up to `spins` times, as many as its recent waits
-//!    needed (`patience.rs`), and yielding `yields` times):
+//!    needed (`pool_core::patience`), and yielding `yields` times):
 //!    `rx_sleep.store(1)`, `fence(SeqCst)`, re-load `tail` and `closed`; if still nothing,
 //!    `futex_wait(rx_sleep, 1, timeout)`.
 //! 4. **Wake** (producer, after each publish): `fence(SeqCst)`; only if `rx_sleep == 1`:
@@ -68,7 +68,6 @@ use crate::shm::SharedRegion;
 use crate::sync::{self, AtomicU32, AtomicU64, Ordering, fence, futex};
 
 mod memory;
-pub(crate) mod patience;
 mod receiver;
 mod sender;
 
@@ -110,7 +109,7 @@ impl Default for WaitPolicy {
 impl WaitPolicy {
     /// A worker process waiting for its next command: spins up to ~60 µs on the development VM
     /// (a `pause` takes ~30 ns there) while spinning keeps paying, down to the fixed floor when it
-    /// does not (see `ring/patience.rs`). One-task chunks arrive microseconds apart, and a worker
+    /// does not (see `pool_core::patience`). One-task chunks arrive microseconds apart, and a worker
     /// that slept between them cost a futex wake-up per task.
     pub const WORKER: Self = Self {
         spins: 2000,

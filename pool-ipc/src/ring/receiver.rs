@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::patience::Patience;
+use pool_core::patience::{FLOOR, Patience};
+
 use super::{
     CHUNK_HDR, HEAD, MORE, RX_SLEEP, RecvError, Ring, RingCloser, TAIL, TX_SLEEP, WaitPolicy, pad8,
 };
@@ -20,6 +21,8 @@ pub struct RingReceiver {
     /// The `head` value the producer can see; consumed space is handed back in batches of
     /// `cap / 8` (and always before waiting), so a stream costs one fence per batch.
     published: u64,
+    policy: WaitPolicy,
+    /// How long it spins, within `policy`, before it yields and sleeps.
     patience: Patience,
 }
 
@@ -33,7 +36,8 @@ impl RingReceiver {
             head,
             tail_cache: head,
             published: head,
-            patience: Patience::new(policy),
+            policy,
+            patience: Patience::new(FLOOR, policy.spins),
         }
     }
 
@@ -99,7 +103,11 @@ impl RingReceiver {
         let head = self.head;
         let mut tail = head;
         let mut spun = false;
-        let r = ring.wait(RX_SLEEP, self.patience.next(), deadline, &mut spun, || {
+        let policy = WaitPolicy {
+            spins: self.patience.spins(),
+            ..self.policy
+        };
+        let r = ring.wait(RX_SLEEP, policy, deadline, &mut spun, || {
             tail = ring.u64(TAIL).load(Ordering::Acquire);
             tail != head || stop()
         });
