@@ -11,7 +11,7 @@
 //!
 //! Users: a worker process waiting on its ring and the caller polling the rings
 //! (`pool-ipc`), a worker thread waiting for its next command and the caller waiting for
-//! thread workers' results ([`crate::threads`]). The budget only says how long to look; what a
+//! thread workers' results (`threads.rs`). The budget only says how long to look; what a
 //! wait does once it stops spinning is the waiter's own protocol.
 
 /// The floor of the pool's waiters: ~6 µs on the development VM (a `pause` takes ~30 ns
