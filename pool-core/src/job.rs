@@ -354,21 +354,26 @@ where
             Some(b) => ArgSource::Encoded(b),
             None => ArgSource::Cloned,
         };
-        let inputs = TaskInputs::new(inputs);
+        let mut inputs = TaskInputs::new(inputs);
         let out = match dest {
             // The writer is dropped at the end of this arm, recording what it wrote before
             // the worker reports the chunk done.
             Some(mut w) => {
-                let settled = run_tasks(&self.f, ctx, first, inputs, &source, env, &mut w);
+                let settled = run_tasks(&self.f, ctx, first, &mut inputs, &source, env, &mut w);
                 ChunkOutput::new(Vec::new(), w.written(), settled)
             }
             None => {
                 let mut values = Vec::with_capacity(inputs.remaining());
-                let settled = run_tasks(&self.f, ctx, first, inputs, &source, env, &mut values);
+                let settled =
+                    run_tasks(&self.f, ctx, first, &mut inputs, &source, env, &mut values);
                 ChunkOutput::new(values, 0, settled)
             }
         };
         if let Some(mut chunk) = local {
+            // The box and the reader go back to the caller's thread, which allocated them.
+            if let Some(reader) = inputs.take_reader() {
+                chunk.inputs = ChunkInputs::Reader(reader);
+            }
             chunk.output = Some(out);
             return Data::Local(chunk);
         }

@@ -82,6 +82,13 @@ impl<T> TaskInputs<T> {
         self.pos += n;
     }
 
+    /// Takes the reader away (the worker hands an in-process chunk's reader back to the
+    /// caller that made it, so that the thread that allocated it frees it: glibc's per-thread
+    /// cache stays balanced, issue #17).
+    pub(crate) fn take_reader(&mut self) -> Option<Box<dyn ChunkReader<T>>> {
+        self.reader.take()
+    }
+
     /// The input moved out last, when its type lets it be read again: a type without drop
     /// glue owns no resource, so its bits left in the buffer are still a valid value.
     pub(crate) fn last(&self) -> Option<&T> {

@@ -122,7 +122,7 @@ pub(crate) fn run_tasks<Sh, St, F, T, R, S>(
     f: &F,
     ctx: &mut WorkerContext<'_, Sh, St>,
     first: u64,
-    mut inputs: TaskInputs<T>,
+    inputs: &mut TaskInputs<T>,
     source: &ArgSource<'_>,
     env: &mut TaskEnv<'_>,
     values: &mut S,
@@ -162,7 +162,7 @@ where
         // (see `Recorder::sampling`): where that bulk run started, and after how many tasks.
         let mut bulk: Option<(Instant, usize)> = None;
         let run = panic::catch(|| {
-            let (inputs, kept) = (&mut inputs, &mut kept);
+            let (inputs, kept) = (&mut *inputs, &mut kept);
             match env.recorder.as_deref_mut() {
                 None => span.run(f, ctx, inputs, kept, values, counters, source, Untimed),
                 Some(rec) if rec.sampling() => {
