@@ -134,9 +134,10 @@ impl Policy {
 
     /// Whether the call is in its tail after `taken` tasks were cut: chunks shrink
     /// ([`Policy::tail_cap`]) or all the tasks announced are cut. (A call whose input ran out
-    /// is in its tail too; the caller knows that.)
-    pub(crate) fn in_tail(&self, taken: u64, mean_task: Option<Duration>) -> bool {
-        self.guided_len.is_some_and(|len| taken >= len) || self.tail_cap(taken, mean_task).is_some()
+    /// is in its tail too; the caller knows that.) `tail_cap` is [`Policy::tail_cap`] for
+    /// `taken`, which the caller has worked out already.
+    pub(crate) fn in_tail(&self, taken: u64, tail_cap: Option<u64>) -> bool {
+        self.guided_len.is_some_and(|len| taken >= len) || tail_cap.is_some()
     }
 
     /// Chunks a worker may hold at once. One, so that a chunk never waits behind a slow one
@@ -199,8 +200,9 @@ mod tests {
         assert_eq!(p.tail_cap(200, None), None);
         assert_eq!(p.tail_cap(300, None), Some(25));
         assert_eq!(p.tail_cap(390, None), Some(6), "not below 50 / 8");
-        assert!(!p.in_tail(200, None));
-        assert!(p.in_tail(300, None) && p.in_tail(400, None));
+        let in_tail = |taken| p.in_tail(taken, p.tail_cap(taken, None));
+        assert!(!in_tail(200));
+        assert!(in_tail(300) && in_tail(400));
         assert_eq!(p.tail_cap(400, None), None, "nothing left to cap");
     }
 
@@ -215,7 +217,7 @@ mod tests {
         assert_eq!(p.tail_cap(399, Some(Duration::from_nanos(1))), Some(6));
         let given = policy(400, Some(50));
         assert_eq!(given.tail_cap(399, None), None);
-        assert!(!given.in_tail(399, None));
+        assert!(!given.in_tail(399, given.tail_cap(399, None)));
         let unknown = Policy::new(2, None, None, None, None).unwrap();
         assert_eq!(unknown.tail_cap(10, None), None);
     }

@@ -37,11 +37,13 @@ impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
             let cap = policy.tail_cap(taken, pace);
             if !self.staged.is_empty() {
                 let only = self.cfg.order_tasks.then_some(self.rr % self.sup.n_jobs());
-                let tail = self.input_done || policy.in_tail(taken, pace);
-                if self.sup.pick(only, tail).is_none() && self.sup.any_dead() {
+                let tail = self.input_done || policy.in_tail(taken, cap);
+                let mut picked = self.sup.pick(only, tail);
+                if picked.is_none() && self.sup.any_dead() {
                     self.sup.revive()?;
+                    picked = self.sup.pick(only, tail);
                 }
-                if let Some(worker) = self.sup.pick(only, tail) {
+                if let Some(worker) = picked {
                     let (first, tasks) = self.staged.pop_front().expect("not empty");
                     self.send(worker, first, tasks)?;
                     if self.finished {
