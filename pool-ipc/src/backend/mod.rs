@@ -36,6 +36,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
+use pool_core::patience::{FLOOR, Patience};
 use pool_core::{
     Backend, Command, CounterBlock, CounterRef, ErasedJob, Event, PoolError, SharedObjects, Wire,
     WorkerCounters, WorkerSetup,
@@ -55,7 +56,6 @@ use crate::process::WorkerProcess;
 use crate::ring::{RingCloser, WaitPolicy};
 use crate::stderr::StderrTee;
 use crate::watcher::DeathWatcher;
-use pool_core::patience::{FLOOR, Patience};
 
 /// Set in worker processes of daemon pools (the default), which may not start process pools.
 static DAEMON_WORKER: AtomicBool = AtomicBool::new(false);
