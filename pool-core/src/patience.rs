@@ -4,7 +4,7 @@
 //! saves a sleep and a wake-up per task (the per-task round trip of issue #17); a thread fed
 //! long chunks waits milliseconds, and spinning would only take a core from the others on a
 //! two-core machine. A fixed count must pick one; this adapts, as an adaptive mutex does:
-//! 1. The budget starts at the floor (at most the ceiling).
+//! 1. The budget starts at the floor ([`FLOOR`], or the ceiling if that is lower).
 //! 2. A wait that spinning ended doubles it, up to the ceiling.
 //! 3. A wait that spinning did not end (the waiter went on to yield or sleep) halves it, down
 //!    to the floor.
@@ -14,8 +14,8 @@
 //! thread workers' results (`threads.rs`). The budget only says how long to look; what a
 //! wait does once it stops spinning is the waiter's own protocol.
 
-/// The floor of the pool's waiters: ~6 µs on the development VM (a `pause` takes ~30 ns
-/// there), the fixed count before budgets adapted.
+/// Spins every wait may make, whatever happened before: ~6 µs on the development VM (a
+/// `pause` takes ~30 ns there), the fixed count before budgets adapted.
 pub const FLOOR: u32 = 200;
 
 /// A waiter's spin budget.
@@ -27,10 +27,9 @@ pub struct Patience {
 }
 
 impl Patience {
-    /// A budget of at least `floor` and at most `ceiling` spins (step 1). The floor is what
-    /// every wait costs when the peer it waits for cannot run meanwhile (both on one core).
-    pub fn new(floor: u32, ceiling: u32) -> Self {
-        let floor = floor.min(ceiling);
+    /// A budget of at least [`FLOOR`] and at most `ceiling` spins (step 1).
+    pub fn new(ceiling: u32) -> Self {
+        let floor = FLOOR.min(ceiling);
         Self {
             budget: floor,
             floor,
@@ -80,7 +79,7 @@ mod tests {
 
     #[test]
     fn waits_that_spinning_ends_grow_the_budget_and_others_shrink_it() {
-        let mut p = Patience::new(FLOOR, 2000);
+        let mut p = Patience::new(2000);
         assert_eq!(p.spins(), FLOOR);
         for _ in 0..10 {
             p.record(true);
@@ -96,10 +95,10 @@ mod tests {
 
     #[test]
     fn a_ceiling_below_the_floor_is_the_budget_for_good() {
-        let mut p = Patience::new(FLOOR, 0);
+        let mut p = Patience::new(0);
         p.record(true);
         assert_eq!(p.spins(), 0);
-        let mut p = Patience::new(FLOOR, 50);
+        let mut p = Patience::new(50);
         p.record(true);
         p.record(false);
         assert_eq!(p.spins(), 50);
@@ -107,7 +106,7 @@ mod tests {
 
     #[test]
     fn spinning_stops_at_the_first_ready_look_or_after_the_budget() {
-        let mut p = Patience::new(FLOOR, 2000);
+        let mut p = Patience::new(2000);
         let mut looks = 0;
         assert!(p.spin_until(|| {
             looks += 1;

@@ -29,7 +29,7 @@ use crate::backend::{Backend, Command, Event, WorkerLink, WorkerSetup};
 use crate::counters::{CounterRef, WorkerCounters};
 use crate::error::PoolError;
 use crate::job::Wire;
-use crate::patience::{FLOOR, Patience};
+use crate::patience::Patience;
 use crate::worker::run_worker;
 
 /// The most a waiting thread spins: ~60 µs on the development VM, as a worker process does.
@@ -75,7 +75,7 @@ impl<Sh, St> ThreadBackend<Sh, St> {
             events_rx,
             abandoned: Vec::new(),
             spin: n_jobs < crate::cpu_count(),
-            patience: Patience::new(FLOOR, SPINS),
+            patience: Patience::new(SPINS),
         }
     }
 }
@@ -143,7 +143,7 @@ where
         let cancelled = Arc::new(AtomicBool::new(false));
         let mut link = ThreadLink {
             commands: rx,
-            patience: self.spin.then(|| Patience::new(FLOOR, SPINS)),
+            patience: self.spin.then(|| Patience::new(SPINS)),
             events: self.events_tx.clone(),
             cancelled: cancelled.clone(),
         };

@@ -36,7 +36,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
-use pool_core::patience::{FLOOR, Patience};
+use pool_core::patience::Patience;
 use pool_core::{
     Backend, Command, CounterBlock, CounterRef, ErasedJob, Event, PoolError, SharedObjects, Wire,
     WorkerCounters, WorkerSetup,
@@ -184,7 +184,7 @@ impl<Sh: SharedObjects, St: 'static> ProcessBackend<Sh, St> {
             daemon,
             duty,
             caller_polls: n_jobs <= pool_core::cpu_count(),
-            patience: Patience::new(FLOOR, WaitPolicy::WORKER.spins),
+            patience: Patience::new(WaitPolicy::WORKER.spins),
             parked_at: None,
             _types: PhantomData,
         })

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use pool_core::patience::{FLOOR, Patience};
+use pool_core::patience::Patience;
 
 use super::{
     CHUNK_HDR, HEAD, MORE, RX_SLEEP, RecvError, Ring, RingCloser, TAIL, TX_SLEEP, WaitPolicy, pad8,
@@ -37,7 +37,7 @@ impl RingReceiver {
             tail_cache: head,
             published: head,
             policy,
-            patience: Patience::new(FLOOR, policy.spins),
+            patience: Patience::new(policy.spins),
         }
     }
 
