@@ -325,6 +325,9 @@ fn collect<Sh, St>(sup: &Mutex<Supervisor<Sh, St>>, queue: &Mutex<Queue<Sh, St>>
             let bar = if idle { q.bar.take() } else { None };
             drop(q);
             drop(s);
+            if !done.is_empty() {
+                crate::call_end::run();
+            }
             // Completions (and the user's callbacks) run with no lock held.
             let oks: Vec<bool> = done.into_iter().map(|(c, r)| c(r)).collect();
             if idle {

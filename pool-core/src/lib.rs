@@ -38,6 +38,7 @@ mod async_result;
 mod borrowed;
 mod builder;
 mod call;
+pub mod call_end;
 pub mod chunking;
 mod codec;
 mod context;

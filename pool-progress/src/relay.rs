@@ -18,14 +18,20 @@
 //!    bars exactly as the bars of thread workers do.
 //! 4. A worker that dies mid-call (a timeout, a crash) sends no end: about every second the
 //!    relay ends the bars of processes that are gone, as interrupted.
-//! 5. When a bar of the owner ends, [`settle`] waits until the relay has drawn everything that
-//!    workers sent before (a marker sent through the same socket comes back in order), so a
-//!    finished outer bar never sits above inner bars that are still catching up.
+//! 5. Every datagram a process sends is counted in a page the owner maps before any fork and
+//!    all its descendants share; the relay thread counts what it has drawn. When a call of the
+//!    owner ends (with or without a bar of its own: [`pool_core::call_end`]) and when a bar of
+//!    the owner ends, [`settle`] waits until the relay has drawn as many as were sent by then.
+//!    Workers send before they hand back the result that ends the call, so a finished outer
+//!    bar never sits above inner bars still catching up, and what the caller prints after the
+//!    call lands below what its workers printed. With nothing outstanding, settling is two
+//!    atomic loads.
 //! 6. The relay thread draws while holding off forks ([`pool_core::panic::hold_off_forks`]), so
 //!    no worker is forked while it holds the terminal's or the board's lock.
 
 use std::collections::HashMap;
 use std::io::ErrorKind;
+use std::num::NonZeroUsize;
 use std::os::unix::net::UnixDatagram;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
@@ -51,9 +57,13 @@ struct Relay {
     owner: u32,
     target_key: usize,
     sender: UnixDatagram,
-    /// The last [`Event::Settle`] marker the relay thread has handled.
-    settled: Mutex<u64>,
-    settled_cv: Condvar,
+    /// Datagrams sent by this process and every process forked from it (a shared page).
+    sent: &'static AtomicU64,
+    /// Datagrams the relay thread has received and drawn.
+    drawn: AtomicU64,
+    /// Held to wait for `drawn` to grow, and by the relay thread to announce it.
+    drawn_lock: Mutex<()>,
+    drawn_cv: Condvar,
 }
 
 static RELAY: OnceLock<Relay> = OnceLock::new();
@@ -78,7 +88,6 @@ enum Event {
     TaskFailed { message: String },
     Finish { status: Status, outcome: Outcome },
     Println { line: String },
-    Settle,
 }
 
 /// Starts this process's relay (once), drawing on `target`.
@@ -92,12 +101,17 @@ pub(crate) fn start(target: &DrawTarget) {
     if sender.set_nonblocking(true).is_err() {
         return;
     }
+    let Some(sent) = shared_counter() else {
+        return;
+    };
     let relay = Relay {
         owner: std::process::id(),
         target_key: target.key(),
         sender,
-        settled: Mutex::new(0),
-        settled_cv: Condvar::new(),
+        sent,
+        drawn: AtomicU64::new(0),
+        drawn_lock: Mutex::new(()),
+        drawn_cv: Condvar::new(),
     };
     if RELAY.set(relay).is_err() {
         return; // Another thread was first.
@@ -106,8 +120,33 @@ pub(crate) fn start(target: &DrawTarget) {
     let spawned = std::thread::Builder::new()
         .name("pool-progress-relay".into())
         .spawn(move || serve(receiver, target));
-    if spawned.is_err() {
-        eprintln!("warning: pool-progress: no relay thread; bars of forked workers are not drawn");
+    match spawned {
+        Ok(_) => {
+            pool_core::call_end::set(settle);
+        }
+        // The receiving end went with the thread: workers' sends fail and count nothing.
+        Err(_) => eprintln!(
+            "warning: pool-progress: no relay thread; bars of forked workers are not drawn"
+        ),
+    }
+}
+
+/// A counter in a page shared with every process forked from now on, never unmapped.
+fn shared_counter() -> Option<&'static AtomicU64> {
+    let len = NonZeroUsize::new(std::mem::size_of::<AtomicU64>())?;
+    use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous};
+    // SAFETY: a fresh anonymous mapping aliases nothing; it is zeroed (a valid `AtomicU64` of
+    // 0), page-aligned, never unmapped (so `'static` holds), and `MAP_SHARED` makes its one
+    // counter the same memory in every process forked later, where only atomics touch it.
+    unsafe {
+        let page = mmap_anonymous(
+            None,
+            len,
+            ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+            MapFlags::MAP_SHARED,
+        )
+        .ok()?;
+        Some(&*page.as_ptr().cast::<AtomicU64>())
     }
 }
 
@@ -145,26 +184,26 @@ pub(crate) fn println(target: &DrawTarget, line: &str) -> bool {
     true
 }
 
-/// Waits (briefly) until the relay has drawn what workers sent so far. For the owner's bars,
-/// when they end; does nothing elsewhere.
+/// Waits (at most [`SETTLE_PATIENCE`]) until the relay has drawn what was sent to it so far.
+/// In the owner, when a call or a bar ends; does nothing elsewhere.
 pub(crate) fn settle() {
     let Some(relay) = RELAY.get() else { return };
-    if relay.owner != std::process::id() || ON_RELAY_THREAD.with(|t| t.get()) {
-        return;
-    }
-    let marker = NEXT.fetch_add(1, Ordering::Relaxed);
-    if !send(relay, marker, Event::Settle, true) {
+    let sent = relay.sent.load(Ordering::SeqCst);
+    if relay.drawn.load(Ordering::SeqCst) >= sent
+        || relay.owner != std::process::id()
+        || ON_RELAY_THREAD.with(|t| t.get())
+    {
         return;
     }
     let deadline = Instant::now() + SETTLE_PATIENCE;
-    let mut settled = relay.settled.lock().unwrap_or_else(|e| e.into_inner());
-    while *settled < marker {
+    let mut guard = relay.drawn_lock.lock().unwrap_or_else(|e| e.into_inner());
+    while relay.drawn.load(Ordering::SeqCst) < sent {
         let Some(left) = deadline.checked_duration_since(Instant::now()) else {
             return;
         };
-        settled = relay
-            .settled_cv
-            .wait_timeout(settled, left)
+        guard = relay
+            .drawn_cv
+            .wait_timeout(guard, left)
             .unwrap_or_else(|e| e.into_inner())
             .0;
     }
@@ -195,7 +234,11 @@ fn send(relay: &Relay, call: u64, event: Event, wait: bool) -> bool {
     let deadline = Instant::now() + SEND_PATIENCE;
     loop {
         match relay.sender.send(&bytes) {
-            Ok(_) => return true,
+            Ok(_) => {
+                // Counted before the sender goes on to hand back a result: see step 5.
+                relay.sent.fetch_add(1, Ordering::SeqCst);
+                return true;
+            }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) if e.kind() == ErrorKind::WouldBlock && wait && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(1));
@@ -309,6 +352,7 @@ fn serve(receiver: UnixDatagram, target: DrawTarget) {
                 if let Ok(m) = serde_json::from_slice::<Message>(&buf[..n]) {
                     pool_core::panic::hold_off_forks(|| apply(&mut bars, &target, m));
                 }
+                drew_one();
             }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -346,13 +390,15 @@ fn apply(bars: &mut HashMap<(u32, u64), Drawn>, target: &DrawTarget, m: Message)
             }
         }
         Event::Println { line } => crate::print_above(target, &line),
-        Event::Settle => {
-            if let Some(relay) = RELAY.get() {
-                let mut s = relay.settled.lock().unwrap_or_else(|e| e.into_inner());
-                *s = (*s).max(m.call);
-                relay.settled_cv.notify_all();
-            }
-        }
+    }
+}
+
+/// The relay thread has drawn one more datagram: wakes whoever [`settle`]s.
+fn drew_one() {
+    if let Some(relay) = RELAY.get() {
+        let _guard = relay.drawn_lock.lock().unwrap_or_else(|e| e.into_inner());
+        relay.drawn.fetch_add(1, Ordering::SeqCst);
+        relay.drawn_cv.notify_all();
     }
 }
 

@@ -1,5 +1,6 @@
 //! What users see: examples and nested bars in real terminals (tmux) and pipes.
 
+mod forked_lines;
 mod nested_bars;
 mod seeds;
 mod tmux;

@@ -32,6 +32,7 @@ impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
     pub(super) fn finish(&mut self) {
         self.finished = true;
         self.sup.backend.end_call();
+        crate::call_end::run();
         let mut outcome = Outcome::Done;
         if !self.cfg.keep_alive
             && let Err(e) = self.sup.stop(self.cfg.exit_timeout)
@@ -60,6 +61,7 @@ impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
         self.finished = true;
         self.sup.backend.end_call();
         self.sup.terminate();
+        crate::call_end::run();
         self.reorder.clear();
         self.report();
         self.status.end();
@@ -115,6 +117,7 @@ impl<Sh, St, T, R> Call<'_, Sh, St, T, R> {
         self.finished = true;
         self.sup.backend.end_call();
         self.sup.terminate();
+        crate::call_end::run();
         self.report();
         self.status.end();
         self.sup.call_timings = None;
