@@ -120,6 +120,9 @@ pub struct ProcessBackend<Sh, St> {
     caller_polls: bool,
     /// How long the caller's thread spins for a result before it sleeps.
     patience: Patience,
+    /// This process runs on one CPU: the caller's thread yields to the workers instead of
+    /// spinning (a worker runs only when it gives up the CPU).
+    one_cpu: bool,
     /// When the caller last handed the duty back to sleep (see [`WORTH_POLLING`]).
     parked_at: Option<Instant>,
     _types: PhantomData<fn() -> St>,
@@ -185,6 +188,7 @@ impl<Sh: SharedObjects, St: 'static> ProcessBackend<Sh, St> {
             duty,
             caller_polls: n_jobs <= pool_core::cpu_count(),
             patience: Patience::new(WaitPolicy::WORKER.spins),
+            one_cpu: pool_core::cpu_count() == 1,
             parked_at: None,
             _types: PhantomData,
         })
@@ -388,6 +392,15 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
             }
         }
         if !spin {
+            return self.take_sent();
+        }
+        if self.one_cpu {
+            for _ in 0..WaitPolicy::WORKER.yields {
+                if self.take_sent() {
+                    return true;
+                }
+                std::thread::yield_now();
+            }
             return self.take_sent();
         }
         let mut patience = self.patience;
