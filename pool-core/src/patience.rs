@@ -13,6 +13,9 @@
 //! (`pool-ipc`), a worker thread waiting for its next command and the caller waiting for
 //! thread workers' results (`threads.rs`). The budget only says how long to look; what a
 //! wait does once it stops spinning is the waiter's own protocol.
+//!
+//! On a single CPU no spin can end a wait: the thread it waits for runs only when the waiter
+//! gives up the CPU. Waiters there [`yield_until`] instead, a few times, before they sleep.
 
 /// Spins every wait may make, whatever happened before: ~6 µs on the development VM (a
 /// `pause` takes ~30 ns there), the fixed count before budgets adapted.
@@ -73,9 +76,40 @@ impl Patience {
     }
 }
 
+/// How many times a waiter on a single CPU yields before it sleeps.
+pub const YIELDS: u32 = 10;
+
+/// Looks for `ready`, yielding the CPU up to [`YIELDS`] times while it is not: the wait of a
+/// thread on a single CPU (see the module's notes). Returns whether it became ready.
+pub fn yield_until(mut ready: impl FnMut() -> bool) -> bool {
+    for _ in 0..YIELDS {
+        if ready() {
+            return true;
+        }
+        std::thread::yield_now();
+    }
+    ready()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn yielding_stops_at_the_first_ready_look_or_after_its_count() {
+        let mut looks = 0;
+        assert!(yield_until(|| {
+            looks += 1;
+            looks == 3
+        }));
+        assert_eq!(looks, 3);
+        looks = 0;
+        assert!(!yield_until(|| {
+            looks += 1;
+            false
+        }));
+        assert_eq!(looks, YIELDS + 1, "a look after each yield, the last one included");
+    }
 
     #[test]
     fn waits_that_spinning_ends_grow_the_budget_and_others_shrink_it() {

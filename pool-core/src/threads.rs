@@ -10,7 +10,10 @@
 //! its next command and the caller waiting for results spin first, as long as their recent
 //! waits show it pays ([`crate::patience`]): one-task chunks then cost no sleep and no futex
 //! wake-up each (issue #17). Otherwise a spinning thread would take the core of a working one,
-//! and they sleep at once.
+//! and they sleep at once, except on a single CPU (an affinity mask, a cgroup quota), where
+//! they yield a few times first ([`crate::patience::yield_until`]): the thread they wait for
+//! then runs at once, and the caller and its worker hand the CPU to each other without a
+//! futex wake-up.
 //!
 //! Each worker writes its own counters, fresh ones carrying its slot's totals: a thread left
 //! running writes to its own when its task ends, never over those of the worker that took its
@@ -51,6 +54,8 @@ pub struct ThreadBackend<Sh, St> {
     abandoned: Vec<JoinHandle<()>>,
     /// Whether waiting threads spin first (fewer workers than cores).
     spin: bool,
+    /// Whether waiting threads yield first (a single CPU).
+    yields: bool,
     /// How long the caller spins for an event before it sleeps.
     patience: Patience,
 }
@@ -75,6 +80,7 @@ impl<Sh, St> ThreadBackend<Sh, St> {
             events_rx,
             abandoned: Vec::new(),
             spin: n_jobs < crate::cpu_count(),
+            yields: crate::cpu_count() == 1,
             patience: Patience::new(SPINS),
         }
     }
@@ -82,8 +88,10 @@ impl<Sh, St> ThreadBackend<Sh, St> {
 
 struct ThreadLink<Sh, St> {
     commands: Receiver<Command<Sh, St>>,
-    /// How long it spins for a command before it sleeps; `None`: it sleeps at once.
+    /// How long it spins for a command before it sleeps; `None`: it sleeps at once, or
+    /// after yielding a few times when `yields`.
     patience: Option<Patience>,
+    yields: bool,
     events: Sender<Event>,
     cancelled: Arc<AtomicBool>,
 }
@@ -95,6 +103,8 @@ impl<Sh, St> WorkerLink<Sh, St> for ThreadLink<Sh, St> {
         }
         if let Some(p) = self.patience.as_mut() {
             p.spin_until(|| !self.commands.is_empty());
+        } else if self.yields {
+            crate::patience::yield_until(|| !self.commands.is_empty());
         }
         self.commands.recv().ok()
     }
@@ -144,6 +154,7 @@ where
         let mut link = ThreadLink {
             commands: rx,
             patience: self.spin.then(|| Patience::new(SPINS)),
+            yields: self.yields,
             events: self.events_tx.clone(),
             cancelled: cancelled.clone(),
         };
@@ -182,6 +193,8 @@ where
         let events = &self.events_rx;
         if spin && self.spin {
             self.patience.spin_until(|| !events.is_empty())
+        } else if spin && self.yields {
+            crate::patience::yield_until(|| !events.is_empty())
         } else {
             !events.is_empty()
         }

@@ -395,13 +395,7 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
             return self.take_sent();
         }
         if self.one_cpu {
-            for _ in 0..WaitPolicy::WORKER.yields {
-                if self.take_sent() {
-                    return true;
-                }
-                std::thread::yield_now();
-            }
-            return self.take_sent();
+            return pool_core::patience::yield_until(|| self.take_sent());
         }
         let mut patience = self.patience;
         let came = patience.spin_until(|| self.take_sent());
