@@ -108,7 +108,11 @@ mod tests {
             looks += 1;
             false
         }));
-        assert_eq!(looks, YIELDS + 1, "a look after each yield, the last one included");
+        assert_eq!(
+            looks,
+            YIELDS + 1,
+            "a look after each yield, the last one included"
+        );
     }
 
     #[test]
