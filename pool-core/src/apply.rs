@@ -2,8 +2,16 @@
 //! through an [`AsyncResult`](crate::AsyncResult) and optional callbacks.
 //!
 //! While apply tasks are outstanding, a collector thread owns the event stream: it hands
-//! queued tasks to idle workers, completes results, runs callbacks and enforces timeouts. It
+//! queued tasks to workers, completes results, runs callbacks and enforces timeouts. It
 //! exits when nothing is outstanding; map calls wait for that before they start.
+//!
+//! A worker whose last task was quick holds the next one while it runs one, as with a map's
+//! chunks, so it does not sit idle while a result travels back and the next task travels out
+//! (`apply_async` of a trivial task: 4.4 → 2.4 µs under threads, 7.4 → 4.5 µs under Fork). A
+//! task held behind another never pays for that one's loss: when a worker is lost (a timeout,
+//! a crash) the tasks behind the one it was running go back to the queue, from a copy of
+//! their bytes; a thread worker's task cannot be copied, so it is held only behind tasks
+//! without a timeout (a thread worker is lost no other way).
 //!
 //! A run of the collector is a call for [`crate::interrupt`]: it begins when the first task is
 //! submitted and ends when the collector exits. Ctrl-C in between terminates the workers and
@@ -36,14 +44,17 @@ pub(crate) struct Pending<Sh, St> {
     pub(crate) complete: Completion,
 }
 
-struct Outstanding {
+struct Outstanding<Sh, St> {
     timeout: Option<Duration>,
     complete: Completion,
+    /// A copy of the task, kept while it waits in a worker's hand behind another: if that
+    /// worker is lost, the task never ran and goes back to the queue (see [`send_waiting`]).
+    resend: Option<Command<Sh, St>>,
 }
 
 struct Queue<Sh, St> {
     waiting: VecDeque<Pending<Sh, St>>,
-    outstanding: HashMap<u64, Outstanding>,
+    outstanding: HashMap<u64, Outstanding<Sh, St>>,
     running: bool,
     bar: Option<Bar>,
 }
@@ -302,12 +313,28 @@ fn collect<Sh, St>(sup: &Mutex<Supervisor<Sh, St>>, queue: &Mutex<Queue<Sh, St>>
                         }
                     }
                     Delivery::Lost {
-                        chunks, failure, ..
+                        chunks,
+                        current,
+                        failure,
                     } => {
+                        let mut again = Vec::new();
                         for c in chunks {
-                            if let Some(o) = q.outstanding.remove(&c.call) {
-                                done.push((o.complete, Err(failure.clone().into())));
+                            let Some(o) = q.outstanding.remove(&c.call) else {
+                                continue;
+                            };
+                            match o.resend {
+                                // Held behind the task that was lost: it never ran.
+                                Some(cmd) if current != Some(c.first) => again.push(Pending {
+                                    cmd,
+                                    call: c.call,
+                                    timeout: o.timeout,
+                                    complete: o.complete,
+                                }),
+                                _ => done.push((o.complete, Err(failure.clone().into()))),
                             }
+                        }
+                        for p in again.into_iter().rev() {
+                            q.waiting.push_front(p);
                         }
                     }
                     Delivery::HookFailed(f) => fail_all(&mut q, &mut done, &PoolError::from(f)),
@@ -373,15 +400,42 @@ fn next_event<Sh, St>(sup: &Mutex<Supervisor<Sh, St>>, events: &Receiver<Event>)
     events.recv_timeout(TICK).ok()
 }
 
-/// Sends queued tasks to idle workers; gives those that could not be sent, with why (their
-/// completions run with no lock held).
+/// Sends queued tasks to workers that can take one; gives those that could not be sent, with
+/// why (their completions run with no lock held).
+///
+/// As a map's chunks ([`crate::chunking::Policy::hand_depth`]): a worker whose last task was
+/// quick holds a second one (a tiny one, a few), so that it never waits for its result to
+/// travel back and the next task to travel out; while fewer tasks wait than there are
+/// workers, they go to idle workers only, where no task can wait behind a slow one.
 fn send_waiting<Sh, St>(
     s: &mut Supervisor<Sh, St>,
     q: &mut Queue<Sh, St>,
 ) -> impl Iterator<Item = (Completion, PoolError)> {
     let mut unsent = Vec::new();
-    while !q.waiting.is_empty() {
-        let Some(w) = s.pick_idle() else { break };
+    while let Some(next) = q.waiting.front() {
+        let tail = q.waiting.len() < s.n_jobs();
+        let Some(mut w) = s.pick(None, tail) else {
+            break;
+        };
+        let mut resend = None;
+        if !s.inflight(w).is_empty() {
+            // Held behind another task: resent if that one loses the worker. Bytes are copied;
+            // a thread worker's task cannot be, so it is held only behind tasks that cannot
+            // time out (the one way a thread worker is lost), else it waits for an idle one.
+            resend = copy_of_bytes(&next.cmd);
+            let safe = resend.is_some()
+                || s.inflight(w).iter().all(|c| {
+                    q.outstanding
+                        .get(&c.call)
+                        .is_none_or(|o| o.timeout.is_none())
+                });
+            if !safe {
+                let Some(idle) = s.pick(None, true) else {
+                    break;
+                };
+                (w, resend) = (idle, None);
+            }
+        }
         let p = q.waiting.pop_front().expect("not empty");
         match s.dispatch(w, p.cmd) {
             Ok(()) => {
@@ -390,6 +444,7 @@ fn send_waiting<Sh, St>(
                     Outstanding {
                         timeout: p.timeout,
                         complete: p.complete,
+                        resend,
                     },
                 );
             }
@@ -397,6 +452,28 @@ fn send_waiting<Sh, St>(
         }
     }
     unsent.into_iter()
+}
+
+/// A copy of a task whose inputs travel as bytes; `None` for inputs that live in this process.
+fn copy_of_bytes<Sh, St>(cmd: &Command<Sh, St>) -> Option<Command<Sh, St>> {
+    match cmd {
+        Command::Chunk {
+            job,
+            call,
+            first,
+            len,
+            input: Data::Bytes(bytes),
+            settings,
+        } => Some(Command::Chunk {
+            job: job.clone(),
+            call: *call,
+            first: *first,
+            len: *len,
+            input: Data::Bytes(bytes.clone()),
+            settings: *settings,
+        }),
+        _ => None,
+    }
 }
 
 fn fail_all<Sh, St>(

@@ -127,7 +127,87 @@ fn apply_does_not_wait_for_the_collector_s_tick(m: StartMethod) {
     assert!(ten < Duration::from_millis(150), "10 applies took {ten:?}");
 }
 
+/// A task queued on a worker behind one that times out is not lost with that worker: it runs
+/// (on the worker started in its place) and gives its own result. Quick tasks first, all
+/// submitted at once, so that the worker's pace would let it hold the next task while it runs
+/// one.
+fn a_task_behind_one_that_times_out_still_runs(m: StartMethod) {
+    let mut p = pool(m, 1);
+    let quick: Vec<_> = (0..20u64)
+        .map(|i| p.apply_async(|x: u64| x + 1, i).unwrap())
+        .collect();
+    let slow = p
+        .apply_async_with(
+            |x: u64| {
+                std::thread::sleep(Duration::from_secs(3));
+                x
+            },
+            1,
+            ApplyOptions::default().task_timeout(Duration::from_millis(300)),
+        )
+        .unwrap();
+    let after: Vec<_> = (0..3u64)
+        .map(|i| p.apply_async(|x: u64| x * 10, i).unwrap())
+        .collect();
+    for (i, r) in quick.into_iter().enumerate() {
+        assert_eq!(r.get(Some(Duration::from_secs(10))).unwrap(), i as u64 + 1);
+    }
+    let e = slow.get(Some(Duration::from_secs(10))).unwrap_err();
+    assert!(e.to_string().contains("timed out"), "{e}");
+    for (i, r) in after.into_iter().enumerate() {
+        assert_eq!(r.get(Some(Duration::from_secs(10))).unwrap(), i as u64 * 10);
+    }
+}
+
+/// The same behind a task whose worker process dies: the tasks queued behind it in that
+/// worker's hand never ran, and run on the worker started in its place.
+fn a_task_behind_one_that_kills_its_worker_still_runs(m: StartMethod) {
+    let mut p = pool(m, 1);
+    let quick: Vec<_> = (0..20u64)
+        .map(|i| p.apply_async(|x: u64| x + 1, i).unwrap())
+        .collect();
+    let fatal = p
+        .apply_async(
+            |_: u64| -> u64 {
+                // SAFETY: ends this worker process at once, as a crash would.
+                unsafe { libc::_exit(3) }
+            },
+            1,
+        )
+        .unwrap();
+    let after: Vec<_> = (0..3u64)
+        .map(|i| p.apply_async(|x: u64| x * 10, i).unwrap())
+        .collect();
+    for (i, r) in quick.into_iter().enumerate() {
+        assert_eq!(r.get(Some(Duration::from_secs(10))).unwrap(), i as u64 + 1);
+    }
+    let e = fatal.get(Some(Duration::from_secs(10))).unwrap_err();
+    assert!(e.to_string().contains("task #20"), "{e}");
+    for (i, r) in after.into_iter().enumerate() {
+        assert_eq!(r.get(Some(Duration::from_secs(10))).unwrap(), i as u64 * 10);
+    }
+}
+
+/// Process workers only: under threads the task would end the test process.
+mod a_task_behind_one_that_kills_its_worker_still_runs {
+    use pool::StartMethod;
+
+    #[test]
+    fn fork() {
+        super::a_task_behind_one_that_kills_its_worker_still_runs(StartMethod::Fork);
+    }
+    #[test]
+    fn spawn() {
+        super::a_task_behind_one_that_kills_its_worker_still_runs(StartMethod::Spawn);
+    }
+    #[test]
+    fn forkserver() {
+        super::a_task_behind_one_that_kills_its_worker_still_runs(StartMethod::Forkserver);
+    }
+}
+
 for_each_start_method!(
+    a_task_behind_one_that_times_out_still_runs,
     apply_does_not_wait_for_the_collector_s_tick,
     apply_and_async_results,
     apply_async_callbacks,

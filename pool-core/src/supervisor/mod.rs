@@ -159,11 +159,6 @@ impl<Sh, St> Supervisor<Sh, St> {
         }
     }
 
-    /// A worker with nothing in hand (apply tasks go only to idle workers).
-    pub(crate) fn pick_idle(&self) -> Option<usize> {
-        (0..self.slots.len()).find(|&w| self.slots[w].idle())
-    }
-
     /// The next event, waiting at most `timeout`: every blocking wait of the pool goes through
     /// here, so that the back end hands listening back first ([`Backend::park`]).
     pub(crate) fn next_event(

@@ -44,11 +44,6 @@ impl Slot {
             && self.lifespan.is_none_or(|l| self.assigned_in_life < l)
     }
 
-    /// Whether it is alive with nothing in hand.
-    pub(crate) fn idle(&self) -> bool {
-        self.can_take(true) && self.inflight.is_empty()
-    }
-
     /// Notes that a chunk sent at `sent` came back now; returns how long it took.
     pub(crate) fn chunk_done(&mut self, sent: Instant, now: Instant) -> Duration {
         // With two in hand, a chunk began when the one before it ended.
