@@ -7,11 +7,8 @@
 //!
 //! A worker whose last task was quick holds the next one while it runs one, as with a map's
 //! chunks, so it does not sit idle while a result travels back and the next task travels out
-//! (`apply_async` of a trivial task: 4.4 → 2.4 µs under threads, 7.4 → 4.5 µs under Fork). A
-//! task held behind another never pays for that one's loss: when a worker is lost (a timeout,
-//! a crash) the tasks behind the one it was running go back to the queue, from a copy of
-//! their bytes; a thread worker's task cannot be copied, so it is held only behind tasks
-//! without a timeout (a thread worker is lost no other way).
+//! (`apply_async` of a trivial task: 4.4 → 2.4 µs under threads, 7.4 → 4.5 µs under Fork);
+//! [`hand`] says who gets a task and how a held task survives the loss of its worker.
 //!
 //! A run of the collector is a call for [`crate::interrupt`]: it begins when the first task is
 //! submitted and ends when the collector exits. Ctrl-C in between terminates the workers and
@@ -34,6 +31,12 @@ use crate::job::Data;
 use crate::progress::{CallInfo, Outcome, ProgressSink, StatusHandle};
 use crate::supervisor::{Delivery, Supervisor};
 
+mod bar;
+mod hand;
+
+use bar::Bar;
+use hand::send_waiting;
+
 /// Delivers a task's output; returns whether the task succeeded.
 pub(crate) type Completion = Box<dyn FnOnce(Result<Data, PoolError>) -> bool + Send>;
 
@@ -48,7 +51,7 @@ struct Outstanding<Sh, St> {
     timeout: Option<Duration>,
     complete: Completion,
     /// A copy of the task, kept while it waits in a worker's hand behind another: if that
-    /// worker is lost, the task never ran and goes back to the queue (see [`send_waiting`]).
+    /// worker is lost, the task never ran and goes back to the queue (see [`hand`]).
     resend: Option<Command<Sh, St>>,
 }
 
@@ -57,39 +60,6 @@ struct Queue<Sh, St> {
     outstanding: HashMap<u64, Outstanding<Sh, St>>,
     running: bool,
     bar: Option<Bar>,
-}
-
-/// The progress bar of a run of apply tasks: its total grows as tasks are submitted; it ends
-/// when none is left.
-struct Bar {
-    sink: Box<dyn ProgressSink>,
-    status: StatusHandle,
-    submitted: u64,
-    done: u64,
-    failed: u64,
-    last: Instant,
-}
-
-impl Bar {
-    fn count(&mut self, ok: bool) {
-        self.done += 1;
-        self.failed += u64::from(!ok);
-    }
-
-    fn update(&mut self, force: bool) {
-        self.status.set_total(self.submitted);
-        self.status.set(self.submitted, 0, self.done, self.failed);
-        if force || self.last.elapsed() >= TICK * 2 {
-            self.last = Instant::now();
-            self.sink.update(&self.status.snapshot());
-        }
-    }
-
-    fn finish(mut self, outcome: &Outcome) {
-        self.update(true);
-        self.status.end();
-        self.sink.finish(&self.status.snapshot(), outcome);
-    }
 }
 
 pub(crate) struct Applier<Sh, St> {
@@ -316,27 +286,7 @@ fn collect<Sh, St>(sup: &Mutex<Supervisor<Sh, St>>, queue: &Mutex<Queue<Sh, St>>
                         chunks,
                         current,
                         failure,
-                    } => {
-                        let mut again = Vec::new();
-                        for c in chunks {
-                            let Some(o) = q.outstanding.remove(&c.call) else {
-                                continue;
-                            };
-                            match o.resend {
-                                // Held behind the task that was lost: it never ran.
-                                Some(cmd) if current != Some(c.first) => again.push(Pending {
-                                    cmd,
-                                    call: c.call,
-                                    timeout: o.timeout,
-                                    complete: o.complete,
-                                }),
-                                _ => done.push((o.complete, Err(failure.clone().into()))),
-                            }
-                        }
-                        for p in again.into_iter().rev() {
-                            q.waiting.push_front(p);
-                        }
-                    }
+                    } => hand::take_back(&mut q, &mut done, chunks, current, &failure),
                     Delivery::HookFailed(f) => fail_all(&mut q, &mut done, &PoolError::from(f)),
                 }
             }
@@ -398,82 +348,6 @@ fn next_event<Sh, St>(sup: &Mutex<Supervisor<Sh, St>>, events: &Receiver<Event>)
     }
     lock(sup).backend.park();
     events.recv_timeout(TICK).ok()
-}
-
-/// Sends queued tasks to workers that can take one; gives those that could not be sent, with
-/// why (their completions run with no lock held).
-///
-/// As a map's chunks ([`crate::chunking::Policy::hand_depth`]): a worker whose last task was
-/// quick holds a second one (a tiny one, a few), so that it never waits for its result to
-/// travel back and the next task to travel out; while fewer tasks wait than there are
-/// workers, they go to idle workers only, where no task can wait behind a slow one.
-fn send_waiting<Sh, St>(
-    s: &mut Supervisor<Sh, St>,
-    q: &mut Queue<Sh, St>,
-) -> impl Iterator<Item = (Completion, PoolError)> {
-    let mut unsent = Vec::new();
-    while let Some(next) = q.waiting.front() {
-        let tail = q.waiting.len() < s.n_jobs();
-        let Some(mut w) = s.pick(None, tail) else {
-            break;
-        };
-        let mut resend = None;
-        if !s.inflight(w).is_empty() {
-            // Held behind another task: resent if that one loses the worker. Bytes are copied;
-            // a thread worker's task cannot be, so it is held only behind tasks that cannot
-            // time out (the one way a thread worker is lost), else it waits for an idle one.
-            resend = copy_of_bytes(&next.cmd);
-            let safe = resend.is_some()
-                || s.inflight(w).iter().all(|c| {
-                    q.outstanding
-                        .get(&c.call)
-                        .is_none_or(|o| o.timeout.is_none())
-                });
-            if !safe {
-                let Some(idle) = s.pick(None, true) else {
-                    break;
-                };
-                (w, resend) = (idle, None);
-            }
-        }
-        let p = q.waiting.pop_front().expect("not empty");
-        match s.dispatch(w, p.cmd) {
-            Ok(()) => {
-                q.outstanding.insert(
-                    p.call,
-                    Outstanding {
-                        timeout: p.timeout,
-                        complete: p.complete,
-                        resend,
-                    },
-                );
-            }
-            Err(e) => unsent.push((p.complete, e)),
-        }
-    }
-    unsent.into_iter()
-}
-
-/// A copy of a task whose inputs travel as bytes; `None` for inputs that live in this process.
-fn copy_of_bytes<Sh, St>(cmd: &Command<Sh, St>) -> Option<Command<Sh, St>> {
-    match cmd {
-        Command::Chunk {
-            job,
-            call,
-            first,
-            len,
-            input: Data::Bytes(bytes),
-            settings,
-        } => Some(Command::Chunk {
-            job: job.clone(),
-            call: *call,
-            first: *first,
-            len: *len,
-            input: Data::Bytes(bytes.clone()),
-            settings: *settings,
-        }),
-        _ => None,
-    }
 }
 
 fn fail_all<Sh, St>(
