@@ -21,7 +21,8 @@
 //!    and has not had back ([`parent::Outstanding`]); anything else is a protocol violation
 //!    that ends the worker, never an index into the parent's tables.
 //! 5. **The worker's end** ([`worker::WorkerEnd`]) resolves job references (cache, else
-//!    rebuild), and is `pool_core`'s `WorkerLink` over any [`worker::Carrier`].
+//!    rebuild), and is `pool_core`'s `WorkerLink` over any [`worker::Carrier`]. Its cache and
+//!    the parent's record of it stay the same bounded set ([`recent`]).
 //!
 //! Frames are postcard headers; bulk bytes never go through serde's element-by-element path.
 #![deny(missing_docs)]
@@ -30,4 +31,5 @@ pub mod boot;
 pub mod fnid;
 pub mod msg;
 pub mod parent;
+pub mod recent;
 pub mod worker;

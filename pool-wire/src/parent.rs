@@ -1,7 +1,7 @@
 //! The parent's end of a remote link: `pool_core` commands into [`ToWorker`] frames (crate
 //! docs, step 2), and the chunks a worker owes (step 4).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use pool_core::{Command, Data, PoolError};
@@ -9,26 +9,28 @@ use pool_core::{Command, Data, PoolError};
 use crate::boot::Remote;
 use crate::fnid::FnId;
 use crate::msg::{JobRef, ToWorker};
+use crate::recent::RecentCalls;
 
 /// Per-worker encoder of commands: knows which calls the worker can resolve without a rebuild.
 #[derive(Debug, Default)]
 pub struct Dispatch {
-    known: HashSet<u64>,
+    known: RecentCalls<()>,
     outstanding: Outstanding,
 }
 
 impl Dispatch {
     /// For a worker that already has the jobs of `known` calls (inherited at a fork).
     pub fn new(known: HashSet<u64>) -> Self {
+        let known: HashMap<u64, ()> = known.into_iter().map(|c| (c, ())).collect();
         Dispatch {
-            known,
+            known: RecentCalls::new(known),
             outstanding: Outstanding::default(),
         }
     }
 
     /// Whether the worker can resolve `call` without a rebuild function.
     pub fn knows(&self, call: u64) -> bool {
-        self.known.contains(&call)
+        self.known.contains(call)
     }
 
     /// The chunks this worker owes, shared with whoever reads its events.
@@ -51,7 +53,7 @@ impl Dispatch {
                 input,
                 settings,
             } => {
-                let rebuild: Option<FnId> = if self.known.contains(&call) {
+                let rebuild: Option<FnId> = if self.known.contains(call) {
                     None
                 } else {
                     let id = Remote::Spawn.job(&job).map_err(|_| {
@@ -68,7 +70,7 @@ impl Dispatch {
                         "an in-process payload was sent to a remote worker (a pool bug)".into(),
                     ));
                 };
-                self.known.insert(call);
+                self.known.note(call, || Some(()));
                 self.outstanding.sent(call, first);
                 let header = ToWorker::Chunk {
                     job: JobRef { call, rebuild },

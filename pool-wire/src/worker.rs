@@ -8,6 +8,7 @@ use pool_core::{Command, Data, ErasedJob, Event, JobRebuilder, WorkerLink};
 
 use crate::boot::rebuilt;
 use crate::msg::{FromWorker, JobRef, ToWorker};
+use crate::recent::RecentCalls;
 
 /// Carries frames between a worker and its parent: a shared-memory ring, an MPI rank's loop.
 pub trait Carrier {
@@ -26,7 +27,7 @@ pub trait Carrier {
 /// A remote worker's link: commands in, events out, jobs cached by call.
 pub struct WorkerEnd<Sh, St, C> {
     carrier: C,
-    jobs: HashMap<u64, Arc<dyn ErasedJob<Sh, St>>>,
+    jobs: RecentCalls<Arc<dyn ErasedJob<Sh, St>>>,
 }
 
 impl<Sh, St, C: std::fmt::Debug> std::fmt::Debug for WorkerEnd<Sh, St, C> {
@@ -46,18 +47,21 @@ impl<Sh, St, C: Carrier> WorkerEnd<Sh, St, C> {
     /// [`crate::fnid::ExeDigest`], or inherited by fork) and made every [`JobRef::rebuild`] it
     /// sends with [`crate::boot::Remote::job`] for these `Sh` and `St`.
     pub unsafe fn new(carrier: C, jobs: HashMap<u64, Arc<dyn ErasedJob<Sh, St>>>) -> Self {
-        WorkerEnd { carrier, jobs }
+        WorkerEnd {
+            carrier,
+            jobs: RecentCalls::new(jobs),
+        }
     }
 
     fn resolve(&mut self, job: JobRef) -> Option<Arc<dyn ErasedJob<Sh, St>>> {
-        if let Some(j) = self.jobs.get(&job.call) {
-            return Some(j.clone());
-        }
-        // SAFETY: per `new`'s contract, this id is a `JobRebuilder<Sh, St>` of this binary.
-        let rebuild: JobRebuilder<Sh, St> = unsafe { rebuilt(job.rebuild?) };
-        let j = rebuild();
-        self.jobs.insert(job.call, j.clone());
-        Some(j)
+        self.jobs
+            .note(job.call, || {
+                // SAFETY: per `new`'s contract, this id is a `JobRebuilder<Sh, St>` of this
+                // binary.
+                let rebuild: JobRebuilder<Sh, St> = unsafe { rebuilt(job.rebuild?) };
+                Some(rebuild())
+            })
+            .cloned()
     }
 }
 

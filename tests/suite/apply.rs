@@ -188,6 +188,36 @@ fn a_task_behind_one_that_kills_its_worker_still_runs(m: StartMethod) {
     }
 }
 
+/// A worker process does not keep something for every call it ever ran: each `apply_async`
+/// task is a call of its own, and a worker that cached each call's job grew by ~200 bytes a
+/// task, forever (as did the parent's record of what each worker knows).
+fn many_apply_async_tasks_do_not_grow_a_worker(m: StartMethod) {
+    fn resident_kib(_: u64) -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+    let mut p = pool(m, 1);
+    let run = |p: &mut pool::WorkerPool, n: u64| {
+        let handles: Vec<_> = (0..n)
+            .map(|i| p.apply_async(|x: u64| x, i).unwrap())
+            .collect();
+        for (i, h) in handles.into_iter().enumerate() {
+            assert_eq!(h.get(None).unwrap(), i as u64);
+        }
+    };
+    // Its heap first grows to what a stream of tasks needs (~8 MiB here, within 100,000
+    // tasks); from there it must stay put (it grew ~8 MiB per 100,000 tasks, for ever).
+    run(&mut p, 100_000);
+    let before = p.apply(resident_kib, 0).unwrap();
+    run(&mut p, 100_000);
+    let after = p.apply(resident_kib, 0).unwrap();
+    assert!(
+        after < before + 3072,
+        "the worker grew from {before} to {after} KiB over 100,000 more tasks"
+    );
+}
+
 /// Process workers only: under threads the task would end the test process.
 mod a_task_behind_one_that_kills_its_worker_still_runs {
     use pool::StartMethod;
@@ -203,6 +233,25 @@ mod a_task_behind_one_that_kills_its_worker_still_runs {
     #[test]
     fn forkserver() {
         super::a_task_behind_one_that_kills_its_worker_still_runs(StartMethod::Forkserver);
+    }
+}
+
+/// Process workers only: a thread worker's memory is the test process's, which other tests
+/// share.
+mod many_apply_async_tasks_do_not_grow_a_worker {
+    use pool::StartMethod;
+
+    #[test]
+    fn fork() {
+        super::many_apply_async_tasks_do_not_grow_a_worker(StartMethod::Fork);
+    }
+    #[test]
+    fn spawn() {
+        super::many_apply_async_tasks_do_not_grow_a_worker(StartMethod::Spawn);
+    }
+    #[test]
+    fn forkserver() {
+        super::many_apply_async_tasks_do_not_grow_a_worker(StartMethod::Forkserver);
     }
 }
 
