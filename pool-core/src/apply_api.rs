@@ -216,7 +216,7 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
         let (sup, applier) = (self.supervisor(), self.applier());
         let (call, wire) = {
             let mut s = sup.lock().unwrap_or_else(|e| e.into_inner());
-            let call = s.new_call_id();
+            let call = crate::supervisor::next_call_id();
             if s.any_alive() && !s.backend.announce_job(call, &job)? {
                 // The workers must restart to run this job: let their queued tasks finish.
                 drop(s);

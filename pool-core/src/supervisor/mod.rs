@@ -63,6 +63,16 @@ pub(crate) enum Delivery {
 pub(crate) use slot::InFlight;
 use slot::Slot;
 
+/// A call id unique in this process (the dashboard and job caches key on it). An
+/// `apply_async` task takes one directly: the workers keep their pace, as the tasks of a run of
+/// submissions are one stream, and a worker whose last task was quick holds the next one
+/// (`apply/hand.rs`) whoever submitted it. A map call takes its id from
+/// [`Supervisor::new_call_id`].
+pub(crate) fn next_call_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 pub(crate) struct Supervisor<Sh, St> {
     pub(crate) backend: Box<dyn Backend<Sh, St>>,
     slots: Vec<Slot>,
@@ -126,16 +136,14 @@ impl<Sh, St> Supervisor<Sh, St> {
             .sum()
     }
 
-    /// A call id unique in this process (the dashboard and job caches key on it).
-    /// A new call begins: its chunks may take longer than the last call's, so every worker
-    /// starts again with one chunk at a time.
+    /// A new map call begins: its chunks may take longer than the last call's, so every worker
+    /// starts again with one chunk at a time. Returns its id ([`next_call_id`]).
     pub(crate) fn new_call_id(&mut self) -> u64 {
         for s in &mut self.slots {
             s.forget_pace();
         }
         self.pace = (Duration::ZERO, 0);
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-        NEXT.fetch_add(1, Ordering::Relaxed)
+        next_call_id()
     }
 
     /// The current call's mean task time so far, once a chunk came back.
