@@ -127,65 +127,60 @@ fn apply_does_not_wait_for_the_collector_s_tick(m: StartMethod) {
     assert!(ten < Duration::from_millis(150), "10 applies took {ten:?}");
 }
 
-/// A task queued on a worker behind one that times out is not lost with that worker: it runs
-/// (on the worker started in its place) and gives its own result. Quick tasks first, all
-/// submitted at once, so that the worker's pace would let it hold the next task while it runs
-/// one.
-fn a_task_behind_one_that_times_out_still_runs(m: StartMethod) {
+/// Submits 20 quick tasks, then the one `doomed` submits (it loses its worker), then 3 more,
+/// all at once, so that the worker's pace lets it hold the next task while it runs one:
+/// every task but the doomed one gives its own result, and the doomed one an error that
+/// names it and says `why`.
+fn a_task_behind_a_lost_worker_still_runs(
+    m: StartMethod,
+    doomed: impl FnOnce(&mut pool::WorkerPool) -> pool::AsyncResult<u64>,
+    why: &str,
+) {
     let mut p = pool(m, 1);
     let quick: Vec<_> = (0..20u64)
         .map(|i| p.apply_async(|x: u64| x + 1, i).unwrap())
         .collect();
-    let slow = p
-        .apply_async_with(
-            |x: u64| {
-                std::thread::sleep(Duration::from_secs(3));
-                x
-            },
-            1,
-            ApplyOptions::default().task_timeout(Duration::from_millis(300)),
-        )
-        .unwrap();
+    let lost = doomed(&mut p);
     let after: Vec<_> = (0..3u64)
         .map(|i| p.apply_async(|x: u64| x * 10, i).unwrap())
         .collect();
     for (i, r) in quick.into_iter().enumerate() {
         assert_eq!(r.get(Some(Duration::from_secs(10))).unwrap(), i as u64 + 1);
     }
-    let e = slow.get(Some(Duration::from_secs(10))).unwrap_err();
-    assert!(e.to_string().contains("timed out"), "{e}");
+    let e = lost
+        .get(Some(Duration::from_secs(10)))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("task #20") && e.contains(why), "{e}");
     for (i, r) in after.into_iter().enumerate() {
         assert_eq!(r.get(Some(Duration::from_secs(10))).unwrap(), i as u64 * 10);
     }
 }
 
-/// The same behind a task whose worker process dies: the tasks queued behind it in that
-/// worker's hand never ran, and run on the worker started in its place.
+/// A task held behind one that times out is not lost with that worker: it runs on the worker
+/// started in its place.
+fn a_task_behind_one_that_times_out_still_runs(m: StartMethod) {
+    let slow = |p: &mut pool::WorkerPool| {
+        let opts = ApplyOptions::default().task_timeout(Duration::from_millis(300));
+        let sleep = |x: u64| {
+            std::thread::sleep(Duration::from_secs(3));
+            x
+        };
+        p.apply_async_with(sleep, 1, opts).unwrap()
+    };
+    a_task_behind_a_lost_worker_still_runs(m, slow, "timed out");
+}
+
+/// The same behind a task whose worker process dies.
 fn a_task_behind_one_that_kills_its_worker_still_runs(m: StartMethod) {
-    let mut p = pool(m, 1);
-    let quick: Vec<_> = (0..20u64)
-        .map(|i| p.apply_async(|x: u64| x + 1, i).unwrap())
-        .collect();
-    let fatal = p
-        .apply_async(
-            |_: u64| -> u64 {
-                // SAFETY: ends this worker process at once, as a crash would.
-                unsafe { libc::_exit(3) }
-            },
-            1,
-        )
-        .unwrap();
-    let after: Vec<_> = (0..3u64)
-        .map(|i| p.apply_async(|x: u64| x * 10, i).unwrap())
-        .collect();
-    for (i, r) in quick.into_iter().enumerate() {
-        assert_eq!(r.get(Some(Duration::from_secs(10))).unwrap(), i as u64 + 1);
-    }
-    let e = fatal.get(Some(Duration::from_secs(10))).unwrap_err();
-    assert!(e.to_string().contains("task #20"), "{e}");
-    for (i, r) in after.into_iter().enumerate() {
-        assert_eq!(r.get(Some(Duration::from_secs(10))).unwrap(), i as u64 * 10);
-    }
+    let fatal = |p: &mut pool::WorkerPool| {
+        let exit = |_: u64| -> u64 {
+            // SAFETY: ends this worker process at once, as a crash would.
+            unsafe { libc::_exit(3) }
+        };
+        p.apply_async(exit, 1).unwrap()
+    };
+    a_task_behind_a_lost_worker_still_runs(m, fatal, "worker 0");
 }
 
 /// A worker process does not keep something for every call it ever ran: each `apply_async`
@@ -218,42 +213,35 @@ fn many_apply_async_tasks_do_not_grow_a_worker(m: StartMethod) {
     );
 }
 
-/// Process workers only: under threads the task would end the test process.
-mod a_task_behind_one_that_kills_its_worker_still_runs {
-    use pool::StartMethod;
+/// Process workers only: under threads, a crashing task would end the test process, and a
+/// worker's memory would be the test process's, which other tests share.
+macro_rules! for_each_process_method {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use pool::StartMethod;
 
-    #[test]
-    fn fork() {
-        super::a_task_behind_one_that_kills_its_worker_still_runs(StartMethod::Fork);
-    }
-    #[test]
-    fn spawn() {
-        super::a_task_behind_one_that_kills_its_worker_still_runs(StartMethod::Spawn);
-    }
-    #[test]
-    fn forkserver() {
-        super::a_task_behind_one_that_kills_its_worker_still_runs(StartMethod::Forkserver);
-    }
+                #[test]
+                fn fork() {
+                    super::$name(StartMethod::Fork);
+                }
+                #[test]
+                fn spawn() {
+                    super::$name(StartMethod::Spawn);
+                }
+                #[test]
+                fn forkserver() {
+                    super::$name(StartMethod::Forkserver);
+                }
+            }
+        )*
+    };
 }
 
-/// Process workers only: a thread worker's memory is the test process's, which other tests
-/// share.
-mod many_apply_async_tasks_do_not_grow_a_worker {
-    use pool::StartMethod;
-
-    #[test]
-    fn fork() {
-        super::many_apply_async_tasks_do_not_grow_a_worker(StartMethod::Fork);
-    }
-    #[test]
-    fn spawn() {
-        super::many_apply_async_tasks_do_not_grow_a_worker(StartMethod::Spawn);
-    }
-    #[test]
-    fn forkserver() {
-        super::many_apply_async_tasks_do_not_grow_a_worker(StartMethod::Forkserver);
-    }
-}
+for_each_process_method!(
+    a_task_behind_one_that_kills_its_worker_still_runs,
+    many_apply_async_tasks_do_not_grow_a_worker
+);
 
 for_each_start_method!(
     a_task_behind_one_that_times_out_still_runs,
