@@ -73,14 +73,15 @@ impl<Sh, St> ThreadBackend<Sh, St> {
     /// A back end with `n_jobs` worker slots.
     pub fn new(n_jobs: usize) -> Self {
         let (events_tx, events_rx) = unbounded();
+        let cpus = crate::cpu_count();
         ThreadBackend {
             counters: (0..n_jobs).map(|_| Arc::default()).collect(),
             slots: (0..n_jobs).map(|_| None).collect(),
             events_tx,
             events_rx,
             abandoned: Vec::new(),
-            spin: n_jobs < crate::cpu_count(),
-            yields: crate::cpu_count() == 1,
+            spin: n_jobs < cpus,
+            yields: cpus == 1,
             patience: Patience::new(SPINS),
         }
     }

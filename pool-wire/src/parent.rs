@@ -1,7 +1,7 @@
 //! The parent's end of a remote link: `pool_core` commands into [`ToWorker`] frames (crate
 //! docs, step 2), and the chunks a worker owes (step 4).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use pool_core::{Command, Data, PoolError};
@@ -20,7 +20,7 @@ pub struct Dispatch {
 
 impl Dispatch {
     /// For a worker that already has the jobs of `known` calls (inherited at a fork).
-    pub fn new(known: HashSet<u64>) -> Self {
+    pub fn new(known: impl IntoIterator<Item = u64>) -> Self {
         let known: HashMap<u64, ()> = known.into_iter().map(|c| (c, ())).collect();
         Dispatch {
             known: RecentCalls::new(known),

@@ -166,6 +166,7 @@ impl<Sh: SharedObjects, St: 'static> ProcessBackend<Sh, St> {
         })
         .map_err(io_err("cannot start the death watcher"))?;
         let (events_tx, events_rx) = unbounded();
+        let cpus = pool_core::cpu_count();
         Ok(ProcessBackend {
             method,
             counters: Arc::new(counters),
@@ -186,9 +187,9 @@ impl<Sh: SharedObjects, St: 'static> ProcessBackend<Sh, St> {
             },
             daemon,
             duty,
-            caller_polls: n_jobs <= pool_core::cpu_count(),
+            caller_polls: n_jobs <= cpus,
             patience: Patience::new(WaitPolicy::WORKER.spins),
-            one_cpu: pool_core::cpu_count() == 1,
+            one_cpu: cpus == 1,
             parked_at: None,
             _types: PhantomData,
         })

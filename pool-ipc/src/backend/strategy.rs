@@ -6,7 +6,7 @@
 //!   first frame on its link, the shared objects, encoded once per back end; it knows no call
 //!   and every function must be rebuildable.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -58,7 +58,7 @@ impl<Sh: SharedObjects, St: 'static> Launch<Sh, St> for ForkLaunch {
     fn start(&mut self, s: Start<'_, Sh, St>) -> Result<(WorkerProcess, Dispatch), PoolError> {
         let id = s.setup.id;
         let jobs = s.jobs.clone();
-        let known: HashSet<u64> = jobs.keys().copied().collect();
+        let known: Vec<u64> = jobs.keys().copied().collect();
         let (setup, link, daemon, stderr) = (s.setup.clone(), s.link.clone(), s.daemon, s.stderr);
         let main = Box::new(move || {
             // SAFETY: dup2 onto fd 2 of this (single-threaded, just forked) process; `stderr`
