@@ -7,7 +7,8 @@
 //! job number), which its descendants inherit. Signalling a job therefore signals its group and
 //! then every process of ours whose `/proc/PID/environ` holds both values. Only a descendant that
 //! clears its environment, or execs a set-uid program (whose environ we cannot read), escapes.
-//! The scan of `/proc` costs a few milliseconds; it happens only when a job is killed.
+//! The scan of `/proc` costs a few milliseconds; it happens only when a job is killed. A
+//! process caught in the middle of an exec shows no environment for a moment; it is read again.
 
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
@@ -37,14 +38,15 @@ fn marked(seq: u64) -> Vec<Pid> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return found;
     };
+    let mut env = Vec::new();
     for e in dir.flatten() {
         let name = e.file_name();
         let Some(pid) = name.to_str().and_then(|s| s.parse::<i32>().ok()) else {
             continue;
         };
-        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+        if !environment(pid, &mut env) {
             continue;
-        };
+        }
         let mut has_pid = false;
         let mut has_seq = false;
         for var in env.split(|&b| b == 0) {
@@ -56,6 +58,105 @@ fn marked(seq: u64) -> Vec<Pid> {
         }
     }
     found
+}
+
+/// How long a process whose environment reads empty for now is waited for, [`RETRY_PAUSE`]
+/// apart.
+const EXEC_PATIENCE: std::time::Duration = std::time::Duration::from_millis(200);
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// Room for an ordinary environment in one `read`: a single read sees a single address space.
+const ONE_READ: usize = 128 * 1024;
+
+/// Reads `pid`'s environment into `env`; false if it has none we may read.
+///
+/// A process in the middle of an exec is a moving target (CI saw a job's descendant outlive its
+/// kill). Its environment reads as empty while its new memory has none copied in yet, which
+/// lasts as long as the exec is kept off a CPU; a read also comes back empty when the address
+/// space it opened was replaced before the read; and a read in several parts can get the start
+/// of the old environment and then nothing. So the file is read at once after it is opened, in
+/// one `read` where it fits, and a process that reads empty is read again unless it is sure to
+/// have none (see [`why_empty`]).
+fn environment(pid: i32, env: &mut Vec<u8>) -> bool {
+    let until = std::time::Instant::now() + EXEC_PATIENCE;
+    let mut empty_on_purpose_before = false;
+    loop {
+        if read_whole(&format!("/proc/{pid}/environ"), env).is_err() {
+            return false;
+        }
+        if !env.is_empty() {
+            return true;
+        }
+        match why_empty(pid) {
+            Empty::ForGood => return false,
+            Empty::OnPurpose if empty_on_purpose_before => return false,
+            why => empty_on_purpose_before = why == Empty::OnPurpose,
+        }
+        if std::time::Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(RETRY_PAUSE);
+    }
+}
+
+/// Reads the file at `path` into `buf`, in as few reads as possible, the first right after
+/// the file is opened.
+fn read_whole(path: &str, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    use std::io::Read;
+    buf.resize(ONE_READ, 0);
+    let mut file = std::fs::File::open(path)?;
+    let mut len = 0;
+    loop {
+        let n = file.read(&mut buf[len..])?;
+        if n == 0 {
+            break;
+        }
+        len += n;
+        if len == buf.len() {
+            buf.resize(2 * len, 0);
+        }
+    }
+    buf.truncate(len);
+    Ok(())
+}
+
+/// Why a process's environment read as empty.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Empty {
+    /// A kernel thread, an exiting process or a zombie: it has none and never will.
+    ForGood,
+    /// Its environment's bounds are set and equal: cleared on purpose (`env -i`), or an exec
+    /// caught for a moment between setting the two.
+    OnPurpose,
+    /// The bounds are not set yet (an exec is under way), or the read met the old address space
+    /// as it was being replaced.
+    ForNow,
+}
+
+/// Tells from `/proc/PID/stat` why `pid`'s environment just read as empty.
+fn why_empty(pid: i32) -> Empty {
+    const PF_EXITING: u64 = 0x4;
+    const PF_KTHREAD: u64 = 0x0020_0000;
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return Empty::ForGood;
+    };
+    // After the command name, in parentheses: state (field 3), ..., flags (9), ...,
+    // env_start (50), env_end (51), exit_code (52).
+    let Some((_, after_name)) = stat.rsplit_once(')') else {
+        return Empty::ForGood;
+    };
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
+    let state = fields.first().copied().unwrap_or("Z");
+    let flags = field(9).unwrap_or(PF_KTHREAD);
+    let (env_start, env_end) = (field(50).unwrap_or(0), field(51).unwrap_or(0));
+    if matches!(state, "Z" | "X" | "x") || flags & (PF_EXITING | PF_KTHREAD) != 0 {
+        Empty::ForGood
+    } else if env_end != 0 && env_start == env_end {
+        Empty::OnPurpose
+    } else {
+        Empty::ForNow
+    }
 }
 
 #[cfg(test)]
@@ -82,5 +183,77 @@ mod tests {
         let status = child.wait().unwrap();
         assert!(!status.success());
         assert!(marked(seq).is_empty());
+    }
+
+    /// A process that is in the middle of an exec has no readable environment for a moment;
+    /// a single scan of `/proc` can miss it (CI saw one outlive its kill). One that execs
+    /// itself without pause is mid-exec often; every kill must still reach it.
+    #[test]
+    fn a_process_caught_mid_exec_is_still_signalled() {
+        let dir = std::env::temp_dir().join(format!("pool-family-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = dir.join("reexec");
+        std::fs::write(
+            &script,
+            "#!/bin/sh\n[ \"$1\" -gt 0 ] && exec \"$0\" $(($1 - 1))\nexec sleep 30\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let seq = 910_000 + u64::from(std::process::id() % 1000);
+        let mut missed = 0;
+        for round in 0..20 {
+            let mut child = Command::new("setsid")
+                .arg(&script)
+                .arg("1000000")
+                .envs(marks(seq + round))
+                .spawn()
+                .unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            signal(Pid::from_raw(i32::MAX - 1), seq + round, Signal::SIGKILL);
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(2);
+            while child.try_wait().unwrap().is_none() {
+                if std::time::Instant::now() > until {
+                    missed += 1;
+                    child.kill().unwrap();
+                    child.wait().unwrap();
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            missed, 0,
+            "{missed} of 20 re-executing processes outlived their kill"
+        );
+    }
+
+    /// Only a process that may yet show an environment is read again: one cleared on purpose
+    /// or a zombie is believed at once.
+    #[test]
+    fn empty_environments_are_told_apart() {
+        let mut cleared = Command::new("env")
+            .args(["-i", "sleep", "30"])
+            .spawn()
+            .unwrap();
+        let mut exited = Command::new("true").spawn().unwrap();
+        let pid = |c: &std::process::Child| c.id() as i32;
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let comm = |c: &std::process::Child| {
+            std::fs::read_to_string(format!("/proc/{}/comm", c.id())).unwrap_or_default()
+        };
+        while comm(&cleared).trim() != "sleep" || why_empty(pid(&exited)) != Empty::ForGood {
+            assert!(std::time::Instant::now() < until, "children did not settle");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(why_empty(pid(&cleared)) == Empty::OnPurpose);
+        let mut env = Vec::new();
+        assert!(!environment(pid(&cleared), &mut env));
+        assert!(!environment(pid(&exited), &mut env));
+        assert!(environment(std::process::id() as i32, &mut env));
+        cleared.kill().unwrap();
+        cleared.wait().unwrap();
+        exited.wait().unwrap();
     }
 }
