@@ -244,6 +244,21 @@ pub trait WorkerLink<Sh, St> {
     fn send(&mut self, event: Event);
 }
 
+/// How a thread that shares a back end behind a lock waits for the workers' events before it
+/// blocks (see [`Backend::waiting`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waiting {
+    /// The back end brings events in itself: call [`Backend::poll`] with `spin`, locked.
+    Poll,
+    /// Events reach [`Backend::events`] by themselves; spin looking at it, no lock held
+    /// ([`crate::patience::Patience`]): the workers leave a core.
+    Spin,
+    /// As `Spin`, but yield a few times instead ([`crate::patience::yield_until`]): one CPU.
+    Yield,
+    /// Block at once: a spinning thread would take a worker's core.
+    Block,
+}
+
 /// Runs workers for a pool.
 pub trait Backend<Sh, St>: Send {
     /// Which face of [`Data`] this back end's workers use.
@@ -296,6 +311,15 @@ pub trait Backend<Sh, St>: Send {
     /// through the channel.
     fn poll(&mut self, _spin: bool) -> bool {
         false
+    }
+
+    /// How a thread that shares this back end behind a lock (the `apply_async` collector)
+    /// waits for events before it blocks. A back end whose events reach the channel by
+    /// themselves says whether to spin on it or yield with no lock held, as [`Backend::poll`]
+    /// with `spin` decides for a caller that has it to itself: spinning with the lock held
+    /// kept the thread submitting tasks waiting. The default: [`Waiting::Poll`].
+    fn waiting(&self) -> Waiting {
+        Waiting::Poll
     }
 
     /// The caller is about to block on [`Backend::events`]: whatever delivers events while it

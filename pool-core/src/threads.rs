@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
-use crate::backend::{Backend, Command, Event, WorkerLink, WorkerSetup};
+use crate::backend::{Backend, Command, Event, Waiting, WorkerLink, WorkerSetup};
 use crate::counters::{CounterRef, WorkerCounters};
 use crate::error::PoolError;
 use crate::job::Wire;
@@ -198,6 +198,16 @@ where
             crate::patience::yield_until(|| !events.is_empty())
         } else {
             !events.is_empty()
+        }
+    }
+
+    fn waiting(&self) -> Waiting {
+        if self.spin {
+            Waiting::Spin
+        } else if self.yields {
+            Waiting::Yield
+        } else {
+            Waiting::Block
         }
     }
 
