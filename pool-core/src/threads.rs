@@ -192,12 +192,10 @@ where
 
     fn poll(&mut self, spin: bool) -> bool {
         let events = &self.events_rx;
-        if spin && self.spin {
-            self.patience.spin_until(|| !events.is_empty())
-        } else if spin && self.yields {
-            crate::patience::yield_until(|| !events.is_empty())
-        } else {
-            !events.is_empty()
+        match self.waiting() {
+            Waiting::Spin if spin => self.patience.spin_until(|| !events.is_empty()),
+            Waiting::Yield if spin => crate::patience::yield_until(|| !events.is_empty()),
+            _ => !events.is_empty(),
         }
     }
 
