@@ -38,18 +38,18 @@ fn marked(seq: u64) -> Vec<Pid> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return found;
     };
-    let mut env = Vec::new();
+    let mut buf = Vec::new();
     for e in dir.flatten() {
         let name = e.file_name();
         let Some(pid) = name.to_str().and_then(|s| s.parse::<i32>().ok()) else {
             continue;
         };
-        if !environment(pid, &mut env) {
+        let Some(len) = environment(pid, &mut buf) else {
             continue;
-        }
+        };
         let mut has_pid = false;
         let mut has_seq = false;
-        for var in env.split(|&b| b == 0) {
+        for var in buf[..len].split(|&b| b == 0) {
             has_pid |= var == want_pid.as_bytes();
             has_seq |= var == want_seq.as_bytes();
         }
@@ -68,7 +68,8 @@ const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
 /// Room for an ordinary environment in one `read`: a single read sees a single address space.
 const ONE_READ: usize = 128 * 1024;
 
-/// Reads `pid`'s environment into `env`; false if it has none we may read.
+/// Reads `pid`'s environment into the start of `buf`; its length, or `None` if it has none we
+/// may read.
 ///
 /// A process in the middle of an exec is a moving target (CI saw a job's descendant outlive its
 /// kill). Its environment reads as empty while its new memory has none copied in yet, which
@@ -77,47 +78,46 @@ const ONE_READ: usize = 128 * 1024;
 /// of the old environment and then nothing. So the file is read at once after it is opened, in
 /// one `read` where it fits, and a process that reads empty is read again unless it is sure to
 /// have none (see [`why_empty`]).
-fn environment(pid: i32, env: &mut Vec<u8>) -> bool {
+fn environment(pid: i32, buf: &mut Vec<u8>) -> Option<usize> {
     let until = std::time::Instant::now() + EXEC_PATIENCE;
     let mut empty_on_purpose_before = false;
     loop {
-        if read_whole(&format!("/proc/{pid}/environ"), env).is_err() {
-            return false;
-        }
-        if !env.is_empty() {
-            return true;
+        let len = read_whole(&format!("/proc/{pid}/environ"), buf).ok()?;
+        if len > 0 {
+            return Some(len);
         }
         match why_empty(pid) {
-            Empty::ForGood => return false,
-            Empty::OnPurpose if empty_on_purpose_before => return false,
+            Empty::ForGood => return None,
+            Empty::OnPurpose if empty_on_purpose_before => return None,
             why => empty_on_purpose_before = why == Empty::OnPurpose,
         }
         if std::time::Instant::now() >= until {
-            return false;
+            return None;
         }
         std::thread::sleep(RETRY_PAUSE);
     }
 }
 
-/// Reads the file at `path` into `buf`, in as few reads as possible, the first right after
-/// the file is opened.
-fn read_whole(path: &str, buf: &mut Vec<u8>) -> std::io::Result<()> {
+/// Reads the file at `path` into the start of `buf`, in as few reads as possible, the first
+/// right after the file is opened; returns its length. `buf` keeps its size from one file to
+/// the next (it only grows), so a scan of `/proc` fills it without clearing it first.
+fn read_whole(path: &str, buf: &mut Vec<u8>) -> std::io::Result<usize> {
     use std::io::Read;
-    buf.resize(ONE_READ, 0);
+    if buf.len() < ONE_READ {
+        buf.resize(ONE_READ, 0);
+    }
     let mut file = std::fs::File::open(path)?;
     let mut len = 0;
     loop {
         let n = file.read(&mut buf[len..])?;
         if n == 0 {
-            break;
+            return Ok(len);
         }
         len += n;
         if len == buf.len() {
             buf.resize(2 * len, 0);
         }
     }
-    buf.truncate(len);
-    Ok(())
 }
 
 /// Why a process's environment read as empty.
@@ -248,10 +248,10 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         assert!(why_empty(pid(&cleared)) == Empty::OnPurpose);
-        let mut env = Vec::new();
-        assert!(!environment(pid(&cleared), &mut env));
-        assert!(!environment(pid(&exited), &mut env));
-        assert!(environment(std::process::id() as i32, &mut env));
+        let mut buf = Vec::new();
+        assert!(environment(pid(&cleared), &mut buf).is_none());
+        assert!(environment(pid(&exited), &mut buf).is_none());
+        assert!(environment(std::process::id() as i32, &mut buf).is_some());
         cleared.kill().unwrap();
         cleared.wait().unwrap();
         exited.wait().unwrap();
