@@ -245,7 +245,8 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
     }
 
     /// Shows a progress bar for `apply_async` tasks (`None`: no bar). The bar's total grows as
-    /// tasks are submitted; it finishes when none is left.
+    /// tasks are submitted; it finishes when the run of tasks ends: at `join`, `terminate`,
+    /// drop, or the start of a map call. While no task is outstanding it stops its clock.
     ///
     /// ```
     /// use pool_core::ProgressSpec;
@@ -316,7 +317,7 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
         I::IntoIter: 'a,
     {
         let location = Location::caller();
-        self.applier.wait_idle();
+        self.applier.end_run();
         let iter = inputs.into_iter();
         let len = opts.iterable_len.or_else(|| match iter.size_hint() {
             (lo, Some(hi)) if lo == hi => Some(lo),
@@ -529,7 +530,7 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
     /// # Ok::<(), pool_core::PoolError>(())
     /// ```
     pub fn join(&mut self) -> Result<(), PoolError> {
-        self.applier.wait_idle();
+        self.applier.end_run();
         let mut sup = self.lock();
         if sup.any_alive() {
             sup.stop(None)
@@ -594,6 +595,6 @@ impl<Sh, St, E> Drop for WorkerPool<Sh, St, E> {
                 .unwrap_or_else(|e| e.into_inner())
                 .terminate();
         }
-        self.applier.shutdown();
+        self.applier.end_run();
     }
 }

@@ -297,6 +297,11 @@ impl StatusHandle {
         c.active.store(1, Ordering::Release);
     }
 
+    /// Starts the clock again after [`Self::end`], from the same start: the counts go on.
+    pub(crate) fn resume(&self) {
+        self.inner.active.store(1, Ordering::Release);
+    }
+
     pub(crate) fn set_total(&self, total: u64) {
         self.inner.total.store(total, Ordering::Relaxed);
     }

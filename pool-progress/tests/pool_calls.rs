@@ -266,3 +266,57 @@ fn apply_async_tasks_have_a_bar_whose_total_grows() {
     assert!(line.starts_with("apply: 30 tasks ["), "{}", term.contents());
     assert!(line.contains("1 failed"), "{}", term.contents());
 }
+
+#[test]
+fn apply_async_tasks_slower_to_come_than_to_run_share_one_bar() {
+    // Each task is done before the next is submitted: the pool is idle between them, and the
+    // run of tasks still has one bar, which counts to the end and stops its clock at the last
+    // task (not at `join`, a second later).
+    let (term, target) = screen();
+    let mut p = pool(2);
+    p.apply_progress_bar(Some(ProgressSpec::default().desc("slow apply")));
+    with_draw_target(target, || {
+        for i in 0..8u64 {
+            assert_eq!(p.apply_async(|x: u64| x, i).unwrap().get(None).unwrap(), i);
+            sleep(Duration::from_millis(30));
+        }
+        sleep(Duration::from_millis(1_500));
+        p.join().unwrap();
+    });
+    let bars: Vec<String> = term
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains("slow apply:"))
+        .collect();
+    assert_eq!(bars.len(), 1, "{}", term.contents());
+    assert!(
+        bars[0].starts_with("slow apply: 8 tasks [00:00, "),
+        "{}",
+        term.contents()
+    );
+}
+
+#[test]
+fn an_apply_async_bar_ends_before_a_map_bar_starts() {
+    let (term, target) = screen();
+    let mut p = pool(2);
+    p.apply_progress_bar(Some(ProgressSpec::default().desc("apply")));
+    with_draw_target(target, || {
+        let r = p.apply_async(|x: u64| x + 1, 1).unwrap();
+        assert_eq!(r.get(None).unwrap(), 2);
+        p.map_with(
+            |x: u64| x,
+            0..10u64,
+            MapOptions::default().progress(ProgressSpec::default().desc("map")),
+        )
+        .unwrap();
+    });
+    let lines = term.lines();
+    assert_eq!(lines.len(), 2, "{}", term.contents());
+    assert!(
+        lines[0].starts_with("apply: 1 tasks ["),
+        "{}",
+        term.contents()
+    );
+    assert!(lines[1].starts_with("map: 100%|"), "{}", term.contents());
+}

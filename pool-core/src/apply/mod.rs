@@ -20,7 +20,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::Receiver;
 
@@ -120,14 +120,7 @@ impl<Sh: Send + Sync + 'static, St: 'static> Applier<Sh, St> {
         {
             status.begin(None);
             sink.start(info);
-            q.bar = Some(Bar {
-                sink,
-                status: status.clone(),
-                submitted: 0,
-                done: 0,
-                failed: 0,
-                last: Instant::now(),
-            });
+            q.bar = Some(Bar::new(sink, status.clone()));
         }
     }
 
@@ -140,7 +133,7 @@ impl<Sh: Send + Sync + 'static, St: 'static> Applier<Sh, St> {
     pub(crate) fn submit(&self, p: Pending<Sh, St>) {
         let mut q = lock(&self.queue);
         if let Some(b) = q.bar.as_mut() {
-            b.submitted += 1;
+            b.submitted();
         }
         q.waiting.push_back(p);
         if q.running && q.waiting.len() == 1 {
@@ -203,7 +196,17 @@ impl<Sh, St> Applier<Sh, St> {
         }
     }
 
-    /// Fails every outstanding task with `Terminated`.
+    /// Ends the run of apply tasks: waits for its tasks, then finishes its bar. Map calls,
+    /// `join`, `terminate` and drop end a run; the next `apply_async` begins one.
+    pub(crate) fn end_run(&self) {
+        self.wait_idle();
+        let bar = lock(&self.queue).bar.take();
+        if let Some(b) = bar {
+            b.finish(&Outcome::Done);
+        }
+    }
+
+    /// Fails every outstanding task with `Terminated` and ends the run.
     pub(crate) fn cancel_all(&self) {
         let completions: Vec<Completion> = {
             let mut q = lock(&self.queue);
@@ -214,19 +217,13 @@ impl<Sh, St> Applier<Sh, St> {
         for c in completions {
             c(Err(PoolError::Terminated));
         }
-        self.wait_idle();
+        self.end_run();
     }
 
     /// Whether apply tasks are queued or running.
     pub(crate) fn busy(&self) -> bool {
         let q = lock(&self.queue);
         !q.waiting.is_empty() || !q.outstanding.is_empty()
-    }
-
-    pub(crate) fn shutdown(&self) {
-        if let Some(h) = lock(&self.thread).take() {
-            let _ = h.join();
-        }
     }
 }
 
@@ -305,7 +302,12 @@ fn collect<Sh, St>(sup: &Mutex<Supervisor<Sh, St>>, queue: &Mutex<Queue<Sh, St>>
                 q.running = false;
                 s.backend.end_call();
             }
-            let bar = if idle { q.bar.take() } else { None };
+            // Ctrl-C ends the run of tasks; otherwise the bar waits for more ([`bar`]).
+            let interrupted_bar = if idle && interrupted {
+                q.bar.take()
+            } else {
+                None
+            };
             drop(q);
             drop(s);
             if !done.is_empty() {
@@ -313,23 +315,24 @@ fn collect<Sh, St>(sup: &Mutex<Supervisor<Sh, St>>, queue: &Mutex<Queue<Sh, St>>
             }
             // Completions (and the user's callbacks) run with no lock held.
             let oks: Vec<bool> = done.into_iter().map(|(c, r)| c(r)).collect();
-            if idle {
-                if let Some(mut b) = bar {
-                    // Interrupted tasks did not run to an end: they are not counted.
-                    if !interrupted {
-                        oks.iter().for_each(|&ok| b.count(ok));
-                    }
-                    b.finish(if interrupted {
-                        &Outcome::Interrupted
-                    } else {
-                        &Outcome::Done
-                    });
-                }
+            if let Some(b) = interrupted_bar {
+                // Interrupted tasks did not run to an end: they are not counted.
+                b.finish(&Outcome::Interrupted);
                 return;
             }
-            if let Some(b) = lock(queue).bar.as_mut() {
+            let mut q = lock(queue);
+            // A task submitted since this pass found the queue idle starts the next collector.
+            let run_goes_on = q.running;
+            if let Some(b) = q.bar.as_mut() {
                 oks.iter().for_each(|&ok| b.count(ok));
-                b.update(false);
+                if idle && !run_goes_on {
+                    b.pause();
+                } else {
+                    b.update(false);
+                }
+            }
+            if idle {
+                return;
             }
         }
         ev = next_event(sup, &events, &mut patience);
