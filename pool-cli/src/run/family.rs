@@ -9,6 +9,8 @@
 //! clears its environment, or execs a set-uid program (whose environ we cannot read), escapes.
 //! The scan of `/proc` costs a few milliseconds; it happens only when a job is killed. A
 //! process caught in the middle of an exec shows no environment for a moment; it is read again.
+//! One whose main thread ended while its other threads run reads as a zombie with no memory;
+//! its environment is read through those threads.
 
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
@@ -82,12 +84,20 @@ fn environment(pid: i32, buf: &mut Vec<u8>) -> Option<usize> {
     let until = std::time::Instant::now() + EXEC_PATIENCE;
     let mut empty_on_purpose_before = false;
     loop {
-        let len = read_whole(&format!("/proc/{pid}/environ"), buf).ok()?;
+        let len = match read_whole(format!("/proc/{pid}/environ").as_ref(), buf) {
+            Ok(len) => len,
+            // The main thread's memory is gone ("no such process").
+            Err(_) if why_empty(pid) == Empty::LeaderGone => {
+                return live_thread_environment(pid, buf);
+            }
+            Err(_) => return None,
+        };
         if len > 0 {
             return Some(len);
         }
         match why_empty(pid) {
             Empty::ForGood => return None,
+            Empty::LeaderGone => return live_thread_environment(pid, buf),
             Empty::OnPurpose if empty_on_purpose_before => return None,
             why => empty_on_purpose_before = why == Empty::OnPurpose,
         }
@@ -98,10 +108,24 @@ fn environment(pid: i32, buf: &mut Vec<u8>) -> Option<usize> {
     }
 }
 
+/// The environment of `pid`'s first thread that has one: a process whose main thread ended
+/// reads as a zombie with no memory, while its other threads run in that memory.
+fn live_thread_environment(pid: i32, buf: &mut Vec<u8>) -> Option<usize> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+        .filter(|t| t.file_name().to_str() != Some(&pid.to_string()))
+        .find_map(|t| {
+            read_whole(&t.path().join("environ"), buf)
+                .ok()
+                .filter(|&n| n > 0)
+        })
+}
+
 /// Reads the file at `path` into the start of `buf`, in as few reads as possible, the first
 /// right after the file is opened; returns its length. `buf` keeps its size from one file to
 /// the next (it only grows), so a scan of `/proc` fills it without clearing it first.
-fn read_whole(path: &str, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+fn read_whole(path: &std::path::Path, buf: &mut Vec<u8>) -> std::io::Result<usize> {
     use std::io::Read;
     if buf.len() < ONE_READ {
         buf.resize(ONE_READ, 0);
@@ -125,6 +149,9 @@ fn read_whole(path: &str, buf: &mut Vec<u8>) -> std::io::Result<usize> {
 enum Empty {
     /// A kernel thread, an exiting process or a zombie: it has none and never will.
     ForGood,
+    /// Its main thread ended and other threads run on (the process reads as a zombie): they
+    /// have it.
+    LeaderGone,
     /// Its environment's bounds are set and equal: cleared on purpose (`env -i`), or an exec
     /// caught for a moment between setting the two.
     OnPurpose,
@@ -141,7 +168,7 @@ fn why_empty(pid: i32) -> Empty {
         return Empty::ForGood;
     };
     // After the command name, in parentheses: state (field 3), ..., flags (9), ...,
-    // env_start (50), env_end (51), exit_code (52).
+    // num_threads (20), ..., env_start (50), env_end (51), exit_code (52).
     let Some((_, after_name)) = stat.rsplit_once(')') else {
         return Empty::ForGood;
     };
@@ -150,7 +177,10 @@ fn why_empty(pid: i32) -> Empty {
     let state = fields.first().copied().unwrap_or("Z");
     let flags = field(9).unwrap_or(PF_KTHREAD);
     let (env_start, env_end) = (field(50).unwrap_or(0), field(51).unwrap_or(0));
-    if matches!(state, "Z" | "X" | "x") || flags & (PF_EXITING | PF_KTHREAD) != 0 {
+    // A zombie main thread is counted among the threads until the last one ends.
+    if state == "Z" && field(20).unwrap_or(0) > 1 {
+        Empty::LeaderGone
+    } else if matches!(state, "Z" | "X" | "x") || flags & (PF_EXITING | PF_KTHREAD) != 0 {
         Empty::ForGood
     } else if env_end != 0 && env_start == env_end {
         Empty::OnPurpose
@@ -226,6 +256,97 @@ mod tests {
         assert_eq!(
             missed, 0,
             "{missed} of 20 re-executing processes outlived their kill"
+        );
+    }
+
+    /// The helper process of the next test (run only by it, through `ZOMBIE_LEADER`): forks a
+    /// child whose main thread exits while a second thread lives on, prints the child's pid.
+    #[test]
+    #[ignore = "a helper process, started by a_process_whose_main_thread_exited_is_signalled"]
+    fn zombie_leader_helper() {
+        if std::env::var_os(ZOMBIE_LEADER).is_none() {
+            return;
+        }
+        // SAFETY: the child only spawns a thread (glibc's malloc is ready for a fork) and ends
+        // its own thread with a system call.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                std::thread::spawn(|| std::thread::sleep(std::time::Duration::from_secs(30)));
+                // SAFETY: `SYS_exit` ends this thread only, at once; the process lives on in
+                // the thread above, its leader a zombie.
+                unsafe { libc::syscall(libc::SYS_exit, 0) };
+                unreachable!("SYS_exit returned");
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                println!("leader {child}");
+                let _ = nix::sys::wait::waitpid(child, None);
+            }
+        }
+    }
+
+    const ZOMBIE_LEADER: &str = "POOL_FAMILY_ZOMBIE_LEADER";
+
+    /// The threads of `pid` that have not ended.
+    fn live_threads(pid: i32) -> usize {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return 0;
+        };
+        tasks
+            .flatten()
+            .filter(|t| {
+                let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+                let state = stat.rsplit_once(')').map_or("", |(_, s)| s.trim_start());
+                !state.is_empty() && !state.starts_with(['Z', 'X'])
+            })
+            .count()
+    }
+
+    /// A process whose main thread ended while others run on reads as a zombie, with no
+    /// environment of its own: its live threads still carry the marks, and a kill of the
+    /// process reaches them all.
+    #[test]
+    fn a_process_whose_main_thread_exited_is_signalled() {
+        use std::io::BufRead;
+        let seq = 920_000 + u64::from(std::process::id() % 1000);
+        let mut helper = Command::new("setsid")
+            .arg(std::env::current_exe().unwrap())
+            .args([
+                "--ignored",
+                "--exact",
+                "run::family::tests::zombie_leader_helper",
+            ])
+            .args(["--nocapture", "--test-threads=1", "-q"])
+            .env(ZOMBIE_LEADER, "1")
+            .envs(marks(seq))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = std::io::BufReader::new(helper.stdout.take().unwrap());
+        let pid: i32 = out
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| l.strip_prefix("leader ").map(|p| p.parse().unwrap()))
+            .expect("the helper names its child");
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while why_empty(pid) != Empty::LeaderGone || live_threads(pid) != 1 {
+            assert!(
+                std::time::Instant::now() < until,
+                "the child did not settle"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        signal(Pid::from_raw(i32::MAX - 1), seq, Signal::SIGKILL);
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while live_threads(pid) > 0 && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let left = live_threads(pid);
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        let _ = kill(Pid::from_raw(helper.id() as i32), Signal::SIGKILL);
+        let _ = helper.wait();
+        assert_eq!(
+            left, 0,
+            "a thread of the zombie-led process outlived its kill"
         );
     }
 
