@@ -245,8 +245,9 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
     }
 
     /// Shows a progress bar for `apply_async` tasks (`None`: no bar). The bar's total grows as
-    /// tasks are submitted; it finishes when the run of tasks ends: at `join`, `terminate`,
-    /// drop, or the start of a map call. While no task is outstanding it stops its clock.
+    /// tasks are submitted, and its counts and clock go on until the run of tasks ends: at
+    /// `join`, `terminate`, drop, or the start of a map call. Whenever no task is outstanding
+    /// its line is drawn as finished; a task submitted later draws a line that counts on.
     ///
     /// ```
     /// use pool_core::ProgressSpec;

@@ -268,10 +268,11 @@ fn apply_async_tasks_have_a_bar_whose_total_grows() {
 }
 
 #[test]
-fn apply_async_tasks_slower_to_come_than_to_run_share_one_bar() {
-    // Each task is done before the next is submitted: the pool is idle between them, and the
-    // run of tasks still has one bar, which counts to the end and stops its clock at the last
-    // task (not at `join`, a second later).
+fn apply_async_tasks_slower_to_come_than_to_run_count_on_as_one_run() {
+    // Each task is done before the next is submitted: the pool is idle between them. The bar
+    // pauses each time (its line finished, so output printed meanwhile comes below it), and
+    // the next task's line counts on: the run's last line counts all of it, its clock stopped
+    // at the last task (not at `join`, a second and a half later).
     let (term, target) = screen();
     let mut p = pool(2);
     p.apply_progress_bar(Some(ProgressSpec::default().desc("slow apply")));
@@ -283,14 +284,23 @@ fn apply_async_tasks_slower_to_come_than_to_run_share_one_bar() {
         sleep(Duration::from_millis(1_500));
         p.join().unwrap();
     });
-    let bars: Vec<String> = term
+    let counts: Vec<String> = term
         .lines()
         .into_iter()
-        .filter(|l| l.contains("slow apply:"))
+        .filter_map(|l| {
+            Some(
+                l.strip_prefix("slow apply: ")?
+                    .split(" tasks")
+                    .next()?
+                    .to_owned(),
+            )
+        })
         .collect();
-    assert_eq!(bars.len(), 1, "{}", term.contents());
+    let want: Vec<String> = (1..=8).map(|n| n.to_string()).collect();
+    assert_eq!(counts, want, "{}", term.contents());
+    let last = line_with(&term, "slow apply:");
     assert!(
-        bars[0].starts_with("slow apply: 8 tasks [00:00, "),
+        last.starts_with("slow apply: 8 tasks [00:00, "),
         "{}",
         term.contents()
     );

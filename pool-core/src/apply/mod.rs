@@ -107,7 +107,8 @@ impl<Sh: Send + Sync + 'static, St: 'static> Applier<Sh, St> {
         }
     }
 
-    /// Starts a progress bar for apply tasks unless one runs (`start` makes the sink).
+    /// Starts a progress bar for apply tasks, or resumes a paused one, unless one is drawn
+    /// (`start` makes the sink).
     pub(crate) fn ensure_bar(
         &self,
         status: &StatusHandle,
@@ -115,12 +116,13 @@ impl<Sh: Send + Sync + 'static, St: 'static> Applier<Sh, St> {
         start: impl FnOnce() -> Option<Box<dyn ProgressSink>>,
     ) {
         let mut q = lock(&self.queue);
-        if q.bar.is_none()
-            && let Some(mut sink) = start()
-        {
-            status.begin(None);
-            sink.start(info);
-            q.bar = Some(Bar::new(sink, status.clone()));
+        if q.bar.as_ref().is_some_and(|b| !b.paused()) {
+            return;
+        }
+        let Some(sink) = start() else { return };
+        match q.bar.as_mut() {
+            Some(b) => b.resume(sink, info),
+            None => q.bar = Some(Bar::begin(sink, status.clone(), info)),
         }
     }
 
