@@ -126,15 +126,23 @@ fn a_dropped_calls_chunk_is_no_progress_of_the_next_call(m: StartMethod) {
     let inputs: Vec<(u64, String)> = (0..6).map(|x| (x, gate.display().to_string())).collect();
     let runner =
         std::thread::spawn(move || p.map_with(gated, inputs, MapOptions::default().chunk_size(1)));
-    // Tasks 0 and 1 are done, 2 and 3 wait at the gate, and whatever the dropped call left
-    // running has ended.
-    std::thread::sleep(Duration::from_millis(400));
-    let seen = status.snapshot();
+    // Tasks 0 and 1 are done and 2 and 3 wait at the gate, once the workers are free (on a
+    // loaded machine, later than the dropped call's 150 ms); 300 ms on, whatever the dropped
+    // call left running has ended, and added nothing.
+    let until = Instant::now() + Duration::from_secs(5);
+    let mut seen = status.snapshot();
+    while (seen.done, seen.running) != (2, 2) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+        seen = status.snapshot();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let later = status.snapshot();
     std::fs::write(&gate, b"").unwrap();
     let out = runner.join().unwrap();
     let _ = std::fs::remove_file(&gate);
     assert_eq!(out.unwrap(), (0..6).collect::<Vec<u64>>());
     assert_eq!((seen.done, seen.running), (2, 2), "{seen:?}");
+    assert_eq!((later.done, later.running), (2, 2), "{later:?}");
 }
 
 for_each_start_method!(
