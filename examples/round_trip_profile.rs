@@ -8,7 +8,8 @@
 //! (defaults: 5 rounds, N = 100000, methods `threading,fork,forkserver`, one worker). A method written
 //! `fork:2` runs with `max_tasks_active(2)`: at most two tasks in flight, no pipeline (the
 //! scheduling before pipelining), for an A/B comparison in the same run; `fork@async` submits
-//! the N tasks with `apply_async` instead, then waits for all of them.
+//! the N tasks with `apply_async` instead, then waits for all of them; `fork@apply` runs them
+//! one after another with the blocking `apply` (the pool idle between tasks).
 use std::time::Instant;
 
 use pool::{MapOptions, StartMethod, WorkerPool};
@@ -38,7 +39,7 @@ fn main() {
     let mut pools: Vec<(&str, WorkerPool, Option<usize>, Vec<f64>)> = methods
         .split(',')
         .map(|spec| {
-            let m = spec.trim_end_matches("@async");
+            let m = spec.trim_end_matches("@async").trim_end_matches("@apply");
             let (m, cap) = match m.split_once(':') {
                 Some((m, cap)) => (m, Some(cap.parse::<usize>().expect("a number after ':'"))),
                 None => (m, None),
@@ -60,7 +61,9 @@ fn main() {
                 opts = opts.max_tasks_active(cap);
             }
             let (t0, c0) = (Instant::now(), cpu());
-            let out = if name.ends_with("@async") {
+            let out = if name.ends_with("@apply") {
+                (0..n).map(|x| p.apply(square, x).unwrap()).collect()
+            } else if name.ends_with("@async") {
                 let pending: Vec<_> = (0..n).map(|x| p.apply_async(square, x).unwrap()).collect();
                 pending.into_iter().map(|r| r.get(None).unwrap()).collect()
             } else {

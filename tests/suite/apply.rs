@@ -1,5 +1,6 @@
 //! apply, apply_async, AsyncResult and callbacks.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -243,7 +244,40 @@ for_each_process_method!(
     many_apply_async_tasks_do_not_grow_a_worker
 );
 
+/// A blocking `apply` in a loop is a round trip each: one collector thread takes every
+/// result, waiting between tasks, where a thread used to start and end for each (~45 µs).
+/// The end of the run (here a map call) stops it; the next task starts another.
+fn blocking_applies_share_one_collector(m: StartMethod) {
+    let mut p = pool(m, 2);
+    let threads = Arc::new(Mutex::new(HashSet::new()));
+    let apply = |p: &mut pool::WorkerPool, i: u32| {
+        let seen = threads.clone();
+        let opts = ApplyOptions::default().callback(move |_: &u32| {
+            seen.lock().unwrap().insert(std::thread::current().id());
+        });
+        let r = p.apply_async_with(|x: u32| x + 1, i, opts).unwrap();
+        assert_eq!(r.get(Some(Duration::from_secs(10))).unwrap(), i + 1);
+    };
+    for i in 0..20 {
+        apply(&mut p, i);
+    }
+    assert_eq!(
+        threads.lock().unwrap().len(),
+        1,
+        "one collector for the run"
+    );
+    assert_eq!(p.map(|x: u8| x, 0..3u8).unwrap(), vec![0, 1, 2]);
+    apply(&mut p, 20);
+    assert_eq!(
+        threads.lock().unwrap().len(),
+        2,
+        "a new run, a new collector"
+    );
+    p.join().unwrap();
+}
+
 for_each_start_method!(
+    blocking_applies_share_one_collector,
     a_task_behind_one_that_times_out_still_runs,
     apply_does_not_wait_for_the_collector_s_tick,
     apply_and_async_results,

@@ -70,6 +70,13 @@ fn play(m: StartMethod, call: &str) -> String {
             let next = p.apply_async(|x: u32| x + 1, 1u32).expect("queued");
             ended && next.get(Some(Duration::from_secs(20))).ok() == Some(2)
         }
+        "apply_idle" => {
+            // Between runs of tasks Ctrl-C is the program's, though the collector waits on.
+            assert_eq!(p.apply(|x: u32| x + 1, 1u32).ok(), Some(2));
+            println!("running nothing");
+            std::thread::sleep(Duration::from_secs(30));
+            false
+        }
         other => panic!("unknown call {other}"),
     };
     if ok {
@@ -129,3 +136,35 @@ fn ctrl_c_ends_every_call(m: StartMethod) {
 }
 
 for_each_start_method!(ctrl_c_ends_every_call);
+
+/// Once no apply task is outstanding, Ctrl-C ends the program as it would without a pool
+/// (the collector thread lingers for the next task, but the pool's call has ended).
+fn ctrl_c_between_apply_tasks_is_the_programs(m: StartMethod) {
+    use std::os::unix::process::ExitStatusExt;
+    if m == StartMethod::Mpi {
+        return; // as above
+    }
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env(VAR, format!("{}/apply_idle", m.name()))
+        .arg("--exact")
+        .arg("no-test-runs-in-the-scenario-child")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("running") {
+        line.clear();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "the child ended early"
+        );
+    }
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}");
+}
+
+for_each_start_method!(ctrl_c_between_apply_tasks_is_the_programs);

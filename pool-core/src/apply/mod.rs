@@ -2,8 +2,21 @@
 //! through an [`AsyncResult`](crate::AsyncResult) and optional callbacks.
 //!
 //! While apply tasks are outstanding, a collector thread owns the event stream: it hands
-//! queued tasks to workers, completes results, runs callbacks and enforces timeouts. It
-//! exits when nothing is outstanding; map calls wait for that before they start.
+//! queued tasks to workers, completes results, runs callbacks and enforces timeouts.
+//!
+//! # The collector's life ([`Collector`], under the queue's lock)
+//! 1. **Stopped → Running**: the first task submitted starts the collector thread and begins
+//!    a call ([`crate::interrupt`]: Ctrl-C is the pool's).
+//! 2. **Running → Lingering**: a pass finds nothing queued or outstanding: the call ends
+//!    (Ctrl-C is the program's again) and the thread waits, parked on [`Applier::wake`], for
+//!    the next task. A thread per burst of tasks cost ~45 µs (start and join) on every
+//!    blocking `apply`, which now costs a round trip.
+//! 3. **Lingering → Running**: a task submitted begins a call, goes to a worker from the
+//!    submitting thread, and wakes the collector to take its result.
+//! 4. **→ Stopped**: the end of a run of tasks (a map call, `join`, `terminate`, drop,
+//!    `get_insights`) asks the collector to stop ([`Queue::stop`]) and joins it: a lingering
+//!    one stops at once, a running one once nothing is outstanding. Ctrl-C stops it too: the
+//!    tasks end with `Interrupted` and the pool starts new workers for later tasks.
 //!
 //! A worker whose last task was quick holds the next one while it runs one, as with a map's
 //! chunks, so it does not sit idle while a result travels back and the next task travels out
@@ -18,7 +31,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -59,13 +72,25 @@ struct Outstanding<Sh, St> {
 struct Queue<Sh, St> {
     waiting: VecDeque<Pending<Sh, St>>,
     outstanding: HashMap<u64, Outstanding<Sh, St>>,
-    running: bool,
+    collector: Collector,
+    /// The end of the run asks the collector to stop (step 4).
+    stop: bool,
     bar: Option<Bar>,
+}
+
+/// Where the collector thread is in its life (steps 1 to 4).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Collector {
+    Stopped,
+    Running,
+    Lingering,
 }
 
 pub(crate) struct Applier<Sh, St> {
     sup: Arc<Mutex<Supervisor<Sh, St>>>,
     queue: Arc<Mutex<Queue<Sh, St>>>,
+    /// Wakes a lingering collector (a task, or a stop).
+    wake: Arc<Condvar>,
     thread: Mutex<Option<JoinHandle<()>>>,
     /// The number of the next apply task: errors name a task by it ("task #3").
     next_task: AtomicU64,
@@ -96,12 +121,14 @@ impl<Sh: Send + Sync + 'static, St: 'static> Applier<Sh, St> {
         let queue = Queue {
             waiting: VecDeque::new(),
             outstanding: HashMap::new(),
-            running: false,
+            collector: Collector::Stopped,
+            stop: false,
             bar: None,
         };
         Applier {
             sup,
             queue: Arc::new(Mutex::new(queue)),
+            wake: Arc::new(Condvar::new()),
             thread: Mutex::new(None),
             next_task: AtomicU64::new(0),
         }
@@ -138,7 +165,18 @@ impl<Sh: Send + Sync + 'static, St: 'static> Applier<Sh, St> {
             b.submitted();
         }
         q.waiting.push_back(p);
-        if q.running && q.waiting.len() == 1 {
+        if q.collector == Collector::Lingering {
+            // Step 3.
+            q.collector = Collector::Running;
+            drop(q);
+            let unsent: Vec<_> = {
+                let mut s = lock(&self.sup);
+                s.backend.begin_call();
+                send_waiting(&mut s, &mut lock(&self.queue)).collect()
+            };
+            self.wake.notify_all();
+            self.fail_unsent(unsent);
+        } else if q.collector == Collector::Running && q.waiting.len() == 1 {
             // The collector may be waiting for the workers' events (up to its tick) while a
             // worker is idle: send the task from here, unless the collector holds the
             // supervisor (it is busy, and sends the task in this pass or the next). Behind
@@ -148,24 +186,20 @@ impl<Sh: Send + Sync + 'static, St: 'static> Applier<Sh, St> {
                 Ok(mut s) => send_waiting(&mut s, &mut lock(&self.queue)).collect(),
                 Err(_) => Vec::new(),
             };
-            for (complete, e) in unsent {
-                let ok = complete(Err(e));
-                if let Some(b) = lock(&self.queue).bar.as_mut() {
-                    b.count(ok);
-                }
-            }
-        } else if !q.running {
-            q.running = true;
+            self.fail_unsent(unsent);
+        } else if q.collector == Collector::Stopped {
+            // Step 1.
+            q.collector = Collector::Running;
             drop(q);
             // From here to the collector's exit, Ctrl-C is the pool's (it ends the tasks).
             lock(&self.sup).backend.begin_call();
             if let Some(old) = lock(&self.thread).take() {
                 let _ = old.join();
             }
-            let (sup, queue) = (self.sup.clone(), self.queue.clone());
+            let (sup, queue, wake) = (self.sup.clone(), self.queue.clone(), self.wake.clone());
             let spawned = std::thread::Builder::new()
                 .name("pool-apply".into())
-                .spawn(move || collect(&sup, &queue));
+                .spawn(move || collect(&sup, &queue, &wake));
             match spawned {
                 Ok(handle) => *lock(&self.thread) = Some(handle),
                 // The OS refused a thread: nothing will run these tasks, so fail them.
@@ -173,7 +207,7 @@ impl<Sh: Send + Sync + 'static, St: 'static> Applier<Sh, St> {
                     lock(&self.sup).backend.end_call();
                     let waiting: Vec<Completion> = {
                         let mut q = lock(&self.queue);
-                        q.running = false;
+                        q.collector = Collector::Stopped;
                         q.waiting.drain(..).map(|p| p.complete).collect()
                     };
                     let kind = e.kind();
@@ -191,10 +225,24 @@ impl<Sh: Send + Sync + 'static, St: 'static> Applier<Sh, St> {
 }
 
 impl<Sh, St> Applier<Sh, St> {
-    /// Blocks until no apply task is outstanding.
+    /// Blocks until no apply task is outstanding, and stops the collector (step 4).
     pub(crate) fn wait_idle(&self) {
-        if let Some(h) = lock(&self.thread).take() {
-            let _ = h.join();
+        let Some(h) = lock(&self.thread).take() else {
+            return;
+        };
+        lock(&self.queue).stop = true;
+        self.wake.notify_all();
+        let _ = h.join();
+        lock(&self.queue).stop = false;
+    }
+
+    /// Ends the tasks that could not be sent, with why.
+    fn fail_unsent(&self, unsent: Vec<(Completion, PoolError)>) {
+        for (complete, e) in unsent {
+            let ok = complete(Err(e));
+            if let Some(b) = lock(&self.queue).bar.as_mut() {
+                b.count(ok);
+            }
         }
     }
 
@@ -230,7 +278,7 @@ impl<Sh, St> Applier<Sh, St> {
 }
 
 /// The collector thread's loop.
-fn collect<Sh, St>(sup: &Mutex<Supervisor<Sh, St>>, queue: &Mutex<Queue<Sh, St>>) {
+fn collect<Sh, St>(sup: &Mutex<Supervisor<Sh, St>>, queue: &Mutex<Queue<Sh, St>>, wake: &Condvar) {
     let events = lock(sup).backend.events().clone();
     let mut patience = Patience::new(SPINS);
     // The first pass sends the task that started the collector, without waiting for an event.
@@ -301,7 +349,12 @@ fn collect<Sh, St>(sup: &Mutex<Supervisor<Sh, St>>, queue: &Mutex<Queue<Sh, St>>
             done.extend(send_waiting(&mut s, &mut q).map(|(c, e)| (c, Err(e))));
             let idle = q.waiting.is_empty() && q.outstanding.is_empty();
             if idle {
-                q.running = false;
+                // Step 2, or step 4.
+                q.collector = if interrupted || q.stop {
+                    Collector::Stopped
+                } else {
+                    Collector::Lingering
+                };
                 s.backend.end_call();
             }
             // Ctrl-C ends the run of tasks; otherwise the bar waits for more ([`bar`]).
@@ -323,18 +376,29 @@ fn collect<Sh, St>(sup: &Mutex<Supervisor<Sh, St>>, queue: &Mutex<Queue<Sh, St>>
                 return;
             }
             let mut q = lock(queue);
-            // A task submitted since this pass found the queue idle starts the next collector.
-            let run_goes_on = q.running;
+            // A task submitted since this pass found the queue idle goes on with the run.
+            let paused = idle && q.collector != Collector::Running;
             if let Some(b) = q.bar.as_mut() {
                 oks.iter().for_each(|&ok| b.count(ok));
-                if idle && !run_goes_on {
+                if paused {
                     b.pause();
                 } else {
                     b.update(false);
                 }
             }
-            if idle {
-                return;
+            if paused {
+                let mut q = wake
+                    .wait_while(q, |q| q.collector == Collector::Lingering && !q.stop)
+                    .unwrap_or_else(|e| e.into_inner());
+                if q.collector != Collector::Running {
+                    // Step 4 (asked to stop while lingering, or stopped at this pass).
+                    q.collector = Collector::Stopped;
+                    return;
+                }
+                // Step 3: the submitting thread sent the task; its result is an event.
+                drop(q);
+                ev = None;
+                continue;
             }
         }
         ev = next_event(sup, &events, &mut patience);
