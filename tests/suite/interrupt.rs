@@ -86,6 +86,34 @@ fn play(m: StartMethod, call: &str) -> String {
     }
 }
 
+/// Starts the scenario child playing `call`, and sends it SIGINT once it says it runs; gives
+/// the child and the rest of its output.
+fn interrupt_when_running(
+    m: StartMethod,
+    call: &str,
+) -> (std::process::Child, BufReader<std::process::ChildStdout>) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env(VAR, format!("{}/{call}", m.name()))
+        .arg("--exact")
+        .arg("no-test-runs-in-the-scenario-child")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("running") {
+        line.clear();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "{call}: the child ended early"
+        );
+    }
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    (child, out)
+}
+
 fn ctrl_c_ends_every_call(m: StartMethod) {
     if m == StartMethod::Mpi {
         // The scenario runs in a child process of this one, which is no MPI rank: MPI's
@@ -93,25 +121,7 @@ fn ctrl_c_ends_every_call(m: StartMethod) {
         return;
     }
     for call in CALLS {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .env(VAR, format!("{}/{call}", m.name()))
-            .arg("--exact")
-            .arg("no-test-runs-in-the-scenario-child")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        while !line.starts_with("running") {
-            line.clear();
-            assert!(
-                out.read_line(&mut line).unwrap() > 0,
-                "{call}: the child ended early"
-            );
-        }
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let (mut child, mut out) = interrupt_when_running(m, call);
         let mut rest = String::new();
         out.read_to_string(&mut rest).unwrap();
         let mut err = String::new();
@@ -144,25 +154,7 @@ fn ctrl_c_between_apply_tasks_is_the_programs(m: StartMethod) {
     if m == StartMethod::Mpi {
         return; // as above
     }
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .env(VAR, format!("{}/apply_idle", m.name()))
-        .arg("--exact")
-        .arg("no-test-runs-in-the-scenario-child")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    while !line.starts_with("running") {
-        line.clear();
-        assert!(
-            out.read_line(&mut line).unwrap() > 0,
-            "the child ended early"
-        );
-    }
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let (mut child, _) = interrupt_when_running(m, "apply_idle");
     let status = child.wait().unwrap();
     assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}");
 }
