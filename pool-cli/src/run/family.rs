@@ -84,20 +84,15 @@ fn environment(pid: i32, buf: &mut Vec<u8>) -> Option<usize> {
     let until = std::time::Instant::now() + EXEC_PATIENCE;
     let mut empty_on_purpose_before = false;
     loop {
-        let len = match read_whole(format!("/proc/{pid}/environ").as_ref(), buf) {
-            Ok(len) => len,
-            // The main thread's memory is gone ("no such process").
-            Err(_) if why_empty(pid) == Empty::LeaderGone => {
-                return live_thread_environment(pid, buf);
-            }
-            Err(_) => return None,
-        };
-        if len > 0 {
+        let read = read_whole(format!("/proc/{pid}/environ").as_ref(), buf);
+        if let Ok(len @ 1..) = read {
             return Some(len);
         }
         match why_empty(pid) {
-            Empty::ForGood => return None,
+            // The main thread's memory is gone: its read fails ("no such process").
             Empty::LeaderGone => return live_thread_environment(pid, buf),
+            _ if read.is_err() => return None,
+            Empty::ForGood => return None,
             Empty::OnPurpose if empty_on_purpose_before => return None,
             why => empty_on_purpose_before = why == Empty::OnPurpose,
         }
