@@ -14,7 +14,9 @@
 //! trips), unless the call's mean task time so far says that `TAIL_CHUNK_TIME` holds fewer
 //! tasks (slow tasks shrink to chunks of one). Where this cap bites, the call is in its *tail*:
 //! a worker holds one chunk only, so one slow task never holds a chunk queued behind it while
-//! another worker runs out of work. A `chunk_size` given by the user stays exact.
+//! another worker runs out of work. A `chunk_size` given by the user stays the grid: chunks
+//! are cut on it, one at a time or, while they are tiny, as runs of several
+//! ([`Policy::run`]).
 
 use std::time::Duration;
 
@@ -58,12 +60,19 @@ pub(crate) const TAIL_SHRINK: u64 = 8;
 /// A chunk that took less than this is tiny: its trip to the worker and back costs about as
 /// much as running it, so its worker may hold [`PIPELINE_DEPTH`] of them (a pipeline: the next
 /// chunks wait in the worker's queue while it runs one, and it never sleeps between them). A
-/// chunk then waits at most `PIPELINE_DEPTH × TINY_CHUNK` (0.8 ms) behind the others, less
+/// chunk then waits at most `PIPELINE_DEPTH × TINY_CHUNK` (1.6 ms) behind the others, less
 /// than behind one quick chunk.
 pub(crate) const TINY_CHUNK: Duration = Duration::from_micros(100);
 
-/// Chunks a worker may hold while its chunks are tiny.
-pub(crate) const PIPELINE_DEPTH: usize = 8;
+/// Chunks a worker may hold while its chunks are tiny: two runs of [`RUN_CHUNKS`].
+pub(crate) const PIPELINE_DEPTH: usize = 16;
+
+/// Chunks cut as one *run* while the workers' chunks are tiny ([`Policy::run`]). Half the
+/// pipeline: a worker holds two runs, and runs one while the other's results travel back and
+/// the next run travels out. Eight: the trip of a one-task chunk costs 0.9 µs, running a task
+/// of `x * x` 0.01 µs (issue #17, `round_trip_profile`: runs of 4, 6 and 8 gave 0.28–0.34,
+/// 0.19–0.21 and 0.16–0.17 µs a task).
+pub(crate) const RUN_CHUNKS: u64 = (PIPELINE_DEPTH / 2) as u64;
 
 /// Tasks per worker the default `max_tasks_active` allows at least, so that one-task chunks
 /// can fill a pipeline ([`PIPELINE_DEPTH`] in hand and one staged).
@@ -140,7 +149,34 @@ impl Policy {
         self.guided_len.is_some_and(|len| taken >= len) || tail_cap.is_some()
     }
 
-    /// Chunks a worker may hold at once. One, so that a chunk never waits behind a slow one
+    /// How many chunks of the grid the next one is cut from. One, unless the call is out of its
+    /// tail, every worker's chunks are tiny (`tiny`, see [`Pace::Tiny`]) and the grid is not
+    /// adaptive: then [`RUN_CHUNKS`] of them are cut as one *run*, which travels to its worker
+    /// and back as one chunk. A tiny chunk's trip costs as much as running it, and the trip is
+    /// most of what a one-task chunk costs (issue #17: 0.9 µs against 0.16 µs a task in runs
+    /// of eight); a worker would hold them all in its pipeline anyway, and
+    /// [`Policy::hand_depth`] counts a run as the chunks it is made of. What a run changes: its
+    /// results come back together, so a task of it that turns slow holds back those of the
+    /// tasks before it in the run, as it holds back those queued behind it; and a worker lost
+    /// while running it runs its finished tasks again, as for any chunk of several tasks.
+    /// Adaptive chunks (no `chunk_size`, a known length) get no runs: they are already cut
+    /// to a 64th of each worker's share, and their number is what balances the work.
+    pub(crate) fn run(&self, tiny: bool, tail: bool) -> u64 {
+        if tiny && !tail && self.guided_len.is_none() {
+            RUN_CHUNKS
+        } else {
+            1
+        }
+    }
+
+    /// How many chunks of the grid `len` tasks are: what a chunk counts for in a worker's
+    /// hand ([`Policy::hand_depth`]), at least one.
+    pub(crate) fn units(&self, len: u64) -> u32 {
+        ((len as f64 / self.spec.size()).round() as u32).max(1)
+    }
+
+    /// Chunks a worker may hold at once, counted in chunks of the grid (a run counts for each
+    /// of its chunks, see [`Policy::run`]). One, so that a chunk never waits behind a slow one
     /// while another worker could run it; two while its chunks are quick and the call is not
     /// in its tail. Between two chunks a worker waits for its result to travel back and the
     /// next chunk to travel out, a gap that matters next to a chunk of a few milliseconds and
@@ -223,11 +259,33 @@ mod tests {
     }
 
     #[test]
+    fn a_run_is_cut_on_the_grid() {
+        // Chunks of 2.5 end at 3, 5, 8, 10, 13, 15: a run of two is 0..5, then 5..8 alone,
+        // then 8..13.
+        let mut c = Chunks::new(0..20u32, ChunkSpec::Size(2.5), None);
+        let cuts: Vec<(u64, usize)> = [2, 1, 2]
+            .into_iter()
+            .map(|run| {
+                let (first, v) = c.next_capped(u64::MAX, run).unwrap();
+                (first, v.len())
+            })
+            .collect();
+        assert_eq!(cuts, vec![(0, 5), (5, 3), (8, 5)]);
+        let p = policy(400, Some(3));
+        assert_eq!(p.units(24), 8);
+        assert_eq!(p.units(1), 1, "a chunk cut short still counts");
+        assert_eq!(p.run(true, false), RUN_CHUNKS);
+        assert_eq!(p.run(true, true), 1, "the tail");
+        assert_eq!(p.run(false, false), 1);
+        assert_eq!(policy(400, None).run(true, false), 1, "adaptive chunks");
+    }
+
+    #[test]
     fn a_capped_chunk_moves_the_grid() {
         let mut c = Chunks::new(0..20u32, ChunkSpec::Size(2.5), None);
         let lens: Vec<usize> = [u64::MAX, 1, u64::MAX, u64::MAX]
             .into_iter()
-            .map(|cap| c.next_capped(cap).unwrap().1.len())
+            .map(|cap| c.next_capped(cap, 1).unwrap().1.len())
             .collect();
         // 3, then 1 (capped), then the grid of 2.5 starts again at task 4: 3, 2.
         assert_eq!(lens, vec![3, 1, 3, 2]);
@@ -291,24 +349,25 @@ impl Cuts {
         }
     }
 
-    /// How many tasks the next chunk has on the grid (before any cap).
-    fn grid_len(&self) -> u64 {
-        let end = self.origin + chunk_end(self.k, self.size);
+    /// How many tasks the next `run` chunks on the grid have together (before any cap).
+    fn grid_len(&self, run: u64) -> u64 {
+        let end = self.origin + chunk_end(self.k + run.max(1) - 1, self.size);
         let end = self.limit.map_or(end, |l| end.min(l));
         end.saturating_sub(self.next_index)
     }
 
-    /// How many tasks the next chunk will have at most, with at most `cap` (at least 1).
-    fn next_len(&self, cap: u64) -> u64 {
-        self.grid_len().min(cap.max(1))
+    /// How many tasks the next `run` chunks cut as one will have at most, with at most `cap`
+    /// (at least 1).
+    fn next_len(&self, cap: u64, run: u64) -> u64 {
+        self.grid_len(run).min(cap.max(1))
     }
 
-    /// Records a chunk of `len` tasks; returns the index of its first task.
-    fn advance(&mut self, len: u64) -> u64 {
+    /// Records `run` chunks cut as one, of `len` tasks; returns the index of its first task.
+    fn advance(&mut self, len: u64, run: u64) -> u64 {
         let first = self.next_index;
-        let short = len < self.grid_len();
+        let short = len < self.grid_len(run);
         self.next_index += len;
-        self.k += 1;
+        self.k += run.max(1);
         if short {
             (self.origin, self.k) = (self.next_index, 0);
         }
@@ -339,12 +398,12 @@ impl<I: Iterator> Chunks<I> {
 
     /// How many tasks the next chunk will have at most.
     pub fn next_len(&self) -> u64 {
-        self.cuts.next_len(u64::MAX)
+        self.cuts.next_len(u64::MAX, 1)
     }
 
-    /// The next chunk, of at most `cap` tasks.
-    fn next_capped(&mut self, cap: u64) -> Option<(u64, Vec<I::Item>)> {
-        let want = self.cuts.next_len(cap) as usize;
+    /// The next `run` chunks as one, of at most `cap` tasks.
+    fn next_capped(&mut self, cap: u64, run: u64) -> Option<(u64, Vec<I::Item>)> {
+        let want = self.cuts.next_len(cap, run) as usize;
         if want == 0 {
             return None;
         }
@@ -352,7 +411,7 @@ impl<I: Iterator> Chunks<I> {
         if chunk.is_empty() {
             return None;
         }
-        Some((self.cuts.advance(chunk.len() as u64), chunk))
+        Some((self.cuts.advance(chunk.len() as u64, run), chunk))
     }
 }
 
@@ -360,7 +419,7 @@ impl<I: Iterator> Iterator for Chunks<I> {
     type Item = (u64, Vec<I::Item>);
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.next_capped(u64::MAX)
+        self.next_capped(u64::MAX, 1)
     }
 }
 
@@ -409,23 +468,24 @@ impl<T: Clone> ChunkInputs<T> {
 
 /// A source of chunks whose input type is erased: one virtual call per chunk rather than
 /// one per task, so pulling a chunk out of a range or a vector stays a tight loop. `cap`: the
-/// most tasks the chunk may have ([`Policy::tail_cap`]; `u64::MAX` for none).
+/// most tasks the chunk may have ([`Policy::tail_cap`]; `u64::MAX` for none). `run`: how many
+/// chunks of the grid are cut as one ([`Policy::run`]; 1 for a chunk alone).
 pub(crate) trait ChunkSource<T> {
     /// See [`Chunks::next_len`].
-    fn next_len(&self, cap: u64) -> u64;
+    fn next_len(&self, cap: u64, run: u64) -> u64;
     /// The next chunk: `(index of its first task, tasks)`.
-    fn next_chunk(&mut self, cap: u64) -> Option<(u64, ChunkInputs<T>)>;
+    fn next_chunk(&mut self, cap: u64, run: u64) -> Option<(u64, ChunkInputs<T>)>;
     /// See [`Chunks::taken`].
     fn taken(&self) -> u64;
 }
 
 impl<I: Iterator> ChunkSource<I::Item> for Chunks<I> {
-    fn next_len(&self, cap: u64) -> u64 {
-        self.cuts.next_len(cap)
+    fn next_len(&self, cap: u64, run: u64) -> u64 {
+        self.cuts.next_len(cap, run)
     }
 
-    fn next_chunk(&mut self, cap: u64) -> Option<(u64, ChunkInputs<I::Item>)> {
-        self.next_capped(cap)
+    fn next_chunk(&mut self, cap: u64, run: u64) -> Option<(u64, ChunkInputs<I::Item>)> {
+        self.next_capped(cap, run)
             .map(|(first, v)| (first, ChunkInputs::Vec(v)))
     }
 
@@ -452,16 +512,16 @@ impl<T> SplitChunks<T> {
 }
 
 impl<T> ChunkSource<T> for SplitChunks<T> {
-    fn next_len(&self, cap: u64) -> u64 {
-        self.cuts.next_len(cap)
+    fn next_len(&self, cap: u64, run: u64) -> u64 {
+        self.cuts.next_len(cap, run)
     }
 
-    fn next_chunk(&mut self, cap: u64) -> Option<(u64, ChunkInputs<T>)> {
-        let len = self.cuts.next_len(cap);
+    fn next_chunk(&mut self, cap: u64, run: u64) -> Option<(u64, ChunkInputs<T>)> {
+        let len = self.cuts.next_len(cap, run);
         if len == 0 {
             return None;
         }
-        let first = self.cuts.advance(len);
+        let first = self.cuts.advance(len, run);
         let reader = self.inputs.split(first as usize, len as usize);
         Some((first, ChunkInputs::Reader(reader)))
     }

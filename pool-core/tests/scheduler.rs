@@ -563,15 +563,56 @@ fn chunks_shrink_in_the_tail_and_none_waits_in_a_busy_hand() {
 }
 
 #[test]
-fn a_chunk_size_given_stays_exact() {
+fn a_chunk_size_given_stays_the_grid() {
     let (mut p, stage) = pool(Script::default());
     let opts = MapOptions::default().chunk_size(7);
     let out = p
         .map_with(slow_from_300, counted(&stage, 400), opts)
         .unwrap();
     assert_eq!(out, (0..400).collect::<Vec<_>>());
+    // Chunks of 7, or runs of them while they were tiny, never cut anywhere else.
+    let mut chunks = handed(&stage.log());
+    chunks.sort_by_key(|c| c.1);
+    let mut next = 0;
+    for &(_, first, len) in &chunks {
+        assert_eq!(first, next, "{chunks:?}");
+        next += u64::from(len);
+        assert!(len % 7 == 0 || next == 400, "{chunks:?}");
+    }
+    assert_eq!(next, 400);
+}
+
+#[test]
+fn tiny_chunks_travel_in_runs_and_slow_ones_alone() {
+    // Tiny tasks: once both workers' chunks came back tiny, eight go as one run.
+    let (mut p, stage) = pool(Script::default());
+    let opts = MapOptions::default().chunk_size(1);
+    let out = p
+        .map_with(|x: u64| x, counted(&stage, 5000), opts.clone())
+        .unwrap();
+    assert_eq!(out, (0..5000).collect::<Vec<_>>());
+    let mut chunks = handed(&stage.log());
+    assert_eq!(
+        chunks[0].2, 1,
+        "the first chunks go alone, before their pace is known"
+    );
+    // In input order, every chunk but the last (cut short by the input's end) is one task or
+    // a run of eight.
+    chunks.sort_by_key(|c| c.1);
+    let lens: Vec<u32> = chunks.iter().map(|c| c.2).collect();
+    let (last, before) = lens.split_last().unwrap();
+    assert!(before.iter().all(|&l| l == 1 || l == 8), "{lens:?}");
+    assert!((1..=8).contains(last), "{lens:?}");
+    assert!(lens.contains(&8), "{lens:?}");
+    // Tasks of a millisecond are never tiny: each goes alone, as asked.
+    drop(p);
+    let (mut p, stage) = pool(Script::default());
+    let slow = |x: u64| {
+        std::thread::sleep(Duration::from_millis(1));
+        x
+    };
+    let out = p.map_with(slow, counted(&stage, 60), opts).unwrap();
+    assert_eq!(out, (0..60).collect::<Vec<_>>());
     let lens: Vec<u32> = handed(&stage.log()).iter().map(|c| c.2).collect();
-    let mut want = vec![7; 400 / 7];
-    want.push(400 % 7);
-    assert_eq!(lens, want);
+    assert_eq!(lens, vec![1; 60]);
 }

@@ -28,7 +28,7 @@ pub(super) fn send_waiting<Sh, St>(
     let mut unsent = Vec::new();
     while let Some(next) = q.waiting.front() {
         let tail = q.waiting.len() < s.n_jobs();
-        let Some(mut w) = s.pick(None, tail) else {
+        let Some(mut w) = s.pick(None, tail, 1) else {
             break;
         };
         let mut resend = None;
@@ -42,7 +42,7 @@ pub(super) fn send_waiting<Sh, St>(
                         .is_none_or(|o| o.timeout.is_none())
                 });
             if !safe {
-                let Some(idle) = s.pick(None, true) else {
+                let Some(idle) = s.pick(None, true, 1) else {
                     break;
                 };
                 (w, resend) = (idle, None);

@@ -35,17 +35,19 @@ impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
                 self.sup.mean_task_time(),
             );
             let cap = policy.tail_cap(taken, pace);
-            if !self.staged.is_empty() {
+            let in_tail = policy.in_tail(taken, cap);
+            if let Some((_, front)) = self.staged.front() {
+                let units = policy.units(front.len() as u64);
                 let only = self.cfg.order_tasks.then_some(self.rr % self.sup.n_jobs());
-                let tail = self.input_done || policy.in_tail(taken, cap);
-                let mut picked = self.sup.pick(only, tail);
+                let tail = self.input_done || in_tail;
+                let mut picked = self.sup.pick(only, tail, units);
                 if picked.is_none() && self.sup.any_dead() {
                     self.sup.revive()?;
-                    picked = self.sup.pick(only, tail);
+                    picked = self.sup.pick(only, tail, units);
                 }
                 if let Some(worker) = picked {
                     let (first, tasks) = self.staged.pop_front().expect("not empty");
-                    self.send(worker, first, tasks)?;
+                    self.send(worker, first, tasks, units)?;
                     if self.finished {
                         return Ok(());
                     }
@@ -56,13 +58,21 @@ impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
                 return Ok(());
             }
             let cap = cap.unwrap_or(u64::MAX);
-            let len = self.chunks.next_len(cap);
-            let too_far_ahead = self.cfg.ordered
-                && self.chunks.taken() + len > self.reorder.next_expected() + policy.max_ahead;
-            if self.active > 0 && (self.active + len > policy.max_active || too_far_ahead) {
+            let fits = |len: u64| {
+                self.active + len <= policy.max_active
+                    && !(self.cfg.ordered
+                        && taken + len > self.reorder.next_expected() + policy.max_ahead)
+            };
+            // A run must fit the back-pressure whole; else the chunk goes alone.
+            let tiny = self.sup.takes_runs() && !self.cfg.order_tasks;
+            let mut run = policy.run(tiny, in_tail);
+            if run > 1 && !fits(self.chunks.next_len(cap, run)) {
+                run = 1;
+            }
+            if self.active > 0 && !fits(self.chunks.next_len(cap, run)) {
                 return Ok(());
             }
-            match self.chunks.next_chunk(cap) {
+            match self.chunks.next_chunk(cap, run) {
                 Some((first, tasks)) => {
                     self.active += tasks.len() as u64;
                     self.staged.push_back((first, tasks));
@@ -76,7 +86,14 @@ impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
         }
     }
 
-    fn send(&mut self, worker: usize, first: u64, tasks: ChunkInputs<T>) -> Result<(), PoolError> {
+    /// Sends the chunk at `first` to `worker`, where it counts for `units` chunks of the grid.
+    fn send(
+        &mut self,
+        worker: usize,
+        first: u64,
+        tasks: ChunkInputs<T>,
+        units: u32,
+    ) -> Result<(), PoolError> {
         self.rr += 1;
         let n = tasks.len() as u32;
         let encoding = |message| PoolError::Serialization {
@@ -132,7 +149,7 @@ impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
             settings,
         };
         let now = self.now();
-        if let Err(e) = self.sup.dispatch_at(worker, cmd, now) {
+        if let Err(e) = self.sup.dispatch_at(worker, cmd, now, units) {
             // Sent → lost: the chunk is in the worker's hand, and goes with it.
             self.refused(worker, e);
         }

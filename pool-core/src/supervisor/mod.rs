@@ -156,15 +156,23 @@ impl<Sh, St> Supervisor<Sh, St> {
         self.slots.iter().any(|s| s.alive)
     }
 
-    /// A worker that can take a chunk now, the one with the least in hand: `Some(w)` forces
-    /// that worker (round-robin). `tail`: the call is in its tail ([`Slot::can_take`]).
-    pub(crate) fn pick(&self, only: Option<usize>, tail: bool) -> Option<usize> {
+    /// A worker that can take a chunk of `units` chunks of the grid now, the one with the least
+    /// in hand: `Some(w)` forces that worker (round-robin). `tail`: the call is in its tail
+    /// ([`Slot::can_take`]).
+    pub(crate) fn pick(&self, only: Option<usize>, tail: bool, units: u32) -> Option<usize> {
         match only {
-            Some(w) => self.slots[w].can_take(tail).then_some(w),
+            Some(w) => self.slots[w].can_take(tail, units).then_some(w),
             None => (0..self.slots.len())
-                .filter(|&w| self.slots[w].can_take(tail))
-                .min_by_key(|&w| self.slots[w].inflight.len()),
+                .filter(|&w| self.slots[w].can_take(tail, units))
+                .min_by_key(|&w| self.slots[w].held()),
         }
+    }
+
+    /// Whether the call may cut runs of chunks ([`crate::chunking::Policy::run`]): every live
+    /// worker's chunks are tiny, and none has a lifespan (a run would carry it past it).
+    pub(crate) fn takes_runs(&self) -> bool {
+        let mut live = self.slots.iter().filter(|s| s.alive).peekable();
+        live.peek().is_some() && live.all(|s| s.tiny() && s.lifespan.is_none())
     }
 
     /// The next event, waiting at most `timeout`: every blocking wait of the pool goes through
@@ -182,22 +190,23 @@ impl<Sh, St> Supervisor<Sh, St> {
         worker: usize,
         cmd: Command<Sh, St>,
     ) -> Result<(), PoolError> {
-        self.dispatch_at(worker, cmd, Instant::now())
+        self.dispatch_at(worker, cmd, Instant::now(), 1)
     }
 
     /// [`Self::dispatch`] with the time of sending read by the caller (a call reads the clock
-    /// once for the chunks it sends together).
+    /// once for the chunks it sends together), for a chunk of `units` chunks of the grid.
     pub(crate) fn dispatch_at(
         &mut self,
         worker: usize,
         cmd: Command<Sh, St>,
         now: Instant,
+        units: u32,
     ) -> Result<(), PoolError> {
-        self.note_sent(worker, &cmd, now);
+        self.note_sent(worker, &cmd, now, units);
         self.backend.send(worker, cmd)
     }
 
-    fn note_sent(&mut self, worker: usize, cmd: &Command<Sh, St>, now: Instant) {
+    fn note_sent(&mut self, worker: usize, cmd: &Command<Sh, St>, now: Instant, units: u32) {
         if let Command::Chunk {
             call, first, len, ..
         } = cmd
@@ -207,6 +216,7 @@ impl<Sh, St> Supervisor<Sh, St> {
                 call: *call,
                 first: *first,
                 len: *len,
+                units,
                 sent: now,
             });
             slot.assigned_in_life += u64::from(*len);
@@ -245,7 +255,7 @@ impl<Sh, St> Supervisor<Sh, St> {
                     .position(|c| c.call == call && c.first == first)
                 {
                     let c = slot.inflight.remove(pos).expect("found");
-                    let took = slot.chunk_done(c.sent, now);
+                    let took = slot.chunk_done(c.sent, now, c.units);
                     self.pace.0 += took;
                     self.pace.1 += u64::from(c.len);
                     len = c.len;

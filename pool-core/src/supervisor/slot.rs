@@ -13,6 +13,9 @@ pub(crate) struct InFlight {
     pub(crate) call: u64,
     pub(crate) first: u64,
     pub(crate) len: u32,
+    /// How many chunks of the call's grid it is: more than one for a run
+    /// ([`crate::chunking::Policy::run`]).
+    pub(crate) units: u32,
     /// When it was sent to the worker.
     pub(crate) sent: Instant,
 }
@@ -35,21 +38,35 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
-    /// Whether it can take one more chunk now (`tail`: the call is in its tail, see
-    /// [`Policy::hand_depth`]).
-    pub(crate) fn can_take(&self, tail: bool) -> bool {
+    /// Whether it can take a chunk of `units` chunks of the grid now (`tail`: the call is in
+    /// its tail, see [`Policy::hand_depth`], which counts such units). A run bigger than the
+    /// depth goes to an empty hand.
+    pub(crate) fn can_take(&self, tail: bool, units: u32) -> bool {
+        let held = self.held();
         self.alive
             && !self.exiting
-            && self.inflight.len() < Policy::hand_depth(self.pace, tail)
+            && (held == 0 || (held + units) as usize <= Policy::hand_depth(self.pace, tail))
             && self.lifespan.is_none_or(|l| self.assigned_in_life < l)
     }
 
-    /// Notes that a chunk sent at `sent` came back now; returns how long it took.
-    pub(crate) fn chunk_done(&mut self, sent: Instant, now: Instant) -> Duration {
+    /// Chunks of the grid in hand (a run counts for each of its chunks).
+    pub(crate) fn held(&self) -> u32 {
+        self.inflight.iter().map(|c| c.units).sum()
+    }
+
+    /// Whether its chunks are tiny (it may take runs, [`crate::chunking::Policy::run`]).
+    pub(crate) fn tiny(&self) -> bool {
+        self.pace == Pace::Tiny
+    }
+
+    /// Notes that a chunk of `units` chunks of the grid, sent at `sent`, came back now;
+    /// returns how long it took.
+    pub(crate) fn chunk_done(&mut self, sent: Instant, now: Instant, units: u32) -> Duration {
         // With two in hand, a chunk began when the one before it ended.
         let began = self.last_done.map_or(sent, |d| d.max(sent));
         let took = now.duration_since(began);
-        self.pace = Pace::of(took);
+        // The pace is a grid chunk's: a run of four tiny ones is no slower than each.
+        self.pace = Pace::of(took / units.max(1));
         self.last_done = Some(now);
         took
     }
@@ -72,6 +89,7 @@ mod tests {
             call: 1,
             first: 0,
             len: 1,
+            units: 1,
             sent: Instant::now(),
         }
     }
@@ -83,7 +101,7 @@ mod tests {
             pace,
             ..Slot::default()
         };
-        while s.can_take(tail) {
+        while s.can_take(tail, 1) {
             s.inflight.push_back(chunk());
         }
         s.inflight.len()
@@ -103,6 +121,37 @@ mod tests {
     }
 
     #[test]
+    fn a_run_counts_for_its_chunks_and_goes_alone_to_a_slow_hand() {
+        let run = crate::chunking::RUN_CHUNKS as u32;
+        let mut s = Slot {
+            alive: true,
+            pace: Pace::Tiny,
+            ..Slot::default()
+        };
+        let mut n = 0;
+        while s.can_take(false, run) {
+            s.inflight.push_back(InFlight {
+                units: run,
+                ..chunk()
+            });
+            n += 1;
+        }
+        assert_eq!(n, PIPELINE_DEPTH / run as usize);
+        assert_eq!(s.held() as usize, PIPELINE_DEPTH);
+        // Eight chunks of a millisecond back together: each took 1 ms, not 8.
+        let t0 = Instant::now();
+        s.chunk_done(t0, t0 + Duration::from_millis(8), 8);
+        assert_eq!(s.pace, Pace::Quick);
+        s.inflight.clear();
+        assert!(
+            s.can_take(true, run),
+            "an empty hand takes a run whatever its depth"
+        );
+        s.inflight.push_back(chunk());
+        assert!(!s.can_take(false, run));
+    }
+
+    #[test]
     fn a_slow_chunk_ends_the_pipeline() {
         let mut s = Slot {
             alive: true,
@@ -112,7 +161,7 @@ mod tests {
         let long_ago = Instant::now()
             .checked_sub(Duration::from_millis(50))
             .expect("the clock runs long enough");
-        s.chunk_done(long_ago, Instant::now());
+        s.chunk_done(long_ago, Instant::now(), 1);
         assert_eq!(s.pace, Pace::Slow);
         s.pace = Pace::Tiny;
         s.forget_pace();
