@@ -15,8 +15,8 @@
 //! tasks (slow tasks shrink to chunks of one). Where this cap bites, the call is in its *tail*:
 //! a worker holds one chunk only, so one slow task never holds a chunk queued behind it while
 //! another worker runs out of work. A `chunk_size` given by the user stays the grid: chunks
-//! are cut on it, one at a time or, while they are tiny, as runs of several
-//! ([`Policy::run`]).
+//! are cut on it, one at a time or, while they are micro, as runs of several
+//! (`Policy::run`).
 
 use std::time::Duration;
 
@@ -60,19 +60,30 @@ pub(crate) const TAIL_SHRINK: u64 = 8;
 /// A chunk that took less than this is tiny: its trip to the worker and back costs about as
 /// much as running it, so its worker may hold [`PIPELINE_DEPTH`] of them (a pipeline: the next
 /// chunks wait in the worker's queue while it runs one, and it never sleeps between them). A
-/// chunk then waits at most `PIPELINE_DEPTH × TINY_CHUNK` (1.6 ms) behind the others, less
+/// chunk then waits at most `PIPELINE_DEPTH × TINY_CHUNK` (0.8 ms) behind the others, less
 /// than behind one quick chunk.
 pub(crate) const TINY_CHUNK: Duration = Duration::from_micros(100);
 
-/// Chunks a worker may hold while its chunks are tiny: two runs of [`RUN_CHUNKS`].
-pub(crate) const PIPELINE_DEPTH: usize = 16;
+/// Chunks a worker may hold while its chunks are tiny.
+pub(crate) const PIPELINE_DEPTH: usize = 8;
 
-/// Chunks cut as one *run* while the workers' chunks are tiny ([`Policy::run`]). Half the
-/// pipeline: a worker holds two runs, and runs one while the other's results travel back and
-/// the next run travels out. Eight: the trip of a one-task chunk costs 0.9 µs, running a task
-/// of `x * x` 0.01 µs (issue #17, `round_trip_profile`: runs of 4, 6 and 8 gave 0.28–0.34,
-/// 0.19–0.21 and 0.16–0.17 µs a task).
-pub(crate) const RUN_CHUNKS: u64 = (PIPELINE_DEPTH / 2) as u64;
+/// A chunk that took less than this is a *micro* chunk: its trip costs a good part of its
+/// time (~1 µs under threads, a few under Fork), so the next ones travel in runs
+/// ([`Policy::run`]). Slower chunks gain little from a run, and a run of big payloads costs
+/// more than it saves (issue #17: 1 MiB echo trips, ~40 µs each, fell from 5.5–7.1 to
+/// 4.0–4.7 GB/s under Fork and from 36 to 27 GB/s under threads in runs of eight). A worker
+/// is timed over a window of results for this ([`crate::supervisor`]'s slots), not one.
+pub(crate) const MICRO_CHUNK: Duration = Duration::from_micros(10);
+
+/// Chunks cut as one *run* while the workers' chunks are micro ([`Policy::run`]). Eight: the
+/// trip of a one-task chunk costs ~0.9 µs, running a task of `x * x` 0.01 µs (issue #17,
+/// `round_trip_profile`, two runs in hand: runs of 4, 6 and 8 gave 0.28–0.34, 0.19–0.21 and
+/// 0.16–0.17 µs a task).
+pub(crate) const RUN_CHUNKS: u64 = 8;
+
+/// Chunks a worker may hold while its chunks are micro: two runs, so that it runs one while
+/// the other's results travel back and the next run travels out.
+pub(crate) const RUN_DEPTH: usize = 2 * RUN_CHUNKS as usize;
 
 /// Tasks per worker the default `max_tasks_active` allows at least, so that one-task chunks
 /// can fill a pipeline ([`PIPELINE_DEPTH`] in hand and one staged).
@@ -150,19 +161,19 @@ impl Policy {
     }
 
     /// How many chunks of the grid the next one is cut from. One, unless the call is out of its
-    /// tail, every worker's chunks are tiny (`tiny`, see [`Pace::Tiny`]) and the grid is not
-    /// adaptive: then [`RUN_CHUNKS`] of them are cut as one *run*, which travels to its worker
-    /// and back as one chunk. A tiny chunk's trip costs as much as running it, and the trip is
-    /// most of what a one-task chunk costs (issue #17: 0.9 µs against 0.16 µs a task in runs
-    /// of eight); a worker would hold them all in its pipeline anyway, and
+    /// tail, every worker's chunks are micro (`micro`, see [`Pace::Micro`]) and the grid is
+    /// not adaptive: then [`RUN_CHUNKS`] of them are cut as one *run*, which travels to its
+    /// worker and back as one chunk. A micro chunk's trip costs more than running it, and the
+    /// trip is most of what a one-task chunk costs (issue #17: 0.9 µs against 0.16 µs a task
+    /// in runs of eight); a worker would hold them in its pipeline anyway, and
     /// [`Policy::hand_depth`] counts a run as the chunks it is made of. What a run changes: its
     /// results come back together, so a task of it that turns slow holds back those of the
     /// tasks before it in the run, as it holds back those queued behind it; and a worker lost
     /// while running it runs its finished tasks again, as for any chunk of several tasks.
     /// Adaptive chunks (no `chunk_size`, a known length) get no runs: they are already cut
     /// to a 64th of each worker's share, and their number is what balances the work.
-    pub(crate) fn run(&self, tiny: bool, tail: bool) -> u64 {
-        if tiny && !tail && self.guided_len.is_none() {
+    pub(crate) fn run(&self, micro: bool, tail: bool) -> u64 {
+        if micro && !tail && self.guided_len.is_none() {
             RUN_CHUNKS
         } else {
             1
@@ -185,17 +196,19 @@ impl Policy {
     /// chunks go to idle workers only: a chunk queued then could wait behind a slow one while
     /// the other workers have nothing left to do. While its chunks are tiny (their trip costs
     /// more than running them) and the call is not in its tail, it holds [`PIPELINE_DEPTH`]:
-    /// then the trips overlap.
+    /// then the trips overlap; while they are micro, two runs ([`RUN_DEPTH`]).
     pub(crate) fn hand_depth(pace: Pace, tail: bool) -> usize {
         match (pace, tail) {
             (_, true) | (Pace::Slow, _) => 1,
             (Pace::Quick, false) => 2,
             (Pace::Tiny, false) => PIPELINE_DEPTH,
+            (Pace::Micro, false) => RUN_DEPTH,
         }
     }
 }
 
-/// How long a worker's last chunk took: under [`TINY_CHUNK`], under [`QUICK_CHUNK`], or more.
+/// How long a worker's last chunk took (a run's: each of its chunks): under [`MICRO_CHUNK`],
+/// under [`TINY_CHUNK`], under [`QUICK_CHUNK`], or more.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) enum Pace {
     /// Slower than [`QUICK_CHUNK`], or not known yet.
@@ -205,12 +218,16 @@ pub(crate) enum Pace {
     Quick,
     /// Under [`TINY_CHUNK`].
     Tiny,
+    /// Under [`MICRO_CHUNK`].
+    Micro,
 }
 
 impl Pace {
     /// The pace of a chunk that took `took`.
     pub(crate) fn of(took: Duration) -> Self {
-        if took < TINY_CHUNK {
+        if took < MICRO_CHUNK {
+            Pace::Micro
+        } else if took < TINY_CHUNK {
             Pace::Tiny
         } else if took < QUICK_CHUNK {
             Pace::Quick

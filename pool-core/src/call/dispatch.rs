@@ -64,8 +64,8 @@ impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
                         && taken + len > self.reorder.next_expected() + policy.max_ahead)
             };
             // A run must fit the back-pressure whole; else the chunk goes alone.
-            let tiny = self.sup.takes_runs() && !self.cfg.order_tasks;
-            let mut run = policy.run(tiny, in_tail);
+            let micro = self.sup.takes_runs() && !self.cfg.order_tasks;
+            let mut run = policy.run(micro, in_tail);
             if run > 1 && !fits(self.chunks.next_len(cap, run)) {
                 run = 1;
             }

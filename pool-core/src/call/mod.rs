@@ -44,12 +44,14 @@
 //!      slow task never stops the other workers;
 //!    - *results ahead* (ordered calls): no chunk is pulled that starts `max_ahead` tasks or
 //!      more past the first result not yet out, so what waits behind a stuck task is bounded;
-//!    - *hand depth*: a worker holds one chunk, two while its chunks are quick, sixteen while
-//!      they are tiny, and one whatever its pace once the call is in its tail
-//!      (`Policy::hand_depth`); at most `n_jobs` chunks are staged.
-//!    - *runs*: while every worker's chunks are tiny and the call is out of its tail, the
-//!      next eight chunks of the grid are cut as one (`Policy::run`): they travel to one
-//!      worker and back as one chunk, and count for eight in its hand.
+//!    - *hand depth*: a worker holds one chunk, two while its chunks are quick (< 20 ms),
+//!      eight while they are tiny (< 0.1 ms), sixteen while they are micro (< 10 µs), and one
+//!      whatever its pace once the call is in its tail (`Policy::hand_depth`); at most
+//!      `n_jobs` chunks are staged.
+//!    - *runs*: while every worker's chunks are micro and the call is out of its tail (and
+//!      its chunks are not adaptive), the next eight chunks of the grid are cut as one
+//!      (`Policy::run`): they travel to one worker and back as one chunk, and count for
+//!      eight in its hand.
 //!    - *the tail*: when the user gave no `chunk_size` and the length is known, each chunk is
 //!      cut as it is staged, to at most `Policy::tail_cap` tasks: a share of the tasks left,
 //!      so chunks shrink as the call nears its end. From the first chunk cut short, or once

@@ -169,10 +169,10 @@ impl<Sh, St> Supervisor<Sh, St> {
     }
 
     /// Whether the call may cut runs of chunks ([`crate::chunking::Policy::run`]): every live
-    /// worker's chunks are tiny, and none has a lifespan (a run would carry it past it).
+    /// worker's chunks are micro, and none has a lifespan (a run would carry it past it).
     pub(crate) fn takes_runs(&self) -> bool {
         let mut live = self.slots.iter().filter(|s| s.alive).peekable();
-        live.peek().is_some() && live.all(|s| s.tiny() && s.lifespan.is_none())
+        live.peek().is_some() && live.all(|s| s.micro() && s.lifespan.is_none())
     }
 
     /// The next event, waiting at most `timeout`: every blocking wait of the pool goes through

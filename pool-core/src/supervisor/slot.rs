@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::chunking::{Pace, Policy};
+use crate::chunking::{MICRO_CHUNK, Pace, Policy, RUN_DEPTH};
 
 /// A chunk a worker has in hand (*sent*, or *running* at the front of the hand).
 #[derive(Debug, Clone, Copy)]
@@ -35,7 +35,16 @@ pub(crate) struct Slot {
     pace: Pace,
     /// When its last chunk came back.
     last_done: Option<Instant>,
+    /// The window its chunks are timed over for [`Pace::Micro`]: since when, and how many
+    /// chunks of the grid came back since.
+    window: Option<(Instant, u32)>,
+    /// Whether its chunks came back quicker than [`crate::chunking::MICRO_CHUNK`] each over the
+    /// last window.
+    micro_over_window: bool,
 }
+
+/// Chunks of the grid a worker's pace is timed over before it counts as micro (two runs).
+const MICRO_WINDOW: u32 = RUN_DEPTH as u32;
 
 impl Slot {
     /// Whether it can take a chunk of `units` chunks of the grid now (`tail`: the call is in
@@ -54,9 +63,9 @@ impl Slot {
         self.inflight.iter().map(|c| c.units).sum()
     }
 
-    /// Whether its chunks are tiny (it may take runs, [`crate::chunking::Policy::run`]).
-    pub(crate) fn tiny(&self) -> bool {
-        self.pace == Pace::Tiny
+    /// Whether its chunks are micro (it may take runs, [`crate::chunking::Policy::run`]).
+    pub(crate) fn micro(&self) -> bool {
+        self.pace == Pace::Micro
     }
 
     /// Notes that a chunk of `units` chunks of the grid, sent at `sent`, came back now;
@@ -65,8 +74,20 @@ impl Slot {
         // With two in hand, a chunk began when the one before it ended.
         let began = self.last_done.map_or(sent, |d| d.max(sent));
         let took = now.duration_since(began);
-        // The pace is a grid chunk's: a run of four tiny ones is no slower than each.
+        // The pace is a grid chunk's: a run of eight micro ones is no slower than each.
         self.pace = Pace::of(took / units.max(1));
+        // Micro takes more than one chunk's word: results taken together share one reading
+        // of the clock, so all but the first seem to have taken no time (1 MiB echoes, ~40 µs
+        // each, looked micro). The time between results over a window says what each took.
+        let (since, n) = self.window.get_or_insert((began, 0));
+        *n += units;
+        if *n >= MICRO_WINDOW {
+            self.micro_over_window = now.duration_since(*since) / *n < MICRO_CHUNK;
+            self.window = Some((now, 0));
+        }
+        if self.pace == Pace::Micro && !self.micro_over_window {
+            self.pace = Pace::Tiny;
+        }
         self.last_done = Some(now);
         took
     }
@@ -74,6 +95,7 @@ impl Slot {
     /// Forgets how quick its chunks were (a new call's may be slower).
     pub(crate) fn forget_pace(&mut self) {
         (self.pace, self.last_done) = (Pace::Slow, None);
+        (self.window, self.micro_over_window) = (None, false);
     }
 }
 
@@ -82,7 +104,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::chunking::PIPELINE_DEPTH;
+    use crate::chunking::{PIPELINE_DEPTH, RUN_DEPTH};
 
     fn chunk() -> InFlight {
         InFlight {
@@ -109,13 +131,15 @@ mod tests {
 
     #[test]
     fn a_worker_holds_more_chunks_the_quicker_they_are_and_one_in_the_tail() {
+        assert_eq!(Pace::of(Duration::from_micros(2)), Pace::Micro);
         assert_eq!(Pace::of(Duration::from_micros(20)), Pace::Tiny);
         assert_eq!(Pace::of(Duration::from_micros(500)), Pace::Quick);
         assert_eq!(Pace::of(Duration::from_millis(50)), Pace::Slow);
+        assert_eq!(takes(Pace::Micro, false), RUN_DEPTH);
         assert_eq!(takes(Pace::Tiny, false), PIPELINE_DEPTH);
         assert_eq!(takes(Pace::Quick, false), 2);
         assert_eq!(takes(Pace::Slow, false), 1);
-        for pace in [Pace::Tiny, Pace::Quick, Pace::Slow] {
+        for pace in [Pace::Micro, Pace::Tiny, Pace::Quick, Pace::Slow] {
             assert_eq!(takes(pace, true), 1, "{pace:?}, in the tail");
         }
     }
@@ -125,7 +149,7 @@ mod tests {
         let run = crate::chunking::RUN_CHUNKS as u32;
         let mut s = Slot {
             alive: true,
-            pace: Pace::Tiny,
+            pace: Pace::Micro,
             ..Slot::default()
         };
         let mut n = 0;
@@ -136,8 +160,8 @@ mod tests {
             });
             n += 1;
         }
-        assert_eq!(n, PIPELINE_DEPTH / run as usize);
-        assert_eq!(s.held() as usize, PIPELINE_DEPTH);
+        assert_eq!(n, 2, "two runs");
+        assert_eq!(s.held() as usize, RUN_DEPTH);
         // Eight chunks of a millisecond back together: each took 1 ms, not 8.
         let t0 = Instant::now();
         s.chunk_done(t0, t0 + Duration::from_millis(8), 8);
@@ -149,6 +173,31 @@ mod tests {
         );
         s.inflight.push_back(chunk());
         assert!(!s.can_take(false, run));
+        s.pace = Pace::Tiny;
+        assert!(s.can_take(false, PIPELINE_DEPTH as u32 - 1));
+        assert!(!s.can_take(false, PIPELINE_DEPTH as u32));
+    }
+
+    #[test]
+    fn results_taken_together_do_not_make_chunks_micro() {
+        let mut s = Slot {
+            alive: true,
+            ..Slot::default()
+        };
+        let t0 = Instant::now();
+        let at = |us: u64| t0 + Duration::from_micros(us);
+        // Sixteen one-task chunks of 40 µs, their results taken eight at a time: in each
+        // batch, all but the first seem to have taken no time.
+        for i in 0..16 {
+            s.chunk_done(t0, if i < 8 { at(320) } else { at(640) }, 1);
+        }
+        assert_eq!(s.pace, Pace::Tiny);
+        assert!(!s.micro());
+        // Then sixteen of 1 µs: micro once the window is full.
+        for i in 1..=16 {
+            s.chunk_done(at(640), at(640 + i), 1);
+            assert_eq!(s.micro(), i == 16, "after {i}");
+        }
     }
 
     #[test]
