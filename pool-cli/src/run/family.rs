@@ -91,8 +91,7 @@ fn environment(pid: i32, buf: &mut Vec<u8>) -> Option<usize> {
         match why_empty(pid) {
             // The main thread's memory is gone: its read fails ("no such process").
             Empty::LeaderGone => return live_thread_environment(pid, buf),
-            _ if read.is_err() => return None,
-            Empty::ForGood => return None,
+            why if read.is_err() || why == Empty::ForGood => return None,
             Empty::OnPurpose if empty_on_purpose_before => return None,
             why => empty_on_purpose_before = why == Empty::OnPurpose,
         }

@@ -64,12 +64,14 @@ impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
                         && taken + len > self.reorder.next_expected() + policy.max_ahead)
             };
             // A run must fit the back-pressure whole; else the chunk goes alone.
-            let micro = self.sup.takes_runs() && !self.cfg.order_tasks;
+            let micro = !self.cfg.order_tasks && self.sup.takes_runs();
             let mut run = policy.run(micro, in_tail);
-            if run > 1 && !fits(self.chunks.next_len(cap, run)) {
+            let mut len = self.chunks.next_len(cap, run);
+            if run > 1 && !fits(len) {
                 run = 1;
+                len = self.chunks.next_len(cap, run);
             }
-            if self.active > 0 && !fits(self.chunks.next_len(cap, run)) {
+            if self.active > 0 && !fits(len) {
                 return Ok(());
             }
             match self.chunks.next_chunk(cap, run) {
