@@ -102,6 +102,17 @@ pub fn checksum_u64(values: &[u64]) -> u64 {
     })
 }
 
+/// Word `i` of `steady-words`: a short heap string, as read from a file of records.
+pub fn word(i: u64) -> String {
+    format!("word number {i}")
+}
+
+/// The `steady-words` task: the sum of a word's bytes (it takes the word, as a task that
+/// consumes its input does).
+pub fn word_sum(w: String) -> u64 {
+    w.bytes().map(u64::from).sum()
+}
+
 /// Payload input `i`: byte `j` is `(j + i) mod 256`.
 pub fn payload_input(i: u64) -> Vec<u8> {
     (0..PAYLOAD_BYTES)

@@ -21,6 +21,7 @@ pub struct Prepared {
     pub kind: WorkloadKind,
     u64_inputs: Vec<u64>,
     payloads: Vec<Vec<u8>>,
+    words: Vec<String>,
     task: U64Task,
     stateful_k: u64,
     sizes: Sizes,
@@ -43,6 +44,10 @@ impl Prepared {
                 .collect(),
             _ => Vec::new(),
         };
+        let words = match kind {
+            WorkloadKind::SteadyWords => u64_inputs.iter().map(|&i| kernels::word(i)).collect(),
+            _ => Vec::new(),
+        };
         let task = match kind {
             WorkloadKind::Cpu1ms => U64Task::Spin {
                 k: kernels::iterations_for(sizes.cpu_task_us, k_per_ms),
@@ -60,6 +65,7 @@ impl Prepared {
             kind,
             u64_inputs,
             payloads,
+            words,
             task,
             stateful_k,
             sizes: sizes.clone(),
@@ -78,6 +84,10 @@ impl Prepared {
             }
             _ => (Vec::new(), Vec::new()),
         };
+        let owned_words = match self.kind {
+            WorkloadKind::SteadyWords => self.words.clone(),
+            _ => Vec::new(),
+        };
         let start = Instant::now();
         let u64s = |outs: Result<Vec<u64>>| -> Result<(f64, u64)> {
             let outs = outs?;
@@ -88,6 +98,7 @@ impl Prepared {
             WorkloadKind::SteadyRange => u64s(contender.steady_range(s.trivial_n)),
             WorkloadKind::SteadySlice => u64s(contender.steady_slice(&self.u64_inputs)),
             WorkloadKind::SteadyOwned => u64s(contender.steady_owned(owned)),
+            WorkloadKind::SteadyWords => u64s(contender.steady_words(owned_words)),
             WorkloadKind::FreshRange => u64s(contender.fresh_range(s.trivial_n)),
             WorkloadKind::PerTask => u64s(contender.per_task(s.per_task_n)),
             WorkloadKind::RoundTrips => {

@@ -49,6 +49,9 @@ pub enum WorkloadKind {
     SteadySlice,
     /// A keep-alive pool: `x * x` over an owned `Vec` moved in (cloned before the clock).
     SteadyOwned,
+    /// A keep-alive pool: a short word's byte sum over an owned `Vec<String>` moved in: inputs
+    /// that own memory, which a thread worker must keep a copy of for an error report.
+    SteadyWords,
     /// Build a pool, `x * x` over `0..n`, join.
     FreshRange,
     /// One worker, `chunk_size(1)`: what one task's round trip costs.
@@ -65,7 +68,7 @@ pub enum WorkloadKind {
 
 impl WorkloadKind {
     /// All workloads, in report order.
-    pub const ALL: [WorkloadKind; 24] = [
+    pub const ALL: [WorkloadKind; 25] = [
         Self::Trivial,
         Self::Cpu1ms,
         Self::Skewed,
@@ -84,6 +87,7 @@ impl WorkloadKind {
         Self::SteadyRange,
         Self::SteadySlice,
         Self::SteadyOwned,
+        Self::SteadyWords,
         Self::FreshRange,
         Self::PerTask,
         Self::RoundTrips,
@@ -172,6 +176,7 @@ impl WorkloadKind {
             Self::SteadyRange => "steady-range",
             Self::SteadySlice => "steady-slice",
             Self::SteadyOwned => "steady-owned",
+            Self::SteadyWords => "steady-words",
             Self::FreshRange => "fresh-range",
             Self::PerTask => "per-task",
             Self::RoundTrips => "round-trips",
@@ -210,6 +215,9 @@ impl WorkloadKind {
                 "steady pool, x*x over a borrowed slice (v.iter().copied(); rayon par_iter)"
             }
             Self::SteadyOwned => "steady pool, x*x over an owned Vec moved in",
+            Self::SteadyWords => {
+                "steady pool, a word's byte sum over an owned Vec<String> moved in"
+            }
             Self::FreshRange => "build a pool, x*x over 0..n, join",
             Self::PerTask => "one worker, chunk_size(1), x*x: the cost of one task's round trip",
             Self::RoundTrips => "steady pool, chunk_size(1), 1 MiB in and 1 MiB out per task",
@@ -291,6 +299,11 @@ pub enum PerRun {
 }
 
 impl Sizes {
+    /// Words in `steady-words`: a fifth of `trivial`'s integers (each word is a heap string).
+    pub fn words_n(&self) -> u64 {
+        self.trivial_n / 5
+    }
+
     /// The sizes named in issue #5.
     pub fn full() -> Self {
         Self {
@@ -398,6 +411,7 @@ pub fn u64_inputs(kind: WorkloadKind, sizes: &Sizes, k_per_ms: KPerMs) -> Vec<u6
         WorkloadKind::Payload => (0..sizes.payload_tasks).collect(),
         WorkloadKind::Startup => vec![7],
         WorkloadKind::SteadySlice | WorkloadKind::SteadyOwned => (0..sizes.trivial_n).collect(),
+        WorkloadKind::SteadyWords => (0..sizes.words_n()).collect(),
         WorkloadKind::RoundTrips | WorkloadKind::EchoTrips => (0..sizes.round_trips).collect(),
         WorkloadKind::BigEcho => (0..sizes.big_results).collect(),
         // Made by the contender (a range, or a task index): nothing to prepare.
@@ -418,6 +432,12 @@ pub fn reference_checksum(kind: WorkloadKind, sizes: &Sizes, k_per_ms: KPerMs) -
         | WorkloadKind::SteadyOwned
         | WorkloadKind::FreshRange => squares(sizes.trivial_n),
         WorkloadKind::PerTask => squares(sizes.per_task_n),
+        WorkloadKind::SteadyWords => kernels::checksum_u64(
+            &inputs
+                .iter()
+                .map(|&i| kernels::word_sum(kernels::word(i)))
+                .collect::<Vec<_>>(),
+        ),
         WorkloadKind::BigResults | WorkloadKind::BigEcho => kernels::words_checksum(
             &(0..sizes.big_results)
                 .map(|i| kernels::big_result(i, sizes.big_result_bytes))

@@ -75,8 +75,8 @@ fn one_marks_a_wrong_reference_invalid() {
 #[test]
 fn the_harness_runs_every_row_through_children() {
     let dir = std::env::temp_dir().join(format!("pool-bench-isolation-{}", std::process::id()));
-    let only = "trivial,steady-range,steady-slice,steady-owned,fresh-range,per-task,round-trips,\
-                big-results";
+    let only = "trivial,steady-range,steady-slice,steady-owned,steady-words,fresh-range,per-task,\
+                round-trips,big-results";
     bench(&[
         "--only",
         only,
@@ -90,7 +90,7 @@ fn the_harness_runs_every_row_through_children() {
     let _ = std::fs::remove_dir_all(&dir);
     let report: serde_json::Value = serde_json::from_str(&json).unwrap();
     let workloads = report["workloads"].as_array().unwrap();
-    assert_eq!(workloads.len(), 8);
+    assert_eq!(workloads.len(), 9);
     for w in workloads {
         let rows: Vec<_> = w["rows"]
             .as_array()

@@ -120,6 +120,11 @@ pub trait Contender: Send + Sync {
         unsupported(self, WorkloadKind::SteadyOwned)
     }
 
+    /// Steady pool: [`kernels::word_sum`] over owned words, moved in.
+    fn steady_words(&self, _inputs: Vec<String>) -> Result<Vec<u64>> {
+        unsupported(self, WorkloadKind::SteadyWords)
+    }
+
     /// Build a pool, [`kernels::square`] over `0..n`, join.
     fn fresh_range(&self, _n: u64) -> Result<Vec<u64>> {
         unsupported(self, WorkloadKind::FreshRange)

@@ -212,6 +212,12 @@ impl Contender for PoolContender {
         })
     }
 
+    fn steady_words(&self, inputs: Vec<String>) -> Result<Vec<u64>> {
+        self.with_steady(&self.steady, self.n_jobs, |p| {
+            p.map(kernels::word_sum, inputs)
+        })
+    }
+
     fn fresh_range(&self, n: u64) -> Result<Vec<u64>> {
         self.run(kernels::square, 0..n)
     }

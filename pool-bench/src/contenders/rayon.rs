@@ -125,6 +125,12 @@ impl Contender for Rayon {
             .install(|| inputs.into_par_iter().map(kernels::square).collect()))
     }
 
+    fn steady_words(&self, inputs: Vec<String>) -> Result<Vec<u64>> {
+        Ok(self
+            .steady()?
+            .install(|| inputs.into_par_iter().map(kernels::word_sum).collect()))
+    }
+
     fn fresh_range(&self, n: u64) -> Result<Vec<u64>> {
         let pool = self.pool()?;
         Ok(pool.install(|| (0..n).into_par_iter().map(kernels::square).collect()))
