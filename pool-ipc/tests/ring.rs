@@ -299,3 +299,14 @@ fn a_sender_runs_its_hook_before_it_waits_for_space() {
         "the third frame had to wait"
     );
 }
+
+#[test]
+fn a_worker_spins_long_only_while_a_cpu_is_left_for_the_caller() {
+    assert_eq!(WaitPolicy::worker(1, 2), WaitPolicy::WORKER);
+    assert_eq!(WaitPolicy::worker(3, 8), WaitPolicy::WORKER);
+    for (workers, cpus) in [(2, 2), (8, 2), (1, 1)] {
+        let p = WaitPolicy::worker(workers, cpus);
+        assert_eq!(p.spins, pool_core::patience::FLOOR, "{workers} on {cpus}");
+        assert_eq!(p.yields, WaitPolicy::WORKER.yields);
+    }
+}

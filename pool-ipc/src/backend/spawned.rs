@@ -101,7 +101,8 @@ fn spawn_main<Sh: SharedObjects, St: 'static>(mut boot: WorkerBoot) -> i32 {
     let Ok(counters) = SharedCounters::from_fd(counters_fd, b.n_slots) else {
         return fail("cannot map the counters");
     };
-    let (tx, mut rx) = link.worker_end(WaitPolicy::WORKER).split();
+    let policy = WaitPolicy::worker(b.n_slots, pool_core::cpu_count());
+    let (tx, mut rx) = link.worker_end(policy).split();
     let mut shared_bytes = Vec::new();
     if rx.recv_bytes(&mut shared_bytes).is_err() {
         return fail("the parent left before sending the shared objects");

@@ -60,13 +60,14 @@ impl<Sh: SharedObjects, St: 'static> Launch<Sh, St> for ForkLaunch {
         let jobs = s.jobs.clone();
         let known: Vec<u64> = jobs.keys().copied().collect();
         let (setup, link, daemon, stderr) = (s.setup.clone(), s.link.clone(), s.daemon, s.stderr);
+        let policy = WaitPolicy::worker(s.n_slots, pool_core::cpu_count());
         let main = Box::new(move || {
             // SAFETY: dup2 onto fd 2 of this (single-threaded, just forked) process; `stderr`
             // is a live fd. On failure the worker keeps its parent's stderr.
             unsafe { libc::dup2(stderr.as_raw_fd(), 2) };
             DAEMON_WORKER.store(daemon, Ordering::Relaxed);
             crate::malloc::tune_worker();
-            let (tx, rx) = link.worker_end(WaitPolicy::WORKER).split();
+            let (tx, rx) = link.worker_end(policy).split();
             // SAFETY: forked from the parent: same binary, and the parent makes rebuild ids
             // with `Remote::job` for this pool's `Sh` and `St`.
             let mut end = unsafe { WorkerEnd::new(RingCarrier { tx, rx }, jobs) };

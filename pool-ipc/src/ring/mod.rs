@@ -116,6 +116,23 @@ impl WaitPolicy {
         yields: 10,
     };
 
+    /// A worker process of a pool of `workers` on `cpus` CPUs. While a CPU is left for the
+    /// caller, [`WaitPolicy::WORKER`]. Otherwise the caller's thread shares the CPUs with the
+    /// workers and makes their next commands, and a worker that spins waiting for one delays
+    /// it: spin at most the floor (~6 µs), then yield. Two Fork workers on two CPUs with
+    /// one-task chunks: 0.98–1.03 µs a task spinning up to ~60 µs, 0.34–0.45 µs at the floor
+    /// (`round_trip_profile 5 200000 fork 2`, BENCHMARKS.md).
+    pub fn worker(workers: usize, cpus: usize) -> Self {
+        if workers < cpus {
+            Self::WORKER
+        } else {
+            Self {
+                spins: pool_core::patience::FLOOR,
+                ..Self::WORKER
+            }
+        }
+    }
+
     /// The parent's end of a worker's link: its reader thread sleeps at once. It shares two
     /// cores with the caller's thread and the workers; spinning there took the caller's core.
     /// (When the workers do not outnumber the cores, the caller's thread reads the rings itself
