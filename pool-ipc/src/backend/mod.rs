@@ -123,6 +123,8 @@ pub struct ProcessBackend<Sh, St> {
     /// This process runs on one CPU: the caller's thread yields to the workers instead of
     /// spinning (a worker runs only when it gives up the CPU).
     one_cpu: bool,
+    /// How a Fork worker waits for its commands (spawned ones work it out themselves).
+    worker_wait: WaitPolicy,
     /// When the caller last handed the duty back to sleep (see [`WORTH_POLLING`]).
     parked_at: Option<Instant>,
     _types: PhantomData<fn() -> St>,
@@ -190,6 +192,7 @@ impl<Sh: SharedObjects, St: 'static> ProcessBackend<Sh, St> {
             caller_polls: n_jobs <= cpus,
             patience: Patience::new(WaitPolicy::WORKER.spins),
             one_cpu: cpus == 1,
+            worker_wait: WaitPolicy::worker(n_jobs, cpus),
             parked_at: None,
             _types: PhantomData,
         })
@@ -286,6 +289,7 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
             jobs: &self.jobs,
             counters: &self.counters,
             n_slots: self.slots.len(),
+            wait: self.worker_wait,
             daemon: self.daemon,
             stderr,
         })?;

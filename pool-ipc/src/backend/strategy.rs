@@ -32,6 +32,8 @@ pub(crate) struct Start<'a, Sh, St> {
     pub(crate) jobs: &'a HashMap<u64, Arc<dyn ErasedJob<Sh, St>>>,
     pub(crate) counters: &'a SharedCounters,
     pub(crate) n_slots: usize,
+    /// How the worker waits for its commands ([`WaitPolicy::worker`] for this pool).
+    pub(crate) wait: WaitPolicy,
     pub(crate) daemon: bool,
     /// Becomes the worker's stderr (fd 2): the parent passes it on and keeps its last line.
     pub(crate) stderr: OwnedFd,
@@ -60,14 +62,14 @@ impl<Sh: SharedObjects, St: 'static> Launch<Sh, St> for ForkLaunch {
         let jobs = s.jobs.clone();
         let known: Vec<u64> = jobs.keys().copied().collect();
         let (setup, link, daemon, stderr) = (s.setup.clone(), s.link.clone(), s.daemon, s.stderr);
-        let policy = WaitPolicy::worker(s.n_slots, pool_core::cpu_count());
+        let wait = s.wait;
         let main = Box::new(move || {
             // SAFETY: dup2 onto fd 2 of this (single-threaded, just forked) process; `stderr`
             // is a live fd. On failure the worker keeps its parent's stderr.
             unsafe { libc::dup2(stderr.as_raw_fd(), 2) };
             DAEMON_WORKER.store(daemon, Ordering::Relaxed);
             crate::malloc::tune_worker();
-            let (tx, rx) = link.worker_end(policy).split();
+            let (tx, rx) = link.worker_end(wait).split();
             // SAFETY: forked from the parent: same binary, and the parent makes rebuild ids
             // with `Remote::job` for this pool's `Sh` and `St`.
             let mut end = unsafe { WorkerEnd::new(RingCarrier { tx, rx }, jobs) };

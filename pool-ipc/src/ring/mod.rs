@@ -120,7 +120,7 @@ impl WaitPolicy {
     /// caller, [`WaitPolicy::WORKER`]. Otherwise the caller's thread shares the CPUs with the
     /// workers and makes their next commands, and a worker that spins waiting for one delays
     /// it: spin at most the floor (~6 µs), then yield. Two Fork workers on two CPUs with
-    /// one-task chunks: 0.98–1.03 µs a task spinning up to ~60 µs, 0.34–0.45 µs at the floor
+    /// one-task chunks: 0.78–0.86 µs a task spinning up to ~60 µs, 0.34–0.46 µs at the floor
     /// (`round_trip_profile 5 200000 fork 2`, BENCHMARKS.md).
     pub fn worker(workers: usize, cpus: usize) -> Self {
         if workers < cpus {
