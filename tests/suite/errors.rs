@@ -187,7 +187,7 @@ fn init_and_exit_panics_are_reported(m: StartMethod) {
 }
 
 /// Values alive in this process, per test and start method (they run concurrently).
-static LIVE: [AtomicI64; 16] = [const { AtomicI64::new(0) }; 16];
+static LIVE: [AtomicI64; 24] = [const { AtomicI64::new(0) }; 24];
 
 /// A result that counts its live copies in [`LIVE`]: made by a task (in this process on
 /// threads) or by deserialization (process workers).
@@ -208,8 +208,14 @@ impl Clone for Tracked {
     }
 }
 
+/// Tags from here on are slow to drop (20 µs each).
+const SLOW_DROPS: usize = 16;
+
 impl Drop for Tracked {
     fn drop(&mut self) {
+        if self.0 >= SLOW_DROPS {
+            std::thread::sleep(std::time::Duration::from_micros(20));
+        }
         LIVE[self.0].fetch_sub(1, Ordering::SeqCst);
     }
 }
@@ -291,8 +297,31 @@ fn a_failed_map_drops_each_input_once(m: StartMethod) {
     assert_eq!(live_once_settled(tag), 0, "inputs leaked or dropped twice");
 }
 
+/// The inputs a call keeps while their chunk is out (process workers) are dropped once each,
+/// and all of them before the call returns, though big chunks of them are dropped on a thread
+/// of the call's own (slow drops: a call that did not wait for that thread would return first).
+fn a_map_drops_each_input_once_before_it_returns(m: StartMethod) {
+    let tag = SLOW_DROPS + m as usize;
+    let mut p = pool(m, 2);
+    let inputs: Vec<Tracked> = (0..20_000u64).map(|x| Tracked::new(tag, x)).collect();
+    let out = p
+        .map_with(
+            |t: Tracked| t.1,
+            inputs,
+            MapOptions::default().chunk_size(1000),
+        )
+        .unwrap();
+    assert_eq!(out.len(), 20_000);
+    assert_eq!(
+        LIVE[tag].load(Ordering::SeqCst),
+        0,
+        "inputs leaked or not yet dropped"
+    );
+}
+
 for_each_start_method!(
     a_failed_map_drops_each_input_once,
+    a_map_drops_each_input_once_before_it_returns,
     a_failed_map_drops_each_result_once,
     a_panic_names_task_arguments_and_message,
     keep_going_puts_errors_in_place,

@@ -232,8 +232,9 @@ impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
                 let len = out.len();
                 self.active = self.active.saturating_sub(len);
                 // The chunk is back: its kept copy (for re-running after a lost worker) can go.
-                if let Some(r) = self.retained.as_mut() {
-                    r.remove(&first);
+                if let Some(kept) = self.retained.as_mut().and_then(|r| r.remove(&first)) {
+                    let n = kept.len();
+                    self.dropper.drop_kept::<T>(kept, n);
                 }
                 self.returned += len;
                 self.failed += out.failures.len() as u64;

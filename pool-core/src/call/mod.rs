@@ -66,6 +66,7 @@
 //!    results dropped, and the progress bar says why (failed, interrupted).
 
 mod dispatch;
+mod dropper;
 mod recovery;
 mod reorder;
 mod report;
@@ -144,6 +145,8 @@ pub(crate) struct Call<'a, Sh, St, T, R> {
     /// Copies of the inputs of chunks in hand, by first task: to run them again after a lost
     /// worker and to name a lost task's arguments.
     retained: Option<TaskMap<ChunkInputs<T>>>,
+    /// Drops the kept inputs of chunks that came back, off the caller's thread when that pays.
+    dropper: dropper::Dropper<ChunkInputs<T>>,
     /// Why each failed attempt of a task being retried failed, by task.
     history: TaskMap<Vec<String>>,
     progress: Option<Box<dyn ProgressSink>>,
@@ -209,6 +212,7 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
             rr: 0,
             staged: VecDeque::new(),
             retained: retain.then(TaskMap::default),
+            dropper: dropper::Dropper::default(),
             history: TaskMap::default(),
             progress,
             status,
