@@ -18,7 +18,7 @@
 
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Sender, TrySendError, bounded};
+use crossbeam_channel::{Sender, bounded};
 
 /// The fewest inputs in a chunk handed to the helper (step 1).
 const MIN_TASKS: usize = 256;
@@ -62,11 +62,10 @@ impl<V: Send + 'static> Dropper<V> {
                 }
             }
         }
-        if let Some((tx, _)) = &self.helper {
-            match tx.try_send(value) {
-                Ok(()) => {}
-                Err(TrySendError::Full(v) | TrySendError::Disconnected(v)) => drop(v),
-            }
+        if let Some((tx, _)) = &self.helper
+            && let Err(full) = tx.try_send(value)
+        {
+            drop(full.into_inner());
         }
     }
 }
