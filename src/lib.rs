@@ -3,8 +3,8 @@
 pub use pool_core::chunking::{ChunkSpec, chunk_slice, chunk_tasks};
 pub use pool_core::{
     ApplyOptions, AsyncResult, Cause, ErrorPolicy, Failure, MapIter, MapOptions, Outcome, Phase,
-    PoolError, ProgressSink, ProgressSpec, ProgressStyle, RetryOn, StartMethod, Status,
-    StatusHandle, WorkerBacktrace, WorkerContext, WorkerTimings, cpu_count,
+    PoolError, ProgressSink, ProgressSpec, ProgressStyle, RetryOn, SharedBytes, StartMethod,
+    Status, StatusHandle, WorkerBacktrace, WorkerContext, WorkerTimings, cpu_count,
 };
 pub use pool_dashboard::{connect_to_dashboard, disconnect as disconnect_from_dashboard};
 

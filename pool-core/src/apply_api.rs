@@ -214,7 +214,7 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
         let job: Arc<dyn ErasedJob<Sh, St>> = Arc::new(TypedJob::new(f));
         let function = job.name();
         let (sup, applier) = (self.supervisor(), self.applier());
-        let (call, wire) = {
+        let (call, wire, handles) = {
             let mut s = sup.lock().unwrap_or_else(|e| e.into_inner());
             let call = crate::supervisor::next_call_id();
             if s.any_alive() && !s.backend.announce_job(call, &job)? {
@@ -229,16 +229,16 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
                 lifespan: opts.workers.worker_lifespan,
             };
             s.ensure_workers(spec, call, &job, false)?;
-            (call, s.backend.wire())
+            (call, s.backend.wire(), s.backend.shares_heap())
         };
         let task = applier.number_task();
-        let input =
-            encode_inputs::<T, R>(ChunkInputs::Vec(vec![args]), wire, None).map_err(|message| {
-                PoolError::Serialization {
-                    context: format!("arguments of apply_async task #{task}"),
-                    message,
-                }
-            })?;
+        let input = crate::shared_bytes::encoding(handles, || {
+            encode_inputs::<T, R>(ChunkInputs::Vec(vec![args]), wire, None)
+        })
+        .map_err(|message| PoolError::Serialization {
+            context: format!("arguments of apply_async task #{task}"),
+            message,
+        })?;
         let timeout = opts.workers.task_timeout;
         let settings = RunSettings {
             stop_on_error: true,

@@ -297,6 +297,12 @@ pub trait Backend<Sh, St>: Send {
         crate::interrupt::take()
     }
 
+    /// Whether the workers share this process's heap of [`crate::SharedBytes`] (forked after it
+    /// was made): their buffers then cross as handles, not bytes. The default: they do not.
+    fn shares_heap(&self) -> bool {
+        false
+    }
+
     /// Starts a worker in slot `setup.id` (the previous one there is gone).
     fn start_worker(&mut self, setup: WorkerSetup<Sh, St>) -> Result<(), PoolError>;
     /// Sends a command to the worker in `slot`.

@@ -416,7 +416,9 @@ fn encode_output<T: Input, R: Payload>(
     counters: &WorkerCounters,
 ) -> Data {
     loop {
-        let message = match codec::encode(&out, codec::size_guess::<R>(out.values.len())) {
+        let handles = crate::shared_bytes::parent_shares_heap();
+        let guess = codec::size_guess::<R>(out.values.len());
+        let message = match crate::shared_bytes::encoding(handles, || codec::encode(&out, guess)) {
             Ok(b) => return Data::Bytes(b),
             Err(e) => format!("cannot serialize a result: {e}"),
         };

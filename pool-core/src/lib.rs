@@ -64,6 +64,7 @@ mod progress;
 pub mod refusal;
 #[path = "backend.rs"]
 mod seam;
+pub mod shared_bytes;
 mod slab;
 mod supervisor;
 mod task_inputs;
@@ -108,6 +109,7 @@ pub use progress::{
     CallInfo, Outcome, ProgressSink, ProgressSpec, ProgressStyle, Status, StatusHandle,
 };
 pub use seam::StartMethod;
+pub use shared_bytes::SharedBytes;
 pub use timing::{SlowTask, TOP_TASKS, WorkerTimings};
 pub use worker_trace::WorkerBacktrace;
 

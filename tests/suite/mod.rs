@@ -75,5 +75,6 @@ mod lifecycle;
 mod ordering;
 mod payloads;
 mod retries;
+mod shared_bytes;
 mod shutdown;
 mod timeouts;

@@ -11,6 +11,7 @@ use crate::job::{
     encode_inputs_kept,
 };
 use crate::options::ErrorPolicy;
+use crate::shared_bytes;
 use crate::supervisor::Delivery;
 
 /// The most events, and the most tasks' results, taken in one go before the call sends
@@ -107,7 +108,8 @@ impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
         let (tasks, encoded) = match self.wire {
             Wire::Bytes => {
                 let mut tasks = tasks;
-                let bytes = encode_inputs_kept(&mut tasks).map_err(encoding)?;
+                let bytes = shared_bytes::encoding(self.handles, || encode_inputs_kept(&mut tasks))
+                    .map_err(encoding)?;
                 (self.retain(first, tasks), Some(bytes))
             }
             Wire::Local => {
@@ -138,7 +140,11 @@ impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
         };
         let input = match (encoded, tasks) {
             (Some(bytes), _) => Data::Bytes(bytes),
-            (None, Some(tasks)) => encode_inputs(tasks, self.wire, dest).map_err(encoding)?,
+            (None, Some(tasks)) => {
+                let wire = self.wire;
+                shared_bytes::encoding(self.handles, || encode_inputs(tasks, wire, dest))
+                    .map_err(encoding)?
+            }
             (None, None) => unreachable!("in-process inputs are never retained whole"),
         };
         let settings = self.retry_settings(first, n).unwrap_or(self.settings);

@@ -126,6 +126,8 @@ pub(crate) struct Call<'a, Sh, St, T, R> {
     id: u64,
     chunks: Box<dyn ChunkSource<T> + 'a>,
     wire: Wire,
+    /// Whether [`crate::SharedBytes`] inputs cross as handles ([`Backend::shares_heap`]).
+    handles: bool,
     /// The output that workers write into directly (in-process ordered `map`).
     slab: Option<Arc<Slab<R>>>,
     /// Writers of the chunks in flight whose results arrive encoded (process workers): they
@@ -197,6 +199,7 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
         }
         Call {
             wire,
+            handles: sup.backend.shares_heap(),
             id: info.call_id,
             sup,
             job,

@@ -125,6 +125,8 @@ pub struct ProcessBackend<Sh, St> {
     one_cpu: bool,
     /// How a Fork worker waits for its commands (spawned ones work it out themselves).
     worker_wait: WaitPolicy,
+    /// Fork: the heap of `SharedBytes` was made before any worker, so every worker shares it.
+    shares_heap: bool,
     /// When the caller last handed the duty back to sleep (see [`WORTH_POLLING`]).
     parked_at: Option<Instant>,
     _types: PhantomData<fn() -> St>,
@@ -193,6 +195,7 @@ impl<Sh: SharedObjects, St: 'static> ProcessBackend<Sh, St> {
             patience: Patience::new(WaitPolicy::WORKER.spins),
             one_cpu: cpus == 1,
             worker_wait: WaitPolicy::worker(n_jobs, cpus),
+            shares_heap: method == ProcessMethod::Fork && pool_core::shared_bytes::prepare_heap(),
             parked_at: None,
             _types: PhantomData,
         })
@@ -243,6 +246,10 @@ impl<Sh: SharedObjects, St: 'static> ProcessBackend<Sh, St> {
 impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> {
     fn wire(&self) -> Wire {
         Wire::Bytes
+    }
+
+    fn shares_heap(&self) -> bool {
+        self.shares_heap
     }
 
     fn counters(&self, slot: usize) -> &WorkerCounters {

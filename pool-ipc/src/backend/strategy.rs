@@ -68,6 +68,7 @@ impl<Sh: SharedObjects, St: 'static> Launch<Sh, St> for ForkLaunch {
             // is a live fd. On failure the worker keeps its parent's stderr.
             unsafe { libc::dup2(stderr.as_raw_fd(), 2) };
             DAEMON_WORKER.store(daemon, Ordering::Relaxed);
+            pool_core::shared_bytes::forked_worker_shares_heap();
             crate::malloc::tune_worker();
             let (tx, rx) = link.worker_end(wait).split();
             // SAFETY: forked from the parent: same binary, and the parent makes rebuild ids

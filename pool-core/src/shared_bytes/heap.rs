@@ -1,0 +1,448 @@
+//! The shared heap: blocks of shared memory that a process and the workers it forks see at the
+//! same address, taken by [`super::SharedBytes`] in any of them and given back from any of them.
+//!
+//! Why: a buffer that crosses to a process worker as bytes is copied at least twice on the way
+//! (encoded, then decoded), and a big one costs more in copies than its task: a round trip of
+//! 1 MiB buffers under Fork peaks near 6 GB/s, the speed of the caller's two copies (issue #17).
+//! A buffer that already lives here crosses as a handle of 24 bytes and is read where it lies.
+//!
+//! # Layout (one memfd, sparse: a page exists once something wrote it)
+//! | offset | what |
+//! |---|---|
+//! | 0 | [`Header`]: `magic`, `id`, `granules`, `top`, `kept`, one free-list head per class |
+//! | [`TABLE_AT`] | the block table: a [`Slot`] (`next`, `refs`, `state`) per [`GRANULE`] of data |
+//! | `data` (2 MiB aligned) | the blocks: a block of class `c` is `GRANULE << c` bytes, at any granule |
+//!
+//! # Protocol
+//! 1. **Create** (the first process that asks, in practice the caller before it forks its
+//!    workers): the memfd is mapped `MAP_SHARED` once and never unmapped, so a block's address
+//!    stays valid for the life of the process. Workers forked later inherit the mapping, at the
+//!    same address; processes that did not (spawned workers, MPI ranks) have no part in it, and
+//!    buffers travel to them as bytes.
+//! 2. **Take** (any process): pop the class's free list, a stack whose head packs a tag (high 32
+//!    bits, bumped at every change, so a pop that read a stale `next` fails its
+//!    compare-exchange) with the slot's index + 1 (0: empty). Nothing there: bump `top` by the
+//!    block's granules; past the end, no block (the caller keeps its bytes in private memory).
+//!    The taker sets `refs = 1` and `state = class | TAKEN`; a block that came from a free list
+//!    with `KEPT` leaves `kept`.
+//! 3. **Share**: a handle that leaves the process carries one reference, added before it is
+//!    encoded ([`Heap::share`]); the process that decodes it adopts that reference
+//!    ([`Heap::adopt`] checks it names a taken block of a fitting class first).
+//! 4. **Release**: `refs -= 1` (Release); whoever brings it to 0 (then an Acquire fence) gives
+//!    the block back: while `kept` stays within [`KEEP`] the block keeps its pages, warm for the
+//!    next taker (`state = class | KEPT`, `kept += size`); beyond, its pages go back to the
+//!    kernel (`MADV_REMOVE`; `state = class | ZERO`: it reads as zeros). Then it is pushed.
+//! 5. **Death**: no lock, so a process that dies never stalls another. What it held (a block
+//!    between pop and use, a reference in a handle nobody decoded) stays out of use until the
+//!    last process of the family exits and the memfd goes with it.
+//! 6. **A corrupt handle** cannot reach memory outside the heap: [`Heap::adopt`] refuses an
+//!    index past the table, a block not taken, or a length beyond the block.
+
+use std::io;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+
+/// Bytes of a granule: the smallest block, and the unit of the block table.
+pub(crate) const GRANULE: usize = 64 << 10;
+/// Block classes: class `c` holds `GRANULE << c` bytes (64 KiB .. 32 GiB).
+const CLASSES: usize = 20;
+/// Bytes of given-back blocks whose pages are kept, warm, for the next taker.
+pub(crate) const KEEP: u64 = 256 << 20;
+/// Where the block table starts.
+const TABLE_AT: usize = 4096;
+const DATA_ALIGN: usize = 2 << 20;
+const MAGIC: u64 = u64::from_le_bytes(*b"poolheap");
+
+/// `state` bits above the class.
+const TAKEN: u32 = 1 << 8;
+const KEPT: u32 = 1 << 9;
+const ZERO: u32 = 1 << 10;
+const CLASS_MASK: u32 = 0xff;
+
+#[repr(C)]
+struct Header {
+    magic: AtomicU64,
+    id: AtomicU64,
+    granules: AtomicU64,
+    top: AtomicU64,
+    kept: AtomicU64,
+    heads: [AtomicU64; CLASSES],
+}
+
+/// A block's entry in the table (only its first granule's entry is used).
+#[repr(C)]
+struct Slot {
+    /// The next free block's index + 1, while this one is on a free list.
+    next: AtomicU32,
+    refs: AtomicU32,
+    state: AtomicU32,
+    _pad: u32,
+}
+
+/// A block taken from the heap: its first granule and its class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Block {
+    pub(crate) index: u32,
+    class: u8,
+    /// Its bytes are known to be zeros (never written, or given back to the kernel).
+    pub(crate) zeroed: bool,
+}
+
+/// A process's mapping of the shared heap.
+#[derive(Debug)]
+pub(crate) struct Heap {
+    base: NonNull<u8>,
+    data: usize,
+    granules: u32,
+}
+
+// SAFETY: the mapping is shared memory that lives as long as the process (never unmapped); the
+// header and table are reached only through atomics, and block bytes only by the holder of a
+// reference (see `SharedBytes`).
+unsafe impl Send for Heap {}
+// SAFETY: see `Send`.
+unsafe impl Sync for Heap {}
+
+impl Heap {
+    /// Creates a heap of up to `capacity` data bytes: fewer when the address space refuses that
+    /// many (halved down to 1 GiB).
+    pub(crate) fn create(mut capacity: usize) -> io::Result<Self> {
+        loop {
+            match Self::create_exactly(capacity) {
+                Ok(h) => return Ok(h),
+                Err(e) if capacity <= 1 << 30 => return Err(e),
+                Err(_) => capacity /= 2,
+            }
+        }
+    }
+
+    fn create_exactly(capacity: usize) -> io::Result<Self> {
+        let granules = u32::try_from(capacity / GRANULE)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "heap too large"))?;
+        let table = granules as usize * size_of::<Slot>();
+        let data = (TABLE_AT + table).next_multiple_of(DATA_ALIGN);
+        let total = data + granules as usize * GRANULE;
+        // SAFETY: a valid NUL-terminated name and memfd flags.
+        let fd = unsafe { libc::memfd_create(c"pool-shared-bytes".as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let close = |e| {
+            // SAFETY: `fd` is ours and not used after this.
+            unsafe { libc::close(fd) };
+            Err(e)
+        };
+        // SAFETY: `fd` is a valid memfd; the size is checked by the kernel.
+        if unsafe { libc::ftruncate(fd, total as libc::off_t) } < 0 {
+            return close(io::Error::last_os_error());
+        }
+        // SAFETY: a fresh shared mapping of our own file; no existing memory is affected.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                total,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_NORESERVE,
+                fd,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return close(io::Error::last_os_error());
+        }
+        // The mapping keeps the memory; the fd is not needed (fork inherits the mapping).
+        // SAFETY: as above.
+        unsafe { libc::close(fd) };
+        let base = NonNull::new(p.cast::<u8>()).ok_or_else(io::Error::last_os_error)?;
+        let heap = Self {
+            base,
+            data,
+            granules,
+        };
+        let h = heap.header();
+        h.id.store(fresh_id(), Ordering::Relaxed);
+        h.granules.store(u64::from(granules), Ordering::Relaxed);
+        h.magic.store(MAGIC, Ordering::Release);
+        Ok(heap)
+    }
+
+    fn header(&self) -> &Header {
+        // SAFETY: the header lies at the start of the live mapping, zero-initialized by the
+        // kernel (a valid value for atomics) and only ever reached through atomics.
+        unsafe { self.base.cast::<Header>().as_ref() }
+    }
+
+    fn slot(&self, index: u32) -> &Slot {
+        debug_assert!(index < self.granules);
+        // SAFETY: `index` is within the table (every caller checks against `granules`), which
+        // lies inside the mapping, zero-initialized and reached only through atomics.
+        unsafe {
+            self.base
+                .add(TABLE_AT)
+                .cast::<Slot>()
+                .add(index as usize)
+                .as_ref()
+        }
+    }
+
+    /// This heap's identity: a handle names it, so that a process refuses a handle to a heap it
+    /// does not share.
+    pub(crate) fn id(&self) -> u64 {
+        self.header().id.load(Ordering::Relaxed)
+    }
+
+    /// The class that holds `len` bytes, if any does.
+    fn class_for(len: usize) -> Option<u8> {
+        let granules = len.max(1).div_ceil(GRANULE).next_power_of_two();
+        let class = granules.trailing_zeros() as usize;
+        (class < CLASSES).then_some(class as u8)
+    }
+
+    /// Bytes of a block of `class`.
+    fn size(class: u8) -> usize {
+        GRANULE << class
+    }
+
+    /// The first byte of `block`.
+    pub(crate) fn ptr(&self, index: u32) -> *mut u8 {
+        // SAFETY: a taken block lies inside the data area of the mapping (`take`, `adopt`).
+        unsafe { self.base.as_ptr().add(self.data + index as usize * GRANULE) }
+    }
+
+    /// Takes a block for `len` bytes with one reference (protocol step 2); `None` when the
+    /// heap has no room for it.
+    pub(crate) fn take(&self, len: usize) -> Option<Block> {
+        let class = Self::class_for(len)?;
+        let index = match self.pop(class) {
+            Some(i) => i,
+            None => self.bump(class)?,
+        };
+        let slot = self.slot(index);
+        let was = slot.state.load(Ordering::Relaxed);
+        if was & KEPT != 0 {
+            self.header()
+                .kept
+                .fetch_sub(Self::size(class) as u64, Ordering::Relaxed);
+        }
+        // A fresh block (state 0) was never written.
+        let zeroed = was == 0 || was & ZERO != 0;
+        slot.refs.store(1, Ordering::Relaxed);
+        slot.state
+            .store(u32::from(class) | TAKEN, Ordering::Relaxed);
+        Some(Block {
+            index,
+            class,
+            zeroed,
+        })
+    }
+
+    fn bump(&self, class: u8) -> Option<u32> {
+        let n = 1u64 << class;
+        let top = &self.header().top;
+        let mut at = top.load(Ordering::Relaxed);
+        loop {
+            if at + n > u64::from(self.granules) {
+                return None;
+            }
+            match top.compare_exchange_weak(at, at + n, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return Some(at as u32),
+                Err(now) => at = now,
+            }
+        }
+    }
+
+    fn pop(&self, class: u8) -> Option<u32> {
+        let head = &self.header().heads[class as usize];
+        let mut h = head.load(Ordering::Acquire);
+        loop {
+            let top = (h & 0xffff_ffff) as u32;
+            if top == 0 || top > self.granules {
+                // Empty, or nonsense a corrupt process wrote: take fresh blocks instead.
+                return None;
+            }
+            let next = self.slot(top - 1).next.load(Ordering::Relaxed);
+            let new = ((h >> 32) + 1) << 32 | u64::from(next);
+            match head.compare_exchange_weak(h, new, Ordering::Acquire, Ordering::Acquire) {
+                Ok(_) => return Some(top - 1),
+                Err(now) => h = now,
+            }
+        }
+    }
+
+    fn push(&self, index: u32, class: u8) {
+        let head = &self.header().heads[class as usize];
+        let slot = self.slot(index);
+        let mut h = head.load(Ordering::Relaxed);
+        loop {
+            slot.next.store((h & 0xffff_ffff) as u32, Ordering::Relaxed);
+            let new = ((h >> 32) + 1) << 32 | u64::from(index + 1);
+            match head.compare_exchange_weak(h, new, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(now) => h = now,
+            }
+        }
+    }
+
+    /// Adds a reference for a handle about to leave the process (protocol step 3).
+    pub(crate) fn share(&self, block: Block) {
+        self.slot(block.index).refs.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether this process holds the only reference to `block`: then nobody else reads it.
+    pub(crate) fn is_unique(&self, block: Block) -> bool {
+        self.slot(block.index).refs.load(Ordering::Acquire) == 1
+    }
+
+    /// The block a decoded handle names, checked (protocol step 6); it adopts the handle's
+    /// reference.
+    pub(crate) fn adopt(&self, index: u64, len: u64) -> Result<Block, String> {
+        let index = u32::try_from(index)
+            .ok()
+            .filter(|&i| i < self.granules)
+            .ok_or_else(|| format!("block {index} is past the heap's {}", self.granules))?;
+        let state = self.slot(index).state.load(Ordering::Acquire);
+        let class = (state & CLASS_MASK) as u8;
+        if state & TAKEN == 0 || usize::from(class) >= CLASSES {
+            return Err(format!("block {index} is not in use"));
+        }
+        let fits = usize::try_from(len).is_ok_and(|l| l <= Self::size(class));
+        let inside = index as usize + (1 << class) <= self.granules as usize;
+        if !fits || !inside {
+            return Err(format!("{len} bytes do not fit block {index}"));
+        }
+        Ok(Block {
+            index,
+            class,
+            zeroed: false,
+        })
+    }
+
+    /// Drops one reference; the last one gives the block back (protocol step 4).
+    pub(crate) fn release(&self, block: Block) {
+        let slot = self.slot(block.index);
+        if slot.refs.fetch_sub(1, Ordering::Release) != 1 {
+            return;
+        }
+        fence(Ordering::Acquire);
+        let size = Self::size(block.class);
+        let kept = &self.header().kept;
+        let state = if kept.fetch_add(size as u64, Ordering::Relaxed) + size as u64 <= KEEP {
+            KEPT
+        } else {
+            kept.fetch_sub(size as u64, Ordering::Relaxed);
+            // SAFETY: the block lies inside the shared mapping and nobody holds a reference to
+            // it; removing its pages only makes it read as zeros.
+            unsafe { libc::madvise(self.ptr(block.index).cast(), size, libc::MADV_REMOVE) };
+            ZERO
+        };
+        slot.state
+            .store(u32::from(block.class) | state, Ordering::Relaxed);
+        self.push(block.index, block.class);
+    }
+
+    /// Bytes of given-back blocks whose pages are kept (for tests).
+    #[cfg(test)]
+    pub(crate) fn kept(&self) -> u64 {
+        self.header().kept.load(Ordering::Relaxed)
+    }
+}
+
+/// A heap identity unlikely to match another's: the clock, the pid and an address.
+fn fresh_id() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let local = 0u8;
+    t ^ u64::from(std::process::id()).rotate_left(40) ^ (&raw const local as u64).rotate_left(20)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn heap() -> Heap {
+        Heap::create(64 << 20).unwrap()
+    }
+
+    #[test]
+    fn a_given_back_block_is_taken_again_warm_and_a_fresh_one_is_zero() {
+        let h = heap();
+        let a = h.take(1 << 20).unwrap();
+        assert!(a.zeroed);
+        // SAFETY: the block is ours (one reference) and 1 MiB long.
+        unsafe { h.ptr(a.index).write_bytes(7, 1 << 20) };
+        h.release(a);
+        assert_eq!(h.kept(), 1 << 20);
+        let b = h.take(1 << 20).unwrap();
+        assert_eq!(b.index, a.index);
+        assert!(!b.zeroed);
+        assert_eq!(h.kept(), 0);
+    }
+
+    #[test]
+    fn classes_round_up_to_powers_of_two_granules() {
+        assert_eq!(Heap::class_for(1), Some(0));
+        assert_eq!(Heap::class_for(GRANULE), Some(0));
+        assert_eq!(Heap::class_for(GRANULE + 1), Some(1));
+        assert_eq!(Heap::class_for(1 << 20), Some(4));
+        assert_eq!(Heap::class_for(usize::MAX / 2), None);
+    }
+
+    #[test]
+    fn a_full_heap_says_so_and_a_release_makes_room() {
+        let h = heap();
+        let blocks: Vec<_> = std::iter::from_fn(|| h.take(8 << 20)).collect();
+        assert_eq!(blocks.len(), 8);
+        assert!(h.take(8 << 20).is_none());
+        h.release(blocks[3]);
+        assert_eq!(h.take(8 << 20).map(|b| b.index), Some(blocks[3].index));
+    }
+
+    #[test]
+    fn a_shared_block_comes_back_with_its_last_reference() {
+        let h = heap();
+        let a = h.take(GRANULE).unwrap();
+        h.share(a);
+        assert!(!h.is_unique(a));
+        h.release(a);
+        assert!(h.is_unique(a));
+        assert_eq!(
+            h.adopt(u64::from(a.index), GRANULE as u64).map(|b| b.index),
+            Ok(a.index)
+        );
+        h.release(a);
+        assert!(h.adopt(u64::from(a.index), 1).is_err(), "given back");
+    }
+
+    #[test]
+    fn a_corrupt_handle_is_refused() {
+        let h = heap();
+        let a = h.take(GRANULE).unwrap();
+        assert!(h.adopt(u64::from(u32::MAX), 1).is_err());
+        assert!(h.adopt(u64::from(a.index), GRANULE as u64 + 1).is_err());
+        assert!(
+            h.adopt(u64::from(a.index) + 1, 1).is_err(),
+            "not a block's start"
+        );
+    }
+
+    #[test]
+    fn blocks_beyond_the_kept_budget_give_their_pages_back() {
+        let h = Heap::create(1 << 30).unwrap();
+        let blocks: Vec<_> = (0..3).map(|_| h.take(128 << 20).unwrap()).collect();
+        for b in &blocks {
+            // SAFETY: ours, 128 MiB long.
+            unsafe { h.ptr(b.index).write_bytes(1, 128 << 20) };
+        }
+        for b in blocks {
+            h.release(b);
+        }
+        assert_eq!(h.kept(), KEEP);
+        let again: Vec<_> = (0..3).map(|_| h.take(128 << 20).unwrap()).collect();
+        // Last given back, first taken: the one beyond the budget reads as zeros.
+        assert!(again[0].zeroed);
+        // SAFETY: ours; reading the first byte.
+        assert_eq!(unsafe { *h.ptr(again[0].index) }, 0);
+        assert!(!again[1].zeroed && !again[2].zeroed);
+    }
+}

@@ -1,0 +1,483 @@
+//! [`SharedBytes`]: a byte buffer that crosses to a forked worker, and back, as a handle.
+//!
+//! Why: a `Vec<u8>` argument or result crosses a process boundary as bytes, copied on the way
+//! out and again on the way in; for buffers of MiBs those copies cost more than most tasks (a
+//! Fork round trip of 1 MiB buffers peaks near 6 GB/s, issue #17). A `SharedBytes` of 32 KiB or
+//! more lives in the shared heap ([`heap`]) that a process and the workers it forks map at the
+//! same address: it crosses as a handle (heap, block, length) and is read where it lies, so a
+//! task can take a 64 MiB buffer and return another with no byte copied by the pool.
+//!
+//! Where the peer does not share the heap (spawned workers, MPI ranks, a file), or the buffer
+//! is small, or the heap is full, it travels as plain bytes: the same value, at the speed of a
+//! `Vec<u8>`. Thread workers move it like any value.
+//!
+//! Sharing is reference counted, across processes: clones, and handles in flight, hold a
+//! reference each; the block goes back to the heap with the last one. Writing takes
+//! [`SharedBytes::make_mut`], which copies first when anyone else holds a reference, so
+//! nobody sees a shared buffer change.
+
+mod heap;
+
+use std::cell::RefCell;
+use std::fmt;
+use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use serde::de::{self, Deserializer, EnumAccess, VariantAccess, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+
+use self::heap::{Block, Heap};
+
+/// Data bytes the heap can hold (address space, not memory: pages exist once written).
+const CAPACITY: usize = 32 << 30;
+
+/// The heap of this process and its forked workers, created at first use (`None`: the system
+/// refused one, and every buffer is private).
+static HEAP: OnceLock<Option<Heap>> = OnceLock::new();
+
+fn heap() -> Option<&'static Heap> {
+    HEAP.get_or_init(|| Heap::create(CAPACITY).ok()).as_ref()
+}
+
+/// Creates the shared heap now, if it is not there yet: a back end calls this before it forks
+/// workers, so that they share it. Returns whether there is one.
+pub fn prepare_heap() -> bool {
+    heap().is_some()
+}
+
+/// A byte buffer in memory shared with forked workers (see the [module docs](self)).
+///
+/// ```
+/// use pool_core::SharedBytes;
+///
+/// let data = SharedBytes::from(vec![7u8; 1 << 20]);
+/// let copy = data.clone(); // a reference, not a copy
+/// assert_eq!(&copy[..3], &[7, 7, 7]);
+/// let doubled: SharedBytes = data.iter().map(|b| b * 2).collect();
+/// assert_eq!(doubled[0], 14);
+/// ```
+pub struct SharedBytes(Repr);
+
+enum Repr {
+    /// `len` bytes at the start of a heap block this value holds a reference to.
+    Shared {
+        block: Block,
+        len: usize,
+    },
+    Private(Arc<Vec<u8>>),
+}
+
+impl SharedBytes {
+    /// Buffers shorter than this stay in private memory: copying them costs less than a block.
+    pub const MIN_SHARED: usize = 32 << 10;
+
+    /// An empty buffer.
+    pub fn new() -> Self {
+        Self(Repr::Private(Arc::new(Vec::new())))
+    }
+
+    /// `len` zero bytes.
+    pub fn zeroed(len: usize) -> Self {
+        match Self::take(len) {
+            Some((block, h)) => {
+                if !block.zeroed {
+                    // SAFETY: the block was just taken, with one reference: ours alone, and at
+                    // least `len` bytes long.
+                    unsafe { h.ptr(block.index).write_bytes(0, len) };
+                }
+                Self(Repr::Shared { block, len })
+            }
+            None => Self(Repr::Private(Arc::new(vec![0; len]))),
+        }
+    }
+
+    /// A copy of `bytes`.
+    pub fn copy_from_slice(bytes: &[u8]) -> Self {
+        match Self::take(bytes.len()) {
+            Some((block, h)) => {
+                // SAFETY: the block is ours alone (just taken) and at least `bytes.len()` long;
+                // `bytes` is private memory, so the two do not overlap.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(bytes.as_ptr(), h.ptr(block.index), bytes.len());
+                }
+                Self(Repr::Shared {
+                    block,
+                    len: bytes.len(),
+                })
+            }
+            None => Self(Repr::Private(Arc::new(bytes.to_vec()))),
+        }
+    }
+
+    /// A block for `len` bytes, when they are many enough and the heap has room.
+    fn take(len: usize) -> Option<(Block, &'static Heap)> {
+        if len < Self::MIN_SHARED {
+            return None;
+        }
+        let h = heap()?;
+        Some((h.take(len)?, h))
+    }
+
+    /// Whether the bytes live in the shared heap, so that they cross to a forked worker as a
+    /// handle (else as bytes).
+    pub fn is_shared_memory(&self) -> bool {
+        matches!(self.0, Repr::Shared { .. })
+    }
+
+    /// The bytes, writable: copied first into a buffer of this value's own when another clone
+    /// or process holds a reference to them.
+    pub fn make_mut(&mut self) -> &mut [u8] {
+        if let Repr::Shared { block, .. } = self.0
+            && !heap().is_some_and(|h| h.is_unique(block))
+        {
+            *self = Self::copy_from_slice(self);
+        }
+        match &mut self.0 {
+            Repr::Shared { block, len } => {
+                let h = heap().expect("a shared buffer has a heap");
+                // SAFETY: the block is at least `len` bytes, this value holds the only
+                // reference (checked above, or a fresh copy), and `&mut self` keeps it so.
+                unsafe { std::slice::from_raw_parts_mut(h.ptr(block.index), *len) }
+            }
+            Repr::Private(v) => Arc::make_mut(v).as_mut_slice(),
+        }
+    }
+
+    /// The bytes in a vector of their own (a copy, unless this value held them privately and
+    /// alone).
+    pub fn into_vec(mut self) -> Vec<u8> {
+        match &mut self.0 {
+            Repr::Private(v) => Arc::try_unwrap(std::mem::take(v)).unwrap_or_else(|v| v.to_vec()),
+            Repr::Shared { .. } => self.to_vec(),
+        }
+    }
+}
+
+impl Default for SharedBytes {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Deref for SharedBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Shared { block, len } => {
+                let h = heap().expect("a shared buffer has a heap");
+                // SAFETY: the block is at least `len` bytes and lives while this value holds its
+                // reference; nobody writes a block with more than one reference (`make_mut`),
+                // so the bytes do not change while borrowed.
+                unsafe { std::slice::from_raw_parts(h.ptr(block.index), *len) }
+            }
+            Repr::Private(v) => v,
+        }
+    }
+}
+
+impl AsRef<[u8]> for SharedBytes {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl Clone for SharedBytes {
+    fn clone(&self) -> Self {
+        match &self.0 {
+            Repr::Shared { block, len } => {
+                heap().expect("a shared buffer has a heap").share(*block);
+                Self(Repr::Shared {
+                    block: *block,
+                    len: *len,
+                })
+            }
+            Repr::Private(v) => Self(Repr::Private(v.clone())),
+        }
+    }
+}
+
+impl Drop for SharedBytes {
+    fn drop(&mut self) {
+        if let Repr::Shared { block, .. } = self.0 {
+            heap().expect("a shared buffer has a heap").release(block);
+        }
+    }
+}
+
+impl From<Vec<u8>> for SharedBytes {
+    fn from(v: Vec<u8>) -> Self {
+        if v.len() < Self::MIN_SHARED || heap().is_none() {
+            return Self(Repr::Private(Arc::new(v)));
+        }
+        Self::copy_from_slice(&v)
+    }
+}
+
+impl From<&[u8]> for SharedBytes {
+    fn from(bytes: &[u8]) -> Self {
+        Self::copy_from_slice(bytes)
+    }
+}
+
+impl FromIterator<u8> for SharedBytes {
+    /// Writes an iterator of known length straight into the shared heap; others are collected
+    /// first.
+    fn from_iter<I: IntoIterator<Item = u8>>(iter: I) -> Self {
+        let mut iter = iter.into_iter();
+        let len = match iter.size_hint() {
+            (low, Some(high)) if low == high => low,
+            _ => return Self::from(iter.collect::<Vec<u8>>()),
+        };
+        let Some((block, h)) = Self::take(len) else {
+            return Self(Repr::Private(Arc::new(iter.collect())));
+        };
+        // SAFETY: the block was just taken: ours alone, at least `len` bytes.
+        let out = unsafe { std::slice::from_raw_parts_mut(h.ptr(block.index), len) };
+        let mut written = 0;
+        for (slot, b) in out.iter_mut().zip(&mut iter) {
+            *slot = b;
+            written += 1;
+        }
+        let mut value = Self(Repr::Shared {
+            block,
+            len: written,
+        });
+        // An iterator that lied about its length: the rest, if any, is appended by copy.
+        let rest: Vec<u8> = iter.collect();
+        if !rest.is_empty() {
+            let mut all = value.to_vec();
+            all.extend_from_slice(&rest);
+            value = Self::from(all);
+        }
+        value
+    }
+}
+
+impl PartialEq for SharedBytes {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for SharedBytes {}
+
+impl std::hash::Hash for SharedBytes {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (**self).hash(state);
+    }
+}
+
+impl fmt::Debug for SharedBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const SHOWN: usize = 16;
+        let place = if self.is_shared_memory() {
+            "shared"
+        } else {
+            "private"
+        };
+        write!(
+            f,
+            "SharedBytes({} bytes, {place}: {:?}",
+            self.len(),
+            &self[..self.len().min(SHOWN)]
+        )?;
+        if self.len() > SHOWN {
+            f.write_str("…")?;
+        }
+        f.write_str(")")
+    }
+}
+
+thread_local! {
+    /// The blocks handed out as handles by the encoding under way on this thread, when the
+    /// pool encodes for a peer that shares the heap; `None` otherwise.
+    static SHARING: RefCell<Option<Vec<Block>>> = const { RefCell::new(None) };
+}
+
+/// Runs `encode` with shared buffers encoded as handles when `peer_shares_heap`; when it
+/// fails, the references its handles took are given back.
+pub(crate) fn encoding<T, E>(
+    peer_shares_heap: bool,
+    encode: impl FnOnce() -> Result<T, E>,
+) -> Result<T, E> {
+    if !peer_shares_heap {
+        return encode();
+    }
+    let outer = SHARING.with(|s| s.borrow_mut().replace(Vec::new()));
+    let result = encode();
+    let shared = SHARING.with(|s| std::mem::replace(&mut *s.borrow_mut(), outer));
+    if result.is_err()
+        && let Some(h) = heap()
+    {
+        for b in shared.into_iter().flatten() {
+            h.release(b);
+        }
+    }
+    result
+}
+
+/// Whether this process is a worker forked with the heap of the process its calls come from.
+static FORKED_WITH_HEAP: AtomicBool = AtomicBool::new(false);
+
+/// Tells a freshly forked worker that its parent shares its heap (when the parent had one
+/// before the fork): its results' buffers then go back as handles.
+pub fn forked_worker_shares_heap() {
+    let inherited = HEAP.get().is_some_and(Option::is_some);
+    FORKED_WITH_HEAP.store(inherited, Ordering::Relaxed);
+}
+
+/// Whether results go to the parent as handles (see [`forked_worker_shares_heap`]).
+pub(crate) fn parent_shares_heap() -> bool {
+    FORKED_WITH_HEAP.load(Ordering::Relaxed)
+}
+
+/// The encoded form: a handle where the peer shares the heap, the bytes elsewhere.
+const VARIANTS: &[&str] = &["Bytes", "Handle"];
+
+impl Serialize for SharedBytes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if let Repr::Shared { block, len } = self.0
+            && let Some(h) = heap()
+            && SHARING.with(|sharing| {
+                let mut sharing = sharing.borrow_mut();
+                let made = sharing.as_mut().map(|v| v.push(block)).is_some();
+                if made {
+                    h.share(block);
+                }
+                made
+            })
+        {
+            let handle = (h.id(), u64::from(block.index), len as u64);
+            return s.serialize_newtype_variant("SharedBytes", 1, VARIANTS[1], &handle);
+        }
+        s.serialize_newtype_variant("SharedBytes", 0, VARIANTS[0], &Raw(self))
+    }
+}
+
+/// Bytes serialized as one byte string.
+struct Raw<'a>(&'a [u8]);
+
+impl Serialize for Raw<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SharedBytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_enum("SharedBytes", VARIANTS, EnumVisitor)
+    }
+}
+
+struct EnumVisitor;
+
+impl<'de> Visitor<'de> for EnumVisitor {
+    type Value = SharedBytes;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("shared bytes: a byte string or a handle")
+    }
+
+    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<SharedBytes, A::Error> {
+        let (variant, value) = data.variant::<Variant>()?;
+        match variant {
+            Variant::Bytes => value.newtype_variant_seed(BytesSeed),
+            Variant::Handle => {
+                let (id, index, len) = value.newtype_variant::<(u64, u64, u64)>()?;
+                adopt(id, index, len).map_err(de::Error::custom)
+            }
+        }
+    }
+}
+
+/// Which form, by index (postcard) or name (self-describing formats).
+enum Variant {
+    Bytes,
+    Handle,
+}
+
+impl<'de> Deserialize<'de> for Variant {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_identifier(VariantVisitor)
+    }
+}
+
+struct VariantVisitor;
+
+impl Visitor<'_> for VariantVisitor {
+    type Value = Variant;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("`Bytes` or `Handle`")
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Variant, E> {
+        match v {
+            0 => Ok(Variant::Bytes),
+            1 => Ok(Variant::Handle),
+            _ => Err(E::invalid_value(de::Unexpected::Unsigned(v), &self)),
+        }
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Variant, E> {
+        match v {
+            "Bytes" => Ok(Variant::Bytes),
+            "Handle" => Ok(Variant::Handle),
+            _ => Err(E::unknown_variant(v, VARIANTS)),
+        }
+    }
+}
+
+/// The value a decoded handle names, with the handle's reference.
+fn adopt(id: u64, index: u64, len: u64) -> Result<SharedBytes, String> {
+    let foreign = || {
+        format!(
+            "a SharedBytes handle (heap {id:#x}, block {index}) reached a process that does not \
+             share that memory"
+        )
+    };
+    let h = heap().filter(|h| h.id() == id).ok_or_else(foreign)?;
+    let block = h
+        .adopt(index, len)
+        .map_err(|e| format!("a corrupt SharedBytes handle: {e}"))?;
+    Ok(SharedBytes(Repr::Shared {
+        block,
+        len: len as usize,
+    }))
+}
+
+struct BytesSeed;
+
+impl<'de> de::DeserializeSeed<'de> for BytesSeed {
+    type Value = SharedBytes;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<SharedBytes, D::Error> {
+        d.deserialize_bytes(self)
+    }
+}
+
+impl<'de> Visitor<'de> for BytesSeed {
+    type Value = SharedBytes;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a byte string")
+    }
+
+    fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<SharedBytes, E> {
+        Ok(SharedBytes::copy_from_slice(bytes))
+    }
+
+    fn visit_byte_buf<E: de::Error>(self, bytes: Vec<u8>) -> Result<SharedBytes, E> {
+        Ok(SharedBytes::from(bytes))
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<SharedBytes, A::Error> {
+        let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
+        while let Some(b) = seq.next_element::<u8>()? {
+            v.push(b);
+        }
+        Ok(SharedBytes::from(v))
+    }
+}
