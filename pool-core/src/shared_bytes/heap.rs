@@ -9,7 +9,7 @@
 //! # Layout (one memfd, sparse: a page exists once something wrote it)
 //! | offset | what |
 //! |---|---|
-//! | 0 | [`Header`]: `magic`, `id`, `granules`, `top`, `kept`, one free-list head per class |
+//! | 0 | [`Header`]: `magic`, `id`, `granules`, `top`, `kept`, `in_use`, a free-list head per class |
 //! | [`TABLE_AT`] | the block table: a [`Slot`] (`next`, `refs`, `state`) per [`GRANULE`] of data |
 //! | `data` (2 MiB aligned) | the blocks: a block of class `c` is `GRANULE << c` bytes, at any granule |
 //!
@@ -66,6 +66,7 @@ struct Header {
     granules: AtomicU64,
     top: AtomicU64,
     kept: AtomicU64,
+    in_use: AtomicU64,
     heads: [AtomicU64; CLASSES],
 }
 
@@ -229,6 +230,9 @@ impl Heap {
         slot.refs.store(1, Ordering::Relaxed);
         slot.state
             .store(u32::from(class) | TAKEN, Ordering::Relaxed);
+        self.header()
+            .in_use
+            .fetch_add(Self::size(class) as u64, Ordering::Relaxed);
         Some(Block {
             index,
             class,
@@ -325,6 +329,9 @@ impl Heap {
         }
         fence(Ordering::Acquire);
         let size = Self::size(block.class);
+        self.header()
+            .in_use
+            .fetch_sub(size as u64, Ordering::Relaxed);
         let kept = &self.header().kept;
         let state = if kept.fetch_add(size as u64, Ordering::Relaxed) + size as u64 <= KEEP {
             KEPT
@@ -338,6 +345,11 @@ impl Heap {
         slot.state
             .store(u32::from(block.class) | state, Ordering::Relaxed);
         self.push(block.index, block.class);
+    }
+
+    /// Bytes of the blocks taken and not given back, in every process of the family.
+    pub(crate) fn in_use(&self) -> u64 {
+        self.header().in_use.load(Ordering::Relaxed)
     }
 
     /// Bytes of given-back blocks whose pages are kept (for tests).

@@ -119,6 +119,14 @@ impl SharedBytes {
         Some((h.take(len)?, h))
     }
 
+    /// Bytes of shared memory that buffers hold now, in this process and every process that
+    /// shares its heap (block sizes: a buffer's length rounded up to a power of two of 64 KiB).
+    /// A worker that died holding buffers, or a handle sent to one that died before reading
+    /// it, keeps its blocks out of use until the last process of the family exits.
+    pub fn heap_in_use() -> u64 {
+        HEAP.get().and_then(Option::as_ref).map_or(0, Heap::in_use)
+    }
+
     /// Whether the bytes live in the shared heap, so that they cross to a forked worker as a
     /// handle (else as bytes).
     pub fn is_shared_memory(&self) -> bool {
