@@ -128,10 +128,29 @@ pub fn payload_task(input: &[u8]) -> Vec<u8> {
         .collect()
 }
 
+/// The payload task into a `SharedBytes`: the same bytes, written where a Fork caller reads
+/// them.
+#[cfg(feature = "pool-contenders")]
+pub fn shared_payload_task(input: &[u8]) -> pool::SharedBytes {
+    pool::SharedBytes::build(input.len(), |out| {
+        for (o, i) in out.iter_mut().zip(input) {
+            *o = i.wrapping_mul(167).wrapping_add(13);
+        }
+    })
+}
+
+/// [`big_result`] into a `SharedBytes`.
+#[cfg(feature = "pool-contenders")]
+pub fn shared_big_result(i: u64, bytes: u64) -> pool::SharedBytes {
+    pool::SharedBytes::build(bytes as usize, |out| {
+        out.fill((i as u8).wrapping_mul(31).wrapping_add(7));
+    })
+}
+
 /// Checksum of the payload outputs: position-weighted sum of their CRC-32s.
-pub fn payload_checksum(outputs: &[Vec<u8>]) -> u64 {
+pub fn payload_checksum<B: AsRef<[u8]>>(outputs: &[B]) -> u64 {
     outputs.iter().enumerate().fold(0u64, |acc, (i, o)| {
-        acc.wrapping_add((i as u64 + 1).wrapping_mul(u64::from(crc32(o))))
+        acc.wrapping_add((i as u64 + 1).wrapping_mul(u64::from(crc32(o.as_ref()))))
     })
 }
 
@@ -142,8 +161,9 @@ pub fn big_result(i: u64, bytes: u64) -> Vec<u8> {
 
 /// Checksum of big byte buffers, fast enough for 512 MiB: position-weighted sums of their
 /// little-endian words (and the trailing bytes), so a wrong, short or misplaced buffer shows.
-pub fn words_checksum(outputs: &[Vec<u8>]) -> u64 {
+pub fn words_checksum<B: AsRef<[u8]>>(outputs: &[B]) -> u64 {
     outputs.iter().enumerate().fold(0u64, |acc, (i, o)| {
+        let o = o.as_ref();
         let words = o.chunks_exact(8);
         let tail = words.remainder().iter().map(|&b| u64::from(b));
         let sum = words

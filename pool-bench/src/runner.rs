@@ -21,6 +21,9 @@ pub struct Prepared {
     pub kind: WorkloadKind,
     u64_inputs: Vec<u64>,
     payloads: Vec<Vec<u8>>,
+    /// The `shared-*` workloads' inputs: `payloads` copied into `SharedBytes`.
+    #[cfg(feature = "pool-contenders")]
+    shared: Vec<pool::SharedBytes>,
     words: Vec<String>,
     task: U64Task,
     stateful_k: u64,
@@ -32,13 +35,15 @@ impl Prepared {
     pub fn new(kind: WorkloadKind, sizes: &Sizes, k_per_ms: KPerMs) -> Self {
         let u64_inputs = u64_inputs(kind, sizes, k_per_ms);
         let payloads = match kind {
-            WorkloadKind::Payload | WorkloadKind::RoundTrips | WorkloadKind::EchoTrips => {
-                u64_inputs
-                    .iter()
-                    .map(|&i| kernels::payload_input(i))
-                    .collect()
-            }
-            WorkloadKind::BigEcho => u64_inputs
+            WorkloadKind::Payload
+            | WorkloadKind::RoundTrips
+            | WorkloadKind::EchoTrips
+            | WorkloadKind::SharedTrips
+            | WorkloadKind::SharedEcho => u64_inputs
+                .iter()
+                .map(|&i| kernels::payload_input(i))
+                .collect(),
+            WorkloadKind::BigEcho | WorkloadKind::SharedBigEcho => u64_inputs
                 .iter()
                 .map(|&i| kernels::big_result(i, sizes.big_result_bytes))
                 .collect(),
@@ -61,15 +66,63 @@ impl Prepared {
             _ => U64Task::Square,
         };
         let stateful_k = kernels::iterations_for(sizes.stateful_task_us, k_per_ms);
+        #[cfg(feature = "pool-contenders")]
+        let (shared, payloads) = if kind.shared() {
+            let shared = payloads
+                .iter()
+                .map(|p| pool::SharedBytes::from(&p[..]))
+                .collect();
+            (shared, Vec::new())
+        } else {
+            (Vec::new(), payloads)
+        };
         Self {
             kind,
             u64_inputs,
             payloads,
+            #[cfg(feature = "pool-contenders")]
+            shared,
             words,
             task,
             stateful_k,
             sizes: sizes.clone(),
         }
+    }
+
+    /// One run of a `shared-*` workload; its inputs are cloned before the clock starts, as
+    /// the other owned inputs are (a clone of a `SharedBytes` is a reference, not a copy).
+    #[cfg(feature = "pool-contenders")]
+    fn run_shared(&self, contender: &dyn Contender) -> Result<(f64, u64)> {
+        let Some(c) = contender.shared() else {
+            anyhow::bail!(
+                "{} does not run the {} workload",
+                contender.name(),
+                self.kind.name()
+            );
+        };
+        let s = &self.sizes;
+        let inputs = self.shared.clone();
+        let start = Instant::now();
+        let (outs, checksum): (_, fn(&[pool::SharedBytes]) -> u64) = match self.kind {
+            WorkloadKind::SharedTrips => (c.shared_trips(inputs)?, kernels::payload_checksum),
+            WorkloadKind::SharedEcho => (c.shared_echo(inputs)?, kernels::payload_checksum),
+            WorkloadKind::SharedBigEcho => (c.shared_echo(inputs)?, kernels::words_checksum),
+            _ => (
+                c.shared_big_results(s.big_results, s.big_result_bytes)?,
+                kernels::words_checksum,
+            ),
+        };
+        let elapsed = start.elapsed().as_secs_f64();
+        Ok((elapsed, checksum(&outs)))
+    }
+
+    #[cfg(not(feature = "pool-contenders"))]
+    fn run_shared(&self, contender: &dyn Contender) -> Result<(f64, u64)> {
+        anyhow::bail!(
+            "{} needs the pool contenders: {}",
+            self.kind.name(),
+            contender.name()
+        )
     }
 
     /// One run of `contender`: returns the wall time of the call and the checksum of its
@@ -131,6 +184,7 @@ impl Prepared {
                 let elapsed = start.elapsed().as_secs_f64();
                 Ok((elapsed, kernels::payload_checksum(&outs)))
             }
+            kind if kind.shared() => self.run_shared(contender),
             _ => {
                 let outs = contender.map_u64_as(self.task, &self.u64_inputs, self.kind.form())?;
                 let elapsed = start.elapsed().as_secs_f64();

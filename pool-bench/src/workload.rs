@@ -64,11 +64,19 @@ pub enum WorkloadKind {
     EchoTrips,
     /// `big-results`' sizes, each buffer moved in and returned (`|v| v`): the transport alone.
     BigEcho,
+    /// `round-trips` with `SharedBytes` in and out: buffers that cross as handles.
+    SharedTrips,
+    /// `echo-trips` with `SharedBytes`.
+    SharedEcho,
+    /// `big-results` with `SharedBytes` results, written where the caller reads them.
+    SharedBigResults,
+    /// `big-echo` with `SharedBytes`.
+    SharedBigEcho,
 }
 
 impl WorkloadKind {
     /// All workloads, in report order.
-    pub const ALL: [WorkloadKind; 25] = [
+    pub const ALL: [WorkloadKind; 29] = [
         Self::Trivial,
         Self::Cpu1ms,
         Self::Skewed,
@@ -94,6 +102,10 @@ impl WorkloadKind {
         Self::BigResults,
         Self::EchoTrips,
         Self::BigEcho,
+        Self::SharedTrips,
+        Self::SharedEcho,
+        Self::SharedBigResults,
+        Self::SharedBigEcho,
     ];
 
     /// Whether `bench/peers.py` runs this workload (issue #5's seven); the others are Rust only.
@@ -107,6 +119,14 @@ impl WorkloadKind {
                 | Self::Lognormal
                 | Self::Stateful
                 | Self::ExpensiveInit
+        )
+    }
+
+    /// Whether buffers are `pool::SharedBytes` (only contenders that can name the type run it).
+    pub fn shared(self) -> bool {
+        matches!(
+            self,
+            Self::SharedTrips | Self::SharedEcho | Self::SharedBigResults | Self::SharedBigEcho
         )
     }
 
@@ -144,11 +164,13 @@ impl WorkloadKind {
     pub fn per_run(self, sizes: &Sizes) -> Option<PerRun> {
         match self {
             Self::PerTask => Some(PerRun::Tasks(sizes.per_task_n)),
-            Self::RoundTrips | Self::EchoTrips => Some(PerRun::Bytes(
-                2 * sizes.round_trips * kernels::PAYLOAD_BYTES as u64,
-            )),
-            Self::BigResults => Some(PerRun::Bytes(sizes.big_results * sizes.big_result_bytes)),
-            Self::BigEcho => Some(PerRun::Bytes(
+            Self::RoundTrips | Self::EchoTrips | Self::SharedTrips | Self::SharedEcho => Some(
+                PerRun::Bytes(2 * sizes.round_trips * kernels::PAYLOAD_BYTES as u64),
+            ),
+            Self::BigResults | Self::SharedBigResults => {
+                Some(PerRun::Bytes(sizes.big_results * sizes.big_result_bytes))
+            }
+            Self::BigEcho | Self::SharedBigEcho => Some(PerRun::Bytes(
                 2 * sizes.big_results * sizes.big_result_bytes,
             )),
             _ => None,
@@ -183,6 +205,10 @@ impl WorkloadKind {
             Self::BigResults => "big-results",
             Self::EchoTrips => "echo-trips",
             Self::BigEcho => "big-echo",
+            Self::SharedTrips => "shared-trips",
+            Self::SharedEcho => "shared-echo",
+            Self::SharedBigResults => "shared-big-results",
+            Self::SharedBigEcho => "shared-big-echo",
         }
     }
 
@@ -228,6 +254,10 @@ impl WorkloadKind {
             Self::BigEcho => {
                 "steady pool, chunk_size(1), each big buffer in and out (|v| v): transport"
             }
+            Self::SharedTrips => "round-trips with SharedBytes in and out (cross as handles)",
+            Self::SharedEcho => "echo-trips with SharedBytes: the transport of a handle",
+            Self::SharedBigResults => "big-results with SharedBytes results",
+            Self::SharedBigEcho => "big-echo with SharedBytes",
         }
     }
 
@@ -412,13 +442,17 @@ pub fn u64_inputs(kind: WorkloadKind, sizes: &Sizes, k_per_ms: KPerMs) -> Vec<u6
         WorkloadKind::Startup => vec![7],
         WorkloadKind::SteadySlice | WorkloadKind::SteadyOwned => (0..sizes.trivial_n).collect(),
         WorkloadKind::SteadyWords => (0..sizes.words_n()).collect(),
-        WorkloadKind::RoundTrips | WorkloadKind::EchoTrips => (0..sizes.round_trips).collect(),
-        WorkloadKind::BigEcho => (0..sizes.big_results).collect(),
+        WorkloadKind::RoundTrips
+        | WorkloadKind::EchoTrips
+        | WorkloadKind::SharedTrips
+        | WorkloadKind::SharedEcho => (0..sizes.round_trips).collect(),
+        WorkloadKind::BigEcho | WorkloadKind::SharedBigEcho => (0..sizes.big_results).collect(),
         // Made by the contender (a range, or a task index): nothing to prepare.
         WorkloadKind::SteadyRange
         | WorkloadKind::FreshRange
         | WorkloadKind::PerTask
-        | WorkloadKind::BigResults => Vec::new(),
+        | WorkloadKind::BigResults
+        | WorkloadKind::SharedBigResults => Vec::new(),
     }
 }
 
@@ -438,7 +472,10 @@ pub fn reference_checksum(kind: WorkloadKind, sizes: &Sizes, k_per_ms: KPerMs) -
                 .map(|&i| kernels::word_sum(kernels::word(i)))
                 .collect::<Vec<_>>(),
         ),
-        WorkloadKind::BigResults | WorkloadKind::BigEcho => kernels::words_checksum(
+        WorkloadKind::BigResults
+        | WorkloadKind::BigEcho
+        | WorkloadKind::SharedBigResults
+        | WorkloadKind::SharedBigEcho => kernels::words_checksum(
             &(0..sizes.big_results)
                 .map(|i| kernels::big_result(i, sizes.big_result_bytes))
                 .collect::<Vec<_>>(),
@@ -488,13 +525,13 @@ pub fn reference_checksum(kind: WorkloadKind, sizes: &Sizes, k_per_ms: KPerMs) -
                 .collect();
             kernels::checksum_u64(&out)
         }
-        WorkloadKind::EchoTrips => kernels::payload_checksum(
+        WorkloadKind::EchoTrips | WorkloadKind::SharedEcho => kernels::payload_checksum(
             &inputs
                 .iter()
                 .map(|&i| kernels::payload_input(i))
                 .collect::<Vec<_>>(),
         ),
-        WorkloadKind::Payload | WorkloadKind::RoundTrips => {
+        WorkloadKind::Payload | WorkloadKind::RoundTrips | WorkloadKind::SharedTrips => {
             let outs: Vec<Vec<u8>> = inputs
                 .iter()
                 .map(|&i| kernels::payload_task(&kernels::payload_input(i)))

@@ -100,7 +100,10 @@ impl ArgSource<'_> {
     pub(crate) fn decode<T: Input>(&self, offset: usize) -> Option<T> {
         match self {
             ArgSource::Cloned => None,
-            ArgSource::Encoded(b) => crate::input_wire::nth(b, offset),
+            // The first decode adopted the handles' references: this one takes its own.
+            ArgSource::Encoded(b) => {
+                crate::shared_bytes::decoding_again(|| crate::input_wire::nth(b, offset))
+            }
         }
     }
 

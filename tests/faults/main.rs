@@ -12,6 +12,7 @@ use pool::{Cause, MapOptions, PoolError, StartMethod, WorkerPool};
 mod forkserver;
 mod idle;
 mod scenarios;
+mod shared_bytes;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 

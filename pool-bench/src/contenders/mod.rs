@@ -84,6 +84,12 @@ pub trait Contender: Send + Sync {
         kind.python_peers()
     }
 
+    /// The `shared-*` workloads, for a contender that runs them.
+    #[cfg(feature = "pool-contenders")]
+    fn shared(&self) -> Option<&dyn SharedContender> {
+        None
+    }
+
     /// Maps `task` over `inputs`, results in input order.
     fn map_u64(&self, task: U64Task, inputs: &[u64]) -> Result<Vec<u64>>;
 
@@ -150,6 +156,18 @@ pub trait Contender: Send + Sync {
     fn echo(&self, _inputs: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>> {
         unsupported(self, WorkloadKind::EchoTrips)
     }
+}
+
+/// The `SharedBytes` workloads (`shared-*`): the pools' own buffer type, so only contenders
+/// that can name it run them.
+#[cfg(feature = "pool-contenders")]
+pub trait SharedContender {
+    /// `round-trips` with `SharedBytes`: [`kernels::shared_payload_task`] over owned inputs.
+    fn shared_trips(&self, inputs: Vec<::pool::SharedBytes>) -> Result<Vec<::pool::SharedBytes>>;
+    /// `big-results` with `SharedBytes`: [`kernels::shared_big_result`] for `i` in `0..count`.
+    fn shared_big_results(&self, count: u64, bytes: u64) -> Result<Vec<::pool::SharedBytes>>;
+    /// `echo-trips` and `big-echo` with `SharedBytes` (`|v| v`).
+    fn shared_echo(&self, inputs: Vec<::pool::SharedBytes>) -> Result<Vec<::pool::SharedBytes>>;
 }
 
 fn unsupported<C: Contender + ?Sized, T>(c: &C, kind: WorkloadKind) -> Result<T> {

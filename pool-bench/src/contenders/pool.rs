@@ -15,7 +15,7 @@
 use std::sync::Mutex;
 
 use anyhow::{Result, anyhow};
-use pool::{MapOptions, StartMethod, WorkerContext, WorkerPool};
+use pool::{MapOptions, SharedBytes, StartMethod, WorkerContext, WorkerPool};
 
 use super::{Contender, U64Task};
 use crate::kernels;
@@ -196,6 +196,10 @@ impl Contender for PoolContender {
         true
     }
 
+    fn shared(&self) -> Option<&dyn super::SharedContender> {
+        Some(self)
+    }
+
     fn steady_range(&self, n: u64) -> Result<Vec<u64>> {
         self.with_steady(&self.steady, self.n_jobs, |p| p.map(kernels::square, 0..n))
     }
@@ -251,6 +255,38 @@ impl Contender for PoolContender {
     fn echo(&self, inputs: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>> {
         self.with_steady(&self.steady, self.n_jobs, |p| {
             p.map_with(|v: Vec<u8>| v, inputs, MapOptions::default().chunk_size(1))
+        })
+    }
+}
+
+impl super::SharedContender for PoolContender {
+    fn shared_trips(&self, inputs: Vec<SharedBytes>) -> Result<Vec<SharedBytes>> {
+        self.with_steady(&self.steady, self.n_jobs, |p| {
+            p.map_with(
+                |v: SharedBytes| kernels::shared_payload_task(&v),
+                inputs,
+                MapOptions::default().chunk_size(1),
+            )
+        })
+    }
+
+    fn shared_big_results(&self, count: u64, bytes: u64) -> Result<Vec<SharedBytes>> {
+        self.with_steady(&self.steady, self.n_jobs, |p| {
+            p.map_with(
+                |(i, bytes): (u64, u64)| kernels::shared_big_result(i, bytes),
+                (0..count).map(move |i| (i, bytes)),
+                MapOptions::default().chunk_size(1),
+            )
+        })
+    }
+
+    fn shared_echo(&self, inputs: Vec<SharedBytes>) -> Result<Vec<SharedBytes>> {
+        self.with_steady(&self.steady, self.n_jobs, |p| {
+            p.map_with(
+                |v: SharedBytes| v,
+                inputs,
+                MapOptions::default().chunk_size(1),
+            )
         })
     }
 }

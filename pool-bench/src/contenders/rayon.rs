@@ -104,7 +104,12 @@ impl Contender for Rayon {
 
     fn supports(&self, kind: WorkloadKind) -> bool {
         // One task per chunk has no rayon equivalent worth timing (rayon splits as it likes).
-        kind != WorkloadKind::PerTask
+        kind != WorkloadKind::PerTask && (cfg!(feature = "pool-contenders") || !kind.shared())
+    }
+
+    #[cfg(feature = "pool-contenders")]
+    fn shared(&self) -> Option<&dyn super::SharedContender> {
+        Some(self)
     }
 
     fn steady_range(&self, n: u64) -> Result<Vec<u64>> {
@@ -155,6 +160,33 @@ impl Contender for Rayon {
     }
 
     fn echo(&self, inputs: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>> {
+        Ok(self
+            .steady()?
+            .install(|| inputs.into_par_iter().map(|v| v).collect()))
+    }
+}
+
+#[cfg(feature = "pool-contenders")]
+impl super::SharedContender for Rayon {
+    fn shared_trips(&self, inputs: Vec<pool::SharedBytes>) -> Result<Vec<pool::SharedBytes>> {
+        Ok(self.steady()?.install(|| {
+            inputs
+                .into_par_iter()
+                .map(|i| kernels::shared_payload_task(&i))
+                .collect()
+        }))
+    }
+
+    fn shared_big_results(&self, count: u64, bytes: u64) -> Result<Vec<pool::SharedBytes>> {
+        Ok(self.steady()?.install(|| {
+            (0..count)
+                .into_par_iter()
+                .map(|i| kernels::shared_big_result(i, bytes))
+                .collect()
+        }))
+    }
+
+    fn shared_echo(&self, inputs: Vec<pool::SharedBytes>) -> Result<Vec<pool::SharedBytes>> {
         Ok(self
             .steady()?
             .install(|| inputs.into_par_iter().map(|v| v).collect()))

@@ -17,6 +17,8 @@
 //! nobody sees a shared buffer change.
 
 mod heap;
+#[cfg(test)]
+mod stress_tests;
 
 use std::cell::RefCell;
 use std::fmt;
@@ -108,6 +110,29 @@ impl SharedBytes {
             }
             None => Self(Repr::Private(Arc::new(bytes.to_vec()))),
         }
+    }
+
+    /// A buffer of `len` bytes written by `write`, which should write them all: it gets them as
+    /// they are, zeros or what an earlier buffer of this process family left there (never
+    /// another family's memory), so that no pass is spent clearing bytes about to be written.
+    ///
+    /// ```
+    /// use pool_core::SharedBytes;
+    ///
+    /// let squares = SharedBytes::build(1 << 16, |out| {
+    ///     for (i, b) in out.iter_mut().enumerate() {
+    ///         *b = (i * i) as u8;
+    ///     }
+    /// });
+    /// assert_eq!(squares[3], 9);
+    /// ```
+    pub fn build(len: usize, write: impl FnOnce(&mut [u8])) -> Self {
+        let mut value = match Self::take(len) {
+            Some((block, _)) => Self(Repr::Shared { block, len }),
+            None => Self(Repr::Private(Arc::new(vec![0; len]))),
+        };
+        write(value.make_mut());
+        value
     }
 
     /// A block for `len` bytes, when they are many enough and the heap has room.
@@ -299,6 +324,8 @@ impl fmt::Debug for SharedBytes {
 }
 
 thread_local! {
+    /// Whether the decoding under way on this thread reads bytes decoded once before.
+    static DECODING_AGAIN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// The blocks handed out as handles by the encoding under way on this thread, when the
     /// pool encodes for a peer that shares the heap; `None` otherwise.
     static SHARING: RefCell<Option<Vec<Block>>> = const { RefCell::new(None) };
@@ -326,14 +353,27 @@ pub(crate) fn encoding<T, E>(
     result
 }
 
+/// Runs `decode` over bytes that were decoded once already (a failed task's argument, read
+/// again from its chunk for a retry or an error report): the handles in them gave their
+/// references to the first decode, so the values decoded now take references of their own.
+pub(crate) fn decoding_again<R>(decode: impl FnOnce() -> R) -> R {
+    let outer = DECODING_AGAIN.with(|d| d.replace(true));
+    let value = decode();
+    DECODING_AGAIN.with(|d| d.set(outer));
+    value
+}
+
 /// Whether this process is a worker forked with the heap of the process its calls come from.
 static FORKED_WITH_HEAP: AtomicBool = AtomicBool::new(false);
 
 /// Tells a freshly forked worker that its parent shares its heap (when the parent had one
 /// before the fork): its results' buffers then go back as handles.
 pub fn forked_worker_shares_heap() {
-    let inherited = HEAP.get().is_some_and(Option::is_some);
-    FORKED_WITH_HEAP.store(inherited, Ordering::Relaxed);
+    let inherited = HEAP.get().and_then(Option::as_ref);
+    if let Some(h) = inherited {
+        h.forget_mappings();
+    }
+    FORKED_WITH_HEAP.store(inherited.is_some(), Ordering::Relaxed);
 }
 
 /// Whether results go to the parent as handles (see [`forked_worker_shares_heap`]).
@@ -450,6 +490,9 @@ fn adopt(id: u64, index: u64, len: u64) -> Result<SharedBytes, String> {
     let block = h
         .adopt(index, len)
         .map_err(|e| format!("a corrupt SharedBytes handle: {e}"))?;
+    if DECODING_AGAIN.with(std::cell::Cell::get) {
+        h.share(block);
+    }
     Ok(SharedBytes(Repr::Shared {
         block,
         len: len as usize,
