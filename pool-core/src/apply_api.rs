@@ -232,7 +232,7 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
             (call, s.backend.wire(), s.backend.shares_heap())
         };
         let task = applier.number_task();
-        let input = crate::shared_bytes::encoding(handles, || {
+        let (input, refs) = crate::shared_bytes::encoding(handles, || {
             encode_inputs::<T, R>(ChunkInputs::Vec(vec![args]), wire, None)
         })
         .map_err(|message| PoolError::Serialization {
@@ -251,6 +251,7 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
             first: task,
             len: 1,
             input,
+            refs,
             settings,
         };
         let (result, setter) = AsyncResult::new();

@@ -142,6 +142,11 @@ pub enum Command<Sh, St> {
         len: u32,
         /// The inputs.
         input: Data,
+        /// The references to shared-heap blocks that handles in `input` carry: a back end
+        /// credits them to the worker's ledger as it sends the command (see
+        /// [`crate::shared_bytes::HeapRefs`]); empty unless the back end
+        /// [shares the heap](Backend::shares_heap).
+        refs: crate::shared_bytes::HeapRefs,
         /// How to run them.
         settings: RunSettings,
     },

@@ -332,7 +332,12 @@ where
                 }
             },
             encoded => {
-                match crate::input_wire::decode::<T>(encoded.encoded().unwrap_or_default()) {
+                let bytes_in = encoded.encoded().unwrap_or_default();
+                // A handle's reference is in this worker's ledger already: its parent put it
+                // there as it sent the chunk.
+                match crate::shared_bytes::decoding_inputs(|| {
+                    crate::input_wire::decode::<T>(bytes_in)
+                }) {
                     Ok(inputs) => (inputs, None, encoded),
                     Err(e) => {
                         return encode_error::<R>(
@@ -419,7 +424,11 @@ fn encode_output<T: Input, R: Payload>(
         let handles = crate::shared_bytes::parent_shares_heap();
         let guess = codec::size_guess::<R>(out.values.len());
         let message = match crate::shared_bytes::encoding(handles, || codec::encode(&out, guess)) {
-            Ok(b) => return Data::Bytes(b),
+            Ok((b, refs)) => {
+                // The parent adopts them as it decodes the results.
+                refs.hand_over();
+                return Data::Bytes(b);
+            }
             Err(e) => format!("cannot serialize a result: {e}"),
         };
         let Some(value) = out.values.iter().position(crate::refusal::refuses) else {

@@ -78,6 +78,8 @@ pub fn run_worker<Sh, St>(setup: WorkerSetup<Sh, St>, link: &mut dyn WorkerLink<
                 first,
                 len,
                 input,
+                // Empty here: a back end credits them to the worker as it sends the command.
+                refs: _,
                 settings,
             } => {
                 if let (Some(r), Some(wait)) = (recorder.as_mut(), wait) {

@@ -140,6 +140,17 @@ pub struct WorkerProcess {
     reaper: Option<Arc<dyn Reaper>>,
     /// Its peak resident set size in bytes, as the kernel reported it when reaped.
     peak_rss: Option<u64>,
+    /// Runs once the process is reaped (see [`WorkerProcess::on_exit`]).
+    on_exit: Option<OnExit>,
+}
+
+/// What to do once a worker is gone for good.
+struct OnExit(Box<dyn FnOnce() + Send + Sync>);
+
+impl fmt::Debug for OnExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OnExit")
+    }
 }
 
 /// Opens a pidfd for `pid` (Linux 5.3+).
@@ -182,6 +193,7 @@ impl WorkerProcess {
                 exit: None,
                 reaper: None,
                 peak_rss: None,
+                on_exit: None,
             }),
             Err(e) => {
                 // Without a pidfd we cannot manage it: kill it and reap it, so it can neither run
@@ -208,7 +220,15 @@ impl WorkerProcess {
             reaper: Some(reaper),
             // The forkserver reaps it: its peak memory is not reported here.
             peak_rss: None,
+            on_exit: None,
         }
+    }
+
+    /// Runs `f` once the process is reaped here (a wait that saw it end, or the drop that
+    /// kills and reaps it), when nothing it did can change any more; never, if its reaper is
+    /// another process.
+    pub fn on_exit(&mut self, f: impl FnOnce() + Send + Sync + 'static) {
+        self.on_exit = Some(OnExit(Box::new(f)));
     }
 
     /// Whether another process reaps this one (see [`Reaper`]).
@@ -299,6 +319,14 @@ impl WorkerProcess {
         Ok(None)
     }
 
+    fn after_exit(&mut self) {
+        if self.exit.is_some()
+            && let Some(OnExit(f)) = self.on_exit.take()
+        {
+            f();
+        }
+    }
+
     fn reap(&mut self, flags: i32) -> io::Result<Option<ExitReason>> {
         if self.exit.is_some() {
             return Ok(self.exit);
@@ -310,6 +338,7 @@ impl WorkerProcess {
                 REAPER_PATIENCE
             };
             self.exit = reaper.exit_of(self.pid, patience)?;
+            self.after_exit();
             return Ok(self.exit);
         }
         loop {
@@ -322,6 +351,7 @@ impl WorkerProcess {
                 self.exit = Some(ExitReason::from_wait_status(st));
                 // Linux reports ru_maxrss in KiB.
                 self.peak_rss = u64::try_from(usage.ru_maxrss).ok().map(|kib| kib << 10);
+                self.after_exit();
                 return Ok(self.exit);
             }
             if r == 0 {

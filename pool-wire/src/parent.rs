@@ -51,6 +51,8 @@ impl Dispatch {
                 first,
                 len,
                 input,
+                // Credited to the worker's ledger by its back end, or none (see `HeapRefs`).
+                refs: _,
                 settings,
             } => {
                 let rebuild: Option<FnId> = if self.known.contains(call) {

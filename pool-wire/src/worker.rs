@@ -93,6 +93,8 @@ impl<Sh, St, C: Carrier> WorkerLink<Sh, St> for WorkerEnd<Sh, St, C> {
                     first,
                     len,
                     input,
+                    // Its parent credited them to this worker's ledger as it sent them.
+                    refs: Default::default(),
                     settings,
                 })
             }

@@ -1,8 +1,8 @@
 //! `SharedBytes` through the faults of Fork workers: a panic, a result that refuses to be
-//! serialized and a worker killed outright, each while a task holds a buffer of the shared
-//! heap. Every block comes back to the heap (`SharedBytes::heap_in_use` returns to where it
-//! was) once the caller drops its buffers, except those a dead worker held, which stay out of
-//! use until the process family exits (the heap's stated behaviour, protocol step 5).
+//! serialized, a worker killed outright and one past its timeout, each while a task holds a
+//! buffer of the shared heap. Every block comes back to the heap (`SharedBytes::heap_in_use`
+//! returns to where it was) once the caller drops its buffers, those a dead worker held too
+//! (its ledger, given back once it is reaped).
 //!
 //! `heap_in_use` counts the blocks of this whole process family: every test here measures it
 //! holding `SERIAL`, so no other test of this binary takes blocks meanwhile.
@@ -281,22 +281,18 @@ fn killed_on_mark_5(v: SharedBytes) -> usize {
 }
 
 /// A worker killed outright while it holds a shared argument: the call ends, naming the
-/// death, and the pool's next call runs. The reference the dead worker held is never given
-/// back: its block stays out of use until the last process of the family exits (the stated
-/// behaviour, `SharedBytes::heap_in_use`), so the heap grows by at most the blocks that
-/// worker held, here task 5's argument alone (the other tasks' arguments are private, so that
-/// the other worker, which the failed call terminates, holds no block either).
+/// death, and stops the other worker too, whatever it held. Every block comes back all the
+/// same: each worker's ledger records what it holds, and the parent gives that back once the
+/// worker is reaped. The pool's next call runs, shared buffers and all.
 #[test]
-fn a_killed_worker_keeps_only_the_blocks_it_held() {
+fn a_killed_worker_s_blocks_come_back_once_it_is_reaped() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let base = Baseline::take();
     let before = SharedBytes::heap_in_use();
     {
-        let inputs: Vec<SharedBytes> = (0..8)
-            .map(|i| buffer(i, if i == 5 { MIB } else { SMALL }))
-            .collect();
+        let inputs: Vec<SharedBytes> = (0..16).map(|i| buffer(i, MIB)).collect();
         assert!(
-            inputs[5].is_shared_memory(),
+            inputs.iter().all(SharedBytes::is_shared_memory),
             "no shared heap on this machine"
         );
         let (out, p) = map_within(fork_pool(), killed_on_mark_5, inputs.clone());
@@ -310,18 +306,18 @@ fn a_killed_worker_keeps_only_the_blocks_it_held() {
             text.contains("task #5 lost its worker") && text.contains("SIGKILL"),
             "{text}"
         );
-        // The caller's buffer is intact.
-        assert!(intact(&inputs[5], 5, MIB, 0), "the caller's buffer changed");
+        for (i, v) in inputs.iter().enumerate() {
+            assert!(
+                intact(v, i as u8, MIB, 0),
+                "the caller's buffer {i} changed"
+            );
+        }
         drop(inputs);
-        // What stays in use now is what the dead worker held.
-        std::thread::sleep(Duration::from_millis(100));
-        let leaked = SharedBytes::heap_in_use().saturating_sub(before);
-        assert!(
-            leaked <= BLOCK,
-            "the heap grew by {leaked} bytes: more than the {BLOCK} the dead worker held"
+        heap_settles_at(
+            before,
+            "the caller's buffers dropped, the dead workers reaped",
         );
 
-        // The pool runs the next call, shared buffers and all.
         let next: Vec<SharedBytes> = (0..4).map(|i| buffer(i, MIB)).collect();
         let (out, _p) = map_within(p, |v: SharedBytes| v, next.clone());
         let echoed = out.unwrap();
@@ -333,9 +329,45 @@ fn a_killed_worker_keeps_only_the_blocks_it_held() {
             );
         }
         drop((echoed, next));
-        heap_settles_at(before + leaked, "the next call's buffers dropped");
     }
+    heap_settles_at(before, "the next call's buffers dropped");
     base.check();
+}
+
+/// A worker that runs past its task timeout is killed while it holds its argument and a
+/// result it is building: both blocks come back once it is reaped, and the pool goes on.
+#[test]
+fn a_timed_out_worker_s_blocks_come_back() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let before = SharedBytes::heap_in_use();
+    {
+        let mut p = WorkerPool::builder()
+            .n_jobs(2)
+            .start_method(StartMethod::Fork)
+            .keep_alive(true)
+            .build()
+            .unwrap();
+        let inputs: Vec<SharedBytes> = (0..6).map(|i| buffer(i, MIB)).collect();
+        let out = p.map_with(
+            |v: SharedBytes| {
+                let copy = SharedBytes::copy_from_slice(&v);
+                if v[0] == 3 {
+                    std::thread::sleep(Duration::from_secs(30));
+                }
+                copy.len()
+            },
+            inputs.clone(),
+            one().task_timeout(Duration::from_millis(300)),
+        );
+        let err = out.unwrap_err();
+        assert!(err.to_string().contains("task #3"), "{err}");
+        drop(inputs);
+        let sums = p
+            .map_with(|v: SharedBytes| v.len(), vec![buffer(9, MIB)], one())
+            .unwrap();
+        assert_eq!(sums, [MIB]);
+    }
+    heap_settles_at(before, "everything dropped");
 }
 
 /// Insights read each task's argument again from its chunk (for the slowest-task list): that

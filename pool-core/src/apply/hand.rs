@@ -75,6 +75,7 @@ fn copy_of_bytes<Sh, St>(cmd: &Command<Sh, St>) -> Option<Command<Sh, St>> {
             first,
             len,
             input: Data::Bytes(bytes),
+            refs,
             settings,
         } => Some(Command::Chunk {
             job: job.clone(),
@@ -82,6 +83,7 @@ fn copy_of_bytes<Sh, St>(cmd: &Command<Sh, St>) -> Option<Command<Sh, St>> {
             first: *first,
             len: *len,
             input: Data::Bytes(bytes.clone()),
+            refs: refs.clone(),
             settings: *settings,
         }),
         _ => None,

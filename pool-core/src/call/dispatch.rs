@@ -108,9 +108,10 @@ impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
         let (tasks, encoded) = match self.wire {
             Wire::Bytes => {
                 let mut tasks = tasks;
-                let bytes = shared_bytes::encoding(self.handles, || encode_inputs_kept(&mut tasks))
-                    .map_err(encoding)?;
-                (self.retain(first, tasks), Some(bytes))
+                let encoded =
+                    shared_bytes::encoding(self.handles, || encode_inputs_kept(&mut tasks))
+                        .map_err(encoding)?;
+                (self.retain(first, tasks), Some(encoded))
             }
             Wire::Local => {
                 if let Some(r) = self.retained.as_mut() {
@@ -138,8 +139,8 @@ impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
             }
             (_, dest) => dest,
         };
-        let input = match (encoded, tasks) {
-            (Some(bytes), _) => Data::Bytes(bytes),
+        let (input, refs) = match (encoded, tasks) {
+            (Some((bytes, refs)), _) => (Data::Bytes(bytes), refs),
             (None, Some(tasks)) => {
                 let wire = self.wire;
                 shared_bytes::encoding(self.handles, || encode_inputs(tasks, wire, dest))
@@ -154,6 +155,7 @@ impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
             first,
             len: n,
             input,
+            refs,
             settings,
         };
         let now = self.now();

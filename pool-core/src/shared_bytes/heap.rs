@@ -11,6 +11,7 @@
 //! |---|---|
 //! | 0 | [`Header`]: `magic`, `id`, `granules`, `top`, `kept`, `keep`, `in_use`, free-list heads |
 //! | [`TABLE_AT`] | the block table: a [`Slot`] (`next`, `refs`, `state`) per [`GRANULE`] of data |
+//! | after it | the ledgers of worker processes ([`super::ledger`]), claimed in the header |
 //! | `data` (2 MiB aligned) | the blocks: a block of class `c` is `GRANULE << c` bytes, at any granule |
 //!
 //! # Protocol
@@ -42,6 +43,8 @@
 use std::io;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+
+use super::ledger::{self, ENTRIES, LEDGERS};
 
 /// Bytes of a granule: the smallest block, and the unit of the block table.
 pub(crate) const GRANULE: usize = 64 << 10;
@@ -82,6 +85,8 @@ struct Header {
     keep: AtomicU64,
     in_use: AtomicU64,
     heads: [AtomicU64; CLASSES],
+    /// Which ledgers are claimed, a bit each.
+    ledgers: [AtomicU64; LEDGERS / 64],
 }
 
 /// A block's entry in the table (only its first granule's entry is used).
@@ -107,6 +112,8 @@ pub(crate) struct Block {
 #[derive(Debug)]
 pub(crate) struct Heap {
     base: NonNull<u8>,
+    /// Where the ledgers start.
+    ledgers: usize,
     data: usize,
     granules: u32,
     /// One bit per granule: this process has mapped the block starting there (see
@@ -138,7 +145,8 @@ impl Heap {
         let granules = u32::try_from(capacity / GRANULE)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "heap too large"))?;
         let table = granules as usize * size_of::<Slot>();
-        let data = (TABLE_AT + table).next_multiple_of(DATA_ALIGN);
+        let ledgers = (TABLE_AT + table).next_multiple_of(4096);
+        let data = (ledgers + LEDGERS * ENTRIES * 8).next_multiple_of(DATA_ALIGN);
         let total = data + granules as usize * GRANULE;
         // SAFETY: a valid NUL-terminated name and memfd flags.
         let fd = unsafe { libc::memfd_create(c"pool-shared-bytes".as_ptr(), libc::MFD_CLOEXEC) };
@@ -174,6 +182,7 @@ impl Heap {
         let base = NonNull::new(p.cast::<u8>()).ok_or_else(io::Error::last_os_error)?;
         let heap = Self {
             base,
+            ledgers,
             data,
             granules,
             mapped: (0..(granules as usize).div_ceil(64))
@@ -322,6 +331,13 @@ impl Heap {
     /// The block a decoded handle names, checked (protocol step 6); it adopts the handle's
     /// reference.
     pub(crate) fn adopt(&self, index: u64, len: u64) -> Result<Block, String> {
+        let block = self.check(index, len)?;
+        self.map_in(block.index, len as usize, libc::MADV_POPULATE_READ);
+        Ok(block)
+    }
+
+    /// The taken block at `index`, if `len` bytes fit it.
+    fn check(&self, index: u64, len: u64) -> Result<Block, String> {
         let index = u32::try_from(index)
             .ok()
             .filter(|&i| i < self.granules)
@@ -336,7 +352,6 @@ impl Heap {
         if !fits || !inside {
             return Err(format!("{len} bytes do not fit block {index}"));
         }
-        self.map_in(index, len as usize, libc::MADV_POPULATE_READ);
         Ok(Block {
             index,
             class,
@@ -399,6 +414,53 @@ impl Heap {
         slot.state
             .store(u32::from(block.class) | state, Ordering::Relaxed);
         self.push(block.index, block.class);
+    }
+
+    /// Claims a free ledger for a worker about to be forked (ledger protocol step 1).
+    pub(crate) fn claim_ledger(&self) -> Option<u32> {
+        for (i, bits) in self.header().ledgers.iter().enumerate() {
+            let mut now = bits.load(Ordering::Relaxed);
+            while now != u64::MAX {
+                let bit = (!now).trailing_zeros();
+                match bits.compare_exchange_weak(
+                    now,
+                    now | 1 << bit,
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return Some(i as u32 * 64 + bit),
+                    Err(seen) => now = seen,
+                }
+            }
+        }
+        None
+    }
+
+    /// The words of ledger `id`.
+    pub(crate) fn ledger(&self, id: u32) -> &[AtomicU64] {
+        assert!((id as usize) < LEDGERS, "ledger {id} out of range");
+        // SAFETY: the ledger area lies inside the mapping, after the table; ledger `id` is
+        // `ENTRIES` words of it, zero-initialized and reached only through atomics.
+        unsafe {
+            let first = self
+                .base
+                .add(self.ledgers)
+                .cast::<AtomicU64>()
+                .add(id as usize * ENTRIES);
+            std::slice::from_raw_parts(first.as_ptr(), ENTRIES)
+        }
+    }
+
+    /// Gives back every reference ledger `id` records and frees it (ledger protocol step 5):
+    /// only once its worker is gone.
+    pub(crate) fn drain_ledger(&self, id: u32) {
+        ledger::drain(self.ledger(id), |index| {
+            if let Ok(block) = self.check(u64::from(index), 0) {
+                self.release(block);
+            }
+        });
+        let (word, bit) = (id as usize / 64, 1u64 << (id % 64));
+        self.header().ledgers[word].fetch_and(!bit, Ordering::Release);
     }
 
     /// Bytes of the blocks taken and not given back, in every process of the family.

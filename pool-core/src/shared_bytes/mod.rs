@@ -17,17 +17,18 @@
 //! nobody sees a shared buffer change.
 
 mod heap;
+mod ledger;
 #[cfg(test)]
 mod stress_tests;
+mod wire;
 
-use std::cell::RefCell;
+pub use self::wire::HeapRefs;
+pub(crate) use self::wire::{decoding_again, decoding_inputs, encoding};
+
 use std::fmt;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
-
-use serde::de::{self, Deserializer, EnumAccess, VariantAccess, Visitor};
-use serde::{Deserialize, Serialize, Serializer};
 
 use self::heap::{Block, Heap};
 
@@ -141,7 +142,9 @@ impl SharedBytes {
             return None;
         }
         let h = heap()?;
-        Some((h.take(len)?, h))
+        let block = h.take(len)?;
+        credit_mine(h, block);
+        Some((block, h))
     }
 
     /// Bytes of shared memory that buffers hold now, in this process and every process that
@@ -220,7 +223,9 @@ impl Clone for SharedBytes {
     fn clone(&self) -> Self {
         match &self.0 {
             Repr::Shared { block, len } => {
-                heap().expect("a shared buffer has a heap").share(*block);
+                let h = heap().expect("a shared buffer has a heap");
+                h.share(*block);
+                credit_mine(h, *block);
                 Self(Repr::Shared {
                     block: *block,
                     len: *len,
@@ -234,7 +239,7 @@ impl Clone for SharedBytes {
 impl Drop for SharedBytes {
     fn drop(&mut self) {
         if let Repr::Shared { block, .. } = self.0 {
-            heap().expect("a shared buffer has a heap").release(block);
+            release_mine(heap().expect("a shared buffer has a heap"), block);
         }
     }
 }
@@ -323,212 +328,61 @@ impl fmt::Debug for SharedBytes {
     }
 }
 
-thread_local! {
-    /// Whether the decoding under way on this thread reads bytes decoded once before.
-    static DECODING_AGAIN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    /// The blocks handed out as handles by the encoding under way on this thread, when the
-    /// pool encodes for a peer that shares the heap; `None` otherwise.
-    static SHARING: RefCell<Option<Vec<Block>>> = const { RefCell::new(None) };
-}
-
-/// Runs `encode` with shared buffers encoded as handles when `peer_shares_heap`; when it
-/// fails, the references its handles took are given back.
-pub(crate) fn encoding<T, E>(
-    peer_shares_heap: bool,
-    encode: impl FnOnce() -> Result<T, E>,
-) -> Result<T, E> {
-    if !peer_shares_heap {
-        return encode();
-    }
-    let outer = SHARING.with(|s| s.borrow_mut().replace(Vec::new()));
-    let result = encode();
-    let shared = SHARING.with(|s| std::mem::replace(&mut *s.borrow_mut(), outer));
-    if result.is_err()
-        && let Some(h) = heap()
-    {
-        for b in shared.into_iter().flatten() {
-            h.release(b);
-        }
-    }
-    result
-}
-
-/// Runs `decode` over bytes that were decoded once already (a failed task's argument, read
-/// again from its chunk for a retry or an error report): the handles in them gave their
-/// references to the first decode, so the values decoded now take references of their own.
-pub(crate) fn decoding_again<R>(decode: impl FnOnce() -> R) -> R {
-    let outer = DECODING_AGAIN.with(|d| d.replace(true));
-    let value = decode();
-    DECODING_AGAIN.with(|d| d.set(outer));
-    value
-}
-
 /// Whether this process is a worker forked with the heap of the process its calls come from.
 static FORKED_WITH_HEAP: AtomicBool = AtomicBool::new(false);
 
+/// This process's ledger, when it is a worker that has one; `NO_LEDGER` otherwise.
+static MY_LEDGER: AtomicU32 = AtomicU32::new(NO_LEDGER);
+const NO_LEDGER: u32 = u32::MAX;
+
+/// Claims a ledger for a worker about to be forked (see [`ledger`]): pass it to
+/// [`forked_worker_shares_heap`] in the child, and to [`drain_ledger`] once the child is reaped.
+/// `None` when there is no heap, or every ledger is taken (the worker then has none: what it
+/// holds when it dies stays out of use until the family exits).
+pub fn claim_ledger() -> Option<u32> {
+    HEAP.get().and_then(Option::as_ref)?.claim_ledger()
+}
+
+/// Gives back every reference the worker of ledger `id` held, and frees the ledger: call it
+/// only once that worker is gone (reaped), so that nothing writes the ledger any more.
+pub fn drain_ledger(id: u32) {
+    if let Some(h) = HEAP.get().and_then(Option::as_ref) {
+        h.drain_ledger(id);
+    }
+}
+
 /// Tells a freshly forked worker that its parent shares its heap (when the parent had one
-/// before the fork): its results' buffers then go back as handles.
-pub fn forked_worker_shares_heap() {
+/// before the fork), so its results' buffers go back as handles, and which ledger records
+/// what it holds.
+pub fn forked_worker_shares_heap(ledger: Option<u32>) {
     let inherited = HEAP.get().and_then(Option::as_ref);
     if let Some(h) = inherited {
         h.forget_mappings();
     }
+    MY_LEDGER.store(ledger.unwrap_or(NO_LEDGER), Ordering::Relaxed);
     FORKED_WITH_HEAP.store(inherited.is_some(), Ordering::Relaxed);
+}
+
+/// Records a reference this process took to `block` in its ledger, if it has one (ledger
+/// protocol step 2: after the reference is counted in the block).
+fn credit_mine(h: &Heap, block: Block) {
+    let id = MY_LEDGER.load(Ordering::Relaxed);
+    if id != NO_LEDGER {
+        ledger::credit(h.ledger(id), block.index);
+    }
+}
+
+/// Gives back a reference this process held: off its ledger first, then off the block
+/// (ledger protocol step 3).
+fn release_mine(h: &Heap, block: Block) {
+    let id = MY_LEDGER.load(Ordering::Relaxed);
+    if id != NO_LEDGER {
+        ledger::debit(h.ledger(id), block.index);
+    }
+    h.release(block);
 }
 
 /// Whether results go to the parent as handles (see [`forked_worker_shares_heap`]).
 pub(crate) fn parent_shares_heap() -> bool {
     FORKED_WITH_HEAP.load(Ordering::Relaxed)
-}
-
-/// The encoded form: a handle where the peer shares the heap, the bytes elsewhere.
-const VARIANTS: &[&str] = &["Bytes", "Handle"];
-
-impl Serialize for SharedBytes {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if let Repr::Shared { block, len } = self.0
-            && let Some(h) = heap()
-            && SHARING.with(|sharing| {
-                let mut sharing = sharing.borrow_mut();
-                let made = sharing.as_mut().map(|v| v.push(block)).is_some();
-                if made {
-                    h.share(block);
-                }
-                made
-            })
-        {
-            let handle = (h.id(), u64::from(block.index), len as u64);
-            return s.serialize_newtype_variant("SharedBytes", 1, VARIANTS[1], &handle);
-        }
-        s.serialize_newtype_variant("SharedBytes", 0, VARIANTS[0], &Raw(self))
-    }
-}
-
-/// Bytes serialized as one byte string.
-struct Raw<'a>(&'a [u8]);
-
-impl Serialize for Raw<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for SharedBytes {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_enum("SharedBytes", VARIANTS, EnumVisitor)
-    }
-}
-
-struct EnumVisitor;
-
-impl<'de> Visitor<'de> for EnumVisitor {
-    type Value = SharedBytes;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("shared bytes: a byte string or a handle")
-    }
-
-    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<SharedBytes, A::Error> {
-        let (variant, value) = data.variant::<Variant>()?;
-        match variant {
-            Variant::Bytes => value.newtype_variant_seed(BytesSeed),
-            Variant::Handle => {
-                let (id, index, len) = value.newtype_variant::<(u64, u64, u64)>()?;
-                adopt(id, index, len).map_err(de::Error::custom)
-            }
-        }
-    }
-}
-
-/// Which form, by index (postcard) or name (self-describing formats).
-enum Variant {
-    Bytes,
-    Handle,
-}
-
-impl<'de> Deserialize<'de> for Variant {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_identifier(VariantVisitor)
-    }
-}
-
-struct VariantVisitor;
-
-impl Visitor<'_> for VariantVisitor {
-    type Value = Variant;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("`Bytes` or `Handle`")
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Variant, E> {
-        match v {
-            0 => Ok(Variant::Bytes),
-            1 => Ok(Variant::Handle),
-            _ => Err(E::invalid_value(de::Unexpected::Unsigned(v), &self)),
-        }
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Variant, E> {
-        match v {
-            "Bytes" => Ok(Variant::Bytes),
-            "Handle" => Ok(Variant::Handle),
-            _ => Err(E::unknown_variant(v, VARIANTS)),
-        }
-    }
-}
-
-/// The value a decoded handle names, with the handle's reference.
-fn adopt(id: u64, index: u64, len: u64) -> Result<SharedBytes, String> {
-    let foreign = || {
-        format!(
-            "a SharedBytes handle (heap {id:#x}, block {index}) reached a process that does not \
-             share that memory"
-        )
-    };
-    let h = heap().filter(|h| h.id() == id).ok_or_else(foreign)?;
-    let block = h
-        .adopt(index, len)
-        .map_err(|e| format!("a corrupt SharedBytes handle: {e}"))?;
-    if DECODING_AGAIN.with(std::cell::Cell::get) {
-        h.share(block);
-    }
-    Ok(SharedBytes(Repr::Shared {
-        block,
-        len: len as usize,
-    }))
-}
-
-struct BytesSeed;
-
-impl<'de> de::DeserializeSeed<'de> for BytesSeed {
-    type Value = SharedBytes;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<SharedBytes, D::Error> {
-        d.deserialize_bytes(self)
-    }
-}
-
-impl<'de> Visitor<'de> for BytesSeed {
-    type Value = SharedBytes;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a byte string")
-    }
-
-    fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<SharedBytes, E> {
-        Ok(SharedBytes::copy_from_slice(bytes))
-    }
-
-    fn visit_byte_buf<E: de::Error>(self, bytes: Vec<u8>) -> Result<SharedBytes, E> {
-        Ok(SharedBytes::from(bytes))
-    }
-
-    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<SharedBytes, A::Error> {
-        let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
-        while let Some(b) = seq.next_element::<u8>()? {
-            v.push(b);
-        }
-        Ok(SharedBytes::from(v))
-    }
 }

@@ -95,6 +95,9 @@ struct Slot {
     killed: Arc<AtomicBool>,
     reader: Option<JoinHandle<()>>,
     token: u64,
+    /// Its ledger of shared-heap references (Fork), credited as commands carrying handles
+    /// are sent to it, drained once it is reaped.
+    ledger: Option<u32>,
     /// Encodes its commands; knows which calls it can resolve and which chunks it owes.
     dispatch: Dispatch,
 }
@@ -289,7 +292,11 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
         let stderr = self.stderr.attach(token).map_err(io_err(format!(
             "cannot create the stderr pipe of worker {id}"
         )))?;
-        let (mut process, dispatch) = self.strategy.start(Start {
+        let ledger = self
+            .shares_heap
+            .then(pool_core::shared_bytes::claim_ledger)
+            .flatten();
+        let started = self.strategy.start(Start {
             setup: &setup,
             link: &link,
             launcher: &self.launcher,
@@ -299,7 +306,20 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
             wait: self.worker_wait,
             daemon: self.daemon,
             stderr,
-        })?;
+            ledger,
+        });
+        let (mut process, dispatch) = match started {
+            Ok(s) => s,
+            Err(e) => {
+                if let Some(l) = ledger {
+                    pool_core::shared_bytes::drain_ledger(l);
+                }
+                return Err(e);
+            }
+        };
+        if let Some(l) = ledger {
+            process.on_exit(move || pool_core::shared_bytes::drain_ledger(l));
+        }
         lock(&self.links).insert(token, link.clone());
         if let Err(e) = self.watcher.watch(&process, token) {
             let _ = process.kill(libc::SIGKILL);
@@ -358,6 +378,7 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
             killed,
             reader: Some(reader),
             token,
+            ledger,
             dispatch,
         });
         Ok(())
@@ -376,6 +397,16 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
                 std::io::ErrorKind::BrokenPipe.into(),
             )
         };
+        let mut cmd = cmd;
+        if let Command::Chunk { refs, .. } = &mut cmd
+            && !refs.is_empty()
+        {
+            let refs = std::mem::take(refs);
+            match s.ledger {
+                Some(l) => refs.credit_to(l),
+                None => refs.hand_over(),
+            }
+        }
         let (header, bulk) = s.dispatch.encode(slot, cmd)?;
         match bulk {
             Some(bytes) => {

@@ -37,6 +37,8 @@ pub(crate) struct Start<'a, Sh, St> {
     pub(crate) daemon: bool,
     /// Becomes the worker's stderr (fd 2): the parent passes it on and keeps its last line.
     pub(crate) stderr: OwnedFd,
+    /// The worker's ledger of shared-heap references (Fork, when the heap is shared).
+    pub(crate) ledger: Option<u32>,
 }
 
 /// One start method's way to launch a worker process.
@@ -62,13 +64,13 @@ impl<Sh: SharedObjects, St: 'static> Launch<Sh, St> for ForkLaunch {
         let jobs = s.jobs.clone();
         let known: Vec<u64> = jobs.keys().copied().collect();
         let (setup, link, daemon, stderr) = (s.setup.clone(), s.link.clone(), s.daemon, s.stderr);
-        let wait = s.wait;
+        let (wait, ledger) = (s.wait, s.ledger);
         let main = Box::new(move || {
             // SAFETY: dup2 onto fd 2 of this (single-threaded, just forked) process; `stderr`
             // is a live fd. On failure the worker keeps its parent's stderr.
             unsafe { libc::dup2(stderr.as_raw_fd(), 2) };
             DAEMON_WORKER.store(daemon, Ordering::Relaxed);
-            pool_core::shared_bytes::forked_worker_shares_heap();
+            pool_core::shared_bytes::forked_worker_shares_heap(ledger);
             crate::malloc::tune_worker();
             let (tx, rx) = link.worker_end(wait).split();
             // SAFETY: forked from the parent: same binary, and the parent makes rebuild ids
