@@ -92,7 +92,9 @@ impl Clone for HeapRefs {
 
 impl Drop for HeapRefs {
     fn drop(&mut self) {
-        if let Some(h) = heap() {
+        if self.0.is_some()
+            && let Some(h) = heap()
+        {
             for b in self.0.take().into_iter().flat_map(|v| *v) {
                 h.release(b);
             }
