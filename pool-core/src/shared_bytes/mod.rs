@@ -3,7 +3,7 @@
 //! Why: a `Vec<u8>` argument or result crosses a process boundary as bytes, copied on the way
 //! out and again on the way in; for buffers of MiBs those copies cost more than most tasks (a
 //! Fork round trip of 1 MiB buffers peaks near 6 GB/s, issue #17). A `SharedBytes` of 32 KiB or
-//! more lives in the shared heap ([`heap`]) that a process and the workers it forks map at the
+//! more lives in the shared heap (`heap.rs`) that a process and the workers it forks map at the
 //! same address: it crosses as a handle (heap, block, length) and is read where it lies, so a
 //! task can take a 64 MiB buffer and return another with no byte copied by the pool.
 //!
@@ -335,7 +335,7 @@ static FORKED_WITH_HEAP: AtomicBool = AtomicBool::new(false);
 static MY_LEDGER: AtomicU32 = AtomicU32::new(NO_LEDGER);
 const NO_LEDGER: u32 = u32::MAX;
 
-/// Claims a ledger for a worker about to be forked (see [`ledger`]): pass it to
+/// Claims a ledger for a worker about to be forked (the record of what it holds): pass it to
 /// [`forked_worker_shares_heap`] in the child, and to [`drain_ledger`] once the child is reaped.
 /// `None` when there is no heap, or every ledger is taken (the worker then has none: what it
 /// holds when it dies stays out of use until the family exits).
