@@ -425,8 +425,7 @@ fn encode_output<T: Input, R: Payload>(
         let guess = codec::size_guess::<R>(out.values.len());
         let message = match crate::shared_bytes::encoding(handles, || codec::encode(&out, guess)) {
             Ok((b, refs)) => {
-                // The parent adopts them as it decodes the results.
-                refs.hand_over();
+                refs.hand_to_parent();
                 return Data::Bytes(b);
             }
             Err(e) => format!("cannot serialize a result: {e}"),

@@ -90,7 +90,8 @@ pub fn run_worker<Sh, St>(setup: WorkerSetup<Sh, St>, link: &mut dyn WorkerLink<
                     recorder: recorder.as_mut(),
                     settings,
                 };
-                let output = job.run_chunk(&mut ctx, first, input, &mut env);
+                let mut output = job.run_chunk(&mut ctx, first, input, &mut env);
+                crate::shared_bytes::seal(&mut output);
                 done_in_life += u64::from(len);
                 link.send(Event::ChunkDone {
                     worker: id,

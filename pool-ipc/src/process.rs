@@ -225,10 +225,11 @@ impl WorkerProcess {
     }
 
     /// Runs `f` once the process is reaped here (a wait that saw it end, or the drop that
-    /// kills and reaps it), when nothing it did can change any more; never, if its reaper is
-    /// another process.
+    /// kills and reaps it; at once if it was reaped already), when nothing it did can change
+    /// any more; never, if its reaper is another process.
     pub fn on_exit(&mut self, f: impl FnOnce() + Send + Sync + 'static) {
         self.on_exit = Some(OnExit(Box::new(f)));
+        self.after_exit();
     }
 
     /// Whether another process reaps this one (see [`Reaper`]).

@@ -405,3 +405,54 @@ fn insights_reading_arguments_again_leave_the_caller_s_buffers_alone() {
     }
     heap_settles_at(before, "everything dropped");
 }
+
+/// Results a caller never reads still give their blocks back: the rest of an `imap` dropped
+/// after two results (its later results arrive while the next call runs, or at the pool's
+/// end), and the late results of calls that failed while other tasks were making new buffers.
+#[test]
+fn results_never_read_give_their_blocks_back() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let before = SharedBytes::heap_in_use();
+    {
+        let mut p = WorkerPool::builder()
+            .n_jobs(2)
+            .start_method(StartMethod::Fork)
+            .keep_alive(true)
+            .build()
+            .unwrap();
+        let firsts: Vec<SharedBytes> = p
+            .imap_with(|i: u64| buffer(i as u8, MIB), 0..40u64, one())
+            .unwrap()
+            .take(2)
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(firsts.len(), 2);
+        drop(firsts);
+        // The next call takes what is left of the last one's results first.
+        let sums = p.map_with(|x: u64| x, 0..8u64, one()).unwrap();
+        assert_eq!(sums.len(), 8);
+        heap_settles_at(
+            before,
+            "an imap dropped after two results, and the next call",
+        );
+
+        for round in 0..5 {
+            let out = p.map_with(
+                |i: u64| {
+                    if i == 5 {
+                        std::thread::sleep(Duration::from_millis(5));
+                        panic!("task 5 fails");
+                    }
+                    buffer(i as u8, MIB)
+                },
+                0..16u64,
+                one(),
+            );
+            assert!(out.is_err(), "round {round}");
+            let sums = p.map_with(|x: u64| x, 0..8u64, one()).unwrap();
+            assert_eq!(sums.len(), 8);
+            heap_settles_at(before, &format!("round {round} of a failing call"));
+        }
+    }
+    heap_settles_at(before, "the pool dropped");
+}

@@ -330,11 +330,10 @@ fn collect<Sh, St>(sup: &Mutex<Supervisor<Sh, St>>, queue: &Mutex<Queue<Sh, St>>
             }
             for d in deliveries {
                 match d {
-                    Delivery::Chunk { call, output, .. } => {
-                        if let Some(o) = q.outstanding.remove(&call) {
-                            done.push((o.complete, Ok(output)));
-                        }
-                    }
+                    Delivery::Chunk { call, output, .. } => match q.outstanding.remove(&call) {
+                        Some(o) => done.push((o.complete, Ok(output))),
+                        None => crate::shared_bytes::discard(output, s.backend.shares_heap()),
+                    },
                     Delivery::Lost {
                         chunks,
                         current,

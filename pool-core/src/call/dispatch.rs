@@ -282,7 +282,10 @@ impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
             // A chunk of an earlier call (a dropped `imap`) or of an apply task, finished while
             // this call ran: its tasks moved the workers' done counters after this call took
             // their base, and are no progress of this call.
-            Delivery::Chunk { len, .. } => self.base_done += u64::from(len),
+            Delivery::Chunk { len, output, .. } => {
+                self.base_done += u64::from(len);
+                shared_bytes::discard(output, self.handles);
+            }
             Delivery::HookFailed(f) => self.fail(f.into()),
             Delivery::Lost {
                 chunks,

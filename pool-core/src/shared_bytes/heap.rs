@@ -263,7 +263,6 @@ impl Heap {
         self.header()
             .in_use
             .fetch_add(Self::size(class) as u64, Ordering::Relaxed);
-        self.map_in(index, len);
         Some(Block {
             index,
             class,
@@ -362,7 +361,8 @@ impl Heap {
     }
 
     /// Maps the first `len` bytes of the block at `index` into this process at once, for
-    /// writing, the first time this process takes the block.
+    /// writing, the first time this process takes the block (its taker calls it, once the
+    /// block is in its ledger: a worker killed while it maps a block in gives it back).
     ///
     /// Why: a forked worker shares the heap's pages but not the page tables that point at them,
     /// so the first touch of each 4 KiB page of a block it meets is a page fault, ~2 µs on a
@@ -370,7 +370,7 @@ impl Heap {
     /// call costs a fraction of that; once mapped, the block stays mapped for the process's
     /// life (unless given back to the kernel, after which touches fault as usual). A kernel
     /// without the advice (before Linux 5.14) faults as before.
-    fn map_in(&self, index: u32, len: usize) {
+    pub(crate) fn map_in(&self, index: u32, len: usize) {
         let (word, bit) = (index as usize / 64, 1u64 << (index % 64));
         if self.mapped[word].load(Ordering::Relaxed) & bit != 0 {
             return;

@@ -16,12 +16,15 @@
 //! [`SharedBytes::make_mut`], which copies first when anyone else holds a reference, so
 //! nobody sees a shared buffer change.
 
+mod handover;
 mod heap;
 mod ledger;
 #[cfg(test)]
 mod stress_tests;
 mod wire;
 
+pub(crate) use self::handover::discard;
+pub use self::handover::{received, seal};
 pub use self::wire::HeapRefs;
 pub(crate) use self::wire::{decoding_again, decoding_inputs, encoding};
 
@@ -144,6 +147,7 @@ impl SharedBytes {
         let h = heap()?;
         let block = h.take(len)?;
         credit_mine(h, block);
+        h.map_in(block.index, len);
         Some((block, h))
     }
 

@@ -70,11 +70,16 @@ impl HeapRefs {
 }
 
 impl HeapRefs {
-    /// Lets the references go with a message whose receiver adopts them as it decodes it
-    /// without a credit (a worker's results, to its parent): if the message is never decoded,
-    /// they stay out of use until the family exits.
+    /// Lets the references go with a message whose receiver adopts them as it decodes it,
+    /// with no ledger to record them in (a parent that has none for that worker): if the
+    /// worker dies before decoding it, they stay out of use until the family exits.
     pub fn hand_over(mut self) {
         self.0 = None;
+    }
+
+    /// Lets the references go with a worker's result to its parent (see `handover.rs`).
+    pub(crate) fn hand_to_parent(mut self) {
+        super::handover::hand_to_parent(self.0.take().into_iter().flat_map(|v| *v));
     }
 }
 

@@ -246,6 +246,8 @@ impl<Sh, St> Supervisor<Sh, St> {
             } => {
                 let slot = &mut self.slots[worker];
                 if slot.generation != generation {
+                    // A killed worker's late result: nobody decodes it.
+                    crate::shared_bytes::discard(output, self.backend.shares_heap());
                     return Ok(None);
                 }
                 let mut len = 0;

@@ -41,6 +41,9 @@ pub(crate) struct Inbox {
     worker: usize,
     generation: u64,
     outstanding: Outstanding,
+    /// The worker's ledger of shared-heap references, when it has one: a result's references
+    /// leave it as the result is taken here.
+    ledger: Option<u32>,
     /// The worker said goodbye (`Exited`).
     clean: bool,
     ended: bool,
@@ -55,6 +58,7 @@ impl Inbox {
         worker: usize,
         generation: u64,
         outstanding: Outstanding,
+        ledger: Option<u32>,
     ) -> Self {
         Self {
             rx,
@@ -62,6 +66,7 @@ impl Inbox {
             worker,
             generation,
             outstanding,
+            ledger,
             clean: false,
             ended: false,
             violation: None,
@@ -95,6 +100,11 @@ impl Inbox {
                 return self.end(Some(format!(
                     "sent a result for a chunk it was not given (call {call}, first task {first})"
                 )));
+            }
+            // Its handles' references are the parent's from here on (a result refused above
+            // leaves them in the worker's ledger, given back once it is reaped).
+            if let Some(l) = self.ledger {
+                pool_core::shared_bytes::received(&bulk, l);
             }
         }
         self.clean |= matches!(msg, FromWorker::Exited { .. });

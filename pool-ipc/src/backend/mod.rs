@@ -240,6 +240,11 @@ impl<Sh: SharedObjects, St: 'static> ProcessBackend<Sh, St> {
             self.duty.hand_back();
             let _ = r.join();
         }
+        // Nothing reads its ring any more: once it is reaped, what its ledger records is
+        // given back (now, if it is already).
+        if let Some(l) = s.ledger {
+            lock(&s.process).on_exit(move || pool_core::shared_bytes::drain_ledger(l));
+        }
         self.watcher.unwatch(s.token);
         lock(&self.links).remove(&s.token);
         self.stderr.detach(s.token);
@@ -317,12 +322,16 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
                 return Err(e);
             }
         };
-        if let Some(l) = ledger {
-            process.on_exit(move || pool_core::shared_bytes::drain_ledger(l));
-        }
+        // Should it fail to start, its ledger is given back once it is reaped (at the drop).
+        let give_back = |process: &mut WorkerProcess| {
+            if let Some(l) = ledger {
+                process.on_exit(move || pool_core::shared_bytes::drain_ledger(l));
+            }
+        };
         lock(&self.links).insert(token, link.clone());
         if let Err(e) = self.watcher.watch(&process, token) {
             let _ = process.kill(libc::SIGKILL);
+            give_back(&mut process);
             return Err(io_err(format!("cannot watch worker {id}"))(e));
         }
         let (mut tx, rx) = link.parent_end(WaitPolicy::PARENT).split();
@@ -333,6 +342,7 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
         tx.before_waiting(Arc::new(move || duty.hand_back()));
         if let Err(e) = self.strategy.greet(&mut tx) {
             let _ = process.kill(libc::SIGKILL);
+            give_back(&mut process);
             // A worker that ended on its own at start-up says why in its exit status.
             let why = match process.wait() {
                 Ok(r) if r.signal() != Some(libc::SIGKILL) => {
@@ -353,6 +363,7 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
             id,
             setup.generation,
             dispatch.outstanding().clone(),
+            ledger,
         )));
         let reader = Reader {
             inbox: inbox.clone(),

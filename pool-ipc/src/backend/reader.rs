@@ -177,7 +177,7 @@ mod tests {
         let outstanding = Outstanding::default();
         outstanding.sent(1, 0);
         let ring = rx.closer();
-        let inbox = Inbox::new(rx, events_tx.clone(), 1, 3, outstanding.clone());
+        let inbox = Inbox::new(rx, events_tx.clone(), 1, 3, outstanding.clone(), None);
         let reader = Reader {
             inbox: Arc::new(Mutex::new(inbox)),
             ring,
