@@ -34,9 +34,10 @@
 //!    within 64 MiB..1 GiB) the block keeps its pages, warm for the
 //!    next taker (`state = class | KEPT`, `kept += size`); beyond, its pages go back to the
 //!    kernel (`MADV_REMOVE`; `state = class | ZERO`: it reads as zeros). Then it is pushed.
-//! 5. **Death**: no lock, so a process that dies never stalls another. What it held (a block
-//!    between pop and use, a reference in a handle nobody decoded) stays out of use until the
-//!    last process of the family exits and the memfd goes with it.
+//! 5. **Death**: no lock, so a process that dies never stalls another. The references a dead
+//!    worker held come back through its ledger (`ledger.rs`); what no ledger recorded (a
+//!    block between pop and the ledger's credit) stays out of use until the last process of
+//!    the family exits and the memfd goes with it.
 //! 6. **A corrupt handle** cannot reach memory outside the heap: [`Heap::adopt`] refuses an
 //!    index past the table, a block not taken, or a length beyond the block.
 

@@ -15,6 +15,10 @@
 //! reference each; the block goes back to the heap with the last one. Writing takes
 //! [`SharedBytes::make_mut`], which copies first when anyone else holds a reference, so
 //! nobody sees a shared buffer change.
+//!
+//! The parts: `heap.rs` (blocks and their counts), `wire.rs` (how a buffer is encoded and what
+//! its handle carries), `ledger.rs` (what each worker holds, for when it dies) and
+//! `handover.rs` (a worker's results, until the parent has them).
 
 mod handover;
 mod heap;
