@@ -94,3 +94,28 @@ fn shared_bytes_cross_intact(m: StartMethod) {
 }
 
 for_each_start_method!(shared_bytes_cross_intact);
+
+/// Outside a pool's calls a shared buffer is its bytes, in any format: a file written with
+/// serde holds the bytes, not a handle into memory that is gone when it is read back.
+#[test]
+fn outside_the_pool_a_shared_buffer_serializes_as_its_bytes() {
+    let v = buffer(MIB);
+    assert!(v.is_shared_memory());
+    let json = serde_json::to_string(&v).unwrap();
+    assert!(json.starts_with(r#"{"Bytes":["#), "{}", &json[..40]);
+    let back: SharedBytes = serde_json::from_str(&json).unwrap();
+    assert!(intact(&back, MIB, 0));
+    assert_ne!(back.as_ptr(), v.as_ptr(), "a new buffer");
+    let small = buffer(10);
+    assert!(!small.is_shared_memory());
+    let bytes: Vec<u8> = (0..10).map(|j| byte(10, j)).collect();
+    assert_eq!(
+        format!("{small:?}"),
+        format!("SharedBytes(10 bytes, private: {bytes:?})")
+    );
+    let shown: Vec<u8> = (0..16).map(|j| byte(MIB, j)).collect();
+    assert_eq!(
+        format!("{v:?}"),
+        format!("SharedBytes(1048576 bytes, shared: {shown:?}…)")
+    );
+}
