@@ -456,3 +456,52 @@ fn results_never_read_give_their_blocks_back() {
     }
     heap_settles_at(before, "the pool dropped");
 }
+
+/// `apply_async` tasks take shared buffers too: each crosses as a handle (the same block comes
+/// back), a task that kills its worker is reported and its argument comes back with the
+/// worker's ledger, and once everything is dropped no block is in use.
+#[test]
+fn apply_async_tasks_cross_as_handles_and_give_every_block_back() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let before = SharedBytes::heap_in_use();
+    {
+        let mut p = WorkerPool::builder()
+            .n_jobs(2)
+            .start_method(StartMethod::Fork)
+            .keep_alive(true)
+            .build()
+            .unwrap();
+        let inputs: Vec<SharedBytes> = (0..12).map(|i| buffer(i, MIB)).collect();
+        let pending: Vec<_> = inputs
+            .iter()
+            .map(|v| p.apply_async(killed_on_mark_5_or_echo, v.clone()).unwrap())
+            .collect();
+        for (i, (r, sent)) in pending.into_iter().zip(&inputs).enumerate() {
+            let got = r.get(Some(Duration::from_secs(30)));
+            if i == 5 {
+                let err = got.unwrap_err();
+                assert!(err.to_string().contains("SIGKILL"), "{err}");
+            } else {
+                let back = got.unwrap_or_else(|e| panic!("task {i}: {e}"));
+                assert_eq!(back.as_ptr(), sent.as_ptr(), "task {i}: the same block");
+            }
+        }
+        p.join().unwrap();
+        for (i, v) in inputs.iter().enumerate() {
+            assert!(
+                intact(v, i as u8, MIB, 0),
+                "the caller's buffer {i} changed"
+            );
+        }
+    }
+    heap_settles_at(before, "everything dropped");
+}
+
+fn killed_on_mark_5_or_echo(v: SharedBytes) -> SharedBytes {
+    if v[0] == 5 {
+        // SAFETY: kill(2) on our own pid.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        std::thread::sleep(Duration::from_secs(5));
+    }
+    v
+}
