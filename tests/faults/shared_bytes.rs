@@ -27,6 +27,16 @@ fn fork_pool() -> WorkerPool {
     two_workers(StartMethod::Fork)
 }
 
+fn fork_builder() -> pool::Builder {
+    WorkerPool::builder()
+        .n_jobs(2)
+        .start_method(StartMethod::Fork)
+}
+
+fn kept_alive(b: pool::Builder) -> WorkerPool {
+    b.keep_alive(true).build().unwrap()
+}
+
 /// The first 256 bytes of a buffer marked `mark`, each plus `plus`: the mark, then a pattern
 /// of it, repeated every 256 bytes.
 fn period(mark: u8, plus: u8) -> Vec<u8> {
@@ -271,12 +281,17 @@ fn a_refused_result_holding_the_argument_leaves_the_caller_s_buffer_alone() {
     base.check();
 }
 
-fn killed_on_mark_5(v: SharedBytes) -> usize {
+/// Kills the worker it runs in when `v` is the buffer marked 5.
+fn die_on_mark_5(v: &SharedBytes) {
     if v[0] == 5 {
         // SAFETY: kill(2) on our own pid.
         unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
         std::thread::sleep(Duration::from_secs(5));
     }
+}
+
+fn killed_on_mark_5(v: SharedBytes) -> usize {
+    die_on_mark_5(&v);
     v.len()
 }
 
@@ -341,12 +356,7 @@ fn a_timed_out_worker_s_blocks_come_back() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let before = SharedBytes::heap_in_use();
     {
-        let mut p = WorkerPool::builder()
-            .n_jobs(2)
-            .start_method(StartMethod::Fork)
-            .keep_alive(true)
-            .build()
-            .unwrap();
+        let mut p = kept_alive(fork_builder());
         let inputs: Vec<SharedBytes> = (0..6).map(|i| buffer(i, MIB)).collect();
         let out = p.map_with(
             |v: SharedBytes| {
@@ -378,12 +388,7 @@ fn insights_reading_arguments_again_leave_the_caller_s_buffers_alone() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let before = SharedBytes::heap_in_use();
     {
-        let mut p = WorkerPool::builder()
-            .n_jobs(2)
-            .start_method(StartMethod::Fork)
-            .enable_insights(true)
-            .build()
-            .unwrap();
+        let mut p = fork_builder().enable_insights(true).build().unwrap();
         let inputs: Vec<SharedBytes> = (0..8).map(|i| buffer(i, MIB)).collect();
         let sums = p
             .map_with(
@@ -414,12 +419,7 @@ fn results_never_read_give_their_blocks_back() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let before = SharedBytes::heap_in_use();
     {
-        let mut p = WorkerPool::builder()
-            .n_jobs(2)
-            .start_method(StartMethod::Fork)
-            .keep_alive(true)
-            .build()
-            .unwrap();
+        let mut p = kept_alive(fork_builder());
         let firsts: Vec<SharedBytes> = p
             .imap_with(|i: u64| buffer(i as u8, MIB), 0..40u64, one())
             .unwrap()
@@ -465,12 +465,7 @@ fn apply_async_tasks_cross_as_handles_and_give_every_block_back() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let before = SharedBytes::heap_in_use();
     {
-        let mut p = WorkerPool::builder()
-            .n_jobs(2)
-            .start_method(StartMethod::Fork)
-            .keep_alive(true)
-            .build()
-            .unwrap();
+        let mut p = kept_alive(fork_builder());
         let inputs: Vec<SharedBytes> = (0..12).map(|i| buffer(i, MIB)).collect();
         let pending: Vec<_> = inputs
             .iter()
@@ -498,10 +493,6 @@ fn apply_async_tasks_cross_as_handles_and_give_every_block_back() {
 }
 
 fn killed_on_mark_5_or_echo(v: SharedBytes) -> SharedBytes {
-    if v[0] == 5 {
-        // SAFETY: kill(2) on our own pid.
-        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
-        std::thread::sleep(Duration::from_secs(5));
-    }
+    die_on_mark_5(&v);
     v
 }
