@@ -586,11 +586,13 @@ fn a_chunk_size_given_stays_the_grid() {
 fn micro_chunks_travel_in_runs_and_slow_ones_alone() {
     // Instant tasks: once both workers' chunks came back micro (< 10 µs each over two runs'
     // worth), eight go as one run. How quick the pool is depends on the machine's load (and a
-    // debug build), so up to ten calls may try; one is enough.
+    // debug build), so calls may try for up to ten seconds (a busy CI machine with builds
+    // beside it made ten calls in a row too slow); one is enough.
     let (mut p, stage) = pool(Script::default());
     let opts = MapOptions::default().chunk_size(1);
     let mut calls = Vec::new();
-    for _ in 0..10 {
+    let tried_since = std::time::Instant::now();
+    while calls.len() < 10 || tried_since.elapsed() < Duration::from_secs(10) {
         stage.log.lock().unwrap().clear();
         let out = p.map_with(|x: u64| x, 0..2000u64, opts.clone()).unwrap();
         assert_eq!(out, (0..2000).collect::<Vec<_>>());

@@ -59,6 +59,9 @@ fn dev_shm() -> Vec<String> {
 
 impl Baseline {
     fn take() -> Self {
+        // The process's heap of shared buffers keeps one memfd open for its life, made with
+        // the first Fork or Spawn pool: make it now, so that it is no test's leak.
+        pool_core::shared_bytes::prepare_heap();
         Baseline {
             fds: open_fds(),
             shm: dev_shm(),

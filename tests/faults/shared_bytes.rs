@@ -102,11 +102,21 @@ where
 /// once it drops them, none is.
 #[test]
 fn round_trips_give_every_block_back() {
+    round_trips_give_every_block_back_under(StartMethod::Fork);
+}
+
+/// Spawned workers map the caller's heap from the memfd it passes them.
+#[test]
+fn round_trips_give_every_block_back_under_spawn() {
+    round_trips_give_every_block_back_under(StartMethod::Spawn);
+}
+
+fn round_trips_give_every_block_back_under(m: StartMethod) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let base = Baseline::take();
     let before = SharedBytes::heap_in_use();
     {
-        let mut p = fork_pool();
+        let mut p = two_workers(m);
         let inputs: Vec<SharedBytes> = (0..32).map(|i| buffer(i, MIB)).collect();
         assert!(
             inputs.iter().all(SharedBytes::is_shared_memory),
@@ -301,6 +311,16 @@ fn killed_on_mark_5(v: SharedBytes) -> usize {
 /// worker is reaped. The pool's next call runs, shared buffers and all.
 #[test]
 fn a_killed_worker_s_blocks_come_back_once_it_is_reaped() {
+    a_killed_worker_s_blocks_come_back_under(StartMethod::Fork);
+}
+
+/// A spawned worker's ledger is in the same heap, drained the same way.
+#[test]
+fn a_killed_spawned_worker_s_blocks_come_back_once_it_is_reaped() {
+    a_killed_worker_s_blocks_come_back_under(StartMethod::Spawn);
+}
+
+fn a_killed_worker_s_blocks_come_back_under(m: StartMethod) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let base = Baseline::take();
     let before = SharedBytes::heap_in_use();
@@ -310,7 +330,7 @@ fn a_killed_worker_s_blocks_come_back_once_it_is_reaped() {
             inputs.iter().all(SharedBytes::is_shared_memory),
             "no shared heap on this machine"
         );
-        let (out, p) = map_within(fork_pool(), killed_on_mark_5, inputs.clone());
+        let (out, p) = map_within(two_workers(m), killed_on_mark_5, inputs.clone());
         let err = out.unwrap_err();
         let f = err
             .failure()

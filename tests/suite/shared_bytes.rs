@@ -1,6 +1,6 @@
 //! `SharedBytes` cross to workers and back intact whichever way they travel: as a handle where
-//! the worker shares the caller's heap (threads, Fork: the very bytes come back, no copy), as
-//! bytes where it does not (Spawn, forkserver, MPI), and a worker's write never shows in the
+//! the worker shares the caller's heap (threads, Fork, Spawn: the very bytes come back, no
+//! copy), as bytes where it does not (forkserver, MPI), and a worker's write never shows in the
 //! caller's buffer (issue #17).
 
 use pool::{MapOptions, SharedBytes, StartMethod};
@@ -26,7 +26,10 @@ fn intact(v: &[u8], len: usize, plus: u8) -> bool {
 
 /// Whether workers of `m` read the caller's shared buffers in place.
 fn in_place(m: StartMethod) -> bool {
-    matches!(m, StartMethod::Threading | StartMethod::Fork)
+    matches!(
+        m,
+        StartMethod::Threading | StartMethod::Fork | StartMethod::Spawn
+    )
 }
 
 fn shared_bytes_cross_intact(m: StartMethod) {

@@ -15,11 +15,13 @@
 //! | `data` (2 MiB aligned) | the blocks: a block of class `c` is `GRANULE << c` bytes, at any granule |
 //!
 //! # Protocol
-//! 1. **Create** (the first process that asks, in practice the caller before it forks its
+//! 1. **Create** (the first process that asks, in practice the caller before it starts its
 //!    workers): the memfd is mapped `MAP_SHARED` once and never unmapped, so a block's address
-//!    stays valid for the life of the process. Workers forked later inherit the mapping, at the
-//!    same address; processes that did not (spawned workers, MPI ranks) have no part in it, and
-//!    buffers travel to them as bytes.
+//!    stays valid for the life of the process; the memfd stays open (close-on-exec). Workers
+//!    forked later inherit the mapping, at the same address; a spawned worker is passed the
+//!    memfd and maps it wherever it lands ([`Heap::open`]: blocks are named by index, never by
+//!    address). Processes that have neither (forkserver workers, MPI ranks) have no part in
+//!    it, and buffers travel to them as bytes.
 //! 2. **Take** (any process): pop the class's free list, a stack whose head packs a tag (high 32
 //!    bits, bumped at every change, so a pop that read a stale `next` fails its
 //!    compare-exchange) with the slot's index + 1 (0: empty). Nothing there: bump `top` by the
@@ -42,6 +44,7 @@
 //!    index past the table, a block not taken, or a length beyond the block.
 
 use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
@@ -100,6 +103,26 @@ struct Slot {
     _pad: u32,
 }
 
+/// Where the parts of a heap of `granules` lie.
+struct Layout {
+    ledgers: usize,
+    data: usize,
+    total: usize,
+}
+
+impl Layout {
+    fn of(granules: u32) -> Self {
+        let table = granules as usize * size_of::<Slot>();
+        let ledgers = (TABLE_AT + table).next_multiple_of(4096);
+        let data = (ledgers + LEDGERS * ENTRIES * 8).next_multiple_of(DATA_ALIGN);
+        Self {
+            ledgers,
+            data,
+            total: data + granules as usize * GRANULE,
+        }
+    }
+}
+
 /// A block taken from the heap: its first granule and its class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Block {
@@ -112,7 +135,11 @@ pub(crate) struct Block {
 /// A process's mapping of the shared heap.
 #[derive(Debug)]
 pub(crate) struct Heap {
+    /// The memfd, kept (close-on-exec) so that a spawned worker can map the same heap.
+    fd: OwnedFd,
     base: NonNull<u8>,
+    /// Bytes mapped at `base`.
+    len: usize,
     /// Where the ledgers start.
     ledgers: usize,
     data: usize,
@@ -145,57 +172,96 @@ impl Heap {
     fn create_exactly(capacity: usize) -> io::Result<Self> {
         let granules = u32::try_from(capacity / GRANULE)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "heap too large"))?;
-        let table = granules as usize * size_of::<Slot>();
-        let ledgers = (TABLE_AT + table).next_multiple_of(4096);
-        let data = (ledgers + LEDGERS * ENTRIES * 8).next_multiple_of(DATA_ALIGN);
-        let total = data + granules as usize * GRANULE;
         // SAFETY: a valid NUL-terminated name and memfd flags.
-        let fd = unsafe { libc::memfd_create(c"pool-shared-bytes".as_ptr(), libc::MFD_CLOEXEC) };
-        if fd < 0 {
+        let raw = unsafe { libc::memfd_create(c"pool-shared-bytes".as_ptr(), libc::MFD_CLOEXEC) };
+        if raw < 0 {
             return Err(io::Error::last_os_error());
         }
-        let close = |e| {
-            // SAFETY: `fd` is ours and not used after this.
-            unsafe { libc::close(fd) };
-            Err(e)
-        };
+        // SAFETY: a fresh fd, ours from here on.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let total = Layout::of(granules).total;
         // SAFETY: `fd` is a valid memfd; the size is checked by the kernel.
-        if unsafe { libc::ftruncate(fd, total as libc::off_t) } < 0 {
-            return close(io::Error::last_os_error());
+        if unsafe { libc::ftruncate(fd.as_raw_fd(), total as libc::off_t) } < 0 {
+            return Err(io::Error::last_os_error());
         }
-        // SAFETY: a fresh shared mapping of our own file; no existing memory is affected.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                total,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_NORESERVE,
-                fd,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return close(io::Error::last_os_error());
-        }
-        // The mapping keeps the memory; the fd is not needed (fork inherits the mapping).
-        // SAFETY: as above.
-        unsafe { libc::close(fd) };
-        let base = NonNull::new(p.cast::<u8>()).ok_or_else(io::Error::last_os_error)?;
-        let heap = Self {
-            base,
-            ledgers,
-            data,
-            granules,
-            mapped: (0..(granules as usize).div_ceil(64))
-                .map(|_| AtomicU64::new(0))
-                .collect(),
-        };
+        let heap = Self::map(fd, granules)?;
         let h = heap.header();
         h.id.store(fresh_id(), Ordering::Relaxed);
         h.granules.store(u64::from(granules), Ordering::Relaxed);
         h.keep.store(keep_budget(), Ordering::Relaxed);
         h.magic.store(MAGIC, Ordering::Release);
         Ok(heap)
+    }
+
+    /// Maps the heap another process made, from its memfd (a spawned worker's parent's).
+    pub(crate) fn open(fd: OwnedFd) -> io::Result<Self> {
+        let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_string());
+        // SAFETY: `stat` is plain data; zeroed is a valid value for fstat to overwrite.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid fd and out pointer.
+        if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let size = usize::try_from(st.st_size).map_err(|_| invalid("negative size"))?;
+        if size < TABLE_AT {
+            return Err(invalid("not a shared heap: too small"));
+        }
+        // The header first, to learn the layout.
+        let header = Self::map(fd, 0)?;
+        let (magic, granules) = (
+            header.header().magic.load(Ordering::Acquire),
+            header.header().granules.load(Ordering::Relaxed),
+        );
+        let granules = u32::try_from(granules).map_err(|_| invalid("granules out of range"))?;
+        if magic != MAGIC || Layout::of(granules).total != size {
+            return Err(invalid(
+                "not a shared heap: its header does not match its size",
+            ));
+        }
+        let fd = header.fd.try_clone()?;
+        drop(header);
+        Self::map(fd, granules)
+    }
+
+    /// Maps `fd` as a heap of `granules` (0: the header page alone).
+    fn map(fd: OwnedFd, granules: u32) -> io::Result<Self> {
+        let layout = Layout::of(granules);
+        let len = if granules == 0 {
+            TABLE_AT
+        } else {
+            layout.total
+        };
+        // SAFETY: a fresh shared mapping of our own file; no existing memory is affected.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_NORESERVE,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let base = NonNull::new(p.cast::<u8>()).ok_or_else(io::Error::last_os_error)?;
+        Ok(Self {
+            fd,
+            base,
+            len,
+            ledgers: layout.ledgers,
+            data: layout.data,
+            granules,
+            mapped: (0..(granules as usize).div_ceil(64))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+        })
+    }
+
+    /// The heap's memfd, to pass to a spawned worker.
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 
     fn header(&self) -> &Header {
@@ -480,6 +546,16 @@ impl Heap {
     #[cfg(test)]
     pub(crate) fn kept(&self) -> u64 {
         self.header().kept.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Heap {
+    /// Unmaps it: only heaps of tests, and the header-only map of [`Heap::open`], ever end; the
+    /// process's heap lives in a `static` for the life of the process.
+    fn drop(&mut self) {
+        // SAFETY: the mapping is ours, `len` bytes at `base`, and nothing borrowed from it
+        // outlives `self` (a `Block` is an index, resolved through a live heap).
+        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
     }
 }
 

@@ -1,13 +1,13 @@
-//! [`SharedBytes`]: a byte buffer that crosses to a forked worker, and back, as a handle.
+//! [`SharedBytes`]: a byte buffer that crosses to a Fork or Spawn worker, and back, as a handle.
 //!
 //! Why: a `Vec<u8>` argument or result crosses a process boundary as bytes, copied on the way
 //! out and again on the way in; for buffers of MiBs those copies cost more than most tasks (a
 //! Fork round trip of 1 MiB buffers peaks near 6 GB/s, issue #17). A `SharedBytes` of 32 KiB or
-//! more lives in the shared heap (`heap.rs`) that a process and the workers it forks map at the
-//! same address: it crosses as a handle (heap, block, length) and is read where it lies, so a
-//! task can take a 64 MiB buffer and return another with no byte copied by the pool.
+//! more lives in the shared heap (`heap.rs`) that a process and the workers it forks or spawns
+//! map: it crosses as a handle (heap, block, length) and is read where it lies, so a task can
+//! take a 64 MiB buffer and return another with no byte copied by the pool.
 //!
-//! Where the peer does not share the heap (spawned workers, MPI ranks, a file), or the buffer
+//! Where the peer does not share the heap (forkserver workers, MPI ranks, a file), or the buffer
 //! is small, or the heap is full, it travels as plain bytes: the same value, at the speed of a
 //! `Vec<u8>`. Thread workers move it like any value.
 //!
@@ -336,8 +336,9 @@ impl fmt::Debug for SharedBytes {
     }
 }
 
-/// Whether this process is a worker forked with the heap of the process its calls come from.
-static FORKED_WITH_HEAP: AtomicBool = AtomicBool::new(false);
+/// Whether this process is a worker that shares the heap of the process its calls come from
+/// (forked after the heap was made, or spawned and given it).
+static PARENT_SHARES_HEAP: AtomicBool = AtomicBool::new(false);
 
 /// This process's ledger, when it is a worker that has one; `NO_LEDGER` otherwise.
 static MY_LEDGER: AtomicU32 = AtomicU32::new(NO_LEDGER);
@@ -368,7 +369,7 @@ pub fn forked_worker_shares_heap(ledger: Option<u32>) {
         h.forget_mappings();
     }
     MY_LEDGER.store(ledger.unwrap_or(NO_LEDGER), Ordering::Relaxed);
-    FORKED_WITH_HEAP.store(inherited.is_some(), Ordering::Relaxed);
+    PARENT_SHARES_HEAP.store(inherited.is_some(), Ordering::Relaxed);
 }
 
 /// Records a reference this process took to `block` in its ledger, if it has one (ledger
@@ -390,7 +391,29 @@ fn release_mine(h: &Heap, block: Block) {
     h.release(block);
 }
 
+/// The heap's memfd, for a back end that spawns a worker to pass on (see
+/// [`spawned_worker_shares_heap`]); `None` when there is no heap.
+pub fn heap_fd() -> Option<std::os::fd::BorrowedFd<'static>> {
+    HEAP.get().and_then(Option::as_ref).map(|h| h.fd())
+}
+
+/// Maps, in a freshly spawned worker, the heap of its parent from the memfd it passed
+/// ([`heap_fd`]), before anything else makes one; its results' buffers then go back as
+/// handles, and `ledger` records what it holds. False (the worker goes on with bytes) when
+/// the fd is no heap or this process has one already.
+pub fn spawned_worker_shares_heap(fd: std::os::fd::OwnedFd, ledger: Option<u32>) -> bool {
+    let Ok(heap) = Heap::open(fd) else {
+        return false;
+    };
+    if HEAP.set(Some(heap)).is_err() {
+        return false;
+    }
+    MY_LEDGER.store(ledger.unwrap_or(NO_LEDGER), Ordering::Relaxed);
+    PARENT_SHARES_HEAP.store(true, Ordering::Relaxed);
+    true
+}
+
 /// Whether results go to the parent as handles (see [`forked_worker_shares_heap`]).
 pub(crate) fn parent_shares_heap() -> bool {
-    FORKED_WITH_HEAP.load(Ordering::Relaxed)
+    PARENT_SHARES_HEAP.load(Ordering::Relaxed)
 }

@@ -13,7 +13,7 @@
 //!    already in its ledger (step 2, [`decoding_inputs`]); a parent decoding results records
 //!    them in its own ledger, if it has one (it is a worker of another pool); bytes decoded a
 //!    second time ([`decoding_again`]) take references of their own.
-//! 4. **Elsewhere** (no [`encoding`] context: spawned workers, MPI, files): the bytes, and a
+//! 4. **Elsewhere** (no [`encoding`] context: forkserver workers, MPI, files): the bytes, and a
 //!    decoder makes a new buffer of them.
 
 use std::cell::{Cell, RefCell};

@@ -34,7 +34,8 @@ impl<Sh: SharedObjects, St: 'static> Launch<Sh, St> for ForkserverLaunch {
                 })?;
             self.shared = Some(Arc::new(bytes));
         }
-        let (main, payload) = spawned::boot(s.setup, s.n_slots, s.daemon, Remote::Forkserver)?;
+        let (main, payload) =
+            spawned::boot(s.setup, s.n_slots, s.daemon, Remote::Forkserver, None)?;
         // The third becomes the worker's stderr (see `spawned::spawn_main`).
         let fds = [
             s.link.region().fd(),

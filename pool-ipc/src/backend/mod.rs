@@ -198,7 +198,8 @@ impl<Sh: SharedObjects, St: 'static> ProcessBackend<Sh, St> {
             patience: Patience::new(WaitPolicy::WORKER.spins),
             one_cpu: cpus == 1,
             worker_wait: WaitPolicy::worker(n_jobs, cpus),
-            shares_heap: method == ProcessMethod::Fork && pool_core::shared_bytes::prepare_heap(),
+            shares_heap: matches!(method, ProcessMethod::Fork | ProcessMethod::Spawn)
+                && pool_core::shared_bytes::prepare_heap(),
             parked_at: None,
             _types: PhantomData,
         })
@@ -311,6 +312,7 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
             wait: self.worker_wait,
             daemon: self.daemon,
             stderr,
+            heap: self.shares_heap,
             ledger,
         });
         let (mut process, dispatch) = match started {

@@ -5,6 +5,7 @@
 //! travel on the link as the first frame, since they may be large.
 
 use std::collections::HashMap;
+use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 
 use pool_core::{CounterRef, PoolError, SharedObjects, WorkerSetup};
@@ -29,7 +30,17 @@ struct SpawnBoot {
     n_slots: usize,
     requested_ns: u64,
     daemon: bool,
+    /// The parent's heap of `SharedBytes` comes as fd [`HEAP_FD`], with this worker's ledger.
+    heap: Option<HeapBoot>,
 }
+
+#[derive(Debug, Serialize, Deserialize)]
+struct HeapBoot {
+    ledger: Option<u32>,
+}
+
+/// Which passed fd is the heap's (after the link's and the counters').
+const HEAP_FD: usize = 2;
 
 /// The `main` and boot payload of a worker for `setup` that rebuilds its functions from `fn`
 /// offsets: a spawned worker, or a forkserver's (`remote` names which in errors).
@@ -38,12 +49,14 @@ pub(crate) fn boot<Sh: SharedObjects, St: 'static>(
     n_slots: usize,
     daemon: bool,
     remote: Remote,
+    heap_ledger: Option<Option<u32>>,
 ) -> Result<(WorkerMain, Vec<u8>), PoolError> {
     let boot = SpawnBoot {
         record: BootRecord::of(setup, remote)?,
         n_slots,
         requested_ns: setup.requested_ns,
         daemon,
+        heap: heap_ledger.map(|ledger| HeapBoot { ledger }),
     };
     let payload = postcard::to_stdvec(&boot).map_err(|e| PoolError::Serialization {
         context: "spawned worker boot info".into(),
@@ -52,15 +65,17 @@ pub(crate) fn boot<Sh: SharedObjects, St: 'static>(
     Ok((spawn_main::<Sh, St>, payload))
 }
 
-/// The command that starts a spawned worker for `setup`.
+/// The command that starts a spawned worker for `setup`; with `heap`, the worker maps the
+/// parent's heap of `SharedBytes` (and records what it holds in `heap.1`, its ledger).
 pub(crate) fn command<Sh: SharedObjects, St: 'static>(
     setup: &WorkerSetup<Sh, St>,
     link: &Link,
     counters: &SharedRegion,
     n_slots: usize,
     daemon: bool,
+    heap: Option<(BorrowedFd<'_>, Option<u32>)>,
 ) -> Result<SpawnCommand, PoolError> {
-    let (main, payload) = boot(setup, n_slots, daemon, Remote::Spawn)?;
+    let (main, payload) = boot(setup, n_slots, daemon, Remote::Spawn, heap.map(|h| h.1))?;
     let fd_err = |source| PoolError::Backend {
         context: "cannot pass fds to a spawned worker".into(),
         source,
@@ -72,6 +87,10 @@ pub(crate) fn command<Sh: SharedObjects, St: 'static>(
         .map_err(fd_err)?
         .pass_fd(counters.fd())
         .map_err(fd_err)
+        .and_then(|c| match heap {
+            Some((fd, _)) => c.pass_fd(fd).map_err(fd_err),
+            None => Ok(c),
+        })
 }
 
 /// The `main` of a spawned worker.
@@ -89,6 +108,15 @@ fn spawn_main<Sh: SharedObjects, St: 'static>(mut boot: WorkerBoot) -> i32 {
     let (Some(link_fd), Some(counters_fd)) = (boot.take_fd(0), boot.take_fd(1)) else {
         return fail("missing fds");
     };
+    // Before anything here could make a heap of its own.
+    if let Some(h) = &b.heap {
+        let Some(fd) = boot.take_fd(HEAP_FD) else {
+            return fail("missing the heap's fd");
+        };
+        if !pool_core::shared_bytes::spawned_worker_shares_heap(fd, h.ledger) {
+            return fail("cannot map the parent's heap of shared buffers");
+        }
+    }
     // A forkserver worker gets its stderr pipe as a third fd (a spawned one has it as fd 2).
     if let Some(stderr) = boot.take_fd(2) {
         // SAFETY: dup2 onto fd 2 of this single-threaded worker; `stderr` is a live fd (closed

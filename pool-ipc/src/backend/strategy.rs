@@ -37,7 +37,11 @@ pub(crate) struct Start<'a, Sh, St> {
     pub(crate) daemon: bool,
     /// Becomes the worker's stderr (fd 2): the parent passes it on and keeps its last line.
     pub(crate) stderr: OwnedFd,
-    /// The worker's ledger of shared-heap references (Fork, when the heap is shared).
+    /// Whether the worker shares this process's heap of `SharedBytes` (Fork and Spawn, when
+    /// there is one).
+    pub(crate) heap: bool,
+    /// The worker's ledger of shared-heap references, when it shares the heap and one was
+    /// free.
     pub(crate) ledger: Option<u32>,
 }
 
@@ -112,8 +116,20 @@ impl<Sh: SharedObjects, St: 'static> Launch<Sh, St> for SpawnLaunch {
                 })?;
             self.shared = Some(Arc::new(bytes));
         }
-        let cmd = spawned::command(s.setup, s.link, s.counters.region(), s.n_slots, s.daemon)?
-            .stderr(s.stderr);
+        let heap = s
+            .heap
+            .then(pool_core::shared_bytes::heap_fd)
+            .flatten()
+            .map(|fd| (fd, s.ledger));
+        let cmd = spawned::command(
+            s.setup,
+            s.link,
+            s.counters.region(),
+            s.n_slots,
+            s.daemon,
+            heap,
+        )?
+        .stderr(s.stderr);
         let p = s
             .launcher
             .run(Box::new(move || cmd.spawn()))

@@ -47,6 +47,9 @@ pub fn serial() -> (MutexGuard<'static, ()>, Watchdog) {
 /// The fds this process has open, each with what it points at (a pipe's or memfd's link names
 /// its inode, so a number reused for a new object reads as new).
 pub fn fd_table() -> Vec<(i32, std::path::PathBuf)> {
+    // The process's heap of shared buffers keeps one memfd open for its life, made with the
+    // first Fork or Spawn back end: make it first, so that it is no test's leak.
+    pool_core::shared_bytes::prepare_heap();
     pool_ipc::fds::open_fds()
         .unwrap()
         .into_iter()
