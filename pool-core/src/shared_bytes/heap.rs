@@ -401,11 +401,6 @@ impl Heap {
     /// argument on, or reads a part of it, would pay for every page (a 1 MiB echo fell from
     /// ~620 to ~100 GB/s), and one that reads it all gained within the noise.
     pub(crate) fn adopt(&self, index: u64, len: u64) -> Result<Block, String> {
-        self.check(index, len)
-    }
-
-    /// The taken block at `index`, if `len` bytes fit it.
-    fn check(&self, index: u64, len: u64) -> Result<Block, String> {
         let index = u32::try_from(index)
             .ok()
             .filter(|&i| i < self.granules)
@@ -523,7 +518,7 @@ impl Heap {
     /// only once its worker is gone.
     pub(crate) fn drain_ledger(&self, id: u32) {
         ledger::drain(self.ledger(id), |index| {
-            if let Ok(block) = self.check(u64::from(index), 0) {
+            if let Ok(block) = self.adopt(u64::from(index), 0) {
                 self.release(block);
             }
         });

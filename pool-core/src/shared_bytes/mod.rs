@@ -50,6 +50,11 @@ fn heap() -> Option<&'static Heap> {
     HEAP.get_or_init(|| Heap::create(CAPACITY).ok()).as_ref()
 }
 
+/// The heap, only if this process has one already (never makes one).
+fn existing_heap() -> Option<&'static Heap> {
+    HEAP.get().and_then(Option::as_ref)
+}
+
 /// Creates the shared heap now, if it is not there yet: a back end calls this before it forks
 /// workers, so that they share it. Returns whether there is one.
 pub fn prepare_heap() -> bool {
@@ -160,7 +165,7 @@ impl SharedBytes {
     /// A worker that died holding buffers, or a handle sent to one that died before reading
     /// it, keeps its blocks out of use until the last process of the family exits.
     pub fn heap_in_use() -> u64 {
-        HEAP.get().and_then(Option::as_ref).map_or(0, Heap::in_use)
+        existing_heap().map_or(0, Heap::in_use)
     }
 
     /// Whether the bytes live in the shared heap, so that they cross to a forked worker as a
@@ -349,13 +354,13 @@ const NO_LEDGER: u32 = u32::MAX;
 /// `None` when there is no heap, or every ledger is taken (the worker then has none: what it
 /// holds when it dies stays out of use until the family exits).
 pub fn claim_ledger() -> Option<u32> {
-    HEAP.get().and_then(Option::as_ref)?.claim_ledger()
+    existing_heap()?.claim_ledger()
 }
 
 /// Gives back every reference the worker of ledger `id` held, and frees the ledger: call it
 /// only once that worker is gone (reaped), so that nothing writes the ledger any more.
 pub fn drain_ledger(id: u32) {
-    if let Some(h) = HEAP.get().and_then(Option::as_ref) {
+    if let Some(h) = existing_heap() {
         h.drain_ledger(id);
     }
 }
@@ -364,12 +369,17 @@ pub fn drain_ledger(id: u32) {
 /// before the fork), so its results' buffers go back as handles, and which ledger records
 /// what it holds.
 pub fn forked_worker_shares_heap(ledger: Option<u32>) {
-    let inherited = HEAP.get().and_then(Option::as_ref);
+    let inherited = existing_heap();
     if let Some(h) = inherited {
         h.forget_mappings();
     }
+    become_worker(inherited.is_some(), ledger);
+}
+
+/// Sets this worker's part in its parent's heap: whether it shares it, and its ledger.
+fn become_worker(shares: bool, ledger: Option<u32>) {
     MY_LEDGER.store(ledger.unwrap_or(NO_LEDGER), Ordering::Relaxed);
-    PARENT_SHARES_HEAP.store(inherited.is_some(), Ordering::Relaxed);
+    PARENT_SHARES_HEAP.store(shares, Ordering::Relaxed);
 }
 
 /// Records a reference this process took to `block` in its ledger, if it has one (ledger
@@ -394,7 +404,7 @@ fn release_mine(h: &Heap, block: Block) {
 /// The heap's memfd, for a back end that spawns a worker to pass on (see
 /// [`spawned_worker_shares_heap`]); `None` when there is no heap.
 pub fn heap_fd() -> Option<std::os::fd::BorrowedFd<'static>> {
-    HEAP.get().and_then(Option::as_ref).map(|h| h.fd())
+    existing_heap().map(|h| h.fd())
 }
 
 /// Maps, in a freshly spawned worker, the heap of its parent from the memfd it passed
@@ -408,8 +418,7 @@ pub fn spawned_worker_shares_heap(fd: std::os::fd::OwnedFd, ledger: Option<u32>)
     if HEAP.set(Some(heap)).is_err() {
         return false;
     }
-    MY_LEDGER.store(ledger.unwrap_or(NO_LEDGER), Ordering::Relaxed);
-    PARENT_SHARES_HEAP.store(true, Ordering::Relaxed);
+    become_worker(true, ledger);
     true
 }
 
