@@ -170,6 +170,41 @@ impl<Sh, St> fmt::Debug for Command<Sh, St> {
     }
 }
 
+/// A command a back end did not deliver, and why. A back end that refuses it before taking it
+/// apart (its worker is already known to be gone, or not running) gives the command back in
+/// `cmd`: it never reached a worker, and may go to another. Without it, the command may have
+/// been partly sent, and counts as lost with its worker.
+#[derive(Debug)]
+pub struct Unsent<Sh, St> {
+    /// Why it was not delivered.
+    pub error: PoolError,
+    /// The command itself, when it never left (boxed: this is the rare path of `send`).
+    pub cmd: Option<Box<Command<Sh, St>>>,
+}
+
+impl<Sh, St> Unsent<Sh, St> {
+    /// `cmd` refused whole, for `error`.
+    pub fn returned(error: PoolError, cmd: Command<Sh, St>) -> Self {
+        Unsent {
+            error,
+            cmd: Some(Box::new(cmd)),
+        }
+    }
+}
+
+impl<Sh, St> From<PoolError> for Unsent<Sh, St> {
+    /// A command lost part-way, for this error.
+    fn from(error: PoolError) -> Self {
+        Unsent { error, cmd: None }
+    }
+}
+
+impl<Sh, St> From<Unsent<Sh, St>> for PoolError {
+    fn from(u: Unsent<Sh, St>) -> Self {
+        u.error
+    }
+}
+
 /// Why a worker stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ExitReason {
@@ -310,8 +345,9 @@ pub trait Backend<Sh, St>: Send {
 
     /// Starts a worker in slot `setup.id` (the previous one there is gone).
     fn start_worker(&mut self, setup: WorkerSetup<Sh, St>) -> Result<(), PoolError>;
-    /// Sends a command to the worker in `slot`.
-    fn send(&mut self, slot: usize, cmd: Command<Sh, St>) -> Result<(), PoolError>;
+    /// Sends a command to the worker in `slot`; a command refused before it left comes back
+    /// in the error ([`Unsent`]).
+    fn send(&mut self, slot: usize, cmd: Command<Sh, St>) -> Result<(), Unsent<Sh, St>>;
     /// Events of all workers.
     fn events(&self) -> &Receiver<Event>;
 

@@ -119,7 +119,7 @@ pub use worker_trace::WorkerBacktrace;
 pub use backend::{
     Backend, ChunkOutput, Command, CounterBlock, CounterRef, Data, ErasedJob, Event, ExitFn,
     ExitReason, Hook, IN_HOOK, InitFn, Input, JobRebuilder, LentBytes, Payload, RunSettings,
-    StateFn, TaskEnv, ThreadBackend, Wire, WorkerCounters, WorkerLink, WorkerSetup,
+    StateFn, TaskEnv, ThreadBackend, Unsent, Wire, WorkerCounters, WorkerLink, WorkerSetup,
     current_affinity, keep_big_buffers, monotonic_ns, pin_current_thread, recycle_buffer,
     run_worker, take_buffer,
 };

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
-use crate::backend::{Backend, Command, Event, Waiting, WorkerLink, WorkerSetup};
+use crate::backend::{Backend, Command, Event, Unsent, Waiting, WorkerLink, WorkerSetup};
 use crate::counters::{CounterRef, WorkerCounters};
 use crate::error::PoolError;
 use crate::job::Wire;
@@ -171,18 +171,20 @@ where
         Ok(())
     }
 
-    fn send(&mut self, slot: usize, cmd: Command<Sh, St>) -> Result<(), PoolError> {
-        let s = self.slots[slot].as_ref().ok_or_else(|| {
-            PoolError::backend(
+    fn send(&mut self, slot: usize, cmd: Command<Sh, St>) -> Result<(), Unsent<Sh, St>> {
+        let Some(s) = self.slots[slot].as_ref() else {
+            let e = PoolError::backend(
                 format!("worker {slot} is not running"),
                 std::io::ErrorKind::NotConnected.into(),
-            )
-        })?;
-        s.commands.send(cmd).map_err(|_| {
-            PoolError::backend(
+            );
+            return Err(Unsent::returned(e, cmd));
+        };
+        s.commands.send(cmd).map_err(|refused| {
+            let e = PoolError::backend(
                 format!("worker {slot} has stopped"),
                 std::io::ErrorKind::BrokenPipe.into(),
-            )
+            );
+            Unsent::returned(e, refused.into_inner())
         })
     }
 

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, unbounded};
 use pool_core::{
-    Backend, Command, CounterRef, ErasedJob, Event, PoolError, SharedObjects, Wire, WorkerCounters,
-    WorkerSetup,
+    Backend, Command, CounterRef, ErasedJob, Event, PoolError, SharedObjects, Unsent, Wire,
+    WorkerCounters, WorkerSetup,
 };
 use pool_wire::boot::{BootRecord, Remote};
 use pool_wire::fnid::FnId;
@@ -230,10 +230,16 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for MpiBackend<Sh, St> {
         Ok(())
     }
 
-    fn send(&mut self, slot: usize, cmd: Command<Sh, St>) -> Result<(), PoolError> {
-        let s = self.slots[slot]
-            .as_mut()
-            .ok_or_else(|| backend_err(format!("worker {slot} is not running")))?;
+    fn send(&mut self, slot: usize, cmd: Command<Sh, St>) -> Result<(), Unsent<Sh, St>> {
+        let Some(rank) = self.slots[slot].as_ref().map(|s| s.rank) else {
+            let e = backend_err(format!("worker {slot} is not running"));
+            return Err(Unsent::returned(e, cmd));
+        };
+        if self.is_dead(rank) {
+            let e = backend_err(format!("worker {slot} (rank {rank}) has stopped"));
+            return Err(Unsent::returned(e, cmd));
+        }
+        let s = self.slots[slot].as_mut().expect("looked up above");
         let (cmd, bulk) = s.dispatch.encode(slot, cmd)?;
         let (rank, key) = (
             s.rank,
@@ -251,7 +257,7 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for MpiBackend<Sh, St> {
         if let Some(b) = bulk {
             pool_core::recycle_buffer(b);
         }
-        sent
+        Ok(sent?)
     }
 
     fn events(&self) -> &Receiver<Event> {

@@ -9,18 +9,21 @@
 //!    (inputs that travel to another process), to resend it. A thread worker's task lives in
 //!    this process and cannot be copied: it is held only behind tasks without a timeout (the
 //!    one way a thread worker is lost), else it waits for an idle worker.
-//! 3. When a worker is lost (a timeout, a crash), the task it was running fails with the
+//! 3. A task the back end refuses whole (its worker is gone, and the pool has not yet heard)
+//!    never reached the worker: it stays in that worker's hand, as a held task, with the
+//!    command given back as its copy.
+//! 4. When a worker is lost (a timeout, a crash), the task it was running fails with the
 //!    failure; each task held behind it never ran and goes back to the front of the queue,
 //!    in order, from its copy.
 
 use super::{Completion, Outstanding, Pending, Queue};
-use crate::backend::Command;
+use crate::backend::{Command, Unsent};
 use crate::error::{Failure, PoolError};
 use crate::job::Data;
 use crate::supervisor::{InFlight, Supervisor};
 
-/// Sends queued tasks to workers that can take one (steps 1 and 2); gives those that could
-/// not be sent, with why (their completions run with no lock held).
+/// Sends queued tasks to workers that can take one (steps 1 to 3); gives those that could
+/// not be sent and are lost, with why (their completions run with no lock held).
 pub(super) fn send_waiting<Sh, St>(
     s: &mut Supervisor<Sh, St>,
     q: &mut Queue<Sh, St>,
@@ -49,19 +52,23 @@ pub(super) fn send_waiting<Sh, St>(
             }
         }
         let p = q.waiting.pop_front().expect("not empty");
-        match s.dispatch(w, p.cmd) {
-            Ok(()) => {
-                q.outstanding.insert(
-                    p.call,
-                    Outstanding {
-                        timeout: p.timeout,
-                        complete: p.complete,
-                        resend,
-                    },
-                );
+        let resend = match s.dispatch(w, p.cmd) {
+            Ok(()) => resend,
+            // Step 3.
+            Err(Unsent { cmd: Some(cmd), .. }) => Some(*cmd),
+            Err(Unsent { error, cmd: None }) => {
+                unsent.push((p.complete, error));
+                continue;
             }
-            Err(e) => unsent.push((p.complete, e)),
-        }
+        };
+        q.outstanding.insert(
+            p.call,
+            Outstanding {
+                timeout: p.timeout,
+                complete: p.complete,
+                resend,
+            },
+        );
     }
     unsent.into_iter()
 }
@@ -90,7 +97,7 @@ fn copy_of_bytes<Sh, St>(cmd: &Command<Sh, St>) -> Option<Command<Sh, St>> {
     }
 }
 
-/// The tasks in the hand of a lost worker (step 3).
+/// The tasks in the hand of a lost worker (step 4).
 pub(super) fn take_back<Sh, St>(
     q: &mut Queue<Sh, St>,
     done: &mut Vec<(Completion, Result<Data, PoolError>)>,

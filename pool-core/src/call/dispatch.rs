@@ -159,9 +159,10 @@ impl<Sh, St, T: Input, R: Payload> Call<'_, Sh, St, T, R> {
             settings,
         };
         let now = self.now();
-        if let Err(e) = self.sup.dispatch_at(worker, cmd, now, units) {
-            // Sent → lost: the chunk is in the worker's hand, and goes with it.
-            self.refused(worker, e);
+        if let Err(unsent) = self.sup.dispatch_at(worker, cmd, now, units) {
+            // Sent → lost: the chunk is in the worker's hand, and goes with it (its inputs
+            // are sent again from the call's copy, if it keeps one).
+            self.refused(worker, unsent.error);
         }
         Ok(())
     }

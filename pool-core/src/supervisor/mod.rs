@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::backend::{Backend, Command, Event};
+use crate::backend::{Backend, Command, Event, Unsent};
 use crate::counters::{WorkerCounters, monotonic_ns};
 use crate::error::{Cause, Failure, Phase, PoolError};
 use crate::hook::{ExitFn, InitFn, StateFn};
@@ -189,21 +189,29 @@ impl<Sh, St> Supervisor<Sh, St> {
         &mut self,
         worker: usize,
         cmd: Command<Sh, St>,
-    ) -> Result<(), PoolError> {
+    ) -> Result<(), Unsent<Sh, St>> {
         self.dispatch_at(worker, cmd, Instant::now(), 1)
     }
 
     /// [`Self::dispatch`] with the time of sending read by the caller (a call reads the clock
     /// once for the chunks it sends together), for a chunk of `units` chunks of the grid.
+    /// A chunk the back end does not deliver counts as in the worker's hand all the same, and
+    /// goes with the worker when its loss is handled.
     pub(crate) fn dispatch_at(
         &mut self,
         worker: usize,
         cmd: Command<Sh, St>,
         now: Instant,
         units: u32,
-    ) -> Result<(), PoolError> {
+    ) -> Result<(), Unsent<Sh, St>> {
         self.note_sent(worker, &cmd, now, units);
-        self.backend.send(worker, cmd)
+        let unsent = self.backend.send(worker, cmd).err();
+        if let Some(Unsent { cmd: Some(_), .. }) = unsent
+            && let Some(c) = self.slots[worker].inflight.back_mut()
+        {
+            c.reached = false;
+        }
+        unsent.map_or(Ok(()), Err)
     }
 
     fn note_sent(&mut self, worker: usize, cmd: &Command<Sh, St>, now: Instant, units: u32) {
@@ -218,6 +226,7 @@ impl<Sh, St> Supervisor<Sh, St> {
                 len: *len,
                 units,
                 sent: now,
+                reached: true,
             });
             slot.assigned_in_life += u64::from(*len);
         }
@@ -328,8 +337,10 @@ impl<Sh, St> Supervisor<Sh, St> {
         let slot = &mut self.slots[worker];
         // No task marked in hand, but a chunk in hand: the worker had run the tasks of its
         // oldest chunk and was sending their results (or had not begun it). Its first task is
-        // the one lost; the others are named in the message.
-        if let (None, false, Some(c)) = (current, in_hook, slot.inflight.front()) {
+        // the one lost; the others are named in the message. A chunk that never reached it
+        // (given back by its back end) is not the one.
+        let oldest = slot.inflight.front().filter(|c| c.reached);
+        if let (None, false, Some(c)) = (current, in_hook, oldest) {
             current = Some(c.first);
             if c.len > 1 {
                 let last = c.first + u64::from(c.len) - 1;

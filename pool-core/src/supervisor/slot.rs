@@ -18,6 +18,9 @@ pub(crate) struct InFlight {
     pub(crate) units: u32,
     /// When it was sent to the worker.
     pub(crate) sent: Instant,
+    /// Whether it reached the worker: false for a chunk its back end gave back (the worker
+    /// was already gone), which the worker cannot have begun.
+    pub(crate) reached: bool,
 }
 
 #[derive(Debug, Default)]
@@ -113,6 +116,7 @@ mod tests {
             len: 1,
             units: 1,
             sent: Instant::now(),
+            reached: true,
         }
     }
 

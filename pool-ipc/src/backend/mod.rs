@@ -38,8 +38,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use pool_core::patience::Patience;
 use pool_core::{
-    Backend, Command, CounterBlock, CounterRef, ErasedJob, Event, PoolError, SharedObjects, Wire,
-    WorkerCounters, WorkerSetup,
+    Backend, Command, CounterBlock, CounterRef, ErasedJob, Event, PoolError, SharedObjects, Unsent,
+    Wire, WorkerCounters, WorkerSetup,
 };
 
 use pool_wire::parent::Dispatch;
@@ -397,19 +397,24 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
         Ok(())
     }
 
-    fn send(&mut self, slot: usize, cmd: Command<Sh, St>) -> Result<(), PoolError> {
-        let s = self.slots[slot].as_mut().ok_or_else(|| {
-            PoolError::backend(
-                format!("worker {slot} is not running"),
-                std::io::ErrorKind::NotConnected.into(),
-            )
-        })?;
-        let gone = |_| {
+    fn send(&mut self, slot: usize, cmd: Command<Sh, St>) -> Result<(), Unsent<Sh, St>> {
+        let stopped = || {
             PoolError::backend(
                 format!("worker {slot} has stopped"),
                 std::io::ErrorKind::BrokenPipe.into(),
             )
         };
+        let Some(s) = self.slots[slot].as_mut() else {
+            let e = PoolError::backend(
+                format!("worker {slot} is not running"),
+                std::io::ErrorKind::NotConnected.into(),
+            );
+            return Err(Unsent::returned(e, cmd));
+        };
+        // Its link is closed once it is known dead: the command goes back whole.
+        if s.tx.is_closed() {
+            return Err(Unsent::returned(stopped(), cmd));
+        }
         let mut cmd = cmd;
         if let Command::Chunk { refs, .. } = &mut cmd
             && !refs.is_empty()
@@ -423,12 +428,12 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
         let (header, bulk) = s.dispatch.encode(slot, cmd)?;
         match bulk {
             Some(bytes) => {
-                s.tx.send_deferred(&header).map_err(gone)?;
-                let sent = s.tx.send_bytes(&bytes).map_err(gone);
+                s.tx.send_deferred(&header).map_err(|_| stopped())?;
+                let sent = s.tx.send_bytes(&bytes).map_err(|_| stopped());
                 pool_core::recycle_buffer(bytes);
-                sent
+                Ok(sent?)
             }
-            None => s.tx.send(&header).map_err(gone),
+            None => Ok(s.tx.send(&header).map_err(|_| stopped())?),
         }
     }
 
