@@ -12,6 +12,7 @@
 //! timeout may still hold one), so no write can outlive it.
 
 use std::mem::ManuallyDrop;
+use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
 
 /// The final buffer of a call, shared with the writers of its chunks.
@@ -37,6 +38,22 @@ impl<R> Slab<R> {
         Arc::new(Slab {
             ptr: v.as_mut_ptr(),
             cap: v.capacity(),
+            written: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// A slab over memory that was another vector's: the inputs of an in-place map, whose
+    /// results are written over them (see [`crate::indexed::Splittable::lend_allocation`]).
+    ///
+    /// # Safety
+    /// `ptr` and `cap` are the buffer and capacity of a `Vec<R>`'s allocation, which the slab
+    /// owns from here on (it frees it, or hands it on in [`Slab::into_vec`]), with no element
+    /// it must drop; whatever else reads that memory reads each range before its writer
+    /// writes there.
+    pub(crate) unsafe fn adopt(ptr: NonNull<R>, cap: usize) -> Arc<Self> {
+        Arc::new(Slab {
+            ptr: ptr.as_ptr(),
+            cap,
             written: Mutex::new(Vec::new()),
         })
     }

@@ -74,6 +74,34 @@ fn vectors_of_owned_values(m: StartMethod) {
     assert_eq!(upper[4999], "W4999");
 }
 
+/// `map(f, vec)` with `f: T -> T` over plain values (no drop glue) writes the results over
+/// the inputs, in the vector's own memory, whatever the start method (the output's fresh
+/// pages cost the caller more than the tasks: issue #17); a task that fails among them is still
+/// named with its argument.
+fn vectors_of_plain_values_map_in_place(m: StartMethod) {
+    let mut p = pool(m, 2);
+    for n in [1usize, 20_001, 200_003] {
+        let v: Vec<u64> = (0..n as u64).collect();
+        let at = v.as_ptr();
+        let out = p.map(|x: u64| x * 3, v).unwrap();
+        assert_eq!(out.as_ptr(), at, "{n} inputs: the input's memory");
+        assert!(
+            out.iter().enumerate().all(|(i, &x)| x == 3 * i as u64),
+            "{n}"
+        );
+    }
+    let f: Vec<f64> = (0..50_000).map(f64::from).collect();
+    let at = f.as_ptr();
+    let halves = p.map(|x: f64| x / 2.0, f).unwrap();
+    assert_eq!((halves.as_ptr(), halves[3]), (at, 1.5));
+    let v: Vec<i64> = (0..200_000).collect();
+    let e = p
+        .map(|x: i64| if x == 150_001 { panic!("no") } else { -x }, v)
+        .unwrap_err();
+    assert!(e.to_string().contains("150001"), "{e}");
+    assert_eq!(p.map(|x: u8| x + 1, vec![1u8, 2]).unwrap(), vec![2, 3]);
+}
+
 fn vectors_of_zero_sized_values(m: StartMethod) {
     let mut p = pool(m, 2);
     let out = p
@@ -136,5 +164,6 @@ for_each_start_method!(
     a_failed_task_of_a_range_is_named_with_its_argument,
     ranges_of_every_integer_type,
     vectors_of_owned_values,
+    vectors_of_plain_values_map_in_place,
     vectors_of_zero_sized_values,
 );

@@ -260,7 +260,7 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
             && self.cfg.total.is_some()
             && self.chunks.taken() == 0;
         if in_place {
-            self.slab = Some(Slab::new(total));
+            self.slab = Some(self.output_slab(total));
         }
         let mut out = Vec::with_capacity(if in_place { 0 } else { total });
         while let Some(b) = self.next_batch() {
@@ -285,6 +285,20 @@ impl<'a, Sh, St, T: Input, R: Payload> Call<'a, Sh, St, T, R> {
         })?;
         all.append(&mut out);
         Ok(all)
+    }
+
+    /// The slab of an ordered call's `total` results: the input vector's own memory when the
+    /// results are of the inputs' type and the inputs lend it, else a fresh allocation.
+    fn output_slab(&mut self, total: usize) -> Arc<Slab<R>> {
+        if typeid::of::<T>() == typeid::of::<R>()
+            && let Some((ptr, cap)) = self.chunks.lend_allocation(total)
+        {
+            // SAFETY: `T` is `R`, so this is a `Vec<R>`'s allocation of `cap`, lent to the
+            // output with no element to drop; each chunk's inputs are read (by a thread worker,
+            // or encoded here) before its results are written over them.
+            return unsafe { Slab::adopt(ptr.cast::<R>(), cap) };
+        }
+        Slab::new(total)
     }
 
     /// The next batch of results, driving the call as needed.

@@ -12,6 +12,8 @@ pub(crate) use policy::{MICRO_CHUNK, Pace, Policy, RUN_DEPTH};
 #[cfg(test)]
 pub(crate) use policy::{PIPELINE_DEPTH, RUN_CHUNKS};
 
+use std::ptr::NonNull;
+
 use crate::indexed::{ChunkReader, Splittable};
 
 /// How to chunk.
@@ -199,6 +201,10 @@ pub(crate) trait ChunkSource<T> {
     fn next_chunk(&mut self, cap: u64, run: u64) -> Option<(u64, ChunkInputs<T>)>;
     /// See [`Chunks::taken`].
     fn taken(&self) -> u64;
+    /// See [`crate::indexed::Splittable::lend_allocation`].
+    fn lend_allocation(&mut self, _min: usize) -> Option<(NonNull<T>, usize)> {
+        None
+    }
 }
 
 impl<I: Iterator> ChunkSource<I::Item> for Chunks<I> {
@@ -250,6 +256,10 @@ impl<T> ChunkSource<T> for SplitChunks<T> {
 
     fn taken(&self) -> u64 {
         self.cuts.next_index
+    }
+
+    fn lend_allocation(&mut self, min: usize) -> Option<(NonNull<T>, usize)> {
+        self.inputs.lend_allocation(min)
     }
 }
 
