@@ -20,7 +20,7 @@
 
 use crate::job::Data;
 
-use super::{credit_mine, heap, parent_shares_heap};
+use super::{credit_mine, existing_heap, parent_shares_heap};
 
 /// Ends every sealed result: "SBhr".
 const MAGIC: u32 = u32::from_le_bytes(*b"SBhr");
@@ -33,7 +33,7 @@ thread_local! {
 /// Notes references a worker's result carries to its parent, credited to the worker's own
 /// ledger until the parent receives them (step 1).
 pub(crate) fn hand_to_parent(blocks: impl Iterator<Item = super::heap::Block>) {
-    let Some(h) = heap() else { return };
+    let Some(h) = existing_heap() else { return };
     HANDED.with(|handed| {
         let mut handed = handed.borrow_mut();
         for b in blocks {
@@ -77,7 +77,7 @@ fn listed(bytes: &[u8]) -> Option<impl Iterator<Item = u32> + '_> {
 
 /// Takes the references of a sealed result off the ledger of the worker that sent it (step 2).
 pub fn received(output: &Data, ledger: u32) {
-    let (Some(h), Some(bytes)) = (heap(), output.encoded()) else {
+    let (Some(h), Some(bytes)) = (existing_heap(), output.encoded()) else {
         return;
     };
     if let Some(blocks) = listed(bytes) {
@@ -91,7 +91,7 @@ pub fn received(output: &Data, ledger: u32) {
 /// Gives back the references of a result that will not be decoded (step 4); `sealed` says
 /// whether it came from a worker that shares the heap (and so has a trailer).
 pub(crate) fn discard(output: Data, sealed: bool) {
-    let (true, Some(h), Some(bytes)) = (sealed, heap(), output.encoded()) else {
+    let (true, Some(h), Some(bytes)) = (sealed, existing_heap(), output.encoded()) else {
         return;
     };
     if let Some(blocks) = listed(bytes) {
@@ -122,4 +122,32 @@ mod tests {
         lying.extend_from_slice(&MAGIC.to_le_bytes());
         assert!(listed(&lying).is_none(), "a count longer than the bytes");
     }
+
+    /// A process without a heap (a thread pool's, say) that discards or receives a result
+    /// makes none: the heap is 32 GiB of address space over a memfd, and Valgrind's leak
+    /// check read all of it (24 GB of shared memory, killed by the OOM killer) after a thread
+    /// pool discarded an abandoned thread's late result. Run in a child process of its own,
+    /// where no other test made a heap first.
+    #[test]
+    fn results_handled_without_a_heap_make_none() {
+        if std::env::var_os(CHILD).is_some() {
+            let result = || Data::Bytes(b"a result".to_vec());
+            discard(result(), false);
+            discard(result(), true);
+            received(&result(), 0);
+            assert!(super::super::existing_heap().is_none(), "a heap was made");
+            return;
+        }
+        let me = std::env::current_exe().unwrap();
+        let name = "shared_bytes::handover::tests::results_handled_without_a_heap_make_none";
+        let out = std::process::Command::new(me)
+            .args(["--exact", name, "--test-threads=1"])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && text.contains("1 passed"), "{text}");
+    }
+
+    const CHILD: &str = "POOL_HANDOVER_TEST_CHILD";
 }
