@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Proof for the unsafe and concurrent core (issue 16), stable Rust only:
-#   loom      model-check the shared-memory ring and the listening duty (pool-ipc/tests/loom_ring.rs)
+#   loom      model-check the shared-memory ring and the listening duty (pool-ipc/tests/loom_ring.rs),
+#             and the shared heap's free lists, last reference drop and ledgers
+#             (pool-core/src/shared_bytes/loom_models.rs)
 #   props     property tests of every decoder of a worker's bytes (ring, wire, codec, outputs)
 #   valgrind  pool-core's unit tests (slab, task_inputs, indexed, borrowed, input_wire, codec, the task loop through
 #             the job and pool tests, the decoder properties) and a small Fork map, memcheck
@@ -14,12 +16,15 @@ cd "$(dirname "$0")/.."
 step() { printf '\n=== verify: %s (%s) ===\n' "$1" "$(date -u +%H:%M:%S)"; }
 
 loom() {
-    step "loom models of the ring and the listening duty"
+    step "loom models of the ring, the listening duty and the shared heap"
     # A separate target dir: --cfg loom rebuilds every dependency, and must not invalidate the
     # normal build.
     LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}" RUSTFLAGS="--cfg loom" \
         CARGO_TARGET_DIR=target/loom \
         cargo test -p pool-ipc --release --test loom_ring
+    LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}" RUSTFLAGS="--cfg loom" \
+        CARGO_TARGET_DIR=target/loom \
+        cargo test -p pool-core --release --lib loom_models
 }
 
 props() {

@@ -22,9 +22,8 @@
 //!    memfd and maps it wherever it lands ([`Heap::open`]: blocks are named by index, never by
 //!    address). Processes that have neither (forkserver workers, MPI ranks) have no part in
 //!    it, and buffers travel to them as bytes.
-//! 2. **Take** (any process): pop the class's free list, a stack whose head packs a tag (high 32
-//!    bits, bumped at every change, so a pop that read a stale `next` fails its
-//!    compare-exchange) with the slot's index + 1 (0: empty). Nothing there: bump `top` by the
+//! 2. **Take** (any process): pop the class's free list (a lock-free stack, `free_list.rs`,
+//!    linked through the slots' `next`). Nothing there: bump `top` by the
 //!    block's granules; past the end, no block (the caller keeps its bytes in private memory).
 //!    The taker sets `refs = 1` and `state = class | TAKEN`; a block that came from a free list
 //!    with `KEPT` leaves `kept`.
@@ -43,12 +42,12 @@
 //! 6. **A corrupt handle** cannot reach memory outside the heap: [`Heap::adopt`] refuses an
 //!    index past the table, a block not taken, or a length beyond the block.
 
+use super::free_list;
+use super::ledger::{self, ENTRIES, LEDGERS};
+use super::sync::{AtomicU32, AtomicU64, Ordering, fence};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
-
-use super::ledger::{self, ENTRIES, LEDGERS};
 
 /// Bytes of a granule: the smallest block, and the unit of the block table.
 pub(crate) const GRANULE: usize = 64 << 10;
@@ -146,7 +145,7 @@ pub(crate) struct Heap {
     granules: u32,
     /// One bit per granule: this process has mapped the block starting there (see
     /// [`Heap::map_in`]). Private to the process; a forked worker starts with none.
-    mapped: Box<[AtomicU64]>,
+    mapped: Box<[std::sync::atomic::AtomicU64]>,
 }
 
 // SAFETY: the mapping is shared memory that lives as long as the process (never unmapped); the
@@ -254,7 +253,7 @@ impl Heap {
             data: layout.data,
             granules,
             mapped: (0..(granules as usize).div_ceil(64))
-                .map(|_| AtomicU64::new(0))
+                .map(|_| std::sync::atomic::AtomicU64::new(0))
                 .collect(),
         })
     }
@@ -354,34 +353,12 @@ impl Heap {
 
     fn pop(&self, class: u8) -> Option<u32> {
         let head = &self.header().heads[class as usize];
-        let mut h = head.load(Ordering::Acquire);
-        loop {
-            let top = (h & 0xffff_ffff) as u32;
-            if top == 0 || top > self.granules {
-                // Empty, or nonsense a corrupt process wrote: take fresh blocks instead.
-                return None;
-            }
-            let next = self.slot(top - 1).next.load(Ordering::Relaxed);
-            let new = ((h >> 32) + 1) << 32 | u64::from(next);
-            match head.compare_exchange_weak(h, new, Ordering::Acquire, Ordering::Acquire) {
-                Ok(_) => return Some(top - 1),
-                Err(now) => h = now,
-            }
-        }
+        free_list::pop(head, |i| &self.slot(i).next, self.granules)
     }
 
     fn push(&self, index: u32, class: u8) {
         let head = &self.header().heads[class as usize];
-        let slot = self.slot(index);
-        let mut h = head.load(Ordering::Relaxed);
-        loop {
-            slot.next.store((h & 0xffff_ffff) as u32, Ordering::Relaxed);
-            let new = ((h >> 32) + 1) << 32 | u64::from(index + 1);
-            match head.compare_exchange_weak(h, new, Ordering::Release, Ordering::Relaxed) {
-                Ok(_) => return,
-                Err(now) => h = now,
-            }
-        }
+        free_list::push(head, |i| &self.slot(i).next, index);
     }
 
     /// Adds a reference for a handle about to leave the process (protocol step 3).
@@ -455,10 +432,9 @@ impl Heap {
     /// Drops one reference; the last one gives the block back (protocol step 4).
     pub(crate) fn release(&self, block: Block) {
         let slot = self.slot(block.index);
-        if slot.refs.fetch_sub(1, Ordering::Release) != 1 {
+        if !last_reference_dropped(&slot.refs) {
             return;
         }
-        fence(Ordering::Acquire);
         let size = Self::size(block.class);
         self.header()
             .in_use
@@ -555,6 +531,17 @@ impl Drop for Heap {
 }
 
 /// A heap identity unlikely to match another's: the clock, the pid and an address.
+/// Drops one of a block's references (protocol step 4); true for the last one, whose holder
+/// then gives the block back: everything done under the other references happens before what
+/// it does next (Release on each drop, an Acquire fence after the last).
+pub(crate) fn last_reference_dropped(refs: &AtomicU32) -> bool {
+    if refs.fetch_sub(1, Ordering::Release) != 1 {
+        return false;
+    }
+    fence(Ordering::Acquire);
+    true
+}
+
 fn fresh_id() -> u64 {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

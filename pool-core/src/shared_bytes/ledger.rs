@@ -35,7 +35,7 @@
 //! unrecorded reference, leaves a block out of use until the family exits; nothing is ever
 //! given back twice.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use super::sync::{AtomicU64, Ordering};
 
 /// Words per ledger: distinct blocks a worker can hold at once and have recorded.
 pub(crate) const ENTRIES: usize = 1024;
@@ -48,16 +48,17 @@ fn key(word: u64) -> u32 {
     (word >> 32) as u32
 }
 
-/// Where probing for `index` starts.
-fn home(index: u32) -> usize {
-    (index.wrapping_mul(0x9E37_79B9) >> 22) as usize % ENTRIES
+/// Where probing for `index` starts in a ledger of `n` words.
+fn home(index: u32, n: usize) -> usize {
+    (index.wrapping_mul(0x9E37_79B9) >> 22) as usize % n
 }
 
 /// Adds one reference to `index` (protocol step 2); false when the ledger is full.
 pub(crate) fn credit(words: &[AtomicU64], index: u32) -> bool {
     let name = u64::from(index + 1) << 32;
-    for i in 0..ENTRIES {
-        let w = &words[(home(index) + i) % ENTRIES];
+    let n = words.len();
+    for i in 0..n {
+        let w = &words[(home(index, n) + i) % n];
         let mut now = w.load(Ordering::Relaxed);
         loop {
             let new = if key(now) == index + 1 && now & COUNT < COUNT {
@@ -79,8 +80,9 @@ pub(crate) fn credit(words: &[AtomicU64], index: u32) -> bool {
 /// Takes one reference to `index` off the ledger (protocol step 3); false when none was
 /// recorded.
 pub(crate) fn debit(words: &[AtomicU64], index: u32) -> bool {
-    for i in 0..ENTRIES {
-        let w = &words[(home(index) + i) % ENTRIES];
+    let n = words.len();
+    for i in 0..n {
+        let w = &words[(home(index, n) + i) % n];
         let mut now = w.load(Ordering::Relaxed);
         while key(now) == index + 1 && now & COUNT > 0 {
             match w.compare_exchange_weak(now, now - 1, Ordering::Relaxed, Ordering::Relaxed) {

@@ -20,11 +20,15 @@
 //! its handle carries), `ledger.rs` (what each worker holds, for when it dies) and
 //! `handover.rs` (a worker's results, until the parent has them).
 
+mod free_list;
 mod handover;
 mod heap;
 mod ledger;
+#[cfg(all(test, loom))]
+mod loom_models;
 #[cfg(test)]
 mod stress_tests;
+mod sync;
 mod wire;
 
 pub(crate) use self::handover::discard;
