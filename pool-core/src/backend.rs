@@ -170,10 +170,11 @@ impl<Sh, St> fmt::Debug for Command<Sh, St> {
     }
 }
 
-/// A command a back end did not deliver, and why. A back end that refuses it before taking it
-/// apart (its worker is already known to be gone, or not running) gives the command back in
-/// `cmd`: it never reached a worker, and may go to another. Without it, the command may have
-/// been partly sent, and counts as lost with its worker.
+/// A command a back end did not deliver, and why. A back end whose worker is gone (known before
+/// the send, or found during it: a link that closed under the frames) gives the command back
+/// in `cmd`: the worker never ran it, and it may go to another once the loss is handled.
+/// Without it (a command that could not be encoded, a back end that cannot tell), the command
+/// counts as lost with its worker.
 #[derive(Debug)]
 pub struct Unsent<Sh, St> {
     /// Why it was not delivered.
@@ -183,7 +184,7 @@ pub struct Unsent<Sh, St> {
 }
 
 impl<Sh, St> Unsent<Sh, St> {
-    /// `cmd` refused whole, for `error`.
+    /// `cmd` given back, undelivered, for `error`.
     pub fn returned(error: PoolError, cmd: Command<Sh, St>) -> Self {
         Unsent {
             error,
@@ -345,7 +346,7 @@ pub trait Backend<Sh, St>: Send {
 
     /// Starts a worker in slot `setup.id` (the previous one there is gone).
     fn start_worker(&mut self, setup: WorkerSetup<Sh, St>) -> Result<(), PoolError>;
-    /// Sends a command to the worker in `slot`; a command refused before it left comes back
+    /// Sends a command to the worker in `slot`; a command its gone worker never got comes back
     /// in the error ([`Unsent`]).
     fn send(&mut self, slot: usize, cmd: Command<Sh, St>) -> Result<(), Unsent<Sh, St>>;
     /// Events of all workers.

@@ -399,6 +399,8 @@ impl<Sh: SharedObjects, St: 'static, E: Extensions> WorkerPool<Sh, St, E> {
 
     eager!(
         /// Applies `f` to every input in parallel; results in input order. Blocks until done.
+        /// An owned `Vec` of plain values (no drop glue) mapped to the same type gets its
+        /// results written over its inputs, in its own memory, as std's in-place `collect`.
         map, map_with, map_ctx, map_ctx_with, true, "map"
     );
     eager!(

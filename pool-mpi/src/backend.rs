@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, unbounded};
 use pool_core::{
-    Backend, Command, CounterRef, ErasedJob, Event, PoolError, SharedObjects, Unsent, Wire,
+    Backend, Command, CounterRef, Data, ErasedJob, Event, PoolError, SharedObjects, Unsent, Wire,
     WorkerCounters, WorkerSetup,
 };
 use pool_wire::boot::{BootRecord, Remote};
@@ -240,21 +240,22 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for MpiBackend<Sh, St> {
             return Err(Unsent::returned(e, cmd));
         }
         let s = self.slots[slot].as_mut().expect("looked up above");
-        let (cmd, bulk) = s.dispatch.encode(slot, cmd)?;
-        let (rank, key) = (
-            s.rank,
-            WorkerKey {
-                epoch: self.epoch,
-                slot,
-                generation: s.generation,
-            },
-        );
+        let key = WorkerKey {
+            epoch: self.epoch,
+            slot,
+            generation: s.generation,
+        };
+        let (header, bulk) = s.dispatch.encode(slot, &cmd)?;
         let sent = self.post(
             rank,
-            &Down::Cmd { key, cmd },
-            bulk.as_deref().unwrap_or_default(),
+            &Down::Cmd { key, cmd: header },
+            bulk.unwrap_or_default(),
         );
-        if let Some(b) = bulk {
+        if let Command::Chunk {
+            input: Data::Bytes(b),
+            ..
+        } = cmd
+        {
             pool_core::recycle_buffer(b);
         }
         Ok(sent?)

@@ -38,12 +38,14 @@ impl Dispatch {
         &self.outstanding
     }
 
-    /// The frames of `cmd` for the worker of `slot`: a header and, for a chunk, its inputs.
-    pub fn encode<Sh, St>(
+    /// The frames of `cmd` for the worker of `slot`: a header and, for a chunk, its inputs
+    /// (borrowed from `cmd`, which the caller keeps: it can give the command back whole if the
+    /// frames cannot be sent).
+    pub fn encode<'c, Sh, St>(
         &mut self,
         slot: usize,
-        cmd: Command<Sh, St>,
-    ) -> Result<(ToWorker, Option<Vec<u8>>), PoolError> {
+        cmd: &'c Command<Sh, St>,
+    ) -> Result<(ToWorker, Option<&'c [u8]>), PoolError> {
         match cmd {
             Command::Chunk {
                 job,
@@ -55,10 +57,11 @@ impl Dispatch {
                 refs: _,
                 settings,
             } => {
+                let (call, first) = (*call, *first);
                 let rebuild: Option<FnId> = if self.known.contains(call) {
                     None
                 } else {
-                    let id = Remote::Spawn.job(&job).map_err(|_| {
+                    let id = Remote::Spawn.job(job).map_err(|_| {
                         PoolError::InvalidConfig(format!(
                             "worker {slot} cannot run `{}`: it was started before this call and \
                              the function captures data",
@@ -77,10 +80,10 @@ impl Dispatch {
                 let header = ToWorker::Chunk {
                     job: JobRef { call, rebuild },
                     first,
-                    len,
-                    settings,
+                    len: *len,
+                    settings: *settings,
                 };
-                Ok((header, Some(bytes)))
+                Ok((header, Some(bytes.as_slice())))
             }
             Command::Flush => Ok((ToWorker::Flush, None)),
             Command::Exit => Ok((ToWorker::Exit, None)),

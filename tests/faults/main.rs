@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use pool::{Cause, MapOptions, PoolError, StartMethod, WorkerPool};
 
+mod dying_sends;
 mod forkserver;
 mod idle;
 mod scenarios;

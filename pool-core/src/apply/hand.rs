@@ -9,9 +9,9 @@
 //!    (inputs that travel to another process), to resend it. A thread worker's task lives in
 //!    this process and cannot be copied: it is held only behind tasks without a timeout (the
 //!    one way a thread worker is lost), else it waits for an idle worker.
-//! 3. A task the back end refuses whole (its worker is gone, and the pool has not yet heard)
-//!    never reached the worker: it stays in that worker's hand, as a held task, with the
-//!    command given back as its copy.
+//! 3. A task the back end gives back (its worker is gone, and the pool has not yet heard)
+//!    never ran there: it stays in that worker's hand as a held task, with the command as its
+//!    copy. A task the back end could not even encode fails with why.
 //! 4. When a worker is lost (a timeout, a crash), the task it was running fails with the
 //!    failure; each task held behind it never ran and goes back to the front of the queue,
 //!    in order, from its copy.

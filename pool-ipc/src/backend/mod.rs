@@ -38,8 +38,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use pool_core::patience::Patience;
 use pool_core::{
-    Backend, Command, CounterBlock, CounterRef, ErasedJob, Event, PoolError, SharedObjects, Unsent,
-    Wire, WorkerCounters, WorkerSetup,
+    Backend, Command, CounterBlock, CounterRef, Data, ErasedJob, Event, PoolError, SharedObjects,
+    Unsent, Wire, WorkerCounters, WorkerSetup,
 };
 
 use pool_wire::parent::Dispatch;
@@ -416,24 +416,42 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
             return Err(Unsent::returned(stopped(), cmd));
         }
         let mut cmd = cmd;
+        // The command's references go to the worker's ledger as it is sent; a copy stays with
+        // the command in case it comes back (only buffers of the shared heap have any).
+        let mut kept_refs = None;
         if let Command::Chunk { refs, .. } = &mut cmd
             && !refs.is_empty()
         {
             let refs = std::mem::take(refs);
+            kept_refs = Some(refs.clone());
             match s.ledger {
                 Some(l) => refs.credit_to(l),
                 None => refs.hand_over(),
             }
         }
-        let (header, bulk) = s.dispatch.encode(slot, cmd)?;
-        match bulk {
-            Some(bytes) => {
-                s.tx.send_deferred(&header).map_err(|_| stopped())?;
-                let sent = s.tx.send_bytes(&bytes).map_err(|_| stopped());
-                pool_core::recycle_buffer(bytes);
-                Ok(sent?)
+        let sent = match s.dispatch.encode(slot, &cmd)? {
+            (header, Some(bytes)) => {
+                s.tx.send_deferred(&header)
+                    .and_then(|()| s.tx.send_bytes(bytes))
             }
-            None => Ok(s.tx.send(&header).map_err(|_| stopped())?),
+            (header, None) => s.tx.send(&header),
+        };
+        match (sent, &mut cmd) {
+            (Ok(()), Command::Chunk { input, .. }) => {
+                if let Data::Bytes(bytes) = std::mem::replace(input, Data::Bytes(Vec::new())) {
+                    pool_core::recycle_buffer(bytes);
+                }
+                Ok(())
+            }
+            (Ok(()), _) => Ok(()),
+            // The ring closed while the frames were written: the worker died and runs none of
+            // it, so the command goes back whole.
+            (Err(_), _) => {
+                if let (Command::Chunk { refs, .. }, Some(kept)) = (&mut cmd, kept_refs) {
+                    *refs = kept;
+                }
+                Err(Unsent::returned(stopped(), cmd))
+            }
         }
     }
 
