@@ -14,7 +14,7 @@ const BIG: usize = 300 << 20;
 /// An `apply_async` task sent to an idle worker that is stopped, then killed while the task's
 /// frames wait for room in its ring: the send fails part-way, the task never ran, and it runs
 /// on the worker started in its place. It failed with "worker 0 has stopped: broken pipe".
-fn a_task_cut_short_by_its_worker_s_death_runs_elsewhere(m: StartMethod) {
+pub(super) fn cut_short(m: StartMethod) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let base = Baseline::take();
     {
@@ -40,14 +40,4 @@ fn a_task_cut_short_by_its_worker_s_death_runs_elsewhere(m: StartMethod) {
         p.join().unwrap();
     }
     base.check();
-}
-
-#[test]
-fn fork() {
-    a_task_cut_short_by_its_worker_s_death_runs_elsewhere(StartMethod::Fork);
-}
-
-#[test]
-fn spawn() {
-    a_task_cut_short_by_its_worker_s_death_runs_elsewhere(StartMethod::Spawn);
 }

@@ -264,6 +264,7 @@ both! {
     dead_worker_under_keep_going => super::keep_going_after_death;
     killed_while_sending_a_result_names_the_task => super::killed_while_sending;
     dead_workers_task_is_retried => super::retried_after_death;
+    a_task_cut_short_by_its_worker_s_death_runs_elsewhere => super::dying_sends::cut_short;
     failed_allocation_carries_the_worker_s_last_words => |m| {
         let errs = super::fault(m, super::allocation_fails);
         super::died(&errs, "killed by signal 6 (SIGABRT)");
