@@ -399,11 +399,6 @@ impl MsgSender {
     pub fn closer(&self) -> RingCloser {
         self.ring.closer()
     }
-
-    /// Whether this direction was closed (the peer is gone): nothing sent now would arrive.
-    pub fn is_closed(&self) -> bool {
-        self.ring.is_closed()
-    }
 }
 
 /// The receiving half of a [`Channel`].

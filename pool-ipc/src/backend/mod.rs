@@ -411,10 +411,6 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
             );
             return Err(Unsent::returned(e, cmd));
         };
-        // Its link is closed once it is known dead: the command goes back whole.
-        if s.tx.is_closed() {
-            return Err(Unsent::returned(stopped(), cmd));
-        }
         let mut cmd = cmd;
         // The command's references go to the worker's ledger as it is sent; a copy stays with
         // the command in case it comes back (only buffers of the shared heap have any).
@@ -436,23 +432,22 @@ impl<Sh: SharedObjects, St: 'static> Backend<Sh, St> for ProcessBackend<Sh, St> 
             }
             (header, None) => s.tx.send(&header),
         };
-        match (sent, &mut cmd) {
-            (Ok(()), Command::Chunk { input, .. }) => {
-                if let Data::Bytes(bytes) = std::mem::replace(input, Data::Bytes(Vec::new())) {
-                    pool_core::recycle_buffer(bytes);
-                }
-                Ok(())
+        if sent.is_err() {
+            // The ring is closed (or closed under the frames): the worker is dead and runs none
+            // of it, so the command goes back whole.
+            if let (Command::Chunk { refs, .. }, Some(kept)) = (&mut cmd, kept_refs) {
+                *refs = kept;
             }
-            (Ok(()), _) => Ok(()),
-            // The ring closed while the frames were written: the worker died and runs none of
-            // it, so the command goes back whole.
-            (Err(_), _) => {
-                if let (Command::Chunk { refs, .. }, Some(kept)) = (&mut cmd, kept_refs) {
-                    *refs = kept;
-                }
-                Err(Unsent::returned(stopped(), cmd))
-            }
+            return Err(Unsent::returned(stopped(), cmd));
         }
+        if let Command::Chunk {
+            input: Data::Bytes(bytes),
+            ..
+        } = cmd
+        {
+            pool_core::recycle_buffer(bytes);
+        }
+        Ok(())
     }
 
     fn events(&self) -> &Receiver<Event> {

@@ -62,11 +62,6 @@ impl RingSender {
         self.ring.cap
     }
 
-    /// Whether the ring was closed (the receiver hung up or its process died).
-    pub fn is_closed(&self) -> bool {
-        self.ring.closed()
-    }
-
     /// A handle that can close this ring from another thread.
     pub fn closer(&self) -> RingCloser {
         RingCloser(self.ring.clone())
